@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold/internal/config"
+	"github.com/leasehold/leasehold/internal/logging"
+)
+
+// bindConfigFlags registers --config and one persistent flag per config key.
+func bindConfigFlags(root *cobra.Command) {
+	root.PersistentFlags().String("config", "", "YAML config file (env LEASEHOLD_CONFIG)")
+	var c config.Config // only the shape matters here
+	c = config.Default()
+	config.BindFlags(root.PersistentFlags(), &c, nil)
+}
+
+// loadConfig resolves defaults, file, environment and flags, validates the
+// result and builds the logger. Every error is a usageError: the user's to fix.
+func loadConfig(cmd *cobra.Command) (config.Config, *zap.Logger, error) {
+	path, _ := cmd.Flags().GetString("config")
+	if path == "" {
+		path = os.Getenv("LEASEHOLD_CONFIG")
+	}
+	c, err := config.Load(path, os.Environ())
+	if err != nil {
+		return c, nil, usageError{err}
+	}
+	if err := config.ApplyFlags(cmd.Flags(), &c); err != nil {
+		return c, nil, usageError{err}
+	}
+	if err := c.Validate(); err != nil {
+		return c, nil, usageError{fmt.Errorf("invalid configuration:\n%w", err)}
+	}
+	log, err := logging.New(c.Log.Level, c.Log.Format)
+	if err != nil {
+		return c, nil, usageError{err}
+	}
+	return c, log, nil
+}

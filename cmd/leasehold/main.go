@@ -1,0 +1,94 @@
+// Command leasehold is the single binary of the leasehold system: it runs
+// workers, producers and the local development stack. Each subcommand is
+// one file in this folder; the logic lives in the packages.
+//
+// Exit codes: 0 success, 1 the work failed, 2 bad usage or configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes scripts can rely on.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+// usageError marks an error as the user's to fix (exit code 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	root := newRoot()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintln(os.Stderr, "leasehold:", err)
+	var ue usageError
+	if errors.As(err, &ue) || isCobraUsage(err) {
+		return exitUsage
+	}
+	return exitFailed
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "leasehold",
+		Short: "Kinesis stream processing with fenced DynamoDB leases",
+		Long: `leasehold consumes an Amazon Kinesis stream with a fleet of workers that share
+its shards through a DynamoDB lease table, and runs every record through a
+chain of processors into OpenSearch, S3 and DynamoDB.
+
+Configuration comes from, in rising precedence: defaults, the YAML file given
+by --config (or LEASEHOLD_CONFIG), LEASEHOLD_* environment variables, flags.
+AWS credentials, region and endpoints come from the AWS SDK's default chain
+(AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_KINESIS, ...).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageError{fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())}
+	})
+	bindConfigFlags(root)
+	root.AddCommand(
+		newVersionCmd(),
+		newConfigCmd(),
+		newDevCmd(),
+		newWorkerCmd(),
+		newLeasesCmd(),
+	)
+	return root
+}
+
+// isCobraUsage reports errors cobra raises for bad arguments or unknown
+// commands, which it does not type.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "accepts ", "requires at least", "invalid argument"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,270 @@
+package leasetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/leasehold/leasehold/checkpoint"
+	"github.com/leasehold/leasehold/lease"
+)
+
+// RunConformance runs the store contract against the stores newStore
+// returns: each subtest gets a fresh, empty store. The same suite runs
+// against Fake (unit tests) and the DynamoDB store on dynalite
+// (integration), so the fake cannot drift from the real semantics.
+func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
+	ctx := func(t *testing.T) context.Context {
+		c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	cp := func(seq string, sub int64) checkpoint.Checkpoint {
+		return checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: seq, Sub: sub}}
+	}
+
+	t.Run("EnsureTableConcurrent", func(t *testing.T) {
+		s := newStore(t)
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for range 4 {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs <- s.EnsureTable(ctx(t)) }()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("EnsureTable raced: %v", err)
+			}
+		}
+	})
+
+	t.Run("CreateTwiceIsErrExists", func(t *testing.T) {
+		s := newStore(t)
+		l := lease.Lease{ShardID: "shardId-000", Checkpoint: cp(checkpoint.TrimHorizon, 0), Parents: []string{"p1", "p2"}}
+		if err := s.Create(ctx(t), l); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Create(ctx(t), l); !errors.Is(err, lease.ErrExists) {
+			t.Fatalf("second create: got %v, want ErrExists", err)
+		}
+		got, err := s.Get(ctx(t), "shardId-000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Owner != "" || got.Epoch != 0 || got.Checkpoint.Position.Sequence != checkpoint.TrimHorizon || len(got.Parents) != 2 || got.Parents[1] != "p2" {
+			t.Fatalf("created lease read back as %+v", got)
+		}
+		if _, err := s.Get(ctx(t), "nope"); !errors.Is(err, lease.ErrNotFound) {
+			t.Fatalf("get missing: got %v, want ErrNotFound", err)
+		}
+	})
+
+	t.Run("TakeIsFencedOnEpoch", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, "s1")
+		a, err := s.Take(ctx(t), "s1", "A", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Owner != "A" || a.Epoch != 1 {
+			t.Fatalf("after take: %+v", a)
+		}
+		// B read epoch 0 before A's take: its take must fail.
+		if _, err := s.Take(ctx(t), "s1", "B", 0); !errors.Is(err, lease.ErrConflict) {
+			t.Fatalf("stale take: got %v, want ErrConflict", err)
+		}
+		b, err := s.Take(ctx(t), "s1", "B", 1)
+		if err != nil || b.Owner != "B" || b.Epoch != 2 {
+			t.Fatalf("take at current epoch: %+v, %v", b, err)
+		}
+	})
+
+	t.Run("ZombieCheckpointRejected", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, "s1")
+		if _, err := s.Take(ctx(t), "s1", "A", 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Checkpoint(ctx(t), "s1", "A", 1, cp("100", 0)); err != nil {
+			t.Fatalf("owner checkpoint: %v", err)
+		}
+		if _, err := s.Take(ctx(t), "s1", "B", 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Checkpoint(ctx(t), "s1", "A", 1, cp("200", 0)); !errors.Is(err, lease.ErrLost) {
+			t.Fatalf("zombie checkpoint: got %v, want ErrLost", err)
+		}
+		// Same owner name but an old epoch (a restarted worker's previous
+		// incarnation) is fenced too.
+		if _, err := s.Take(ctx(t), "s1", "A", 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Checkpoint(ctx(t), "s1", "A", 1, cp("300", 0)); !errors.Is(err, lease.ErrLost) {
+			t.Fatalf("old-epoch checkpoint: got %v, want ErrLost", err)
+		}
+		got, _ := s.Get(ctx(t), "s1")
+		if got.Checkpoint.Position.Sequence != "100" {
+			t.Fatalf("checkpoint moved by a zombie: %+v", got.Checkpoint)
+		}
+	})
+
+	t.Run("CheckpointCarriesSubAndSinks", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, "s1")
+		if _, err := s.Take(ctx(t), "s1", "A", 0); err != nil {
+			t.Fatal(err)
+		}
+		c := checkpoint.Checkpoint{
+			Position: checkpoint.Position{Sequence: "4960", Sub: 7},
+			Sinks:    map[string]checkpoint.Position{"opensearch": {Sequence: "4970", Sub: 2}, "s3": {Sequence: "4960", Sub: 7}},
+		}
+		if err := s.Checkpoint(ctx(t), "s1", "A", 1, c); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Get(ctx(t), "s1")
+		if got.Checkpoint.Position != c.Position || got.Checkpoint.Sinks["opensearch"] != c.Sinks["opensearch"] || len(got.Checkpoint.Sinks) != 2 {
+			t.Fatalf("read back %+v, want %+v", got.Checkpoint, c)
+		}
+	})
+
+	t.Run("HandoffAndTransfer", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, "s1")
+		if _, err := s.Take(ctx(t), "s1", "A", 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RequestHandoff(ctx(t), "s1", "A", 1, "B"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RequestHandoff(ctx(t), "s1", "A", 1, "C"); !errors.Is(err, lease.ErrConflict) {
+			t.Fatalf("second request: got %v, want ErrConflict", err)
+		}
+		got, _ := s.Get(ctx(t), "s1")
+		if got.HandoffTo != "B" {
+			t.Fatalf("handoff_to = %q", got.HandoffTo)
+		}
+		if _, err := s.Transfer(ctx(t), "s1", "C", 1, cp("5", 0), "B"); !errors.Is(err, lease.ErrLost) {
+			t.Fatalf("transfer by non-owner: got %v, want ErrLost", err)
+		}
+		e, err := s.Transfer(ctx(t), "s1", "A", 1, cp("50", 3), "B")
+		if err != nil || e != 2 {
+			t.Fatalf("transfer: epoch %d, %v", e, err)
+		}
+		got, _ = s.Get(ctx(t), "s1")
+		if got.Owner != "B" || got.Epoch != 2 || got.HandoffTo != "" || got.Checkpoint.Position != (checkpoint.Position{Sequence: "50", Sub: 3}) {
+			t.Fatalf("after transfer: %+v", got)
+		}
+		if err := s.RequestHandoff(ctx(t), "s1", "B", 2, "C"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CancelHandoff(ctx(t), "s1", "X"); err != nil {
+			t.Fatalf("cancel of someone else's request must be a no-op: %v", err)
+		}
+		if got, _ = s.Get(ctx(t), "s1"); got.HandoffTo != "C" {
+			t.Fatalf("wrong request cancelled: %+v", got)
+		}
+		if err := s.CancelHandoff(ctx(t), "s1", "C"); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ = s.Get(ctx(t), "s1"); got.HandoffTo != "" {
+			t.Fatalf("request not cancelled: %+v", got)
+		}
+	})
+
+	t.Run("ReleaseLeavesUnowned", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, "s1")
+		if _, err := s.Take(ctx(t), "s1", "A", 0); err != nil {
+			t.Fatal(err)
+		}
+		e, err := s.Transfer(ctx(t), "s1", "A", 1, cp(checkpoint.ShardEnd, 0), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Get(ctx(t), "s1")
+		if got.Owner != "" || got.Epoch != e || !got.Ended() {
+			t.Fatalf("after release: %+v", got)
+		}
+		if err := s.Checkpoint(ctx(t), "s1", "A", 1, cp("1", 0)); !errors.Is(err, lease.ErrLost) {
+			t.Fatalf("checkpoint after release: got %v, want ErrLost", err)
+		}
+	})
+
+	t.Run("HeartbeatAndSnapshot", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, "s1")
+		mustCreate(t, s, "s2")
+		for i := int64(1); i <= 3; i++ {
+			n, err := s.Heartbeat(ctx(t), "A", 2, false)
+			if err != nil || n != i {
+				t.Fatalf("heartbeat %d: got %d, %v", i, n, err)
+			}
+		}
+		if _, err := s.Heartbeat(ctx(t), "B", 0, true); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := s.Snapshot(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Leases) != 2 || len(snap.Workers) != 2 {
+			t.Fatalf("snapshot: %d leases, %d workers", len(snap.Leases), len(snap.Workers))
+		}
+		for _, w := range snap.Workers {
+			if w.ID == "A" && (w.Heartbeat != 3 || w.Held != 2 || w.Stopping) {
+				t.Fatalf("worker A: %+v", w)
+			}
+			if w.ID == "B" && !w.Stopping {
+				t.Fatalf("worker B: %+v, want stopping", w)
+			}
+		}
+		if err := s.DeleteWorker(ctx(t), "B"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx(t), "s2"); err != nil {
+			t.Fatal(err)
+		}
+		snap, _ = s.Snapshot(ctx(t))
+		if len(snap.Leases) != 1 || len(snap.Workers) != 1 {
+			t.Fatalf("after deletes: %d leases, %d workers", len(snap.Leases), len(snap.Workers))
+		}
+	})
+
+	t.Run("ConcurrentTakesOneWinner", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, "s1")
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := 0
+		for _, w := range []string{"A", "B", "C", "D", "E"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.Take(ctx(t), "s1", w, 0); err == nil {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				} else if !errors.Is(err, lease.ErrConflict) {
+					t.Errorf("take by %s: %v", w, err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wins != 1 {
+			t.Fatalf("%d workers won the same take, want 1", wins)
+		}
+	})
+}
+
+func mustCreate(t *testing.T, s lease.Store, shard string) {
+	t.Helper()
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Create(c, lease.Lease{ShardID: shard, Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}}); err != nil {
+		t.Fatalf("create %s: %v", shard, err)
+	}
+}
