@@ -163,3 +163,5 @@ func tally(lines []filesink.Line, sent int64) (lost int64, dups map[int64]int) {
 	}
 	return lost, dups
 }
+
+type lineT = filesink.Line
