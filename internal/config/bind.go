@@ -196,16 +196,27 @@ func BindFlags(fs *pflag.FlagSet, ptr any, only func(Field) bool) {
 		if only != nil && !only(f) {
 			continue
 		}
-		fs.String(f.Flag, "", flagUsage(f))
+		fs.Var(&flagValue{kind: f.Kind()}, f.Flag, flagUsage(f))
 	}
 }
+
+// flagValue holds a flag's raw text until ApplyFlags parses it into the
+// field, so flags share the parser (and messages) of files and env vars.
+type flagValue struct {
+	kind string
+	val  string
+}
+
+func (v *flagValue) String() string     { return v.val }
+func (v *flagValue) Set(s string) error { v.val = s; return nil }
+func (v *flagValue) Type() string       { return v.kind }
 
 func flagUsage(f Field) string {
 	u := f.Doc
 	if u == "" {
 		u = f.Key
 	}
-	return fmt.Sprintf("%s (%s; env %s; default %q)", u, f.Kind(), f.Env, f.Value())
+	return fmt.Sprintf("%s (env %s; default %q)", u, f.Env, f.Value())
 }
 
 // ApplyFlags copies every flag the user set on fs into the struct.

@@ -12,10 +12,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -63,7 +61,6 @@ type Worker struct {
 	ShutdownGrace      time.Duration `yaml:"shutdown_grace" doc:"on SIGTERM, the longest a worker takes to flush, checkpoint, release and exit"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval" doc:"how often a shard checkpoints what its sinks have made durable"`
 	FileSink           string        `yaml:"file_sink" doc:"append every record to this NDJSON file (the worker's sink until the processor pipeline lands)"`
-	MetricsAddr        string        `yaml:"metrics_addr" doc:"address for /metrics, /healthz and /readyz; empty disables"`
 }
 
 // Dev configures the local stack started by `leasehold dev`.
@@ -96,7 +93,6 @@ func Default() Config {
 			IdleTime:           250 * time.Millisecond,
 			ShutdownGrace:      20 * time.Second,
 			CheckpointInterval: 5 * time.Second,
-			MetricsAddr:        "127.0.0.1:9464",
 		},
 		Dev: Dev{
 			Dir:            ".leasehold",
@@ -128,30 +124,78 @@ func Load(path string, environ []string) (Config, error) {
 	return c, nil
 }
 
+// decodeYAML applies a YAML document to c key by key, through the same
+// parser as environment variables and flags, so that every mistake names
+// its dotted key, its line and what would be valid.
 func decodeYAML(b []byte, c *Config) error {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil // an empty file is fine
-		}
-		return explainYAML(err, c)
-	}
-	return nil
-}
-
-// explainYAML turns yaml.v3's "field x not found in type config.Lease" into
-// a message that names the valid keys.
-func explainYAML(err error, c *Config) error {
-	msg := err.Error()
-	if !strings.Contains(msg, "not found in type") {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return err
 	}
+	if len(doc.Content) == 0 {
+		return nil // an empty file is fine
+	}
+	byKey := map[string]Field{}
 	var keys []string
 	for _, f := range Fields(c) {
+		byKey[f.Key] = f
 		keys = append(keys, f.Key)
 	}
-	return fmt.Errorf("%w; valid keys are: %s", err, strings.Join(keys, ", "))
+	var errs []error
+	var walkNode func(n *yaml.Node, prefix string)
+	walkNode = func(n *yaml.Node, prefix string) {
+		if n.Kind != yaml.MappingNode {
+			errs = append(errs, fmt.Errorf("line %d: %s must be a mapping of keys", n.Line, orTop(prefix)))
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := k.Value
+			if prefix != "" {
+				key = prefix + "." + k.Value
+			}
+			if f, ok := byKey[key]; ok {
+				val := v.Value
+				if v.Kind == yaml.SequenceNode {
+					var parts []string
+					for _, it := range v.Content {
+						parts = append(parts, it.Value)
+					}
+					val = strings.Join(parts, ",")
+				} else if v.Kind != yaml.ScalarNode {
+					errs = append(errs, fmt.Errorf("line %d: %s: want a single value", v.Line, key))
+					continue
+				}
+				if err := f.set(val); err != nil {
+					errs = append(errs, fmt.Errorf("line %d: %s: %w", v.Line, key, err))
+				}
+				continue
+			}
+			if hasPrefix(keys, key+".") {
+				walkNode(v, key)
+				continue
+			}
+			errs = append(errs, fmt.Errorf("line %d: unknown key %s%s", k.Line, key, suggest(key, keys)))
+		}
+	}
+	walkNode(doc.Content[0], "")
+	return errors.Join(errs...)
+}
+
+func orTop(prefix string) string {
+	if prefix == "" {
+		return "the document"
+	}
+	return prefix
+}
+
+func hasPrefix(keys []string, p string) bool {
+	for _, k := range keys {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // Validate reports every invalid setting at once, each naming its key and

@@ -1,0 +1,13 @@
+# Build the leasehold binary and run it as a non-root user.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/leasehold ./cmd/leasehold
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/leasehold /usr/local/bin/leasehold
+USER nonroot
+ENTRYPOINT ["/usr/local/bin/leasehold"]
+CMD ["worker"]
