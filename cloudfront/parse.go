@@ -1,0 +1,485 @@
+// Package cloudfront parses CloudFront access logs into event.Event values:
+// standard logs (tab-separated files with "#Fields" headers, delivered to S3)
+// and real-time logs (tab-separated records without a header, delivered to
+// Kinesis in a field order chosen in the real-time log configuration).
+//
+// The parsers are pure functions of their input: they do no I/O besides the
+// io.Reader a Reader is given, keep no global state, never panic on bad input,
+// and report a bad line as a *LineError that callers can skip past. See
+// docs/EVENTS.md for how each field maps into the event.
+package cloudfront
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/leasehold/leasehold/event"
+)
+
+// Sentinel errors wrapped by LineError.Err.
+var (
+	// ErrFieldCount means a line has a different number of fields than its
+	// layout (for example a truncated line).
+	ErrFieldCount = errors.New("cloudfront: wrong field count")
+	// ErrBadTime means the date, time or timestamp field does not parse, or
+	// gives a date before 1970.
+	ErrBadTime = errors.New("cloudfront: bad date or time")
+	// ErrBadNumber means sc-bytes, sc-status or time-taken is not a number.
+	ErrBadNumber = errors.New("cloudfront: bad number")
+	// ErrLineTooLong means a line exceeds the Reader's maximum line length.
+	ErrLineTooLong = errors.New("cloudfront: line too long")
+	// ErrNoLayout means no layout applies to the line: its field count is not
+	// a standard one and no #Fields header gave one, or the last #Fields
+	// header was rejected.
+	ErrNoLayout = errors.New("cloudfront: no field layout for line")
+	// ErrRecord means a Kinesis record is not one log line with optional
+	// header lines.
+	ErrRecord = errors.New("cloudfront: malformed record")
+)
+
+// maxRawInError caps LineError.Raw, so that an error never holds a huge line.
+const maxRawInError = 4 << 10
+
+// LineError reports a line that could not be parsed. A Reader returns it and
+// goes on with the next line; the error wraps one of the sentinels above.
+type LineError struct {
+	// Line is the 1-based line number in the Reader's input; 0 when the line
+	// was parsed on its own (ParseLine, ParseRecord, RealtimeParser).
+	Line int
+	// Reason says what is wrong, e.g. "has 31 fields, layout has 33".
+	Reason string
+	// Raw is the offending line without its newline, cut to 4 KiB.
+	Raw string
+	// Err is the sentinel (ErrFieldCount, ErrBadTime, ...).
+	Err error
+}
+
+// Error returns e.g. "cloudfront: line 14: wrong field count: has 31 fields,
+// layout has 33".
+func (e *LineError) Error() string {
+	what := strings.TrimPrefix(e.Err.Error(), "cloudfront: ")
+	if e.Line > 0 {
+		return fmt.Sprintf("cloudfront: line %d: %s: %s", e.Line, what, e.Reason)
+	}
+	return fmt.Sprintf("cloudfront: %s: %s", what, e.Reason)
+}
+
+// Unwrap returns the sentinel.
+func (e *LineError) Unwrap() error { return e.Err }
+
+// lineError builds a LineError, copying at most maxRawInError bytes of raw.
+func lineError(lineNo int, raw []byte, sentinel error, format string, args ...any) *LineError {
+	if len(raw) > maxRawInError {
+		raw = raw[:maxRawInError]
+	}
+	return &LineError{Line: lineNo, Reason: fmt.Sprintf(format, args...), Raw: string(raw), Err: sentinel}
+}
+
+// ParseLine parses one data line (trailing "\n" or "\r\n" allowed) laid out as
+// l into an event. It returns a *LineError (with Line 0) if the field count
+// differs from l.Len() or a date, time or number does not parse. It does not
+// block, does not retain line, and is safe for concurrent use; the event's
+// strings share one allocation.
+func ParseLine(l *Layout, line []byte) (event.Event, error) {
+	return parse(l, line, 0)
+}
+
+// span is a substring of the event's backing string.
+type span struct{ off, end int32 }
+
+// empty reports whether the span holds no bytes: the field was absent, "-"
+// or empty.
+func (s span) empty() bool { return s.end <= s.off }
+
+// maxStackCols is the column count up to which column offsets live on the
+// stack.
+const maxStackCols = 64
+
+// decodeMode says how a field's value is URL-decoded.
+func decodeMode(f field) (decode, twice bool) {
+	switch f {
+	case fCSURIStem, fCSReferer, fCSUserAgent:
+		return true, true
+	case fCSURIQuery, fSCContentType, fForwardedFor:
+		return true, false
+	}
+	return false, false
+}
+
+// parse is ParseLine with a line number for errors.
+func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
+	line := trimEOL(raw)
+	if len(line) > math.MaxInt32/2 {
+		return event.Event{}, lineError(lineNo, line, ErrLineTooLong, "line is %d bytes", len(line))
+	}
+	if !utf8.Valid(line) {
+		line = bytes.ToValidUTF8(line, []byte("\uFFFD"))
+	}
+
+	// Column boundaries: column i is line[starts[i] : starts[i+1]-1].
+	n := len(l.cols)
+	var stackStarts [maxStackCols + 1]int32
+	starts := stackStarts[:0]
+	if n > maxStackCols {
+		starts = make([]int32, 0, n+1)
+	}
+	starts = append(starts, 0)
+	grow := len(line)
+	for pos := 0; ; {
+		j := bytes.IndexByte(line[pos:], '\t')
+		if j < 0 {
+			break
+		}
+		pos += j + 1
+		if len(starts) == n {
+			have := len(starts) + bytes.Count(line[pos:], []byte{'\t'}) + 1
+			return event.Event{}, lineError(lineNo, line, ErrFieldCount, "has %d fields, layout has %d", have, n)
+		}
+		starts = append(starts, int32(pos))
+	}
+	if len(starts) != n {
+		return event.Event{}, lineError(lineNo, line, ErrFieldCount, "has %d fields, layout has %d", len(starts), n)
+	}
+	starts = append(starts, int32(len(line)+1))
+	for i, f := range l.cols {
+		if dec, _ := decodeMode(f); dec {
+			v := line[starts[i] : starts[i+1]-1]
+			if bytes.IndexByte(v, '%') >= 0 {
+				grow += len(v)
+			}
+		}
+	}
+
+	var (
+		b                                  strings.Builder
+		ev                                 event.Event
+		date, clock, stamp                 []byte
+		edge, ip, method, csHost, stem     span
+		referer, ua, query, stemQuery, rid span
+		cacheRes, hostHdr, proto, ctype    span
+		xff, country                       span
+		rangeStart                         int64 = -1
+	)
+	b.Grow(grow + 2*hex.EncodedLen(16) + 3)
+	b.Write(line)
+	var scratchArr [512]byte
+	for i, f := range l.cols {
+		lo, hi := starts[i], starts[i+1]-1
+		v := line[lo:hi]
+		if len(v) == 1 && v[0] == '-' {
+			continue // "-" is CloudFront's empty value
+		}
+		sp := span{lo, hi}
+		if dec, twice := decodeMode(f); dec && bytes.IndexByte(v, '%') >= 0 {
+			if f == fCSURIStem {
+				// Real-time logs put the query in cs-uri-stem; a raw '?'
+				// ends the path (an encoded one is %3F).
+				if q := bytes.IndexByte(v, '?'); q >= 0 {
+					stemQuery = appendDecoded(&b, scratchArr[:0], v[q+1:], false)
+					v = v[:q]
+				}
+			}
+			sp = appendDecoded(&b, scratchArr[:0], v, twice)
+		} else if f == fCSURIStem {
+			if q := bytes.IndexByte(v, '?'); q >= 0 {
+				stemQuery = span{lo + int32(q) + 1, hi}
+				sp = span{lo, lo + int32(q)}
+			}
+		}
+		var err error
+		switch f {
+		case fDate:
+			date = v
+		case fTime:
+			clock = v
+		case fTimestamp:
+			stamp = v
+		case fEdgeLocation:
+			edge = sp
+		case fSCBytes:
+			ev.Bytes, err = parseInt(v, 18)
+		case fCIP:
+			ip = sp
+		case fCSMethod:
+			method = sp
+		case fCSHost:
+			csHost = sp
+		case fCSURIStem:
+			stem = sp
+		case fSCStatus:
+			var st int64
+			st, err = parseInt(v, 3)
+			ev.Status = int(st)
+		case fCSReferer:
+			referer = sp
+		case fCSUserAgent:
+			ua = sp
+		case fCSURIQuery:
+			query = sp
+		case fEdgeResultType:
+			cacheRes = sp
+		case fEdgeRequestID:
+			rid = sp
+		case fHostHeader:
+			hostHdr = sp
+		case fCSProtocol:
+			proto = sp
+		case fTimeTaken:
+			ev.TimeTakenMS, err = parseMillis(v)
+		case fForwardedFor:
+			xff = sp
+		case fSCContentType:
+			ctype = sp
+		case fSCRangeStart:
+			if r, err := parseInt(v, 18); err == nil {
+				rangeStart = r
+			}
+		case fCCountry:
+			country = sp
+		case fASN:
+			if a, err := parseInt(bytes.TrimPrefix(v, []byte("AS")), 10); err == nil && a <= math.MaxUint32 {
+				ev.Geo.ASN = uint32(a)
+			}
+		}
+		if err != nil {
+			return event.Event{}, lineError(lineNo, line, ErrBadNumber, "%s %q: %v", l.names[i], v, err)
+		}
+	}
+
+	var err error
+	if l.epoch {
+		ev.EventTime, err = parseEpoch(stamp)
+	} else {
+		ev.EventTime, err = parseDateTime(date, clock)
+	}
+	if err != nil {
+		return event.Event{}, lineError(lineNo, line, ErrBadTime, "%v", err)
+	}
+
+	// Host: the Host header the viewer sent, else the distribution's domain.
+	host := hostHdr
+	if host.empty() {
+		host = csHost
+	}
+	if hasUpper(line, host) {
+		host = appendLower(&b, line, host)
+	}
+	if rid.empty() || rid.end-rid.off > event.MaxIDBytes {
+		// Layouts before 15 fields have no request id (and a corrupt one may
+		// be too long for a document id): derive a stable id from the line.
+		sum := sha256.Sum256(trimEOL(raw))
+		off := int32(b.Len())
+		b.WriteString("cf-")
+		var hx [32]byte
+		hex.Encode(hx[:], sum[:16])
+		b.Write(hx[:])
+		rid = span{off, int32(b.Len())}
+	}
+
+	s := b.String()
+	str := func(sp span) string { return s[sp.off:sp.end] }
+	ev.Source = event.SourceCloudFront
+	ev.EventID = str(rid)
+	ev.EdgeLocation = str(edge)
+	if a := str(ip); a != "" {
+		if _, err := netip.ParseAddr(a); err == nil {
+			ev.ClientIP = a
+		}
+	}
+	ev.Method = str(method)
+	ev.URI = str(stem)
+	ev.Referrer = str(referer)
+	ev.ReferringDomain = event.ReferringDomain(ev.Referrer)
+	ev.UserAgent = cleanUserAgent(str(ua))
+	ev.Query = str(query)
+	if ev.Query == "" {
+		ev.Query = str(stemQuery)
+	}
+	ev.Host = str(host)
+	ev.CacheResult = str(cacheRes)
+	ev.Protocol = str(proto)
+	ev.ContentType = str(ctype)
+	ev.Geo.CountryISO = str(country)
+	ev.ForwardedFor = splitList(str(xff))
+	ev.EventType = Classify(ev.Method, ev.URI, ev.Query, ev.Status, rangeStart)
+	return ev, nil
+}
+
+// appendDecoded URL-decodes v into the builder (replacing invalid UTF-8 the
+// decoding produced) and returns the span it occupies.
+func appendDecoded(b *strings.Builder, scratch, v []byte, twice bool) span {
+	d := appendUnescape(scratch, v, twice)
+	if !utf8.Valid(d) {
+		d = bytes.ToValidUTF8(d, []byte("\uFFFD"))
+	}
+	off := int32(b.Len())
+	b.Write(d)
+	return span{off, int32(b.Len())}
+}
+
+// hasUpper reports whether line[sp] has an ASCII upper-case letter.
+func hasUpper(line []byte, sp span) bool {
+	if int(sp.end) > len(line) {
+		return false // a decoded span; hosts are never decoded
+	}
+	for _, c := range line[sp.off:sp.end] {
+		if 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// appendLower writes line[sp] lower-cased to the builder.
+func appendLower(b *strings.Builder, line []byte, sp span) span {
+	off := int32(b.Len())
+	for _, c := range line[sp.off:sp.end] {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return span{off, int32(b.Len())}
+}
+
+// cleanUserAgent drops a stray "User-Agent:" prefix that some clients send as
+// part of the header value.
+func cleanUserAgent(ua string) string {
+	const prefix = "user-agent:"
+	if len(ua) >= len(prefix) && strings.EqualFold(ua[:len(prefix)], prefix) {
+		return strings.TrimLeft(ua[len(prefix):], " \t")
+	}
+	return ua
+}
+
+// splitList splits a comma-separated list, trimming spaces and dropping empty
+// entries. It returns nil for an empty list.
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	out := make([]string, 0, strings.Count(s, ",")+1)
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// trimEOL removes a trailing "\n" or "\r\n".
+func trimEOL(line []byte) []byte {
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	return bytes.TrimSuffix(line, []byte("\r"))
+}
+
+// parseInt parses an unsigned decimal of at most maxDigits digits.
+func parseInt(v []byte, maxDigits int) (int64, error) {
+	if len(v) == 0 {
+		return 0, errors.New("empty")
+	}
+	if len(v) > maxDigits {
+		return 0, fmt.Errorf("more than %d digits", maxDigits)
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, errors.New("not a decimal number")
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, nil
+}
+
+// parseMillis parses seconds with an optional fraction ("0.238") into
+// milliseconds, rounding half up.
+func parseMillis(v []byte) (int64, error) {
+	whole, frac, _ := bytes.Cut(v, []byte{'.'})
+	sec, err := parseInt(whole, 12)
+	if err != nil {
+		return 0, err
+	}
+	var ms int64
+	for i, c := range frac {
+		if c < '0' || c > '9' {
+			return 0, errors.New("not a decimal number")
+		}
+		switch {
+		case i < 3:
+			ms = ms*10 + int64(c-'0')
+		case i == 3 && c >= '5':
+			ms++
+		}
+	}
+	for i := len(frac); i < 3; i++ {
+		ms *= 10
+	}
+	return sec*1000 + ms, nil
+}
+
+// parseDateTime parses standard-log "YYYY-MM-DD" and "HH:MM:SS" (UTC).
+func parseDateTime(date, clock []byte) (time.Time, error) {
+	if len(date) != 10 || date[4] != '-' || date[7] != '-' {
+		return time.Time{}, fmt.Errorf("date %q is not YYYY-MM-DD", date)
+	}
+	if len(clock) != 8 || clock[2] != ':' || clock[5] != ':' {
+		return time.Time{}, fmt.Errorf("time %q is not HH:MM:SS", clock)
+	}
+	y, e1 := parseInt(date[:4], 4)
+	mo, e2 := parseInt(date[5:7], 2)
+	d, e3 := parseInt(date[8:], 2)
+	h, e4 := parseInt(clock[:2], 2)
+	mi, e5 := parseInt(clock[3:5], 2)
+	sec, e6 := parseInt(clock[6:], 2)
+	if err := errors.Join(e1, e2, e3, e4, e5, e6); err != nil {
+		return time.Time{}, fmt.Errorf("date %q time %q: %w", date, clock, err)
+	}
+	if y < 1970 || mo < 1 || mo > 12 || d < 1 || d > int64(daysIn(time.Month(mo), int(y))) || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, fmt.Errorf("date %q time %q is out of range", date, clock)
+	}
+	return time.Date(int(y), time.Month(mo), int(d), int(h), int(mi), int(sec), 0, time.UTC), nil
+}
+
+// daysIn returns the number of days in month m of year y.
+func daysIn(m time.Month, y int) int {
+	return time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+}
+
+// maxEpochSeconds is 9999-12-31T23:59:59Z, the last instant JSON time
+// encoding accepts.
+const maxEpochSeconds = 253402300799
+
+// parseEpoch parses real-time "1575493351.123": Unix seconds with an optional
+// fraction.
+func parseEpoch(v []byte) (time.Time, error) {
+	if len(v) == 0 {
+		return time.Time{}, errors.New("timestamp is empty")
+	}
+	whole, frac, _ := bytes.Cut(v, []byte{'.'})
+	sec, err := parseInt(whole, 12)
+	if err != nil || sec > maxEpochSeconds || len(frac) > 9 {
+		return time.Time{}, fmt.Errorf("timestamp %q is not epoch seconds", v)
+	}
+	var ns int64
+	for _, c := range frac {
+		if c < '0' || c > '9' {
+			return time.Time{}, fmt.Errorf("timestamp %q is not epoch seconds", v)
+		}
+		ns = ns*10 + int64(c-'0')
+	}
+	for i := len(frac); i < 9; i++ {
+		ns *= 10
+	}
+	return time.Unix(sec, ns).UTC(), nil
+}

@@ -1,0 +1,173 @@
+package cloudfront
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+
+	"github.com/leasehold/leasehold/event"
+)
+
+// DefaultMaxLineBytes is the default longest line a Reader accepts. Real lines
+// are a few hundred bytes; a cookie-laden one may reach tens of KiB.
+const DefaultMaxLineBytes = 1 << 20
+
+// readBufferBytes is the Reader's buffer; longer lines are assembled in a
+// second buffer that grows up to the maximum line length.
+const readBufferBytes = 64 << 10
+
+// ReaderOption configures a Reader.
+type ReaderOption func(*Reader)
+
+// WithMaxLineBytes sets the longest line the Reader accepts, newline excluded.
+// A longer line is reported as a *LineError wrapping ErrLineTooLong and
+// skipped. Default DefaultMaxLineBytes (1 MiB); values below 1 are ignored.
+func WithMaxLineBytes(n int) ReaderOption {
+	return func(r *Reader) {
+		if n > 0 {
+			r.max = n
+		}
+	}
+}
+
+// WithLayout sets the layout of the lines before the first #Fields header.
+// Default nil: each such line's layout is inferred from its field count among
+// the standard layouts (see StandardLayout).
+func WithLayout(l *Layout) ReaderOption {
+	return func(r *Reader) { r.layout = l }
+}
+
+// Reader reads a standard log file (uncompressed: wrap a .gz object in
+// gzip.NewReader first) line by line in constant memory. "#Fields:" headers
+// set the layout of the lines after them, so a header change in the middle of
+// a stream applies from the next line; "#Version:" and other comment lines are
+// skipped, as are blank lines.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	br       *bufio.Reader
+	max      int
+	layout   *Layout // nil: infer from the field count
+	rejected bool    // the last #Fields header was rejected
+	line     int     // physical lines read
+	long     []byte  // assembles lines longer than the read buffer
+	err      error   // sticky: io.EOF or the read error
+}
+
+// NewReader returns a Reader of r.
+func NewReader(r io.Reader, opts ...ReaderOption) *Reader {
+	rd := &Reader{br: bufio.NewReaderSize(r, readBufferBytes), max: DefaultMaxLineBytes}
+	for _, o := range opts {
+		o(rd)
+	}
+	return rd
+}
+
+// Line returns the 1-based number of the last line read, header lines
+// included; 0 before the first read. To resume a file after a crash, record
+// Line after each handled result, then read the file again from the start
+// and skip results until Line passes the recorded number (headers before it
+// still apply, which is why the file is re-read rather than sought into).
+func (r *Reader) Line() int { return r.line }
+
+// Layout returns the layout set by the last #Fields header (or WithLayout),
+// or nil if lines are laid out by their field count.
+func (r *Reader) Layout() *Layout { return r.layout }
+
+// Next reads and parses the next data line. At the end of the input it
+// returns io.EOF. A bad line (wrong field count, bad date or number, too long,
+// a rejected header) yields a *LineError: the caller may log or dead-letter
+// it and call Next again. Any other error comes from the underlying reader
+// and is final. Next blocks while the underlying reader blocks.
+func (r *Reader) Next() (event.Event, error) {
+	line, l, err := r.ReadLine()
+	if err != nil {
+		return event.Event{}, err
+	}
+	if l != nil {
+		return parse(l, line, r.line)
+	}
+	n := bytes.Count(line, []byte{'\t'}) + 1
+	inferred, ok := standardLayout(n)
+	if !ok {
+		return event.Event{}, lineError(r.line, line, ErrFieldCount,
+			"has %d fields, which is no standard layout %v, and no #Fields header precedes it", n, StandardFieldCounts())
+	}
+	return parse(&inferred, line, r.line)
+}
+
+// ReadLine returns the next data line without parsing it, with the layout
+// that applies to it (nil: infer from the field count, as ParseRecord does).
+// This is what an ingester needs to forward lines (see AppendRecord). The
+// line has no trailing newline and is valid only until the next call. Errors
+// are as for Next.
+func (r *Reader) ReadLine() (line []byte, l *Layout, err error) {
+	for {
+		raw, tooLong, err := r.readPhysical()
+		if err != nil {
+			return nil, nil, err
+		}
+		if tooLong {
+			return nil, nil, lineError(r.line, raw, ErrLineTooLong, "longer than %d bytes", r.max)
+		}
+		line := trimEOL(raw)
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if line[0] == '#' {
+			if !bytes.HasPrefix(line, []byte("#Fields:")) {
+				continue // #Version and other comments
+			}
+			l, err := ParseFieldsDirective(line)
+			if err != nil {
+				r.layout, r.rejected = nil, true
+				return nil, nil, lineError(r.line, line, ErrBadLayout, "%v", err)
+			}
+			r.layout, r.rejected = l, false
+			continue
+		}
+		if r.rejected {
+			return nil, nil, lineError(r.line, line, ErrNoLayout, "the last #Fields header was rejected")
+		}
+		return line, r.layout, nil
+	}
+}
+
+// readPhysical returns the next line including its newline. tooLong reports a
+// line longer than r.max, of which only a prefix is returned; the rest has
+// been consumed.
+func (r *Reader) readPhysical() (line []byte, tooLong bool, err error) {
+	if r.err != nil {
+		return nil, false, r.err
+	}
+	line, err = r.br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		r.long = append(r.long[:0], line...)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = r.br.ReadSlice('\n')
+			if !tooLong && len(r.long)+len(line) > r.max+2 {
+				tooLong = true
+				if len(r.long) > maxRawInError {
+					r.long = r.long[:maxRawInError]
+				}
+			}
+			if !tooLong {
+				r.long = append(r.long, line...)
+			}
+		}
+		line = r.long
+	}
+	if err != nil {
+		r.err = err
+		if len(line) == 0 {
+			return nil, false, err
+		}
+		// The last line had no newline: return it now, the error next time.
+	}
+	r.line++
+	if !tooLong && len(trimEOL(line)) > r.max {
+		tooLong = true
+	}
+	return line, tooLong, nil
+}
