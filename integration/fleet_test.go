@@ -217,15 +217,9 @@ func TestFleetChaos(t *testing.T) {
 	}
 	// Every duplicate must have one copy from the SIGKILLed worker: the
 	// graceful stop, the scale-out handoffs and the reshard add none.
-	byRecord := map[string][]string{}
-	for _, l := range lines {
-		if _, dup := dups[mustInt(l.Data)]; dup {
-			byRecord[l.Data] = append(byRecord[l.Data], l.WorkerID)
-		}
-	}
-	for rec, workers := range byRecord {
+	for rec, workers := range dups {
 		if !contains(workers, "w1") {
-			t.Errorf("record %s duplicated by %v without the killed worker: a planned move or reshard duplicated it", rec, workers)
+			t.Errorf("stream record %s processed by %v without the killed worker: a planned move or reshard duplicated it", rec, workers)
 		}
 	}
 	checkParentsBeforeChildren(t, kc, stream, lines)
@@ -291,12 +285,6 @@ func mustBig(s *string) *big.Int {
 	return n
 }
 
-func mustInt(s string) int64 {
-	var n int64
-	fmt.Sscan(s, &n)
-	return n
-}
-
 func contains(xs []string, x string) bool {
 	for _, v := range xs {
 		if v == x {
@@ -326,7 +314,7 @@ func TestZombieWorker(t *testing.T) {
 	f.signal("z1", syscall.SIGCONT)
 	time.Sleep(4 * time.Second)
 	sent := prod.Stop()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for time.Now().Before(deadline) {
 		if lost, _ := tally(readLines(t, f.sinks("z1", "z2")...), sent); lost == 0 {
 			break

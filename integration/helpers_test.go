@@ -143,22 +143,31 @@ func readLines(t *testing.T, paths ...string) []filesink.Line {
 	return out
 }
 
-// tally counts how often each record number 0..sent-1 appears.
-func tally(lines []filesink.Line, sent int64) (lost int64, dups map[int64]int) {
-	seen := map[int64]int{}
+// tally reports the record numbers 0..sent-1 never processed (lost), and
+// the stream records processed more than once (dups, keyed by shard,
+// sequence and sub-sequence number). Duplicates are counted per stream
+// record, not per payload: when a PutRecords call times out after it was
+// written, the producer's retry puts the same payload into the stream
+// twice, which is the producer's duplicate, not the consumer's.
+func tally(lines []filesink.Line, sent int64) (lost int64, dups map[string][]string) {
+	seen := map[int64]bool{}
+	byRecord := map[string][]string{}
 	for _, l := range lines {
-		n, err := strconv.ParseInt(l.Data, 10, 64)
-		if err == nil {
-			seen[n]++
+		if n, err := strconv.ParseInt(l.Data, 10, 64); err == nil {
+			seen[n] = true
+		}
+		k := fmt.Sprintf("%s/%s/%d", l.ShardID, l.SequenceNumber, l.SubSequenceNumber)
+		byRecord[k] = append(byRecord[k], l.WorkerID)
+	}
+	for i := int64(0); i < sent; i++ {
+		if !seen[i] {
+			lost++
 		}
 	}
-	dups = map[int64]int{}
-	for i := int64(0); i < sent; i++ {
-		switch c := seen[i]; {
-		case c == 0:
-			lost++
-		case c > 1:
-			dups[i] = c
+	dups = map[string][]string{}
+	for k, workers := range byRecord {
+		if len(workers) > 1 {
+			dups[k] = workers
 		}
 	}
 	return lost, dups

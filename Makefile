@@ -1,0 +1,46 @@
+# leasehold — make targets. `make test` is what CI runs (.ci/run): it builds the
+# binary, starts the local stack from nothing (npm packages, the OpenSearch zip
+# from Maven Central, Go modules), runs unit and integration tests with -race,
+# and stops the stack again, also when a test fails.
+
+GO      ?= go
+BIN     := bin/leasehold
+PKGS    := ./...
+
+.PHONY: build test test-unit test-integration lint demo stack-up stack-down stack-status clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/leasehold
+
+## test: everything, on a local stack started and stopped for the run
+test:
+	bash scripts/test.sh
+
+## test-unit: fast tests, no services needed
+test-unit:
+	$(GO) test -race -short -count=1 $(PKGS)
+
+## test-integration: all tests; needs the local stack (make stack-up)
+test-integration:
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 $(PKGS)
+
+## demo: start the local stack and show where everything runs
+demo: build
+	bash scripts/demo.sh
+
+stack-up: build
+	$(BIN) dev up
+
+stack-down: build
+	$(BIN) dev down
+
+stack-status: build
+	$(BIN) dev status
+
+clean:
+	rm -rf bin

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test on a local stack that this script starts and always stops.
+# Used by `make test` and CI (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+go build -o bin/leasehold ./cmd/leasehold
+started=0
+cleanup() {
+  if [ "$started" = 1 ]; then
+    ./bin/leasehold dev down || true
+  fi
+}
+trap cleanup EXIT INT TERM
+
+echo "== starting the local stack"
+./bin/leasehold dev up
+started=1
+./bin/leasehold dev status
+
+echo "== go vet"
+go vet ./...
+
+echo "== tests (unit and integration, -race)"
+go test -race -count=1 -timeout 40m ./...
