@@ -35,7 +35,9 @@ type Endpoints struct {
 
 // Local returns the endpoints from the environment or the default ports.
 func Local() Endpoints {
-	d := config.Default().Dev
+	c := config.Default()
+	_ = config.ApplyEnv(&c, os.Environ()) // LEASEHOLD_DEV_*_PORT move the stack; other errors surface in the binary
+	d := c.Dev
 	get := func(env string, port int) string {
 		if v := os.Getenv(env); v != "" {
 			return v
