@@ -47,7 +47,6 @@ type fleet struct {
 	table  string
 	dir    string
 	procs  map[string]*exec.Cmd
-	extra  []string
 }
 
 func newFleet(t *testing.T, e testenv.Endpoints, stream string) *fleet {

@@ -59,17 +59,14 @@ func TestWorkersInProcess(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	sent := prod.Stop()
 	deadline := time.Now().Add(90 * time.Second)
-	var lost int64
-	var dups map[string][]string
 	for time.Now().Before(deadline) {
-		lost, dups = tally(readLines(t, filepath.Join(dir, "A.ndjson"), filepath.Join(dir, "B.ndjson")), sent)
-		if lost == 0 {
+		if lost, _ := tally(readLines(t, filepath.Join(dir, "A.ndjson"), filepath.Join(dir, "B.ndjson")), sent); lost == 0 {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
 	stopB()
-	lost, dups = tally(readLines(t, filepath.Join(dir, "A.ndjson"), filepath.Join(dir, "B.ndjson")), sent)
+	lost, dups := tally(readLines(t, filepath.Join(dir, "A.ndjson"), filepath.Join(dir, "B.ndjson")), sent)
 	t.Logf("sent %d, lost %d, duplicated %d", sent, lost, len(dups))
 	if lost != 0 {
 		lines := readLines(t, filepath.Join(dir, "A.ndjson"), filepath.Join(dir, "B.ndjson"))

@@ -14,8 +14,7 @@ import (
 // bindConfigFlags registers --config and one persistent flag per config key.
 func bindConfigFlags(root *cobra.Command) {
 	root.PersistentFlags().String("config", "", "YAML config file (env LEASEHOLD_CONFIG)")
-	var c config.Config // only the shape matters here
-	c = config.Default()
+	c := config.Default() // only the shape matters here
 	config.BindFlags(root.PersistentFlags(), &c, nil)
 }
 
