@@ -1,0 +1,269 @@
+package processors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold/checkpoint"
+	"github.com/leasehold/leasehold/worker"
+)
+
+// Stage is a named processor in a pipeline.
+type Stage struct {
+	Name      string
+	Processor Processor
+}
+
+// Pipeline is a chain of processors and a set of sinks, shared by every
+// shard of a worker. Create with NewPipeline; Factory gives the worker its
+// per-shard processors. Safe for concurrent use.
+type Pipeline struct {
+	stages []Stage
+	sinks  []Sink
+	dl     DeadLetterer
+	log    *zap.Logger
+}
+
+// NewPipeline returns a pipeline. At least one sink and a dead-letterer
+// are required: without a dead-letter destination a poison record could
+// only be dropped or block its shard.
+func NewPipeline(stages []Stage, sinks []Sink, dl DeadLetterer, log *zap.Logger) (*Pipeline, error) {
+	if len(sinks) == 0 {
+		return nil, errors.New("processors: a pipeline needs at least one sink")
+	}
+	if dl == nil {
+		return nil, errors.New("processors: a pipeline needs a dead-letter destination")
+	}
+	seen := map[string]bool{}
+	for _, s := range sinks {
+		if seen[s.Name()] {
+			return nil, fmt.Errorf("processors: two sinks named %q; names key the per-sink checkpoints and must differ", s.Name())
+		}
+		seen[s.Name()] = true
+	}
+	return &Pipeline{stages: stages, sinks: sinks, dl: dl, log: log}, nil
+}
+
+// Close closes every sink.
+func (p *Pipeline) Close(ctx context.Context) error {
+	var errs []error
+	for _, s := range p.sinks {
+		if err := s.Close(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("close sink %s: %w", s.Name(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Factory returns the worker.ProcessorFactory that runs this pipeline for
+// each shard.
+func (p *Pipeline) Factory() worker.ProcessorFactory {
+	return func(ctx context.Context, shard worker.Shard) (worker.ShardProcessor, error) {
+		sp := &shardPipeline{p: p, shard: shard, last: shard.Start.Position, log: p.log.With(zap.String("shard_id", shard.ShardID))}
+		for _, s := range p.sinks {
+			ss, err := s.Open(ctx, shard, p.dl)
+			if err != nil {
+				sp.Close()
+				return nil, fmt.Errorf("open sink %s for %s: %w", s.Name(), shard.ShardID, err)
+			}
+			sp.sinks = append(sp.sinks, sinkState{name: s.Name(), sink: ss, start: shard.Start.Sinks[s.Name()]})
+		}
+		return sp, nil
+	}
+}
+
+type sinkState struct {
+	name  string
+	sink  ShardSink
+	start checkpoint.Position // sink's own progress at open: skip what it already has
+	given checkpoint.Position // last position handed to the sink
+}
+
+// shardPipeline runs one shard; the worker calls it from one goroutine.
+type shardPipeline struct {
+	p     *Pipeline
+	shard worker.Shard
+	sinks []sinkState
+	last  checkpoint.Position // last record position processed
+	log   *zap.Logger
+}
+
+// Process runs the batch through every stage, dead-letters failures, and
+// hands the survivors to every sink.
+func (sp *shardPipeline) Process(ctx context.Context, recs []worker.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	msgs := make([]*Message, len(recs))
+	for i := range recs {
+		msgs[i] = &Message{Record: recs[i]}
+		if recs[i].Malformed != nil {
+			msgs[i].Fail("deaggregate", 1, recs[i].Malformed)
+		}
+	}
+	msgs, err := sp.deadLetterFailed(ctx, msgs)
+	if err != nil {
+		return err
+	}
+	for _, st := range sp.p.stages {
+		if len(msgs) == 0 {
+			break
+		}
+		out, err := sp.runStage(ctx, st, msgs)
+		if err != nil {
+			return err
+		}
+		if msgs, err = sp.deadLetterFailed(ctx, out); err != nil {
+			return err
+		}
+	}
+	for i := range sp.sinks {
+		s := &sp.sinks[i]
+		sub := msgs
+		if !s.start.IsZero() && !s.start.IsSentinel() {
+			sub = sub[:0:0]
+			for _, m := range msgs {
+				if checkpoint.Less(s.start, m.Position()) {
+					sub = append(sub, m)
+				}
+			}
+		}
+		if len(sub) == 0 {
+			continue
+		}
+		if err := s.sink.Write(ctx, sub); err != nil {
+			return fmt.Errorf("sink %s: %w", s.name, err)
+		}
+		s.given = sub[len(sub)-1].Position()
+	}
+	sp.last = recs[len(recs)-1].Position()
+	return nil
+}
+
+// runStage calls a processor, retrying a whole-batch error with backoff
+// until ctx ends: a retryable failure is never skipped.
+func (sp *shardPipeline) runStage(ctx context.Context, st Stage, msgs []*Message) ([]*Message, error) {
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		out, err := st.Processor.Process(ctx, msgs)
+		if err == nil {
+			return out, nil
+		}
+		if IsPermanent(err) {
+			// The processor says the whole batch is bad: dead-letter it.
+			for _, m := range msgs {
+				if m.Failed() == nil {
+					m.Fail(st.Name, attempt, err)
+				}
+			}
+			return msgs, nil
+		}
+		sp.log.Warn("processor failed; retrying the batch", zap.String("stage", st.Name), zap.Int("attempt", attempt), zap.Error(err))
+		d := wait/2 + time.Duration(rand.Int64N(int64(wait)))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(d):
+		}
+		wait = min(wait*2, 10*time.Second)
+	}
+}
+
+// deadLetterFailed sends failed messages to the dead-letterer (durably)
+// and returns the rest.
+func (sp *shardPipeline) deadLetterFailed(ctx context.Context, msgs []*Message) ([]*Message, error) {
+	var failed []*Message
+	ok := msgs[:0:0]
+	for _, m := range msgs {
+		if m.Failed() != nil {
+			failed = append(failed, m)
+		} else {
+			ok = append(ok, m)
+		}
+	}
+	if len(failed) == 0 {
+		return msgs, nil
+	}
+	for _, m := range failed {
+		f := m.Failed()
+		sp.log.Error("record dead-lettered", zap.String("stage", f.Stage), zap.String("sequence_number", m.Record.SequenceNumber),
+			zap.Int64("sub_sequence_number", m.Record.SubSequenceNumber), zap.Error(f.Err))
+	}
+	if err := sp.p.dl.DeadLetter(ctx, failed); err != nil {
+		return nil, fmt.Errorf("dead-letter %d records: %w", len(failed), err)
+	}
+	return ok, nil
+}
+
+// Flush flushes every sink and returns what is durable.
+func (sp *shardPipeline) Flush(ctx context.Context) (checkpoint.Checkpoint, error) {
+	for _, s := range sp.sinks {
+		if err := s.sink.Flush(ctx); err != nil {
+			return checkpoint.Checkpoint{}, fmt.Errorf("flush sink %s: %w", s.name, err)
+		}
+	}
+	return sp.Durable(), nil
+}
+
+// Durable is the position every sink has passed: a sink with nothing
+// outstanding has passed everything processed (including filtered and
+// dead-lettered records); a sink with outstanding messages holds the
+// checkpoint at its own durable position.
+func (sp *shardPipeline) Durable() checkpoint.Checkpoint {
+	pos := sp.last
+	progress := make(map[string]checkpoint.Position, len(sp.sinks))
+	for _, s := range sp.sinks {
+		d := s.sink.Durable()
+		if s.given.IsZero() || (!d.IsZero() && !checkpoint.Less(d, s.given)) {
+			progress[s.name] = maxPos(d, s.start)
+			continue // nothing outstanding
+		}
+		held := d
+		if held.IsZero() {
+			held = sp.shard.Start.Position // nothing durable yet in this lease
+		}
+		if !held.IsZero() {
+			progress[s.name] = maxPos(held, s.start)
+		}
+		if pos.IsSentinel() || held.IsSentinel() || checkpoint.Less(held, pos) {
+			pos = held
+		}
+	}
+	for name, p := range progress {
+		if p.IsZero() || p.IsSentinel() {
+			delete(progress, name)
+		}
+	}
+	if len(progress) == 0 {
+		progress = nil
+	}
+	return checkpoint.Checkpoint{Position: pos, Sinks: progress}
+}
+
+func maxPos(a, b checkpoint.Position) checkpoint.Position {
+	switch {
+	case a.IsZero() || a.IsSentinel():
+		return b
+	case b.IsZero() || b.IsSentinel():
+		return a
+	case checkpoint.Less(a, b):
+		return b
+	}
+	return a
+}
+
+// Close closes every shard sink.
+func (sp *shardPipeline) Close() error {
+	var errs []error
+	for _, s := range sp.sinks {
+		if err := s.sink.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close sink %s: %w", s.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
