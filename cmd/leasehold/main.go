@@ -77,6 +77,7 @@ AWS credentials, region and endpoints come from the AWS SDK's default chain
 		newDevCmd(),
 		newWorkerCmd(),
 		newLeasesCmd(),
+		newBenchCmd(),
 	)
 	return root
 }
