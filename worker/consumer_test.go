@@ -133,8 +133,10 @@ func (s *collectorShard) Process(ctx context.Context, recs []Record) error {
 func (s *collectorShard) Flush(ctx context.Context) (checkpoint.Checkpoint, error) {
 	return checkpoint.Checkpoint{Position: s.pos}, nil
 }
-func (s *collectorShard) Durable() checkpoint.Checkpoint { return checkpoint.Checkpoint{Position: s.pos} }
-func (s *collectorShard) Close() error                   { return nil }
+func (s *collectorShard) Durable() checkpoint.Checkpoint {
+	return checkpoint.Checkpoint{Position: s.pos}
+}
+func (s *collectorShard) Close() error { return nil }
 
 func rec(seq int, data []byte) types.Record {
 	return types.Record{SequenceNumber: aws.String(strconv.Itoa(seq)), PartitionKey: aws.String("pk"), Data: data, ApproximateArrivalTimestamp: aws.Time(time.Unix(0, 0))}
