@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/internal/config"
 	"github.com/leasehold/leasehold/lease"
+	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/processors/filesink"
 	"github.com/leasehold/leasehold/worker"
 )
@@ -38,21 +41,17 @@ releases its leases so peers take them at once, within worker.shutdown_grace.`,
 			if err != nil {
 				return usageError{err}
 			}
-			if c.Worker.FileSink == "" {
-				return usageError{errors.New("worker.file_sink: set a path (flag --worker.file-sink, env LEASEHOLD_WORKER_FILE_SINK): it is the worker's only sink until the processor pipeline (OpenSearch, S3, DynamoDB) lands")}
-			}
-			sink, err := filesink.Open(c.Worker.FileSink, time.Second)
-			if err != nil {
-				return usageError{err}
-			}
-			defer sink.Close()
-
 			awsCfg, err := awsconf.Load(cmd.Context())
 			if err != nil {
 				return usageError{err}
 			}
+			factory, closeSinks, err := buildProcessing(cmd.Context(), c, awsCfg, log)
+			if err != nil {
+				return usageError{err}
+			}
+			defer closeSinks()
 			store := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), c.Lease.Table)
-			w, err := worker.New(awsconf.Kinesis(awsCfg), store, sink.Factory(), wcfg, log)
+			w, err := worker.New(awsconf.Kinesis(awsCfg), store, factory, wcfg, log)
 			if err != nil {
 				return usageError{err}
 			}
@@ -60,6 +59,50 @@ releases its leases so peers take them at once, within worker.shutdown_grace.`,
 			return w.Run(cmd.Context())
 		},
 	}
+}
+
+// buildProcessing returns what the worker runs each shard through: the
+// pipeline from the config file, or the plain NDJSON file sink given by
+// worker.file_sink (handy for debugging and used by the benchmarks).
+func buildProcessing(ctx context.Context, c config.Config, awsCfg aws.Config, log *zap.Logger) (worker.ProcessorFactory, func(), error) {
+	hasPipeline := c.Pipeline.Kind != 0
+	switch {
+	case hasPipeline && c.Worker.FileSink != "":
+		return nil, nil, errors.New("worker.file_sink and pipeline are both set; use one: the pipeline can include a `file` sink")
+	case c.Worker.FileSink != "":
+		sink, err := filesink.Open(c.Worker.FileSink, time.Second)
+		if err != nil {
+			return nil, nil, err
+		}
+		return sink.Factory(), func() { _ = sink.Close() }, nil
+	case !hasPipeline:
+		return nil, nil, errors.New("nothing to write to: add a pipeline section to the config file (see README: Pipeline), or set worker.file_sink (--worker.file-sink, LEASEHOLD_WORKER_FILE_SINK) to append raw records to an NDJSON file")
+	}
+	spec, err := processors.ParseSpec(&c.Pipeline)
+	if err != nil {
+		return nil, nil, err
+	}
+	env := processors.Env{"s3": awsconf.S3(awsCfg), "dynamodb": awsconf.DynamoDB(awsCfg), "aws": awsCfg}
+	p, err := processors.Build(ctx, newRegistry(), spec, env, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p.Factory(), func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := p.Close(cctx); err != nil {
+			log.Warn("closing sinks", zap.Error(err))
+		}
+	}, nil
+}
+
+// newRegistry registers every built-in processor, sink and dead-letter
+// type. A program embedding leasehold builds its own registry the same
+// way and adds its types.
+func newRegistry() *processors.Registry {
+	r := processors.NewRegistry()
+	filesink.Register(r)
+	return r
 }
 
 // workerConfig maps the user's configuration onto the worker's.

@@ -28,6 +28,10 @@ type Config struct {
 	Lease  Lease  `yaml:"lease"`
 	Worker Worker `yaml:"worker"`
 	Dev    Dev    `yaml:"dev"`
+	// Pipeline is the processors, sinks and dead_letter sections, kept as
+	// YAML for processors.ParseSpec: lists of typed stages do not map to
+	// environment variables or flags, so they come from the file only.
+	Pipeline yaml.Node `yaml:"pipeline,omitempty" env:"-"`
 }
 
 // Log configures the zap logger.
@@ -153,6 +157,10 @@ func decodeYAML(b []byte, c *Config) error {
 			key := k.Value
 			if prefix != "" {
 				key = prefix + "." + k.Value
+			}
+			if key == "pipeline" {
+				c.Pipeline = *v
+				continue
 			}
 			if f, ok := byKey[key]; ok {
 				val := v.Value
