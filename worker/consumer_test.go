@@ -278,3 +278,56 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met in 10s")
 }
+
+func TestInitialPositionOnlyAppliesToShardsWithoutCheckpoint(t *testing.T) {
+	ts := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		start checkpoint.Position
+		want  string
+	}{
+		{"trim horizon", checkpoint.Position{Sequence: checkpoint.TrimHorizon}, "TRIM_HORIZON:"},
+		{"latest", checkpoint.Position{Sequence: checkpoint.Latest}, "LATEST:"},
+		{"at timestamp", checkpoint.AtTimestamp(ts), "AT_TIMESTAMP:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kin := &fakeKinesis{records: map[string][]types.Record{"s0": {rec(1, []byte("x"))}}}
+			store := leasetest.NewFake()
+			c := &collector{got: map[string][]string{}}
+			w, err := New(kin, store, c.factory, Config{
+				StreamName: "st", InitialPosition: tc.start, IdleTime: 10 * time.Millisecond, ShutdownGrace: 5 * time.Second,
+				Lease: lease.Config{WorkerID: "w", Duration: time.Second, SafetyMargin: 300 * time.Millisecond, RenewInterval: 200 * time.Millisecond, TakeInterval: 50 * time.Millisecond},
+			}, zap.NewNop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error)
+			go func() { done <- w.Run(ctx) }()
+			waitFor(t, func() bool { kin.mu.Lock(); defer kin.mu.Unlock(); return len(kin.iterCalls) > 0 })
+			cancel()
+			<-done
+			if kin.iterCalls[0] != tc.want {
+				t.Fatalf("first iterator %s, want %s", kin.iterCalls[0], tc.want)
+			}
+			l, _ := store.Get(context.Background(), "s0")
+			if tc.start.Sequence == checkpoint.TrimHorizon && l.Checkpoint.Position.Sequence != "1" {
+				t.Fatalf("checkpoint after reading from TRIM_HORIZON: %v", l.Checkpoint.Position)
+			}
+		})
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	bad := []Config{
+		{},
+		{StreamName: "s", MaxRecords: 20000},
+		{StreamName: "s", InitialPosition: checkpoint.Position{Sequence: "OLDEST"}},
+	}
+	for i, c := range bad {
+		c.defaults()
+		if c.Validate() == nil {
+			t.Errorf("config %d accepted: %+v", i, c)
+		}
+	}
+}
