@@ -2,8 +2,11 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,7 +72,7 @@ func (f *fleet) start(id string, env ...string) {
 		"LEASEHOLD_WORKER_FILE_SINK="+f.sinkPath(id), "LEASEHOLD_LOG_FORMAT=json",
 		"LEASEHOLD_LEASE_DURATION=4s", "LEASEHOLD_LEASE_SAFETY_MARGIN=1s", "LEASEHOLD_LEASE_RENEW_INTERVAL=1s",
 		"LEASEHOLD_LEASE_TAKE_INTERVAL=500ms", "LEASEHOLD_WORKER_CHECKPOINT_INTERVAL=1s", "LEASEHOLD_WORKER_IDLE_TIME=100ms",
-		"LEASEHOLD_WORKER_SHUTDOWN_GRACE=10s", "LEASEHOLD_LEASE_SHARD_SYNC_INTERVAL=5s",
+		"LEASEHOLD_WORKER_SHUTDOWN_GRACE=10s", "LEASEHOLD_LEASE_SHARD_SYNC_INTERVAL=5s", "LEASEHOLD_WORKER_METRICS_ADDR=127.0.0.1:0",
 	)
 	cmd.Env = append(cmd.Env, env...)
 	logf, err := os.Create(filepath.Join(f.dir, id+".log"))
@@ -377,4 +380,67 @@ func TestCrashBetweenWriteAndCheckpoint(t *testing.T) {
 			t.Errorf("record %s processed by %v: duplicates must be exactly the crashed worker's uncheckpointed writes replayed once", rec, ws)
 		}
 	}
+}
+
+// TestWorkerMetrics checks a running worker answers /healthz, /readyz and
+// /metrics with its lease, record and AWS call counters.
+func TestWorkerMetrics(t *testing.T) {
+	e := testenv.Require(t, "kinesis", "dynamodb")
+	kc := testenv.Kinesis(e)
+	stream := testenv.Name(t, "metrics")
+	createStream(t, kc, stream, 2)
+	f := newFleet(t, e, stream)
+	prod := startProducer(kc, stream, 4, 10, 50*time.Millisecond)
+	defer prod.Stop()
+	f.start("m1")
+	var addr string
+	for end := time.Now().Add(30 * time.Second); addr == "" && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		for _, line := range strings.Split(f.logTail("m1"), "\n") {
+			if strings.Contains(line, `"metrics listening"`) {
+				var v struct{ Addr string }
+				if json.Unmarshal([]byte(line), &v) == nil {
+					addr = v.Addr
+				}
+			}
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no metrics address logged:\n%s", f.logTail("m1"))
+	}
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	wants := []string{
+		"leasehold_leases_held 2",
+		`leasehold_aws_calls_total{operation="UpdateItem",outcome="ok",service="DynamoDB"}`,
+		`leasehold_aws_calls_total{operation="GetRecords",outcome="ok",service="Kinesis"}`,
+		"leasehold_shard_millis_behind_latest{shard_id=",
+		"leasehold_leases_taken_total 2",
+	}
+	missing := wants
+	for end := time.Now().Add(20 * time.Second); len(missing) > 0 && time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		_, body := get("/metrics")
+		missing = nil
+		for _, want := range wants {
+			if !strings.Contains(body, want) {
+				missing = append(missing, want)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("/metrics lacks %v", missing)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz = %d", code)
+	}
+	if code, b := get("/readyz"); code != 200 {
+		t.Errorf("/readyz = %d %s", code, b)
+	}
+	f.stop("m1")
 }

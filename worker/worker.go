@@ -293,13 +293,23 @@ type Stats struct {
 	Checkpoints int64
 	Shards      []string
 	Lease       lease.Stats
+	// MillisBehind is each held shard's MillisBehindLatest from its last
+	// GetRecords.
+	MillisBehind map[string]int64
 }
 
 // Stats returns the worker's counters. Safe for concurrent use.
 func (w *Worker) Stats() Stats {
 	s := Stats{RecordsIn: w.metrics.recordsIn.Load(), Checkpoints: w.metrics.checkpoints.Load(), Lease: w.coord.Stats()}
-	for shard := range w.coord.Held() {
+	s.MillisBehind = map[string]int64{}
+	w.metrics.lagMu.Lock()
+	held := w.coord.Held()
+	for shard := range held {
 		s.Shards = append(s.Shards, shard)
+		if ms, ok := w.metrics.lag[shard]; ok {
+			s.MillisBehind[shard] = ms
+		}
 	}
+	w.metrics.lagMu.Unlock()
 	return s
 }

@@ -8,12 +8,14 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/leasehold/leasehold/checkpoint"
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/internal/config"
+	"github.com/leasehold/leasehold/internal/telemetry"
 	"github.com/leasehold/leasehold/lease"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/processors/filesink"
@@ -45,6 +47,8 @@ releases its leases so peers take them at once, within worker.shutdown_grace.`,
 			if err != nil {
 				return usageError{err}
 			}
+			reg := telemetry.NewRegistry()
+			telemetry.CountAWSCalls(&awsCfg, reg)
 			factory, closeSinks, err := buildProcessing(cmd.Context(), c, awsCfg, log)
 			if err != nil {
 				return usageError{err}
@@ -55,10 +59,44 @@ releases its leases so peers take them at once, within worker.shutdown_grace.`,
 			if err != nil {
 				return usageError{err}
 			}
+			reg.MustRegister(telemetry.NewWorkerCollector(w.Stats))
+			stopMetrics, err := serveMetrics(c.Worker.MetricsAddr, reg, w, log)
+			if err != nil {
+				return usageError{err}
+			}
+			defer stopMetrics()
 			log.Info("worker starting", zap.String("worker_id", wcfg.Lease.WorkerID), zap.String("stream", c.Stream.Name), zap.String("lease_table", c.Lease.Table))
 			return w.Run(cmd.Context())
 		},
 	}
+}
+
+// serveMetrics starts /metrics, /healthz and /readyz on addr (nothing when
+// addr is empty). The server outlives the worker's graceful shutdown: the
+// returned func stops it after Run returned.
+func serveMetrics(addr string, reg *prometheus.Registry, w *worker.Worker, log *zap.Logger) (func(), error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	srv, err := telemetry.Listen(addr, reg, func() error {
+		if !w.Coordinator().Healthy() {
+			return errors.New("lease heartbeat not current: not processing shards")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("worker.metrics_addr: %w", err)
+	}
+	log.Info("metrics listening", zap.String("addr", srv.Addr()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Run(ctx); err != nil {
+			log.Warn("metrics server", zap.Error(err))
+		}
+	}()
+	return func() { cancel(); <-done }, nil
 }
 
 // buildProcessing returns what the worker runs each shard through: the

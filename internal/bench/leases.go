@@ -221,7 +221,7 @@ func (f *procs) start(id string) error {
 		"LEASEHOLD_STREAM_NAME="+f.stream, "LEASEHOLD_LEASE_TABLE="+f.table, "LEASEHOLD_WORKER_ID="+id,
 		"LEASEHOLD_WORKER_FILE_SINK="+filepath.Join(f.dir, id+".ndjson"), "LEASEHOLD_LOG_FORMAT=json", "LEASEHOLD_LOG_LEVEL=warn",
 		"LEASEHOLD_LEASE_DURATION="+f.cfg.Duration.String(), "LEASEHOLD_LEASE_TAKE_INTERVAL="+f.cfg.TakeInterval.String(),
-		"LEASEHOLD_LEASE_RENEW_INTERVAL="+f.cfg.Renew.String(), "LEASEHOLD_WORKER_CHECKPOINT_INTERVAL=1s", "LEASEHOLD_WORKER_IDLE_TIME=200ms",
+		"LEASEHOLD_LEASE_RENEW_INTERVAL="+f.cfg.Renew.String(), "LEASEHOLD_WORKER_CHECKPOINT_INTERVAL=1s", "LEASEHOLD_WORKER_IDLE_TIME=200ms", "LEASEHOLD_WORKER_METRICS_ADDR=127.0.0.1:0",
 	)
 	if os.Getenv("AWS_REGION") == "" {
 		cmd.Env = append(cmd.Env, "AWS_REGION=us-east-1")

@@ -64,6 +64,7 @@ type Worker struct {
 	IdleTime           time.Duration `yaml:"idle_time" doc:"pause between GetRecords calls when a shard returned nothing"`
 	ShutdownGrace      time.Duration `yaml:"shutdown_grace" doc:"on SIGTERM, the longest a worker takes to flush, checkpoint, release and exit"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval" doc:"how often a shard checkpoints what its sinks have made durable"`
+	MetricsAddr        string        `yaml:"metrics_addr" doc:"address for /metrics, /healthz and /readyz (127.0.0.1:0 picks a free port; empty disables)"`
 	FileSink           string        `yaml:"file_sink" doc:"append every record to this NDJSON file (the worker's sink until the processor pipeline lands)"`
 }
 
@@ -97,6 +98,7 @@ func Default() Config {
 			IdleTime:           250 * time.Millisecond,
 			ShutdownGrace:      20 * time.Second,
 			CheckpointInterval: 5 * time.Second,
+			MetricsAddr:        "127.0.0.1:9464",
 		},
 		Dev: Dev{
 			Dir:            ".leasehold",

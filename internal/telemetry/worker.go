@@ -1,0 +1,62 @@
+package telemetry
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/leasehold/leasehold/worker"
+)
+
+// WorkerCollector reads a worker's counters at scrape time.
+type WorkerCollector struct {
+	stats func() worker.Stats
+
+	recordsIn, checkpoints, held, behind                        *prometheus.Desc
+	taken, handedOff, released, lost, requested, heartbeatFails *prometheus.Desc
+}
+
+// NewWorkerCollector returns a collector over stats (usually w.Stats).
+func NewWorkerCollector(stats func() worker.Stats) *WorkerCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("leasehold_"+name, help, labels, nil)
+	}
+	return &WorkerCollector{
+		stats:          stats,
+		recordsIn:      d("records_in_total", "User records handed to the processors (after KPL de-aggregation)."),
+		checkpoints:    d("checkpoints_total", "Checkpoints written."),
+		held:           d("leases_held", "Shard leases this worker processes."),
+		behind:         d("shard_millis_behind_latest", "MillisBehindLatest of the shard's last GetRecords.", "shard_id"),
+		taken:          d("leases_taken_total", "Leases taken (unowned, expired owner, granted handoff, or own lease re-taken)."),
+		handedOff:      d("leases_handed_off_total", "Leases handed to another worker for balance."),
+		released:       d("leases_released_total", "Leases released (shutdown, shard end)."),
+		lost:           d("leases_lost_total", "Leases lost: taken by another worker or dropped by the self-fence."),
+		requested:      d("lease_handoffs_requested_total", "Handoff requests this worker sent."),
+		heartbeatFails: d("heartbeat_failures_total", "Heartbeat writes that failed."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *WorkerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.recordsIn, c.checkpoints, c.held, c.behind, c.taken, c.handedOff, c.released, c.lost, c.requested, c.heartbeatFails} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *WorkerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	counter := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	counter(c.recordsIn, s.RecordsIn)
+	counter(c.checkpoints, s.Checkpoints)
+	ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, float64(len(s.Shards)))
+	for shard, ms := range s.MillisBehind {
+		ch <- prometheus.MustNewConstMetric(c.behind, prometheus.GaugeValue, float64(ms), shard)
+	}
+	counter(c.taken, s.Lease.Taken)
+	counter(c.handedOff, s.Lease.HandedOff)
+	counter(c.released, s.Lease.Released)
+	counter(c.lost, s.Lease.Lost)
+	counter(c.requested, s.Lease.Requested)
+	counter(c.heartbeatFails, s.Lease.HeartbeatFailures)
+}
