@@ -123,4 +123,8 @@ func isDigits(s string) bool {
 type Checkpoint struct {
 	Position Position
 	Sinks    map[string]Position
+	// MillisBehind is how far behind the stream's tip the shard was when
+	// the checkpoint was written (from GetRecords). It is for people
+	// (`leasehold leases`) and never used for decisions; 0 when unknown.
+	MillisBehind int64
 }

@@ -37,6 +37,7 @@ const (
 	attrSinks     = "cp_sinks"   // lease: map sink -> "seq/sub"
 	attrParents   = "parents"    // lease: list of parent shard ids
 	attrHandoff   = "handoff_to" // lease: requested new owner
+	attrLag       = "lag_ms"     // lease: MillisBehindLatest at the last checkpoint (for people)
 	attrUpdated   = "updated_at" // both: writer's wall clock, for people
 	attrWorker    = "worker_id"  // worker: id
 	attrHeartbeat = "heartbeat"  // worker: liveness counter
@@ -258,6 +259,9 @@ func (s *DynamoStore) Transfer(ctx context.Context, shardID, owner string, epoch
 		names["#k"] = attrSinks
 		vals[":sinks"] = sinksAttr(cp.Sinks)
 	}
+	set += ", #lag = :lag"
+	names["#lag"] = attrLag
+	vals[":lag"] = num(cp.MillisBehind)
 	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &s.table,
 		Key:                       key(shardPrefix + shardID),
@@ -289,6 +293,9 @@ func (s *DynamoStore) Checkpoint(ctx context.Context, shardID, owner string, epo
 		names["#k"] = attrSinks
 		vals[":sinks"] = sinksAttr(cp.Sinks)
 	}
+	set += ", #lag = :lag"
+	names["#lag"] = attrLag
+	vals[":lag"] = num(cp.MillisBehind)
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &s.table,
 		Key:                       key(shardPrefix + shardID),
@@ -386,7 +393,7 @@ func decodeLease(it map[string]types.AttributeValue) Lease {
 		HandoffTo: str(it[attrHandoff]),
 		Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{
 			Sequence: str(it[attrSeq]), Sub: numOf(it[attrSub]),
-		}},
+		}, MillisBehind: numOf(it[attrLag])},
 	}
 	l.UpdatedAt, _ = time.Parse(time.RFC3339Nano, str(it[attrUpdated]))
 	if ps, ok := it[attrParents].(*types.AttributeValueMemberL); ok {

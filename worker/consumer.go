@@ -29,6 +29,7 @@ type consumer struct {
 	done   chan struct{}
 
 	pos            checkpoint.Position   // last record handed to the processor
+	behind         int64                 // MillisBehindLatest of the last GetRecords
 	checkpointed   checkpoint.Checkpoint // last checkpoint written
 	lastCheckpoint time.Time
 }
@@ -109,6 +110,7 @@ func (c *consumer) run(ctx context.Context) {
 		}
 		backoff.reset()
 		c.w.metrics.observeLag(c.lease.ShardID, out.MillisBehindLatest)
+		c.behind = aws.ToInt64(out.MillisBehindLatest)
 		recs := c.userRecords(out.Records)
 		if len(recs) > 0 {
 			if err := proc.Process(ctx, recs); err != nil {
@@ -160,6 +162,7 @@ func (c *consumer) checkpoint(ctx context.Context, cp checkpoint.Checkpoint) boo
 	if cp.Position.IsZero() || cp.Position == c.checkpointed.Position {
 		return true
 	}
+	cp.MillisBehind = c.behind
 	if err := c.w.coord.Checkpoint(ctx, c.lease.ShardID, cp); err != nil {
 		if errors.Is(err, lease.ErrLost) {
 			c.log.Warn("checkpoint rejected: lease lost; shard stopped", zap.Error(err))
@@ -188,6 +191,7 @@ func (c *consumer) finish(ctx context.Context, proc ShardProcessor, to string) {
 	if cp.Position.IsZero() {
 		cp = c.checkpointed
 	}
+	cp.MillisBehind = c.behind
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.w.cfg.Lease.Duration)
 	defer cancel()
 	if err := c.w.coord.Transfer(tctx, c.lease.ShardID, cp, to); err != nil {

@@ -3,11 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
 	"github.com/leasehold/leasehold/internal/awsconf"
@@ -15,28 +17,65 @@ import (
 )
 
 func newLeasesCmd() *cobra.Command {
+	var watch bool
+	var every time.Duration
 	cmd := &cobra.Command{
 		Use:   "leases",
-		Short: "Print the lease table: shard, owner, checkpoint, state, parents, last change",
-		Args:  cobra.NoArgs,
+		Short: "Print the lease table: shard, owner, checkpoint, lag, state, parents, last change",
+		Long: `Print the lease table of lease.table: every shard with its owner, epoch,
+checkpoint, lag behind the stream tip at the last checkpoint, state and
+parents, then every worker with its heartbeat. With --watch, redraw it every
+--interval until interrupted.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := loadConfig(cmd)
 			if err != nil {
 				return err
+			}
+			if every < 100*time.Millisecond {
+				return usageError{fmt.Errorf("--interval %s is too short; use at least 100ms", every)}
 			}
 			awsCfg, err := awsconf.Load(cmd.Context())
 			if err != nil {
 				return usageError{err}
 			}
 			store := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), c.Lease.Table)
-			snap, err := store.Snapshot(cmd.Context())
-			if err != nil {
-				return err
+			out := cmd.OutOrStdout()
+			tty := false
+			if f, ok := out.(*os.File); ok {
+				tty = isatty.IsTerminal(f.Fd())
 			}
-			printLeases(cmd.OutOrStdout(), snap, time.Now())
-			return nil
+			for {
+				snap, err := store.Snapshot(cmd.Context())
+				if err != nil {
+					if watch && cmd.Context().Err() != nil {
+						return nil
+					}
+					return err
+				}
+				if watch && tty {
+					fmt.Fprint(out, "\033[H\033[2J") // home and clear: redraw in place
+				}
+				if watch {
+					fmt.Fprintf(out, "%s  table %s\n\n", time.Now().Format("15:04:05"), c.Lease.Table)
+				}
+				printLeases(out, snap, time.Now())
+				if !watch {
+					return nil
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(every):
+				}
+				if !tty {
+					fmt.Fprintln(out)
+				}
+			}
 		},
 	}
+	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "redraw the table every --interval until interrupted")
+	cmd.Flags().DurationVar(&every, "interval", time.Second, "refresh interval for --watch")
 	return cmd
 }
 
@@ -45,7 +84,7 @@ func newLeasesCmd() *cobra.Command {
 func printLeases(out io.Writer, snap lease.Snapshot, now time.Time) {
 	sort.Slice(snap.Leases, func(i, j int) bool { return snap.Leases[i].ShardID < snap.Leases[j].ShardID })
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SHARD\tOWNER\tEPOCH\tCHECKPOINT\tSTATE\tPARENTS\tLAST CHANGE")
+	fmt.Fprintln(tw, "SHARD\tOWNER\tEPOCH\tCHECKPOINT\tLAG\tSTATE\tPARENTS\tLAST CHANGE")
 	for _, l := range snap.Leases {
 		state := "active"
 		switch {
@@ -64,7 +103,11 @@ func printLeases(out io.Writer, snap lease.Snapshot, now time.Time) {
 		if parents == "" {
 			parents = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", l.ShardID, owner, l.Epoch, shortSeq(l.Checkpoint.Position.String()), state, parents, ago(now, l.UpdatedAt))
+		lag := "-"
+		if l.Checkpoint.MillisBehind > 0 || (!l.Checkpoint.Position.IsSentinel() && !l.Checkpoint.Position.IsZero()) {
+			lag = (time.Duration(l.Checkpoint.MillisBehind) * time.Millisecond).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", l.ShardID, owner, l.Epoch, shortSeq(l.Checkpoint.Position.String()), lag, state, parents, ago(now, l.UpdatedAt))
 	}
 	tw.Flush()
 	fmt.Fprintln(out)

@@ -119,14 +119,15 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 			t.Fatal(err)
 		}
 		c := checkpoint.Checkpoint{
-			Position: checkpoint.Position{Sequence: "4960", Sub: 7},
-			Sinks:    map[string]checkpoint.Position{"opensearch": {Sequence: "4970", Sub: 2}, "s3": {Sequence: "4960", Sub: 7}},
+			Position:     checkpoint.Position{Sequence: "4960", Sub: 7},
+			Sinks:        map[string]checkpoint.Position{"opensearch": {Sequence: "4970", Sub: 2}, "s3": {Sequence: "4960", Sub: 7}},
+			MillisBehind: 1234,
 		}
 		if err := s.Checkpoint(ctx(t), "s1", "A", 1, c); err != nil {
 			t.Fatal(err)
 		}
 		got, _ := s.Get(ctx(t), "s1")
-		if got.Checkpoint.Position != c.Position || got.Checkpoint.Sinks["opensearch"] != c.Sinks["opensearch"] || len(got.Checkpoint.Sinks) != 2 {
+		if got.Checkpoint.Position != c.Position || got.Checkpoint.Sinks["opensearch"] != c.Sinks["opensearch"] || len(got.Checkpoint.Sinks) != 2 || got.Checkpoint.MillisBehind != 1234 {
 			t.Fatalf("read back %+v, want %+v", got.Checkpoint, c)
 		}
 	})

@@ -169,7 +169,7 @@ func (f *Fake) Transfer(ctx context.Context, shardID, owner string, epoch int64,
 		return 0, fmt.Errorf("transfer lease %s at epoch %d: %w", shardID, epoch, lease.ErrLost)
 	}
 	l.Owner, l.Epoch, l.HandoffTo, l.UpdatedAt = to, l.Epoch+1, "", time.Now()
-	l.Checkpoint.Position = cp.Position
+	l.Checkpoint.Position, l.Checkpoint.MillisBehind = cp.Position, cp.MillisBehind
 	if len(cp.Sinks) > 0 {
 		l.Checkpoint.Sinks = maps.Clone(cp.Sinks)
 	}
@@ -188,7 +188,7 @@ func (f *Fake) Checkpoint(ctx context.Context, shardID, owner string, epoch int6
 	if !ok || l.Owner != owner || l.Epoch != epoch {
 		return fmt.Errorf("checkpoint %s at epoch %d: %w", shardID, epoch, lease.ErrLost)
 	}
-	l.Checkpoint.Position = cp.Position
+	l.Checkpoint.Position, l.Checkpoint.MillisBehind = cp.Position, cp.MillisBehind
 	if len(cp.Sinks) > 0 {
 		l.Checkpoint.Sinks = maps.Clone(cp.Sinks)
 	}
