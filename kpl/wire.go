@@ -16,7 +16,6 @@ const (
 	tagPartitionKeyIndex  = 1<<3 | wireVarint // Record.partition_key_index
 	tagExplicitHashKeyIdx = 2<<3 | wireVarint // Record.explicit_hash_key_index
 	tagData               = 3<<3 | wireBytes  // Record.data
-	tagTags               = 4<<3 | wireBytes  // Record.tags
 	maxVarintLen          = 10
 )
 

@@ -49,10 +49,11 @@ func (p *Producer) fullLocked(q *shardQueue) bool {
 
 // holdLocked reports whether no call may start now: a new shard map waits
 // for the calls in flight to finish, or, with aggregation, the first
-// ListShards is still out (aggregating by shard needs its answer). Both
+// ListShards is still out (aggregating by shard needs its answer; it is
+// bounded by the request timeout, and a failure ends the wait too). Both
 // end with a poke.
 func (p *Producer) holdLocked() bool {
-	return p.pendingMap != nil || (p.cfg.aggregate && !p.mapLoaded && !p.closed)
+	return p.pendingMap != nil || (p.cfg.aggregate && !p.mapLoaded)
 }
 
 // nextBatchLocked builds the next call when some sendable shard is urgent

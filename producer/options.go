@@ -184,9 +184,14 @@ func WithRequestTimeout(d time.Duration) Option { return func(c *config) { c.req
 // WithAggregation turns KPL aggregation on or off. Default off. When on,
 // user records that map to the same shard are packed into KPL aggregated
 // records (see package kpl) so small records do not each cost a Kinesis
-// record. Grouping needs the shard map (ListShards); until it is known,
-// only consecutive records with the same partition key are aggregated, so
-// every aggregate stays on one shard as the Java KCL requires.
+// record. Grouping needs the shard map (ListShards): the first calls wait
+// for its first answer (at most the request timeout), and if it cannot be
+// had only consecutive records with the same partition key are
+// aggregated, so every aggregate stays on one shard as the Java KCL
+// requires (it drops an aggregate holding a record outside its shard).
+// After a reshard, aggregates built on the old map until the map is
+// re-read may straddle shards: our consumer reads them whole, the Java
+// KCL would drop them.
 func WithAggregation(on bool) Option { return func(c *config) { c.aggregate = on } }
 
 // WithAggregationLimits caps one aggregated record: its size in bytes
@@ -223,7 +228,9 @@ func WithMaxFailedKept(n int) Option { return func(c *config) { c.maxFailedKept 
 // WithResultHandler registers a function called exactly once per accepted
 // record with its outcome, from the producer's goroutines, possibly
 // concurrently, never while a lock is held. It must be safe for concurrent
-// use and should return quickly: sends wait for it. Default none.
+// use and should return quickly: sends wait for it, and buffer space is
+// freed only after it returns, so it must not Put into the same producer
+// under the Block policy. Default none.
 func WithResultHandler(f func(Result)) Option { return func(c *config) { c.onResult = f } }
 
 // WithLogger sets the logger. Default a no-op logger.

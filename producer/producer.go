@@ -496,16 +496,23 @@ func (p *Producer) drain(ctx context.Context) {
 			<-ls.done
 		}
 	}
-	p.failRemaining(fmt.Errorf("producer: closed before the record was sent: %w", context.Cause(ctx)))
+	p.failRemaining(context.Cause(ctx))
 }
 
-// failRemaining resolves every queued record as failed. No loop runs.
-func (p *Producer) failRemaining(err error) {
+// failRemaining resolves every queued record as failed because cause
+// ended the drain. A record keeps the code of its last failed send, if it
+// had one (throttled until the end reads as throttling), else "Canceled".
+// No loop runs.
+func (p *Producer) failRemaining(cause error) {
 	p.mu.Lock()
 	var outs []outcome
 	for _, q := range p.queues {
 		for _, pd := range q.recs {
-			pd.code, pd.err = "Canceled", err
+			if pd.err != nil {
+				pd.err = fmt.Errorf("producer: closed before the record was sent (last error: %v): %w", pd.err, cause)
+			} else {
+				pd.code, pd.err = "Canceled", fmt.Errorf("producer: closed before the record was sent: %w", cause)
+			}
 			outs = append(outs, outcome{pd: pd, failed: true})
 		}
 		clear(q.recs)

@@ -121,14 +121,18 @@ func (p *Producer) maybeRefreshLocked(ctx context.Context, now time.Time, wg *sy
 		m, err := p.listShards(ctx)
 		p.mu.Lock()
 		p.refreshing = false
+		if ctx.Err() != nil {
+			// The loop is stopping; whoever runs it next asks again.
+			p.refreshWanted = true
+			p.mu.Unlock()
+			return
+		}
 		p.mapLoaded = true
 		now := p.cfg.clock.Now()
 		if err != nil {
 			p.nextRefresh = now.Add(min(p.cfg.shardMapRefresh, refreshRetry))
 			p.mu.Unlock()
-			if ctx.Err() == nil {
-				p.log.Warn("shard map refresh failed; routing by hash ranges until it works", zap.Error(err))
-			}
+			p.log.Warn("shard map refresh failed; routing by hash ranges until it works", zap.Error(err))
 			p.poke()
 			return
 		}
@@ -152,15 +156,22 @@ func (p *Producer) applyMapLocked() {
 	}
 	m := *p.pendingMap
 	p.pendingMap = nil
-	old := make(map[string]*shardQueue, len(p.queues))
-	for _, q := range p.queues {
-		old[q.id] = q
-	}
 	queues := make([]*shardQueue, len(m.ranges))
 	for i, r := range m.ranges {
 		q := &shardQueue{id: r.id, quota: p.cfg.batchRecords}
-		if o := old[r.id]; o != nil { // same shard: keep its throttling state
-			q.quota, q.notBefore, q.throttleStreak = o.quota, o.notBefore, o.throttleStreak
+		// Inherit the most cautious throttling state of the old ranges
+		// this one overlaps, so a switch of maps (virtual to real, or a
+		// reshard) does not forget a backoff in progress.
+		for j, o := range p.smap.ranges {
+			if o.start.Cmp(r.end) > 0 || o.end.Cmp(r.start) < 0 {
+				continue
+			}
+			oq := p.queues[j]
+			q.quota = min(q.quota, oq.quota)
+			q.throttleStreak = max(q.throttleStreak, oq.throttleStreak)
+			if oq.notBefore.After(q.notBefore) {
+				q.notBefore = oq.notBefore
+			}
 		}
 		queues[i] = q
 	}

@@ -64,11 +64,15 @@ type Kinesis struct {
 	Hold chan struct{}
 	// ListShardsError, if set, is returned by ListShards.
 	ListShardsError error
+	// Discard, if set, makes the fake count written records without
+	// keeping them or the calls (for benchmarks).
+	Discard bool
 
 	mu      sync.Mutex
 	shards  []Shard
 	seq     int
 	calls   []Call
+	ncalls  int
 	written []Written
 }
 
@@ -140,7 +144,8 @@ func (k *Kinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	n := len(k.calls)
+	n := k.ncalls
+	k.ncalls++
 	call := Call{Entries: len(in.Records), ByShard: map[string]int{}}
 	route := make([]string, len(in.Records))
 	for i, e := range in.Records {
@@ -175,7 +180,9 @@ func (k *Kinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _
 	case k.CallError != nil:
 		call.Err = k.CallError(n)
 	}
-	k.calls = append(k.calls, call)
+	if !k.Discard {
+		k.calls = append(k.calls, call)
+	}
 	if call.Err != nil {
 		return nil, call.Err
 	}
@@ -191,11 +198,13 @@ func (k *Kinesis) PutRecords(ctx context.Context, in *kinesis.PutRecordsInput, _
 		}
 		k.seq++
 		seq := fmt.Sprintf("%056d", k.seq)
-		k.written = append(k.written, Written{
-			ShardID: route[i], SequenceNumber: seq,
-			PartitionKey: aws.ToString(e.PartitionKey), ExplicitHashKey: aws.ToString(e.ExplicitHashKey),
-			Data: append([]byte(nil), e.Data...),
-		})
+		if !k.Discard {
+			k.written = append(k.written, Written{
+				ShardID: route[i], SequenceNumber: seq,
+				PartitionKey: aws.ToString(e.PartitionKey), ExplicitHashKey: aws.ToString(e.ExplicitHashKey),
+				Data: append([]byte(nil), e.Data...),
+			})
+		}
 		out.Records[i] = types.PutRecordsResultEntry{ShardId: aws.String(route[i]), SequenceNumber: aws.String(seq)}
 	}
 	out.FailedRecordCount = aws.Int32(failed)
@@ -225,6 +234,13 @@ func (k *Kinesis) Calls() []Call {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return append([]Call(nil), k.calls...)
+}
+
+// Count returns how many Kinesis records were written, kept or not.
+func (k *Kinesis) Count() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.seq
 }
 
 // Written returns the Kinesis records stored, in write order.
