@@ -49,9 +49,17 @@ func NewPipeline(stages []Stage, sinks []Sink, dl DeadLetterer, log *zap.Logger)
 	return &Pipeline{stages: stages, sinks: sinks, dl: dl, log: log}, nil
 }
 
-// Close closes every sink.
+// Close closes every sink, and every stage that has a Close method (a
+// geoip database, say).
 func (p *Pipeline) Close(ctx context.Context) error {
 	var errs []error
+	for _, st := range p.stages {
+		if c, ok := st.Processor.(interface{ Close() error }); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close processor %s: %w", st.Name, err))
+			}
+		}
+	}
 	for _, s := range p.sinks {
 		if err := s.Close(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("close sink %s: %w", s.Name(), err))
@@ -117,6 +125,17 @@ func (sp *shardPipeline) Process(ctx context.Context, recs []worker.Record) erro
 		out, err := sp.runStage(ctx, st, msgs)
 		if err != nil {
 			return err
+		}
+		// A processor may mark a message failed and leave it out of its
+		// result: collect failures from the input too, each once.
+		returned := make(map[*Message]bool, len(out))
+		for _, m := range out {
+			returned[m] = true
+		}
+		for _, m := range msgs {
+			if m.Failed() != nil && !returned[m] {
+				out = append(out, m)
+			}
 		}
 		if msgs, err = sp.deadLetterFailed(ctx, out); err != nil {
 			return err

@@ -107,6 +107,8 @@ func TestPipelineDurableIsWhatEverySinkWrote(t *testing.T) {
 			case n == 3:
 				m.Fail("filter", 1, errors.New("poison"))
 				out = append(out, m) // returned failed: the pipeline must still not pass it on
+			case n == 9:
+				m.Fail("filter", 1, errors.New("poison left out")) // not returned: still dead-lettered, once
 			case n%2 == 0:
 			default:
 				out = append(out, m)
@@ -153,7 +155,10 @@ func TestPipelineDurableIsWhatEverySinkWrote(t *testing.T) {
 	if fmt.Sprint(a.got) != "[1 5]" || fmt.Sprint(b.got) != "[1 5]" {
 		t.Fatalf("sinks got a=%v b=%v, want [1 5] each", a.got, b.got)
 	}
-	if len(dl.got) != 1 || dl.got[0] != "3@filter: poison" {
+	if err := sp.Process(ctx, recs(9, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if len(dl.got) != 2 || dl.got[0] != "3@filter: poison" || dl.got[1] != "9@filter: poison left out" {
 		t.Fatalf("dead letters %v", dl.got)
 	}
 }

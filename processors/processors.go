@@ -7,9 +7,9 @@
 //
 // A Processor's Process returns the messages to pass on, in order. Zero
 // messages and a nil error means every message was filtered. A message that
-// cannot be processed (poison input) is marked with Message.Fail and left
-// out of the result; the pipeline dead-letters it with the reason and goes
-// on, so a poison record never blocks its shard. A returned error means the
+// cannot be processed (poison input) is marked with Message.Fail, whether
+// or not it is returned; the pipeline dead-letters it once with the reason
+// and goes on, so a poison record never blocks its shard. A returned error means the
 // whole batch could not be processed now (a lookup service is down): the
 // pipeline retries the batch with backoff and never skips it.
 //

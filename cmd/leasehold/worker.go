@@ -19,6 +19,7 @@ import (
 	"github.com/leasehold/leasehold/lease"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/processors/filesink"
+	"github.com/leasehold/leasehold/processors/transform"
 	"github.com/leasehold/leasehold/worker"
 )
 
@@ -139,6 +140,7 @@ func buildProcessing(ctx context.Context, c config.Config, awsCfg aws.Config, lo
 // way and adds its types.
 func newRegistry() *processors.Registry {
 	r := processors.NewRegistry()
+	transform.Register(r)
 	filesink.Register(r)
 	return r
 }

@@ -1,0 +1,199 @@
+package transform
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+
+	"github.com/oschwald/maxminddb-golang/v2"
+
+	"github.com/leasehold/leasehold/event"
+	"github.com/leasehold/leasehold/processors"
+)
+
+// DefaultGeoCacheSize is the number of decoded database records a GeoIP
+// processor remembers per database when GeoIPOptions.CacheSize is 0.
+const DefaultGeoCacheSize = 16384
+
+// GeoIPOptions configures the geoip processor. At least one database is
+// required.
+type GeoIPOptions struct {
+	// CityDB is the path of a MaxMind City or Country database
+	// (GeoLite2-City.mmdb, GeoIP2-City.mmdb, GeoLite2-Country.mmdb, or a
+	// compatible one): it fills geo.country_iso, geo.country and geo.city
+	// (English names).
+	CityDB string `yaml:"city_db"`
+	// ASNDB is the path of a MaxMind ASN database (GeoLite2-ASN.mmdb): it
+	// fills geo.asn and geo.as_org.
+	ASNDB string `yaml:"asn_db"`
+	// CacheSize is how many decoded records to remember per database
+	// (many addresses share one record, so this saves decoding). 0 means
+	// DefaultGeoCacheSize; negative is an error.
+	CacheSize int `yaml:"cache_size"`
+}
+
+// GeoIP is the geoip processor: it fills Event.Geo from Event.ClientIP with
+// MaxMind databases, which are memory-mapped, so a lookup does no I/O
+// beyond page faults. Safe for concurrent use; Close releases the
+// databases.
+//
+// Fields already set are kept (CloudFront real-time logs carry c-country
+// and asn). When the event's country_iso (or asn) is set and the database
+// disagrees, the database's country and city (or AS organisation) are not
+// used, so a document never mixes two sources' answers.
+type GeoIP struct {
+	city, asn *maxminddb.Reader
+	cityCache *cache[uintptr, cityRecord]
+	asnCache  *cache[uintptr, asnRecord]
+}
+
+// cityRecord is the part of a City database record GeoIP uses.
+type cityRecord struct {
+	Country struct {
+		ISOCode string `maxminddb:"iso_code"`
+		Names   struct {
+			EN string `maxminddb:"en"`
+		} `maxminddb:"names"`
+	} `maxminddb:"country"`
+	City struct {
+		Names struct {
+			EN string `maxminddb:"en"`
+		} `maxminddb:"names"`
+	} `maxminddb:"city"`
+}
+
+// asnRecord is an ASN database record.
+type asnRecord struct {
+	Number uint32 `maxminddb:"autonomous_system_number"`
+	Org    string `maxminddb:"autonomous_system_organization"`
+}
+
+// NewGeoIP opens the databases. Neither given, a file that cannot be
+// opened or is not a MaxMind database, or a database of the wrong kind (an
+// ASN database as city_db, or the reverse) is an error wrapping ErrOption
+// that names the option and the path.
+func NewGeoIP(o GeoIPOptions) (*GeoIP, error) {
+	if o.CityDB == "" && o.ASNDB == "" {
+		return nil, optionError("city_db", "neither city_db nor asn_db is set; give the path of at least one MaxMind database")
+	}
+	if o.CacheSize < 0 {
+		return nil, optionError("cache_size", "%d is negative; use 0 for the default (%d) or a positive number of entries", o.CacheSize, DefaultGeoCacheSize)
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = DefaultGeoCacheSize
+	}
+	g := &GeoIP{}
+	var err error
+	if o.CityDB != "" {
+		if g.city, err = openDB("city_db", o.CityDB, "ASN"); err != nil {
+			return nil, err
+		}
+		g.cityCache = newCache[uintptr, cityRecord](o.CacheSize, hashUintptr)
+	}
+	if o.ASNDB != "" {
+		if g.asn, err = openDB("asn_db", o.ASNDB, "City", "Country"); err != nil {
+			_ = g.Close()
+			return nil, err
+		}
+		g.asnCache = newCache[uintptr, asnRecord](o.CacheSize, hashUintptr)
+	}
+	return g, nil
+}
+
+// openDB opens path for option, rejecting a database whose type names one
+// of wrongKinds.
+func openDB(option, path string, wrongKinds ...string) (*maxminddb.Reader, error) {
+	db, err := maxminddb.Open(path)
+	if err != nil {
+		return nil, optionError(option, "open %s: %v", path, err)
+	}
+	for _, k := range wrongKinds {
+		if strings.Contains(db.Metadata.DatabaseType, k) {
+			_ = db.Close()
+			return nil, optionError(option, "%s is a %s database, which has no data for %s", path, db.Metadata.DatabaseType, option)
+		}
+	}
+	return db, nil
+}
+
+// Close releases the databases. Process must not be called after Close.
+func (g *GeoIP) Close() error {
+	var errs []error
+	if g.city != nil {
+		errs = append(errs, g.city.Close())
+	}
+	if g.asn != nil {
+		errs = append(errs, g.asn.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Process fills Geo for every parsed message whose ClientIP is a public
+// address the databases know. An empty, invalid, private, loopback or
+// unknown address (or a record that fails to decode) leaves Geo as it is:
+// enrichment is best effort and never fails a record. It does not block.
+func (g *GeoIP) Process(_ context.Context, batch []*processors.Message) ([]*processors.Message, error) {
+	for _, m := range batch {
+		if !m.Parsed || m.Failed() != nil || m.Event.ClientIP == "" {
+			continue
+		}
+		addr, err := netip.ParseAddr(m.Event.ClientIP)
+		if err != nil {
+			continue
+		}
+		g.Lookup(addr.Unmap(), &m.Event.Geo)
+	}
+	return batch, nil
+}
+
+// Lookup fills the empty fields of geo for addr, as Process does. It does
+// not block and is safe for concurrent use.
+func (g *GeoIP) Lookup(addr netip.Addr, geo *event.Geo) {
+	if !addr.IsGlobalUnicast() || addr.IsPrivate() {
+		return
+	}
+	if g.city != nil {
+		if r, ok := lookup(g.city, g.cityCache, addr); ok && (r.Country.ISOCode != "" || r.City.Names.EN != "") {
+			if geo.CountryISO == "" || geo.CountryISO == r.Country.ISOCode {
+				geo.CountryISO = r.Country.ISOCode
+				if geo.Country == "" {
+					geo.Country = r.Country.Names.EN
+				}
+				if geo.City == "" {
+					geo.City = r.City.Names.EN
+				}
+			}
+		}
+	}
+	if g.asn != nil {
+		if r, ok := lookup(g.asn, g.asnCache, addr); ok && r.Number != 0 {
+			if geo.ASN == 0 || geo.ASN == r.Number {
+				geo.ASN = r.Number
+				if geo.ASOrg == "" {
+					geo.ASOrg = r.Org
+				}
+			}
+		}
+	}
+}
+
+// lookup finds addr's record in db, decoding it only the first time its
+// data offset is seen.
+func lookup[R any](db *maxminddb.Reader, c *cache[uintptr, R], addr netip.Addr) (R, bool) {
+	res := db.Lookup(addr)
+	if res.Err() != nil || !res.Found() {
+		var zero R
+		return zero, false
+	}
+	off := res.Offset()
+	if cached, ok := c.get(off); ok {
+		return cached, true
+	}
+	r := new(R) // Decode makes it escape: allocate only on a miss
+	if err := res.Decode(r); err != nil {
+		return *r, false
+	}
+	c.put(off, *r)
+	return *r, true
+}
