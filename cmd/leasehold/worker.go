@@ -18,7 +18,10 @@ import (
 	"github.com/leasehold/leasehold/internal/telemetry"
 	"github.com/leasehold/leasehold/lease"
 	"github.com/leasehold/leasehold/processors"
+	"github.com/leasehold/leasehold/processors/deadletter"
+	"github.com/leasehold/leasehold/processors/dynamosink"
 	"github.com/leasehold/leasehold/processors/filesink"
+	"github.com/leasehold/leasehold/processors/s3sink"
 	"github.com/leasehold/leasehold/processors/transform"
 	"github.com/leasehold/leasehold/worker"
 )
@@ -121,7 +124,7 @@ func buildProcessing(ctx context.Context, c config.Config, awsCfg aws.Config, lo
 	if err != nil {
 		return nil, nil, err
 	}
-	env := processors.Env{"s3": awsconf.S3(awsCfg), "dynamodb": awsconf.DynamoDB(awsCfg), "aws": awsCfg}
+	env := processors.Env{"s3": awsconf.S3(awsCfg), "dynamodb": awsconf.DynamoDB(awsCfg), "aws": awsCfg, "logger": log}
 	p, err := processors.Build(ctx, newRegistry(), spec, env, log)
 	if err != nil {
 		return nil, nil, err
@@ -142,6 +145,9 @@ func newRegistry() *processors.Registry {
 	r := processors.NewRegistry()
 	transform.Register(r)
 	filesink.Register(r)
+	s3sink.Register(r)
+	dynamosink.Register(r)
+	deadletter.Register(r)
 	return r
 }
 

@@ -1,0 +1,93 @@
+// Package deadletter stores the messages a pipeline gives up on, with the
+// raw Kinesis record and the reason, so nothing is dropped silently. Two
+// destinations:
+//
+//   - "s3": one gzipped NDJSON object per shard and stage per DeadLetter
+//     call, under <prefix>dt=YYYY-MM-DD/<shard>/ (the UTC date of the
+//     failure);
+//   - "file": the same lines appended to a local file, fsynced before
+//     DeadLetter returns (tests, local debugging).
+//
+// Each line is a Line: where the record came from, its data in base64,
+// the error, the stage that gave up, the attempts made and when. Both
+// destinations make the lines durable before DeadLetter returns, as
+// processors.DeadLetterer requires, and are safe for concurrent use.
+package deadletter
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/leasehold/leasehold/processors"
+)
+
+// Type names used in the pipeline config (pipeline.dead_letter.type).
+const (
+	TypeS3   = "s3"
+	TypeFile = "file"
+)
+
+// EnvS3Client is the processors.Env key of the *s3.Client (or any API)
+// that the "s3" type uses.
+const EnvS3Client = "s3"
+
+// EnvLogger is the optional processors.Env key of a *zap.Logger for retry
+// warnings.
+const EnvLogger = "logger"
+
+// Line is one dead-lettered record, one JSON object per line.
+type Line struct {
+	Stream            string `json:"stream"`
+	ShardID           string `json:"shard_id"`
+	SequenceNumber    string `json:"sequence_number"`
+	SubSequenceNumber int64  `json:"sub_sequence_number"`
+	PartitionKey      string `json:"partition_key"`
+	// Data is the raw record (the whole Kinesis record for a malformed
+	// KPL aggregate), base64 in JSON.
+	Data []byte `json:"data_base64"`
+	// Error is the reason, Stage the processor or sink that gave up
+	// ("deaggregate", "cloudfront", "opensearch", ...), Attempts how
+	// many tries it made.
+	Error    string    `json:"error"`
+	Stage    string    `json:"stage"`
+	Attempts int       `json:"attempts"`
+	FailedAt time.Time `json:"failed_at"`
+}
+
+// NewLine describes m, failed at the given time. A message without a
+// Failure (a caller's mistake) gets stage and error "unknown", so it is
+// still kept. It does not block.
+func NewLine(m *processors.Message, failedAt time.Time) Line {
+	r := m.Record
+	l := Line{
+		Stream: r.StreamName, ShardID: r.ShardID, SequenceNumber: r.SequenceNumber, SubSequenceNumber: r.SubSequenceNumber,
+		PartitionKey: r.PartitionKey, Data: r.Data, Error: "unknown", Stage: "unknown", FailedAt: failedAt.UTC(),
+	}
+	if f := m.Failed(); f != nil {
+		l.Stage, l.Attempts = f.Stage, f.Attempts
+		if f.Err != nil {
+			l.Error = f.Err.Error()
+		}
+	}
+	return l
+}
+
+// appendLines appends the NDJSON of msgs to dst.
+func appendLines(dst []byte, msgs []*processors.Message, at time.Time) ([]byte, error) {
+	for _, m := range msgs {
+		b, err := json.Marshal(NewLine(m, at))
+		if err != nil {
+			return nil, fmt.Errorf("deadletter: encode: %w", err)
+		}
+		dst = append(append(dst, b...), '\n')
+	}
+	return dst, nil
+}
+
+// Register adds the "s3" and "file" dead-letter types to r. It panics if
+// either is already registered.
+func Register(r *processors.Registry) {
+	r.RegisterDeadLetter(TypeS3, S3FromConfig)
+	r.RegisterDeadLetter(TypeFile, FileFromConfig)
+}

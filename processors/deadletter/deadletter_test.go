@@ -1,0 +1,355 @@
+package deadletter
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	"gopkg.in/yaml.v3"
+
+	"github.com/leasehold/leasehold/processors"
+	"github.com/leasehold/leasehold/worker"
+)
+
+var t0 = time.Date(2024, 5, 1, 23, 59, 59, 0, time.UTC)
+
+func failed(shard string, n int, stage string, err error) *processors.Message {
+	m := &processors.Message{Record: worker.Record{StreamName: "events", ShardID: shard, SequenceNumber: fmt.Sprintf("49%054d", n),
+		SubSequenceNumber: int64(n % 3), PartitionKey: "pk-" + fmt.Sprint(n), Data: []byte{0, 1, 2, byte(n), '\n', '"'}}}
+	if err != nil {
+		m.Fail(stage, 3, err)
+	}
+	return m
+}
+
+func decode(t *testing.T, r io.Reader) []Line {
+	t.Helper()
+	var out []Line
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var l Line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		out = append(out, l)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestNewLine(t *testing.T) {
+	tests := []struct {
+		name string
+		m    *processors.Message
+		want Line
+	}{
+		{"failed", failed("shardId-1", 4, "cloudfront", errors.New("bad line")), Line{Stream: "events", ShardID: "shardId-1",
+			SequenceNumber: fmt.Sprintf("49%054d", 4), SubSequenceNumber: 1, PartitionKey: "pk-4", Data: []byte{0, 1, 2, 4, '\n', '"'},
+			Error: "bad line", Stage: "cloudfront", Attempts: 3, FailedAt: t0}},
+		{"no failure recorded", failed("shardId-1", 4, "", nil), Line{Stream: "events", ShardID: "shardId-1",
+			SequenceNumber: fmt.Sprintf("49%054d", 4), SubSequenceNumber: 1, PartitionKey: "pk-4", Data: []byte{0, 1, 2, 4, '\n', '"'},
+			Error: "unknown", Stage: "unknown", FailedAt: t0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := NewLine(tt.m, t0.In(time.FixedZone("x", 7200)))
+			b, _ := json.Marshal(got)
+			w, _ := json.Marshal(tt.want)
+			if !bytes.Equal(b, w) {
+				t.Fatalf("line\n%s\nwant\n%s", b, w)
+			}
+			if !strings.Contains(string(b), `"data_base64":"AAECBAoi"`) {
+				t.Fatalf("data not base64 under data_base64: %s", b)
+			}
+		})
+	}
+}
+
+func TestFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dead.ndjson")
+	f, err := NewFile(FileOptions{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.now = func() time.Time { return t0 }
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 10 {
+				n := g*10 + i
+				if err := f.DeadLetter(t.Context(), []*processors.Message{failed("shardId-1", n, "parse", fmt.Errorf("poison %d", n))}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	lines := decode(t, fh)
+	if len(lines) != 40 {
+		t.Fatalf("%d lines, want 40", len(lines))
+	}
+	seen := map[string]bool{}
+	for _, l := range lines {
+		var n int
+		fmt.Sscanf(l.Error, "poison %d", &n)
+		if l.Data[3] != byte(n) || l.Stage != "parse" || l.Attempts != 3 || !l.FailedAt.Equal(t0) {
+			t.Errorf("line %+v", l)
+		}
+		seen[l.SequenceNumber] = true
+	}
+	if len(seen) != 40 {
+		t.Fatalf("%d distinct records, want 40", len(seen))
+	}
+}
+
+func TestFileOptions(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"ok", "path: " + filepath.Join(dir, "x.ndjson"), ""},
+		{"no path", "{}", "path is required"},
+		{"no directory", "path: " + filepath.Join(dir, "nope", "x.ndjson"), "does not exist"},
+		{"unknown key", "path: x\nsync: true", "sync"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var doc yaml.Node
+			if err := yaml.Unmarshal([]byte(tt.yaml), &doc); err != nil {
+				t.Fatal(err)
+			}
+			_, err := FileFromConfig(t.Context(), processors.NewOptions("pipeline.dead_letter", doc.Content[0]), nil)
+			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("err %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+type apiErr struct {
+	code   string
+	status int
+}
+
+func (e *apiErr) Error() string                 { return fmt.Sprintf("api error %s: %d", e.code, e.status) }
+func (e *apiErr) ErrorCode() string             { return e.code }
+func (e *apiErr) ErrorMessage() string          { return e.code }
+func (e *apiErr) ErrorFault() smithy.ErrorFault { return smithy.FaultUnknown }
+func (e *apiErr) HTTPStatusCode() int           { return e.status }
+
+// fakeS3 stores objects and honours If-None-Match: *.
+type fakeS3 struct {
+	mu      sync.Mutex
+	objects map[string][]byte
+	calls   int
+	fail    func(call int) error
+}
+
+func (f *fakeS3) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if f.fail != nil {
+		if err := f.fail(f.calls); err != nil {
+			return nil, err
+		}
+	}
+	key := aws.ToString(in.Key)
+	if _, ok := f.objects[key]; ok && aws.ToString(in.IfNoneMatch) == "*" {
+		return nil, &apiErr{"PreconditionFailed", 412}
+	}
+	b, _ := io.ReadAll(in.Body)
+	f.objects[key] = b
+	return &s3.PutObjectOutput{}, nil
+}
+
+func (f *fakeS3) lines(t *testing.T) map[string][]Line {
+	t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string][]Line{}
+	for k, b := range f.objects {
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[k] = decode(t, zr)
+	}
+	return out
+}
+
+func newS3(t *testing.T, f *fakeS3) *S3 {
+	t.Helper()
+	d, err := NewS3(f, S3Options{Bucket: "archive"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.now = func() time.Time { return t0 }
+	d.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	d.retryMin, d.retryMax = time.Millisecond, time.Millisecond
+	return d
+}
+
+func TestS3Groups(t *testing.T) {
+	f := &fakeS3{objects: map[string][]byte{}}
+	d := newS3(t, f)
+	in := []*processors.Message{
+		failed("shardId-1", 1, "parse", errors.New("a")),
+		failed("shardId-2", 2, "parse", errors.New("b")),
+		failed("shardId-1", 3, "opensearch", errors.New("c")),
+		failed("shardId-1", 4, "parse", errors.New("d")),
+	}
+	if err := d.DeadLetter(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	got := f.lines(t)
+	var keys []string
+	for k := range got {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	wantPrefixes := []string{
+		"dead-letter/dt=2024-05-01/shardId-1/" + fmt.Sprintf("49%054d", 1) + "-1-parse-",
+		"dead-letter/dt=2024-05-01/shardId-1/" + fmt.Sprintf("49%054d", 3) + "-0-opensearch-",
+		"dead-letter/dt=2024-05-01/shardId-2/" + fmt.Sprintf("49%054d", 2) + "-2-parse-",
+	}
+	if len(keys) != len(wantPrefixes) {
+		t.Fatalf("keys %v", keys)
+	}
+	for i, k := range keys {
+		if !strings.HasPrefix(k, wantPrefixes[i]) || !strings.HasSuffix(k, ".ndjson.gz") {
+			t.Errorf("key %s, want %s<digest>.ndjson.gz", k, wantPrefixes[i])
+		}
+	}
+	if ls := got[keys[0]]; len(ls) != 2 || ls[0].Error != "a" || ls[1].Error != "d" {
+		t.Errorf("shard 1 parse object holds %+v", ls)
+	}
+
+	// The same failures again (a replay): same keys, nothing new, success.
+	calls := f.calls
+	if err := d.DeadLetter(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.lines(t)) != 3 || f.calls != calls+3 {
+		t.Fatalf("replay: %d objects after %d calls", len(f.objects), f.calls-calls)
+	}
+	// Another set with the same first record: another key.
+	if err := d.DeadLetter(t.Context(), in[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.objects) != 4 {
+		t.Fatalf("%d objects, want 4: a different set must not be lost to a 412", len(f.objects))
+	}
+}
+
+func TestS3Errors(t *testing.T) {
+	tests := []struct {
+		name      string
+		fail      func(call int) error
+		permanent bool
+		ok        bool
+	}{
+		{"503 then ok", func(c int) error {
+			if c < 3 {
+				return &apiErr{"ServiceUnavailable", 503}
+			}
+			return nil
+		}, false, true},
+		{"connection refused then ok", func(c int) error {
+			if c == 1 {
+				return errors.New("dial tcp: connection refused")
+			}
+			return nil
+		}, false, true},
+		{"access denied", func(int) error { return &apiErr{"AccessDenied", 403} }, true, false},
+		{"no such bucket", func(int) error { return &apiErr{"NoSuchBucket", 404} }, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fakeS3{objects: map[string][]byte{}, fail: tt.fail}
+			d := newS3(t, f)
+			err := d.DeadLetter(t.Context(), []*processors.Message{failed("shardId-1", 1, "parse", errors.New("x"))})
+			if tt.ok {
+				if err != nil || len(f.objects) != 1 {
+					t.Fatalf("err %v, %d objects", err, len(f.objects))
+				}
+				return
+			}
+			if err == nil || processors.IsPermanent(err) != tt.permanent {
+				t.Fatalf("err %v, want permanent=%v", err, tt.permanent)
+			}
+		})
+	}
+	t.Run("retries until the context ends", func(t *testing.T) {
+		f := &fakeS3{objects: map[string][]byte{}, fail: func(int) error { return &apiErr{"InternalError", 500} }}
+		d := newS3(t, f)
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
+		defer cancel()
+		if err := d.DeadLetter(ctx, []*processors.Message{failed("shardId-1", 1, "parse", errors.New("x"))}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err %v, want the context's", err)
+		}
+	})
+}
+
+func TestS3Options(t *testing.T) {
+	f := &fakeS3{objects: map[string][]byte{}}
+	tests := []struct {
+		name, yaml string
+		env        processors.Env
+		want       string
+	}{
+		{"ok", "bucket: b", processors.Env{EnvS3Client: f}, ""},
+		{"prefix", "bucket: b\nprefix: dl/", processors.Env{EnvS3Client: f}, ""},
+		{"no bucket", "prefix: dl/", processors.Env{EnvS3Client: f}, "bucket is required"},
+		{"bad prefix", "bucket: b\nprefix: dl", processors.Env{EnvS3Client: f}, "prefix"},
+		{"unknown key", "bucket: b\nregion: x", processors.Env{EnvS3Client: f}, "region"},
+		{"no client", "bucket: b", processors.Env{}, EnvS3Client},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var doc yaml.Node
+			if err := yaml.Unmarshal([]byte(tt.yaml), &doc); err != nil {
+				t.Fatal(err)
+			}
+			_, err := S3FromConfig(t.Context(), processors.NewOptions("pipeline.dead_letter", doc.Content[0]), tt.env)
+			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+				t.Fatalf("err %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRegister(t *testing.T) {
+	r := processors.NewRegistry()
+	Register(r)
+	for _, name := range []string{TypeS3, TypeFile} {
+		if _, err := r.DeadLetter(name); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}

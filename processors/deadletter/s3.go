@@ -1,0 +1,259 @@
+package deadletter
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold/processors"
+)
+
+// DefaultPrefix is the default S3Options.Prefix.
+const DefaultPrefix = "dead-letter/"
+
+// S3Options configure an S3 dead-letterer. Zero values mean the default.
+type S3Options struct {
+	// Bucket is required; it must exist (buckets are not created).
+	Bucket string `yaml:"bucket"`
+	// Prefix starts every key and must end with "/". Default
+	// "dead-letter/".
+	Prefix string `yaml:"prefix"`
+}
+
+// Validate reports a missing bucket or a malformed prefix, wrapping
+// ErrConfig.
+func (o S3Options) Validate() error {
+	var errs []error
+	if o.Bucket == "" {
+		errs = append(errs, fmt.Errorf("%w: bucket is required", ErrConfig))
+	}
+	if o.Prefix != "" && (!strings.HasSuffix(o.Prefix, "/") || strings.HasPrefix(o.Prefix, "/")) {
+		errs = append(errs, fmt.Errorf("%w: prefix %q must end with \"/\" and not start with one", ErrConfig, o.Prefix))
+	}
+	return errors.Join(errs...)
+}
+
+// S3API is the part of *s3.Client the S3 dead-letterer uses. It must be
+// safe for concurrent use.
+type S3API interface {
+	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+}
+
+// S3 writes dead letters to S3. Safe for concurrent use.
+type S3 struct {
+	api    S3API
+	bucket string
+	prefix string
+	log    *zap.Logger
+
+	now      func() time.Time
+	sleep    func(ctx context.Context, d time.Duration) error
+	retryMin time.Duration
+	retryMax time.Duration
+}
+
+// NewS3 returns an S3 dead-letterer. log may be nil. It does not block;
+// errors wrap ErrConfig.
+func NewS3(api S3API, opts S3Options, log *zap.Logger) (*S3, error) {
+	if api == nil {
+		return nil, errors.New("deadletter: nil S3 client")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &S3{api: api, bucket: opts.Bucket, prefix: opts.Prefix, log: log.With(zap.String("dead_letter", TypeS3)),
+		now: time.Now, sleep: sleepCtx, retryMin: 100 * time.Millisecond, retryMax: 10 * time.Second}, nil
+}
+
+// S3FromConfig is the processors.DeadLetterCtor for type "s3": options
+// decoded strictly, client from env[EnvS3Client].
+func S3FromConfig(_ context.Context, o processors.Options, env processors.Env) (processors.DeadLetterer, error) {
+	var opts S3Options
+	if err := o.Decode(&opts); err != nil {
+		return nil, err
+	}
+	api, ok := env[EnvS3Client].(S3API)
+	if !ok {
+		return nil, fmt.Errorf("deadletter: env[%q] holds no S3 client (got %T)", EnvS3Client, env[EnvS3Client])
+	}
+	log, _ := env[EnvLogger].(*zap.Logger)
+	return NewS3(api, opts, log)
+}
+
+// Key returns the object key for a group of dead letters of one shard and
+// stage: <prefix>dt=<failure date>/<shard>/<first-seq>-<first-sub>-<stage>-<digest>.ndjson.gz.
+// The digest covers the stream, shard, stage and every record position,
+// so the same failures dead-lettered again on the same day get the same
+// key (a replay writes nothing new), and a different set never collides.
+// msgs must not be empty; the first message names the shard and stage.
+func Key(prefix string, failedAt time.Time, msgs []*processors.Message) string {
+	first := msgs[0].Record
+	stage := "unknown"
+	if f := msgs[0].Failed(); f != nil && f.Stage != "" {
+		stage = f.Stage
+	}
+	h := sha256.New()
+	h.Write([]byte(first.StreamName + "\x00" + first.ShardID + "\x00" + stage))
+	for _, m := range msgs {
+		h.Write([]byte("\x00" + m.Record.SequenceNumber + "/" + strconv.FormatInt(m.Record.SubSequenceNumber, 10)))
+	}
+	shard := first.ShardID
+	if shard == "" {
+		shard = "-"
+	}
+	return prefix + failedAt.UTC().Format("dt=2006-01-02/") + safe(shard) + "/" + safe(first.SequenceNumber) + "-" +
+		strconv.FormatInt(first.SubSequenceNumber, 10) + "-" + safe(stage) + "-" + hex.EncodeToString(h.Sum(nil)[:4]) + ".ndjson.gz"
+}
+
+// safe keeps key segments to characters S3 and shells take literally.
+func safe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '_'
+	}, s)
+}
+
+// DeadLetter writes one object per shard and stage among msgs and returns
+// once all are stored. Retryable S3 errors are retried with backoff until
+// ctx ends; a permanent one (AccessDenied, NoSuchBucket) is returned at
+// once, wrapped with processors.ErrPermanent. An object that already
+// exists under the key (412) holds these very failures: that is success.
+func (d *S3) DeadLetter(ctx context.Context, msgs []*processors.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	at := d.now().UTC()
+	for _, g := range group(msgs) {
+		raw, err := appendLines(nil, g, at)
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		if _, err := zw.Write(raw); err != nil {
+			return fmt.Errorf("deadletter: gzip: %w", err)
+		}
+		if err := zw.Close(); err != nil {
+			return fmt.Errorf("deadletter: gzip: %w", err)
+		}
+		if err := d.put(ctx, Key(d.prefix, at, g), buf.Bytes(), len(g)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// group splits msgs by shard and stage, keeping order within each group.
+func group(msgs []*processors.Message) [][]*processors.Message {
+	idx := map[string]int{}
+	var out [][]*processors.Message
+	for _, m := range msgs {
+		stage := ""
+		if f := m.Failed(); f != nil {
+			stage = f.Stage
+		}
+		k := m.Record.StreamName + "\x00" + m.Record.ShardID + "\x00" + stage
+		i, ok := idx[k]
+		if !ok {
+			i = len(out)
+			idx[k] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], m)
+	}
+	return out
+}
+
+func (d *S3) put(ctx context.Context, key string, body []byte, n int) error {
+	sum := md5.Sum(body)
+	wait := d.retryMin
+	for attempt := 1; ; attempt++ {
+		_, err := d.api.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: &d.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
+			ContentType: aws.String("application/x-ndjson"), ContentEncoding: aws.String("gzip"),
+			ContentMD5:  aws.String(base64.StdEncoding.EncodeToString(sum[:])),
+			IfNoneMatch: aws.String("*"),
+			Metadata:    map[string]string{"records": strconv.Itoa(n)},
+		})
+		switch {
+		case err == nil, status(err) == 412 || errorCode(err) == "PreconditionFailed":
+			return nil
+		case ctx.Err() != nil:
+			return fmt.Errorf("deadletter: put s3://%s/%s: %w", d.bucket, key, ctx.Err())
+		case permanent(err):
+			return fmt.Errorf("deadletter: put s3://%s/%s: %w", d.bucket, key, processors.Permanent(err))
+		}
+		w := wait/2 + time.Duration(rand.Int64N(int64(wait)))
+		d.log.Warn("dead-letter put failed; retrying", zap.String("key", key), zap.Int("attempt", attempt), zap.Duration("wait", w), zap.Error(err))
+		if err := d.sleep(ctx, w); err != nil {
+			return fmt.Errorf("deadletter: put s3://%s/%s: %w", d.bucket, key, err)
+		}
+		wait = min(wait*2, d.retryMax)
+	}
+}
+
+func status(err error) int {
+	var sc interface{ HTTPStatusCode() int }
+	if errors.As(err, &sc) {
+		return sc.HTTPStatusCode()
+	}
+	return 0
+}
+
+func errorCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+// permanent: client errors other than timeouts, throttling and conflicts
+// (AccessDenied, NoSuchBucket, ...). 5xx, connection errors and anything
+// unknown are retryable.
+func permanent(err error) bool {
+	switch errorCode(err) {
+	case "RequestTimeout", "SlowDown", "Throttling", "ThrottlingException", "TooManyRequests",
+		"RequestTimeTooSkewed", "ExpiredToken", "OperationAborted", "ConditionalRequestConflict":
+		return false
+	case "AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidBucketName":
+		return true
+	}
+	s := status(err)
+	return s >= 400 && s < 500 && s != 408 && s != 409 && s != 429
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

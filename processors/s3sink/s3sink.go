@@ -1,0 +1,267 @@
+// Package s3sink archives events to S3 as gzipped NDJSON objects (one
+// event.Event JSON per line), in Hive-style time partitions
+// (<prefix>dt=YYYY-MM-DD/hour=HH/), so that the archive can be queried by
+// date and replayed into other sinks.
+//
+// # Exactly once across objects
+//
+// Object keys are deterministic: the partition, the stream, the shard, and
+// the position of the object's first record,
+//
+//	<prefix>dt=2024-05-01/hour=13/<stream>/<shard>/<first-sequence>-<first-sub>.ndjson.gz
+//
+// and every PutObject carries If-None-Match: *, so neither a replay nor a
+// zombie worker can overwrite an object. Each object records its first and
+// last record positions in user metadata (x-amz-meta-first-sequence,
+// -first-sub, -last-sequence, -last-sub, -records). An object holds every
+// record of its shard and partition between its first and last position,
+// in order. A replay after a crash may cut objects at other places, so
+// before a shard sink writes into a partition for the first time it lists
+// the partition's objects for its shard; records inside an existing
+// object's range are dropped as already archived, and a new object ends
+// before the next existing one begins. When a PutObject still fails with
+// 412 PreconditionFailed (another writer got there first), the sink reads
+// the existing object's last position with HeadObject, drops what it
+// covers and goes on with the rest under a new key. Each record therefore
+// ends up in exactly one object.
+//
+// # Durability
+//
+// A shard sink keeps one open buffer per partition (the events of one
+// batch may span hours). A buffer is written out when it reaches max_bytes
+// (uncompressed) or max_records, when its first record is older than
+// max_age, or on Flush. Durable reports the position just before the
+// oldest record not yet in S3, whatever partition holds it, so the
+// checkpoint never passes a record that is only in memory.
+//
+// Retryable S3 errors (5xx, throttling, timeouts, connection errors) are
+// retried with backoff until the context ends; a permanent one
+// (AccessDenied, NoSuchBucket, another 4xx) stops the shard: Write or
+// Flush return it, wrapped with processors.ErrPermanent. A message with no
+// parsed event (or, when partitioning by event time, no event time) is
+// dead-lettered, not archived.
+package s3sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold/processors"
+)
+
+// Type is the sink type name used in the pipeline config.
+const Type = "s3"
+
+// EnvS3Client is the processors.Env key of the *s3.Client (or any API)
+// that the config constructor uses. It is required.
+const EnvS3Client = "s3"
+
+// EnvLogger is the optional processors.Env key of a *zap.Logger for retry
+// warnings; without it the sink logs nothing.
+const EnvLogger = "logger"
+
+// Partitioning choices for Options.PartitionBy.
+const (
+	// PartitionByEventTime partitions by event.Event.EventTime: an
+	// analyst's "what happened on that day" (CloudFront logs arrive up to
+	// 24 h late).
+	PartitionByEventTime = "event_time"
+	// PartitionByArrivalTime partitions by the Kinesis approximate
+	// arrival time of the record.
+	PartitionByArrivalTime = "arrival_time"
+)
+
+// Defaults of Options.
+const (
+	DefaultPrefix     = "events/"
+	DefaultMaxBytes   = 64 << 20
+	DefaultMaxRecords = 100_000
+	DefaultMaxAge     = 60 * time.Second
+	DefaultName       = Type
+)
+
+// maxObjectBytes is S3's limit for one PutObject.
+const maxObjectBytes = 5 << 30
+
+// Sentinel errors.
+var (
+	// ErrConfig is wrapped by every Options.Validate error.
+	ErrConfig = errors.New("s3sink: invalid options")
+	// ErrNoPosition is wrapped when an existing archive object lacks the
+	// last-position metadata, so the sink cannot tell which records it
+	// holds. It is permanent: the sink never overwrites such an object.
+	ErrNoPosition = errors.New("s3sink: existing object has no last-position metadata")
+)
+
+// Options configure a Sink. The zero value of every field but Bucket means
+// its default.
+type Options struct {
+	// Bucket is the archive bucket. Required. It must exist: the sink
+	// does not create buckets.
+	Bucket string `yaml:"bucket"`
+	// Prefix starts every key; it must end with "/". Default "events/".
+	Prefix string `yaml:"prefix"`
+	// MaxBytes is the uncompressed size at which an object is written
+	// (default 64 MiB). It also bounds what one shard holds in memory
+	// across its open partitions: above it, the partition holding the
+	// oldest record is written out.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxRecords is the record count at which an object is written
+	// (default 100,000).
+	MaxRecords int `yaml:"max_records"`
+	// MaxAge is how long a record may wait in memory before its object is
+	// written (default 60s), measured from when the sink accepted the
+	// object's first record.
+	MaxAge time.Duration `yaml:"max_age"`
+	// PartitionBy is "event_time" (default) or "arrival_time".
+	PartitionBy string `yaml:"partition_by"`
+	// Name is the sink's name in checkpoints and logs (default "s3"). It
+	// is not read from YAML: the pipeline config's stage name is the
+	// place for it.
+	Name string `yaml:"-"`
+}
+
+// defaults fills the zero fields.
+func (o *Options) defaults() {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = DefaultMaxBytes
+	}
+	if o.MaxRecords == 0 {
+		o.MaxRecords = DefaultMaxRecords
+	}
+	if o.MaxAge == 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	if o.PartitionBy == "" {
+		o.PartitionBy = PartitionByEventTime
+	}
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+}
+
+// Validate reports every invalid option, naming it; zero values are
+// valid (they mean the default). Errors wrap ErrConfig.
+func (o Options) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+	if o.Bucket == "" {
+		bad("bucket is required")
+	}
+	if o.Prefix != "" && (!strings.HasSuffix(o.Prefix, "/") || strings.HasPrefix(o.Prefix, "/")) {
+		bad("prefix %q must end with \"/\" and not start with one", o.Prefix)
+	}
+	if o.MaxBytes < 0 || o.MaxBytes > maxObjectBytes {
+		bad("max_bytes %d must be between 1 and %d (S3's PutObject limit)", o.MaxBytes, int64(maxObjectBytes))
+	}
+	if o.MaxRecords < 0 {
+		bad("max_records %d must be positive", o.MaxRecords)
+	}
+	if o.MaxAge < 0 {
+		bad("max_age %s must be positive", o.MaxAge)
+	}
+	switch o.PartitionBy {
+	case "", PartitionByEventTime, PartitionByArrivalTime:
+	default:
+		bad("partition_by %q must be %q or %q", o.PartitionBy, PartitionByEventTime, PartitionByArrivalTime)
+	}
+	return errors.Join(errs...)
+}
+
+// API is the part of *s3.Client the sink uses; tests supply fakes.
+// Implementations must be safe for concurrent use.
+type API interface {
+	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, optFns ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+}
+
+// Sink is the S3 archive sink. It opens one ShardSink per shard lease and
+// is safe for concurrent use.
+type Sink struct {
+	api  API
+	opts Options
+	log  *zap.Logger
+
+	// Set at construction; tests replace them.
+	now        func() time.Time
+	sleep      func(ctx context.Context, d time.Duration) error
+	tick       time.Duration // how often a shard sink checks buffer ages
+	retryMin   time.Duration
+	retryMax   time.Duration
+	maxIndexes int
+}
+
+// New returns a sink writing through api. log may be nil. It does not
+// block; an invalid option is an error wrapping ErrConfig.
+func New(api API, opts Options, log *zap.Logger) (*Sink, error) {
+	if api == nil {
+		return nil, errors.New("s3sink: nil S3 client")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts.defaults()
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Sink{
+		api: api, opts: opts, log: log.With(zap.String("sink", opts.Name)),
+		now: time.Now, sleep: sleepCtx,
+		tick:     min(max(opts.MaxAge/4, 10*time.Millisecond), 5*time.Second),
+		retryMin: 100 * time.Millisecond, retryMax: 10 * time.Second,
+		maxIndexes: defaultMaxIndexes,
+	}, nil
+}
+
+// FromConfig is the processors.SinkCtor for type "s3": it decodes the
+// options strictly and takes the S3 client from env[EnvS3Client]. It does
+// not block.
+func FromConfig(_ context.Context, o processors.Options, env processors.Env) (processors.Sink, error) {
+	var opts Options
+	if err := o.Decode(&opts); err != nil {
+		return nil, err
+	}
+	api, ok := env[EnvS3Client].(API)
+	if !ok {
+		return nil, fmt.Errorf("s3sink: env[%q] holds no S3 client (got %T)", EnvS3Client, env[EnvS3Client])
+	}
+	log, _ := env[EnvLogger].(*zap.Logger)
+	return New(api, opts, log)
+}
+
+// Register adds the "s3" sink type to r. It panics if the type is already
+// registered.
+func Register(r *processors.Registry) { r.RegisterSink(Type, FromConfig) }
+
+// Name returns the sink's name (Options.Name, default "s3").
+func (s *Sink) Name() string { return s.opts.Name }
+
+// Options returns the effective options, defaults filled in.
+func (s *Sink) Options() Options { return s.opts }
+
+// Close does nothing: the S3 client belongs to the caller. It is safe to
+// call at any time.
+func (s *Sink) Close(context.Context) error { return nil }
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
