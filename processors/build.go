@@ -108,7 +108,7 @@ func parseStage(path string, n *yaml.Node) (StageSpec, error) {
 	if st.Name == "" {
 		st.Name = st.Type
 	}
-	st.Options = NewOptions(path, opts)
+	st.Options = NewOptions(path, st.Name, opts)
 	return st, nil
 }
 

@@ -21,10 +21,16 @@ type Env map[string]any
 type Options struct {
 	node *yaml.Node
 	path string
+	name string
 }
 
 // Path is the config path of the stage, e.g. "pipeline.sinks[1]".
 func (o Options) Path() string { return o.path }
+
+// Name is the stage's name from the config (`name:`, default its type).
+// Sinks use it as their name in checkpoints, so two sinks of one type can
+// run side by side.
+func (o Options) Name() string { return o.name }
 
 // Decode fills v (a pointer to a struct with yaml tags) from the options.
 // Unknown keys and type mismatches are errors naming the stage's path.
@@ -45,8 +51,11 @@ func (o Options) Decode(v any) error {
 	return nil
 }
 
-// NewOptions builds Options from a YAML mapping node (nil for none).
-func NewOptions(path string, node *yaml.Node) Options { return Options{node: node, path: path} }
+// NewOptions builds Options for the stage called name from a YAML mapping
+// node (nil for none).
+func NewOptions(path, name string, node *yaml.Node) Options {
+	return Options{node: node, path: path, name: name}
+}
 
 // ProcessorCtor builds a Processor from its options.
 type ProcessorCtor func(ctx context.Context, opts Options, env Env) (Processor, error)

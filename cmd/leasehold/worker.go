@@ -21,6 +21,7 @@ import (
 	"github.com/leasehold/leasehold/processors/deadletter"
 	"github.com/leasehold/leasehold/processors/dynamosink"
 	"github.com/leasehold/leasehold/processors/filesink"
+	"github.com/leasehold/leasehold/processors/opensearch"
 	"github.com/leasehold/leasehold/processors/s3sink"
 	"github.com/leasehold/leasehold/processors/transform"
 	"github.com/leasehold/leasehold/worker"
@@ -124,7 +125,7 @@ func buildProcessing(ctx context.Context, c config.Config, awsCfg aws.Config, lo
 	if err != nil {
 		return nil, nil, err
 	}
-	env := processors.Env{"s3": awsconf.S3(awsCfg), "dynamodb": awsconf.DynamoDB(awsCfg), "aws": awsCfg, "logger": log}
+	env := processors.Env{"s3": awsconf.S3(awsCfg), "dynamodb": awsconf.DynamoDB(awsCfg), "aws_config": awsCfg, "logger": log}
 	p, err := processors.Build(ctx, newRegistry(), spec, env, log)
 	if err != nil {
 		return nil, nil, err
@@ -146,6 +147,7 @@ func newRegistry() *processors.Registry {
 	transform.Register(r)
 	filesink.Register(r)
 	s3sink.Register(r)
+	opensearch.Register(r)
 	dynamosink.Register(r)
 	deadletter.Register(r)
 	return r

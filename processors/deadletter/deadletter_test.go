@@ -140,7 +140,7 @@ func TestFileOptions(t *testing.T) {
 			if err := yaml.Unmarshal([]byte(tt.yaml), &doc); err != nil {
 				t.Fatal(err)
 			}
-			_, err := FileFromConfig(t.Context(), processors.NewOptions("pipeline.dead_letter", doc.Content[0]), nil)
+			_, err := FileFromConfig(t.Context(), processors.NewOptions("pipeline.dead_letter", "", doc.Content[0]), nil)
 			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
 				t.Fatalf("err %v, want %q", err, tt.want)
 			}
@@ -336,7 +336,7 @@ func TestS3Options(t *testing.T) {
 			if err := yaml.Unmarshal([]byte(tt.yaml), &doc); err != nil {
 				t.Fatal(err)
 			}
-			_, err := S3FromConfig(t.Context(), processors.NewOptions("pipeline.dead_letter", doc.Content[0]), tt.env)
+			_, err := S3FromConfig(t.Context(), processors.NewOptions("pipeline.dead_letter", "", doc.Content[0]), tt.env)
 			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
 				t.Fatalf("err %v, want %q", err, tt.want)
 			}

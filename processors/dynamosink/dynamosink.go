@@ -180,6 +180,7 @@ func FromConfig(ctx context.Context, o processors.Options, env processors.Env) (
 	if err := o.Decode(&opts); err != nil {
 		return nil, err
 	}
+	opts.Name = o.Name()
 	api, ok := env[EnvDynamoDBClient].(API)
 	if !ok {
 		return nil, fmt.Errorf("dynamosink: env[%q] holds no DynamoDB client (got %T)", EnvDynamoDBClient, env[EnvDynamoDBClient])

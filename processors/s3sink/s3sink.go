@@ -233,6 +233,7 @@ func FromConfig(_ context.Context, o processors.Options, env processors.Env) (pr
 	if err := o.Decode(&opts); err != nil {
 		return nil, err
 	}
+	opts.Name = o.Name()
 	api, ok := env[EnvS3Client].(API)
 	if !ok {
 		return nil, fmt.Errorf("s3sink: env[%q] holds no S3 client (got %T)", EnvS3Client, env[EnvS3Client])

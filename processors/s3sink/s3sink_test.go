@@ -238,7 +238,7 @@ func TestFromConfig(t *testing.T) {
 			if err := yaml.Unmarshal([]byte(tt.yaml), &doc); err != nil {
 				t.Fatal(err)
 			}
-			s, err := FromConfig(t.Context(), processors.NewOptions("pipeline.sinks[0]", doc.Content[0]), tt.env)
+			s, err := FromConfig(t.Context(), processors.NewOptions("pipeline.sinks[0]", "", doc.Content[0]), tt.env)
 			if tt.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.want) {
 					t.Fatalf("err %v, want one naming %q", err, tt.want)

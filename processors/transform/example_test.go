@@ -137,7 +137,7 @@ func Example() {
 		if err != nil {
 			panic(err)
 		}
-		p, err := ctor(ctx, processors.NewOptions(fmt.Sprintf("pipeline.processors[%d]", i), opts), nil)
+		p, err := ctor(ctx, processors.NewOptions(fmt.Sprintf("pipeline.processors[%d]", i), "", opts), nil)
 		if err != nil {
 			panic(err)
 		}

@@ -1,0 +1,90 @@
+package opensearch
+
+import (
+	"encoding/json"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/leasehold/leasehold/event"
+)
+
+func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
+	tests := []string{"", "plain", `q"uote\back`, "tab\tnl\ncr\r", "\x00\x01\x1f\x7f", "ünïcode 東京 🙂", "bad\xffutf8\xc3(", "<html>&"}
+	for _, s := range tests {
+		t.Run(s, func(t *testing.T) {
+			got := appendJSONString(nil, s)
+			var back string
+			if err := json.Unmarshal(got, &back); err != nil {
+				t.Fatalf("%s: %v", got, err)
+			}
+			want, _ := json.Marshal(s)
+			var wantBack string
+			_ = json.Unmarshal(want, &wantBack)
+			if back != wantBack {
+				t.Fatalf("decodes to %q, encoding/json's to %q", back, wantBack)
+			}
+		})
+	}
+}
+
+func TestAppendItemIsTwoNDJSONLines(t *testing.T) {
+	e := event.Event{EventTime: time.Unix(0, 0).UTC(), EventType: event.TypeView, EventID: `id"1`, Source: event.SourceApp}
+	got := string(appendItem(nil, []byte("idx-1970.01.01"), e.EventID, &e))
+	lines := strings.Split(got, "\n")
+	if len(lines) != 3 || lines[2] != "" {
+		t.Fatalf("want two lines ending in a newline: %q", got)
+	}
+	var act action
+	if err := json.Unmarshal([]byte(lines[0]), &act); err != nil || act.Index.Index != "idx-1970.01.01" || act.Index.ID != `id"1` {
+		t.Fatalf("action %q: %+v %v", lines[0], act, err)
+	}
+	if lines[1] != string(e.AppendJSON(nil)) {
+		t.Fatalf("document %q", lines[1])
+	}
+}
+
+// TestMappingsCoverEveryEventField fails when event.Event gains a field
+// that the template does not map.
+func TestMappingsCoverEveryEventField(t *testing.T) {
+	full := event.Event{
+		EventTime: time.Now().UTC(), EventType: event.TypeView, EventID: "x", Source: event.SourceApp, AssetID: "a", Tenant: "t",
+		UserID: "u", ClientIP: "::1", ForwardedFor: []string{"x"}, Referrer: "r", ReferringDomain: "d",
+		Geo: event.Geo{CountryISO: "SE", Country: "c", City: "c", ASN: 1, ASOrg: "o"},
+		UA:  event.UA{Browser: "b", BrowserVersion: "1", OS: "o", Device: "d"}, Bot: true, UserAgent: "ua", Bytes: 1, Status: 200,
+		Method: "GET", URI: "/", Query: "q", Host: "h", CacheResult: "Hit", EdgeLocation: "L", TimeTakenMS: 1, Protocol: "https",
+		ContentType: "c", Properties: json.RawMessage(`{"k":1}`),
+		SourceRecord: event.SourceRecord{Stream: "s", ShardID: "s", SequenceNumber: "1", SubSequenceNumber: 1},
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(full.AppendJSON(nil), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if n := reflect.TypeOf(full).NumField(); len(doc) != n {
+		t.Fatalf("the test event sets %d of %d fields; set them all", len(doc), n)
+	}
+	var missing []string
+	var walk func(prefix string, doc map[string]any, props map[string]any)
+	walk = func(prefix string, doc map[string]any, props map[string]any) {
+		for k, v := range doc {
+			m, ok := props[k].(map[string]any)
+			if !ok {
+				missing = append(missing, prefix+k)
+				continue
+			}
+			if sub, isObj := v.(map[string]any); isObj && m["type"] == "object" {
+				walk(prefix+k+".", sub, m["properties"].(map[string]any))
+			}
+		}
+	}
+	walk("", doc, Mappings()["properties"].(map[string]any))
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Fatalf("fields without a mapping: %v", missing)
+	}
+	if typ := Mappings()["properties"].(map[string]any)["client_ip"].(map[string]any)["type"]; typ != "ip" {
+		t.Fatalf("client_ip is %v", typ)
+	}
+}
