@@ -163,6 +163,7 @@ func (c *consumer) checkpoint(ctx context.Context, cp checkpoint.Checkpoint) boo
 		return true
 	}
 	cp.MillisBehind = c.behind
+	failpoint.Hit(failpoint.BeforeCheckpoint)
 	if err := c.w.coord.Checkpoint(ctx, c.lease.ShardID, cp); err != nil {
 		if errors.Is(err, lease.ErrLost) {
 			c.log.Warn("checkpoint rejected: lease lost; shard stopped", zap.Error(err))

@@ -26,6 +26,11 @@ const (
 	// AfterFlush: a flush made records durable; the checkpoint is not
 	// written yet.
 	AfterFlush = "worker.after-flush"
+	// BeforeCheckpoint: the sinks reported records durable (S3 objects
+	// written, documents indexed); the checkpoint covering them is about
+	// to be written. A crash here makes the next owner replay records the
+	// sinks already have: the test of idempotent sinks.
+	BeforeCheckpoint = "worker.before-checkpoint"
 	// AfterCheckpoint: a checkpoint was written.
 	AfterCheckpoint = "worker.after-checkpoint"
 )
