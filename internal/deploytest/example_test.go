@@ -1,0 +1,56 @@
+package deploytest
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/leasehold/leasehold/internal/config"
+	"github.com/leasehold/leasehold/processors"
+	"github.com/leasehold/leasehold/processors/transform"
+)
+
+// TestExamplePipelineIsValid loads examples/pipeline.yaml through the
+// config loader and builds its processors, so the README's example cannot
+// rot. Sinks need live services and are checked by type name only.
+func TestExamplePipelineIsValid(t *testing.T) {
+	c, err := config.Load("../../examples/pipeline.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := processors.ParseSpec(&c.Pipeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := processors.NewRegistry()
+	transform.Register(reg)
+	for _, st := range spec.Processors {
+		ctor, err := reg.Processor(st.Type)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Paths in the example are relative to the repository root.
+		if st.Type == "geoip" {
+			wd, _ := os.Getwd()
+			_ = os.Chdir("../..")
+			_, err = ctor(context.Background(), st.Options, nil)
+			_ = os.Chdir(wd)
+		} else {
+			_, err = ctor(context.Background(), st.Options, nil)
+		}
+		if err != nil {
+			t.Errorf("%s: %v", st.Type, err)
+		}
+	}
+	var types []string
+	for _, s := range spec.Sinks {
+		types = append(types, s.Type)
+	}
+	if got := strings.Join(types, ","); got != "opensearch,s3,dynamodb" || spec.DeadLetter.Type != "s3" {
+		t.Errorf("sinks %s, dead letter %s", got, spec.DeadLetter.Type)
+	}
+}
