@@ -112,6 +112,24 @@ func (f *fleet) stop(id string) {
 	delete(f.procs, id)
 }
 
+// waitExit waits up to d for worker id to exit by itself and returns its
+// exit error; on timeout it kills it and reports that. Either way the
+// worker is reaped and forgotten.
+func (f *fleet) waitExit(id string, d time.Duration) (error, bool) {
+	cmd := f.procs[id]
+	delete(f.procs, id)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		return err, true
+	case <-time.After(d):
+		_ = cmd.Process.Kill()
+		<-exited
+		return nil, false
+	}
+}
+
 func (f *fleet) kill(id string) {
 	f.signal(id, syscall.SIGKILL)
 	_ = f.procs[id].Wait()
@@ -349,15 +367,10 @@ func TestCrashBetweenWriteAndCheckpoint(t *testing.T) {
 	f := newFleet(t, e, stream)
 	prod := startProducer(kc, stream, 8, 20, 25*time.Millisecond)
 	f.start("c1", "LEASEHOLD_FAILPOINT=worker.after-process@30")
-	exited := make(chan error, 1)
-	go func() { exited <- f.procs["c1"].Wait() }()
-	var err error
-	select {
-	case err = <-exited:
-	case <-time.After(60 * time.Second):
+	err, exited := f.waitExit("c1", 60*time.Second)
+	if !exited {
 		t.Fatalf("worker never reached the failpoint\n%s", f.logTail("c1"))
 	}
-	delete(f.procs, "c1")
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 137 {
 		t.Fatalf("worker did not crash at the failpoint: %v\n%s", err, f.logTail("c1"))
 	}

@@ -266,26 +266,27 @@ func TestPipelineEndToEnd(t *testing.T) {
 		t.Fatalf("expected exactly the fixture's truncated line to be poison, got %d", len(exp.poison))
 	}
 
-	// p1 crashes exactly when its sinks have made records durable (S3
-	// objects written, documents indexed, items stored) and the
-	// checkpoint covering them is not yet written: the next owner replays
-	// records every sink already has.
-	f.start("p1", append(env, "LEASEHOLD_FAILPOINT=worker.before-checkpoint@2")...)
-	f.start("p2", env...)
+	// p1 runs alone and crashes exactly when its sinks have made records
+	// durable (S3 objects written, documents indexed, items stored) and
+	// the checkpoint covering them is not yet written: the workers after
+	// it replay records every sink already has.
+	f.start("p1", append(env, "LEASEHOLD_FAILPOINT=worker.before-checkpoint")...)
 	putAll(t, kc, stream, phase1)
-	exited := make(chan error, 1)
-	go func() { exited <- f.procs["p1"].Wait() }()
-	select {
-	case err := <-exited:
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 137 {
-			t.Fatalf("p1 did not crash at the failpoint: %v\n%s", err, f.logTail("p1"))
-		}
-	case <-time.After(60 * time.Second):
+	err, exited := f.waitExit("p1", 60*time.Second)
+	if !exited {
 		t.Fatalf("p1 never reached the failpoint\n%s", f.logTail("p1"))
 	}
-	delete(f.procs, "p1")
-	putAll(t, kc, stream, phase2)
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 137 {
+		t.Fatalf("p1 did not crash at the failpoint: %v\n%s", err, f.logTail("p1"))
+	}
+	pre := countOutputs(t, e, s3c, db, bucket, table, index)
+	if pre.s3Records == 0 || pre.docs == 0 || pre.ddbItems == 0 {
+		t.Fatalf("p1 crashed before its sinks wrote anything (S3 %d, OpenSearch %d, DynamoDB %d): the replay would prove nothing", pre.s3Records, pre.docs, pre.ddbItems)
+	}
+	t.Logf("at the crash the sinks held: S3 %d records, OpenSearch %d docs, DynamoDB %d items — none of them checkpointed", pre.s3Records, pre.docs, pre.ddbItems)
+	f.start("p2", env...)
 	f.start("p3", env...)
+	putAll(t, kc, stream, phase2)
 
 	var got counts
 	deadline := time.Now().Add(120 * time.Second)
