@@ -175,8 +175,11 @@ func ApplyEnv(ptr any, environ []string) error {
 
 // ignoredEnv lists LEASEHOLD_ variables that are not config keys.
 var ignoredEnv = map[string]bool{
-	"LEASEHOLD_CONFIG":    true, // the config file path
-	"LEASEHOLD_FAILPOINT": true, // test-only crash points
+	"LEASEHOLD_CONFIG":              true, // the config file path
+	"LEASEHOLD_FAILPOINT":           true, // test-only crash points
+	"LEASEHOLD_BENCH_KEEP_DIR":      true, // keep a benchmark's temporary folder (worker logs) for a look
+	"LEASEHOLD_TEST_OUTAGE":         true, // length of the OpenSearch outage in an integration test
+	"LEASEHOLD_TEST_OPENSEARCH_URL": true, // the tests' OpenSearch (printed by `leasehold dev env`)
 }
 
 func envNames(m map[string]Field) []string {

@@ -1,0 +1,413 @@
+package bench
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/leasehold/leasehold/internal/workload"
+)
+
+// PipelineConfig describes one end-to-end pipeline benchmark run.
+type PipelineConfig struct {
+	Binary     string // the leasehold executable
+	Kinesis    string // endpoint URLs
+	DynamoDB   string
+	S3         string
+	OpenSearch string
+	Workers    int           // default 2
+	Shards     int           // default 4
+	Rate       int           // records per second offered; default 200
+	Duration   time.Duration // how long to produce; default 30s
+	Progress   io.Writer
+}
+
+func (c *PipelineConfig) defaults() {
+	if c.Workers == 0 {
+		c.Workers = 2
+	}
+	if c.Shards == 0 {
+		c.Shards = 4
+	}
+	if c.Rate == 0 {
+		c.Rate = 200
+	}
+	if c.Duration == 0 {
+		c.Duration = 30 * time.Second
+	}
+	if c.Progress == nil {
+		c.Progress = io.Discard
+	}
+}
+
+// PipelineResult holds the figures.
+type PipelineResult struct {
+	Workers, Shards, Rate int
+	Records               int
+	Latency               []time.Duration // put acknowledged → searchable in OpenSearch, per sampled record
+	CPUSeconds            float64         // user+system of all worker processes
+	PeakRSS               int64           // max VmHWM over worker processes, bytes
+	Elapsed               time.Duration
+}
+
+// Quantile returns the q-quantile of the sampled latencies.
+func (r PipelineResult) Quantile(q float64) time.Duration {
+	if len(r.Latency) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), r.Latency...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
+
+// RunPipeline produces generated CloudFront lines at a steady rate into a
+// fresh stream, runs worker processes with the full pipeline (parse →
+// useragent → anonymize_ip → asset_id → OpenSearch + S3 + DynamoDB), and
+// measures each record's time from PutRecords acknowledged to searchable,
+// the workers' CPU time and their peak RSS.
+func RunPipeline(ctx context.Context, kc *kinesis.Client, s3c *s3.Client, cfg PipelineConfig) (PipelineResult, error) {
+	cfg.defaults()
+	res := PipelineResult{Workers: cfg.Workers, Shards: cfg.Shards, Rate: cfg.Rate}
+	say := func(format string, args ...any) { fmt.Fprintf(cfg.Progress, format+"\n", args...) }
+	run := fmt.Sprintf("benchp-%d", time.Now().UnixNano()%1e9)
+	stream, bucket, index := run, run+"-archive", run+"-events"
+	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: &stream, ShardCount: aws.Int32(int32(cfg.Shards))}); err != nil {
+		return res, fmt.Errorf("create stream: %w", err)
+	}
+	defer kc.DeleteStream(context.WithoutCancel(ctx), &kinesis.DeleteStreamInput{StreamName: &stream})
+	if err := waitStream(ctx, kc, stream); err != nil {
+		return res, err
+	}
+	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		return res, fmt.Errorf("create bucket: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "leasehold-benchp")
+	if err != nil {
+		return res, err
+	}
+	if os.Getenv("LEASEHOLD_BENCH_KEEP_DIR") == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		say("keeping %s", dir)
+	}
+	conf := filepath.Join(dir, "leasehold.yaml")
+	yaml := fmt.Sprintf(`stream: {name: %s}
+lease: {table: %s-leases}
+worker: {metrics_addr: "127.0.0.1:0", idle_time: 200ms, checkpoint_interval: 2s}
+log: {level: warn}
+pipeline:
+  processors:
+    - type: parse
+    - type: useragent
+    - type: anonymize_ip
+    - type: asset_id
+      pattern: '^/assets/(?P<asset>[^/]+)/'
+  sinks:
+    - type: opensearch
+      url: %s
+      index: %s-{yyyy.MM.dd}
+      flush_interval: 200ms
+    - type: s3
+      bucket: %s
+      max_age: 10s
+    - type: dynamodb
+      table: %s-assets
+  dead_letter: {type: s3, bucket: %s}
+`, stream, run, cfg.OpenSearch, index, bucket, run, bucket)
+	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
+		return res, err
+	}
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Signal(syscall.SIGTERM)
+			_ = p.Wait()
+		}
+	}()
+	for i := range cfg.Workers {
+		cmd := exec.Command(cfg.Binary, "worker", "--config", conf, "--worker.id", fmt.Sprintf("benchp-w%d", i+1))
+		cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_KINESIS="+cfg.Kinesis, "AWS_ENDPOINT_URL_DYNAMODB="+cfg.DynamoDB, "AWS_ENDPOINT_URL_S3="+cfg.S3)
+		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("w%d.log", i+1)))
+		if err != nil {
+			return res, err
+		}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			return res, err
+		}
+		procs = append(procs, cmd)
+	}
+
+	// Lines from the workload generator, one hour's worth repeated as needed.
+	lines := generatedRecords(cfg.Rate * int(cfg.Duration.Seconds()))
+	say("producing %d records at %d/s for %s into %d shards, %d workers", len(lines), cfg.Rate, cfg.Duration, cfg.Shards, cfg.Workers)
+	// A poller looks the sampled records up while they are produced, so
+	// each one's searchable time is seen within ~100 ms.
+	var mu sync.Mutex
+	ackAt := map[string]time.Time{} // event id -> PutRecords acknowledged
+	seen := map[string]time.Time{}
+	produced := make(chan struct{})
+	pollErr := make(chan error, 1)
+	go func() {
+		deadline := time.Time{}
+		for {
+			mu.Lock()
+			want := make(map[string]time.Time, len(ackAt))
+			for id, at := range ackAt {
+				if _, ok := seen[id]; !ok {
+					want[id] = at
+				}
+			}
+			mu.Unlock()
+			select {
+			case <-produced:
+				if deadline.IsZero() {
+					deadline = time.Now().Add(3 * time.Minute)
+				}
+				if len(want) == 0 {
+					pollErr <- nil
+					return
+				}
+				if time.Now().After(deadline) {
+					pollErr <- fmt.Errorf("%d sampled records never became searchable", len(want))
+					return
+				}
+			default:
+			}
+			found, err := searchIDs(cfg.OpenSearch, index, want, nil)
+			if err != nil {
+				pollErr <- err
+				return
+			}
+			now := time.Now()
+			mu.Lock()
+			for _, id := range found {
+				seen[id] = now
+			}
+			mu.Unlock()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	perTick := max(1, cfg.Rate/10)
+	for i := 0; i < len(lines); i += perTick {
+		batch := lines[i:min(i+perTick, len(lines))]
+		if err := putBatch(ctx, kc, stream, batch); err != nil {
+			return res, err
+		}
+		now := time.Now()
+		mu.Lock()
+		for _, l := range batch {
+			if l.sample {
+				ackAt[l.id] = now
+			}
+		}
+		mu.Unlock()
+		if d := time.Until(start.Add(time.Duration(i/perTick+1) * 100 * time.Millisecond)); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	res.Records = len(lines)
+	say("waiting until every sampled record is searchable")
+	close(produced)
+	if err := <-pollErr; err != nil {
+		return res, err
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	type lat struct {
+		ack time.Time
+		d   time.Duration
+	}
+	var byAck []lat
+	for id, at := range seen {
+		res.Latency = append(res.Latency, at.Sub(ackAt[id]))
+		byAck = append(byAck, lat{ackAt[id], at.Sub(ackAt[id])})
+	}
+	sort.Slice(byAck, func(i, j int) bool { return byAck[i].ack.Before(byAck[j].ack) })
+	for i := 0; i < len(byAck); i += max(1, len(byAck)/10) {
+		say("  record put at +%s searchable after %s", byAck[i].ack.Sub(start).Round(100*time.Millisecond), byAck[i].d.Round(10*time.Millisecond))
+	}
+	res.Elapsed = time.Since(start)
+	for _, p := range procs {
+		cpu, rss := procUsage(p.Process.Pid)
+		res.CPUSeconds += cpu
+		res.PeakRSS = max(res.PeakRSS, rss)
+	}
+	return res, nil
+}
+
+type genLine struct {
+	data   []byte
+	id     string
+	sample bool
+}
+
+// generatedRecords returns n CloudFront record payloads from the workload
+// generator; every 10th is sampled for latency.
+func generatedRecords(n int) []genLine {
+	var out []genLine
+	for seed := uint64(1); len(out) < n; seed++ {
+		w := workload.New(workload.Config{Seed: seed, Hours: 1, PeakHour: n, Assets: 500, Tenants: 10, Start: time.Now().UTC().Truncate(time.Hour)})
+		_, _ = w.WriteLogs(func(key string) (io.WriteCloser, error) { return &collect{out: &out, limit: n}, nil })
+	}
+	for i := range out {
+		out[i].sample = i%10 == 0
+	}
+	return out
+}
+
+type collect struct {
+	buf   strings.Builder
+	out   *[]genLine
+	limit int
+}
+
+func (c *collect) Write(p []byte) (int, error) { return c.buf.Write(p) }
+func (c *collect) Close() error {
+	lines, err := gunzipLines([]byte(c.buf.String()))
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if len(*c.out) >= c.limit || strings.HasPrefix(l, "#") || l == "" {
+			continue
+		}
+		cols := strings.Split(l, "\t")
+		*c.out = append(*c.out, genLine{data: []byte(l), id: cols[14]})
+	}
+	return nil
+}
+
+func putBatch(ctx context.Context, kc *kinesis.Client, stream string, batch []genLine) error {
+	var entries []types.PutRecordsRequestEntry
+	for _, l := range batch {
+		h := sha1.Sum(l.data)
+		entries = append(entries, types.PutRecordsRequestEntry{Data: l.data, PartitionKey: aws.String(hex.EncodeToString(h[:8]))})
+	}
+	for attempt := 0; len(entries) > 0; attempt++ {
+		if attempt > 20 {
+			return fmt.Errorf("PutRecords keeps failing")
+		}
+		out, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: &stream, Records: entries})
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		var retry []types.PutRecordsRequestEntry
+		for i, r := range out.Records {
+			if r.ErrorCode != nil {
+				retry = append(retry, entries[i])
+			}
+		}
+		entries = retry
+	}
+	return nil
+}
+
+// searchIDs returns which of the wanted ids are searchable.
+func searchIDs(base, index string, want map[string]time.Time, _ map[string]time.Time) ([]string, error) {
+	var ids []string
+	for id := range want {
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if len(ids) > 500 {
+		ids = ids[:500]
+	}
+	q, _ := json.Marshal(map[string]any{"size": len(ids), "_source": false, "query": map[string]any{"ids": map[string]any{"values": ids}}})
+	resp, err := http.Post(base+"/"+index+"-*/_search", "application/json", strings.NewReader(string(q)))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, nil // no index yet
+	}
+	var v struct {
+		Hits struct {
+			Hits []struct {
+				ID string `json:"_id"`
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, h := range v.Hits.Hits {
+		out = append(out, h.ID)
+	}
+	return out, nil
+}
+
+// procUsage reads a live process's CPU seconds (user+system) and peak RSS.
+func procUsage(pid int) (cpuSeconds float64, peakRSS int64) {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i > 0 {
+			f := strings.Fields(s[i+2:])
+			if len(f) > 12 {
+				ut, _ := strconv.ParseFloat(f[11], 64)
+				st, _ := strconv.ParseFloat(f[12], 64)
+				cpuSeconds = (ut + st) / 100 // USER_HZ
+			}
+		}
+	}
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				peakRSS = kb * 1024
+			}
+		}
+	}
+	return cpuSeconds, peakRSS
+}
+
+// PrintPipeline renders the result as a Markdown table.
+func PrintPipeline(w io.Writer, r PipelineResult) {
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', tabwriter.Debug)
+	fmt.Fprintf(tw, "| figure\t measured\t\n|---\t---\t\n")
+	fmt.Fprintf(tw, "| end-to-end latency, PutRecords acknowledged → searchable in OpenSearch, p50\t %.2f s\t\n", r.Quantile(0.5).Seconds())
+	fmt.Fprintf(tw, "| … p99\t %.2f s\t\n", r.Quantile(0.99).Seconds())
+	fmt.Fprintf(tw, "| worker CPU seconds per 1,000 records (all workers, all sinks)\t %.3f\t\n", r.CPUSeconds/float64(r.Records)*1000)
+	fmt.Fprintf(tw, "| peak RSS of a worker\t %.0f MiB\t\n", float64(r.PeakRSS)/(1<<20))
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d CloudFront records at %d/s into %d shards, %d workers, sinks OpenSearch + S3 + DynamoDB; %d sampled for latency.\n", r.Records, r.Rate, r.Shards, r.Workers, len(r.Latency))
+}
+
+func gunzipLines(b []byte) ([]string, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Split(string(raw), "\n"), nil
+}
