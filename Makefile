@@ -7,7 +7,7 @@ GO      ?= go
 BIN     := bin/leasehold
 PKGS    := ./...
 
-.PHONY: build test test-unit test-integration lint demo stack-up stack-down stack-status clean
+.PHONY: build test test-unit test-integration lint demo bench stack-up stack-down stack-status clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/leasehold
@@ -32,6 +32,10 @@ lint:
 ## demo: start the local stack and show where everything runs
 demo: build
 	bash scripts/demo.sh
+
+## bench: every benchmark scenario on the local stack; rewrites docs/BENCHMARKS.md
+bench:
+	bash scripts/bench.sh
 
 stack-up: build
 	$(BIN) dev up

@@ -109,7 +109,11 @@ func RunLeases(ctx context.Context, kc *kinesis.Client, db *dynamodb.Client, cfg
 	if err != nil {
 		return res, err
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("LEASEHOLD_BENCH_KEEP_DIR") == "" {
+		defer os.RemoveAll(dir)
+	} else {
+		say("keeping %s", dir)
+	}
 
 	f := &procs{cfg: cfg, dir: dir, stream: stream, table: table, ddb: proxy.URL(), byID: map[string]*exec.Cmd{}}
 	defer f.stopAll()
@@ -219,7 +223,7 @@ func (f *procs) start(id string) error {
 	cmd.Env = append(os.Environ(),
 		"AWS_ENDPOINT_URL_KINESIS="+f.cfg.Kinesis, "AWS_ENDPOINT_URL_DYNAMODB="+f.ddb,
 		"LEASEHOLD_STREAM_NAME="+f.stream, "LEASEHOLD_LEASE_TABLE="+f.table, "LEASEHOLD_WORKER_ID="+id,
-		"LEASEHOLD_WORKER_FILE_SINK="+filepath.Join(f.dir, id+".ndjson"), "LEASEHOLD_LOG_FORMAT=json", "LEASEHOLD_LOG_LEVEL=warn",
+		"LEASEHOLD_WORKER_FILE_SINK="+filepath.Join(f.dir, id+".ndjson"), "LEASEHOLD_LOG_FORMAT=json", "LEASEHOLD_LOG_LEVEL=info",
 		"LEASEHOLD_LEASE_DURATION="+f.cfg.Duration.String(), "LEASEHOLD_LEASE_TAKE_INTERVAL="+f.cfg.TakeInterval.String(),
 		"LEASEHOLD_LEASE_RENEW_INTERVAL="+f.cfg.Renew.String(), "LEASEHOLD_WORKER_CHECKPOINT_INTERVAL=1s", "LEASEHOLD_WORKER_IDLE_TIME=200ms", "LEASEHOLD_WORKER_METRICS_ADDR=127.0.0.1:0",
 	)
