@@ -78,6 +78,11 @@ AWS credentials, region and endpoints come from the AWS SDK's default chain
 		newWorkerCmd(),
 		newLeasesCmd(),
 		newBenchCmd(),
+		newIngestCmd(),
+		newBackfillCmd(),
+		newCollectCmd(),
+		newProduceCmd(),
+		newDemoCmd(),
 	)
 	return root
 }

@@ -27,7 +27,12 @@ type Config struct {
 	Stream Stream `yaml:"stream"`
 	Lease  Lease  `yaml:"lease"`
 	Worker Worker `yaml:"worker"`
-	Dev    Dev    `yaml:"dev"`
+	// Collect configures `leasehold collect` (and partly `leasehold produce`).
+	Collect Collect `yaml:"collect"`
+	Dev     Dev     `yaml:"dev"`
+	// Ingest configures `leasehold ingest`, `leasehold backfill` and the
+	// Lambda function (cmd/leasehold-lambda).
+	Ingest Ingest `yaml:"ingest"`
 	// Pipeline is the processors, sinks and dead_letter sections, kept as
 	// YAML for processors.ParseSpec: lists of typed stages do not map to
 	// environment variables or flags, so they come from the file only.
@@ -68,6 +73,55 @@ type Worker struct {
 	FileSink           string        `yaml:"file_sink" doc:"append every record to this NDJSON file (the worker's sink until the processor pipeline lands)"`
 }
 
+// Collect configures the HTTP collector for app events (`leasehold
+// collect`); partition_key also applies to `leasehold produce`.
+type Collect struct {
+	Listen              string        `yaml:"listen" doc:"address of the collector's HTTP API (POST /v1/events)"`
+	MetricsAddr         string        `yaml:"metrics_addr" doc:"address for the collector's /metrics, /healthz and /readyz (127.0.0.1:0 picks a free port; empty disables)"`
+	Token               Secret        `yaml:"token" doc:"bearer token clients must send (Authorization: Bearer <token>); empty accepts every client; never logged or shown"`
+	MaxBodyBytes        int           `yaml:"max_body_bytes" doc:"largest request body in bytes (65536 to buffer_bytes); larger requests get 413"`
+	MaxEventsPerRequest int           `yaml:"max_events_per_request" doc:"most events in one request (1 to buffer_records); more get 413"`
+	Aggregate           bool          `yaml:"aggregate" doc:"pack events into KPL aggregated Kinesis records"`
+	PartitionKey        string        `yaml:"partition_key" doc:"event field whose value is the Kinesis partition key: asset_id or tenant_id (collect and produce)"`
+	BufferRecords       int           `yaml:"buffer_records" doc:"events accepted (202) but not yet written to Kinesis, at most; when full, requests get 503"`
+	BufferBytes         int           `yaml:"buffer_bytes" doc:"bytes of events accepted but not yet written, at most (at least 1 MiB)"`
+	BufferWait          time.Duration `yaml:"buffer_wait" doc:"how long a request waits for buffer space before 503 (0 answers 503 at once)"`
+	ShutdownGrace       time.Duration `yaml:"shutdown_grace" doc:"on SIGTERM, the longest the collector takes to finish requests and send buffered events"`
+}
+
+// Secret is a setting that must never be shown: it formats, and marshals
+// to YAML or JSON, as "[redacted]" when set. Convert it with string() to
+// use it.
+type Secret string
+
+// String returns "[redacted]", or "" when the secret is empty.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString is String, so %#v does not show the secret either.
+func (s Secret) GoString() string { return s.String() }
+
+// MarshalText is String, so `config show` and JSON logs do not show the
+// secret.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Ingest configures `leasehold ingest`, `leasehold backfill` and the
+// Lambda function (cmd/leasehold-lambda), which send CloudFront log files
+// from S3 to the stream (stream.name).
+type Ingest struct {
+	Concurrency      int     `yaml:"concurrency" doc:"files ingested at once by backfill and ingest (1-64)"`
+	ManifestTable    string  `yaml:"manifest_table" doc:"DynamoDB table recording each file's progress so reruns skip finished files and resume partial ones (created if missing); backfill needs it, the Lambda uses it when set, ingest with --resume"`
+	Aggregate        bool    `yaml:"aggregate" doc:"pack lines into KPL aggregated records (many lines per Kinesis record); consumers must de-aggregate, as leasehold workers do"`
+	RecordsPerSecond int     `yaml:"records_per_second" doc:"cap on records put per second; 0 derives it from the stream's open shards (1,000 each, times capacity_share), or with aggregate leaves it unlimited (an aggregate counts as one record)"`
+	BytesPerSecond   int     `yaml:"bytes_per_second" doc:"cap on bytes (data plus partition keys) put per second; 0 derives it from the stream's open shards (1 MiB each, times capacity_share)"`
+	CapacityShare    float64 `yaml:"capacity_share" doc:"fraction of the stream's write capacity that derived rates use (above 0, at most 1), leaving the rest to live producers"`
+	CheckpointLines  int     `yaml:"checkpoint_lines" doc:"lines between manifest checkpoints of a file, and the most lines of a file in flight; a crash re-sends at most twice this many lines of each file in progress (100-1000000)"`
+}
+
 // Dev configures the local stack started by `leasehold dev`.
 type Dev struct {
 	Dir            string `yaml:"dir" doc:"folder for downloads, data, logs and PID files of the local stack"`
@@ -99,6 +153,24 @@ func Default() Config {
 			ShutdownGrace:      20 * time.Second,
 			CheckpointInterval: 5 * time.Second,
 			MetricsAddr:        "127.0.0.1:9464",
+		},
+		Collect: Collect{
+			Listen:              "127.0.0.1:8080",
+			MetricsAddr:         "127.0.0.1:9465",
+			MaxBodyBytes:        5 << 20,
+			MaxEventsPerRequest: 500,
+			PartitionKey:        "asset_id",
+			BufferRecords:       50_000,
+			BufferBytes:         64 << 20,
+			BufferWait:          time.Second,
+			ShutdownGrace:       20 * time.Second,
+		},
+		Ingest: Ingest{
+			Concurrency:     4,
+			ManifestTable:   "leasehold-ingest-manifest",
+			Aggregate:       true,
+			CapacityShare:   0.8,
+			CheckpointLines: 5000,
 		},
 		Dev: Dev{
 			Dir:            ".leasehold",
@@ -269,6 +341,8 @@ func (c Config) Validate() error {
 	if w.ShutdownGrace < time.Second {
 		bad("worker.shutdown_grace", "%s is too short; use at least 1s", w.ShutdownGrace)
 	}
+	errs = append(errs, c.Collect.validate()...)
+	errs = append(errs, c.Ingest.validate()...)
 	d := c.Dev
 	ports := []struct {
 		key  string
@@ -283,4 +357,79 @@ func (c Config) Validate() error {
 		bad("dev.dir", "must not be empty")
 	}
 	return errors.Join(errs...)
+}
+
+// validate checks the collect section; each error names its key.
+func (co Collect) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if co.Listen == "" {
+		bad("collect.listen", "must not be empty; use host:port such as 127.0.0.1:8080")
+	}
+	if co.BufferRecords < 1 {
+		bad("collect.buffer_records", "%d must be at least 1 (default 50000)", co.BufferRecords)
+	}
+	if co.BufferBytes < 1<<20 {
+		bad("collect.buffer_bytes", "%d is below 1 MiB (1048576), the largest Kinesis record", co.BufferBytes)
+	}
+	if co.MaxBodyBytes < 64<<10 || co.MaxBodyBytes > co.BufferBytes {
+		bad("collect.max_body_bytes", "%d is out of range; use 65536 (one event of the largest size) to collect.buffer_bytes (%d)", co.MaxBodyBytes, co.BufferBytes)
+	}
+	if co.MaxEventsPerRequest < 1 || co.MaxEventsPerRequest > co.BufferRecords {
+		bad("collect.max_events_per_request", "%d is out of range; use 1 to collect.buffer_records (%d)", co.MaxEventsPerRequest, co.BufferRecords)
+	}
+	switch co.PartitionKey {
+	case "asset_id", "tenant_id":
+	default:
+		bad("collect.partition_key", "%q is not a partition key; use asset_id or tenant_id", co.PartitionKey)
+	}
+	if co.BufferWait < 0 {
+		bad("collect.buffer_wait", "must not be negative")
+	}
+	if co.ShutdownGrace < time.Second {
+		bad("collect.shutdown_grace", "%s is too short; use at least 1s", co.ShutdownGrace)
+	}
+	return errs
+}
+
+// validate checks the ingest section; each error names its key.
+func (in Ingest) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if in.Concurrency < 1 || in.Concurrency > 64 {
+		bad("ingest.concurrency", "%d is out of range; use 1 to 64 (default 4)", in.Concurrency)
+	}
+	if t := in.ManifestTable; t != "" && !validTableName(t) {
+		bad("ingest.manifest_table", "%q is not a DynamoDB table name: 3-255 characters of a-z, A-Z, 0-9, '_', '-' and '.'", t)
+	}
+	if in.RecordsPerSecond < 0 {
+		bad("ingest.records_per_second", "must not be negative (0 derives it from the stream's shards)")
+	}
+	if in.BytesPerSecond < 0 {
+		bad("ingest.bytes_per_second", "must not be negative (0 derives it from the stream's shards)")
+	}
+	if !(in.CapacityShare > 0 && in.CapacityShare <= 1) {
+		bad("ingest.capacity_share", "%g is out of range; use a fraction above 0 and at most 1 (default 0.8)", in.CapacityShare)
+	}
+	if in.CheckpointLines < 100 || in.CheckpointLines > 1_000_000 {
+		bad("ingest.checkpoint_lines", "%d is out of range; use 100 to 1000000 (default 5000)", in.CheckpointLines)
+	}
+	return errs
+}
+
+// validTableName reports whether name is a valid DynamoDB table name.
+func validTableName(name string) bool {
+	if len(name) < 3 || len(name) > 255 {
+		return false
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

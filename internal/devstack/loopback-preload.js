@@ -29,3 +29,18 @@ net.Server.prototype.listen = function (...args) {
   }
   return listen.apply(this, args);
 };
+
+// A client that drops its connection in the middle of a request (a worker
+// killed with SIGKILL, say) makes the request stream emit ECONNRESET with
+// no listener; dynalite 4.0.0 then dies of an uncaught exception and takes
+// every table with it. A real AWS endpoint shrugs that off, so the local
+// one must too: connection-level errors are logged and ignored; anything
+// else still ends the process as Node would.
+process.on('uncaughtException', (err) => {
+  if (err && (err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ECONNABORTED')) {
+    console.error('leasehold preload: ignored a client connection error: ' + err.message);
+    return;
+  }
+  console.error(err);
+  process.exit(1);
+});

@@ -94,10 +94,19 @@ func (s *Stack) dynamoDBLaunch(ctx context.Context, svc *service) (launchSpec, e
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return launchSpec{}, fmt.Errorf("prepare dynamodb: %w", err)
 	}
+	// The preload also keeps dynalite alive when a client drops a
+	// connection mid-request (it would die of an uncaught ECONNRESET).
+	preload := filepath.Join(s.runDir(), "loopback-preload.js")
+	if err := os.MkdirAll(s.runDir(), 0o755); err != nil {
+		return launchSpec{}, fmt.Errorf("prepare dynamodb: %w", err)
+	}
+	if err := os.WriteFile(preload, loopbackPreload, 0o644); err != nil {
+		return launchSpec{}, fmt.Errorf("prepare dynamodb: %w", err)
+	}
 	return launchSpec{
 		// No --path: tables live in memory, like the Kinesis streams whose
 		// leases and checkpoints they hold.
-		argv: []string{node, s.dynaliteCLI(),
+		argv: []string{node, "-r", preload, s.dynaliteCLI(),
 			"--host", "127.0.0.1", "--port", strconv.Itoa(svc.port),
 			"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"},
 		env: baseEnv(dir),

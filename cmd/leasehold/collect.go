@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold/collector"
+	"github.com/leasehold/leasehold/internal/awsconf"
+	"github.com/leasehold/leasehold/internal/config"
+	"github.com/leasehold/leasehold/internal/telemetry"
+	"github.com/leasehold/leasehold/producer"
+)
+
+func newCollectCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "collect",
+		Short: "Run the HTTP collector: POST /v1/events validates app events and sends them to the stream",
+		Long: `Run the HTTP collector. Clients POST one JSON event (application/json) or an
+NDJSON batch (application/x-ndjson) to /v1/events on collect.listen; each event
+is validated against the app-event schema and handed to the batching Kinesis
+producer for stream.name. A request is all or nothing: 202 once every event is
+in the producer's buffer, 400 with every problem by line and field, 503 with
+Retry-After when the buffer is full. See docs/COLLECTOR.md.
+
+Metrics, /healthz and /readyz are served on collect.metrics_addr. On SIGTERM or
+Ctrl-C /readyz turns 503, requests in progress finish and everything buffered
+is sent, within collect.shutdown_grace.
+
+Exit codes: 0 after a clean shutdown, 1 when accepted events could not be
+sent or the server failed, 2 for a configuration mistake.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, log, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
+			awsCfg, err := awsconf.Load(cmd.Context())
+			if err != nil {
+				return usageError{err}
+			}
+			reg := telemetry.NewRegistry()
+			telemetry.CountAWSCalls(&awsCfg, reg)
+			kc := awsconf.Kinesis(awsCfg)
+			if err := checkStream(cmd.Context(), kc, c.Stream.Name); err != nil {
+				return usageError{err}
+			}
+			col, err := collector.New(kc, c.Stream.Name, collectorConfig(c.Collect), log,
+				producer.WithAggregation(c.Collect.Aggregate), producer.WithLogger(log))
+			if err != nil {
+				return usageError{err}
+			}
+			reg.MustRegister(col.Metrics())
+			ln, err := net.Listen("tcp", c.Collect.Listen)
+			if err != nil {
+				return usageError{fmt.Errorf("collect.listen: %w", err)}
+			}
+			stopMetrics, err := serveTelemetry(c.Collect.MetricsAddr, "collect.metrics_addr", reg, col.Ready, log)
+			if err != nil {
+				ln.Close()
+				return usageError{err}
+			}
+			defer stopMetrics()
+			log.Info("collector listening", zap.String("addr", ln.Addr().String()), zap.String("stream", c.Stream.Name),
+				zap.Bool("token_required", c.Collect.Token != ""), zap.Bool("aggregate", c.Collect.Aggregate))
+			return col.Serve(cmd.Context(), ln)
+		},
+	}
+}
+
+// collectorConfig maps the collect section onto the collector's config.
+func collectorConfig(co config.Collect) collector.Config {
+	cfg := collector.DefaultConfig()
+	cfg.Token = string(co.Token)
+	cfg.MaxBodyBytes = int64(co.MaxBodyBytes)
+	cfg.MaxEventsPerRequest = co.MaxEventsPerRequest
+	cfg.PartitionBy = collector.PartitionBy(co.PartitionKey)
+	cfg.BufferRecords = co.BufferRecords
+	cfg.BufferBytes = co.BufferBytes
+	cfg.BufferWait = co.BufferWait
+	cfg.ShutdownGrace = co.ShutdownGrace
+	return cfg
+}
+
+// checkStream fails at start-up, naming the key, when the stream cannot be
+// described (missing, no permission, endpoint unreachable), instead of
+// accepting events that can never be written.
+func checkStream(ctx context.Context, kc *kinesis.Client, name string) error {
+	if _, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)}); err != nil {
+		return fmt.Errorf("stream.name: stream %q: %w", name, err)
+	}
+	return nil
+}
+
+// serveTelemetry starts /metrics, /healthz and /readyz on addr (nothing
+// when addr is empty); key names the setting in errors. The server
+// outlives the graceful shutdown, so /readyz answers 503 while draining:
+// the returned func stops it.
+func serveTelemetry(addr, key string, reg *prometheus.Registry, ready func() error, log *zap.Logger) (func(), error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	srv, err := telemetry.Listen(addr, reg, ready)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	log.Info("metrics listening", zap.String("addr", srv.Addr()))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Run(ctx); err != nil {
+			log.Warn("metrics server", zap.Error(err))
+		}
+	}()
+	return func() { cancel(); <-done }, nil
+}

@@ -1,0 +1,84 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/leasehold/leasehold/cloudfront"
+	"github.com/leasehold/leasehold/producer"
+)
+
+var (
+	// ErrInterrupted means a file was not read to its end because the
+	// context ended or the reading deadline (FileOptions.StopReadingAt)
+	// passed. What was confirmed is recorded; a retry resumes there.
+	ErrInterrupted = errors.New("ingest: interrupted before the end of the file")
+	// ErrConflict means a manifest entry was changed by another writer: the
+	// object was replaced (new ETag), the file is already done, or another
+	// run recorded a later offset. The file is left to that writer.
+	ErrConflict = errors.New("ingest: manifest entry changed by another writer")
+	// ErrNotFound is returned by Manifest.Get for a file it has no entry for.
+	ErrNotFound = errors.New("ingest: no manifest entry")
+	// ErrBadURL means an argument is not an s3://bucket/key URL.
+	ErrBadURL = errors.New("ingest: not an s3://bucket/key URL")
+)
+
+// FileError reports a file that was not ingested in full: which object,
+// the last line read when ingestion stopped (the line reached; lines up to
+// FileResult.EndLine are confirmed written), and why.
+type FileError struct {
+	URL  string // s3://bucket/key
+	Line int    // last line read, 0 before the first
+	Err  error  // the cause: see Retryable
+}
+
+// Error returns e.g. "ingest: s3://logs/E1.2024-05-01-10.ab.gz: at line
+// 1234: cloudfront: corrupt or truncated compressed stream: unexpected EOF".
+func (e *FileError) Error() string {
+	return fmt.Sprintf("ingest: %s: at line %d: %v", e.URL, e.Line, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Retryable reports whether ingesting the file again may succeed. It is the
+// one place that decides: corrupt data (cloudfront.ErrCorrupt), a missing
+// object or bucket, access denied and other client errors (HTTP 4xx other
+// than 408 and 429), manifest conflicts and bad URLs are permanent;
+// interruptions, throttling, server errors, network errors and records the
+// producer gave up on are retryable. nil is not retryable.
+func Retryable(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, cloudfront.ErrCorrupt), errors.Is(err, ErrConflict), errors.Is(err, ErrBadURL),
+		errors.Is(err, producer.ErrInvalidRecord):
+		return false
+	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return true
+	}
+	var fe *producer.FailedError
+	if errors.As(err, &fe) {
+		return true // Kinesis refused or timed out after every attempt
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "NoSuchKey", "NoSuchBucket", "AccessDenied", "InvalidObjectState", "ResourceNotFoundException",
+			"ValidationException", "InvalidAccessKeyId", "SignatureDoesNotMatch":
+			return false
+		case "PreconditionFailed":
+			return true // the object changed since it was listed: the retry reads the new one
+		}
+	}
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		s := re.HTTPStatusCode()
+		return s >= 500 || s == 408 || s == 429 || s == 412
+	}
+	return true // network errors and the like
+}
