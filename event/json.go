@@ -151,6 +151,12 @@ func appendRaw(dst []byte, key string, raw []byte) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// AppendJSONString appends s as a quoted JSON string, escaping exactly as
+// encoding/json does with HTML escaping off (invalid UTF-8 becomes
+// U+FFFD). It never allocates beyond growing dst. Sinks that build JSON by
+// hand (the OpenSearch bulk action lines) share it.
+func AppendJSONString(dst []byte, s string) []byte { return appendString(dst, s) }
+
 // appendString appends s as a quoted JSON string, escaping exactly as
 // encoding/json does with HTML escaping off.
 func appendString(dst []byte, s string) []byte {
