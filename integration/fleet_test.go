@@ -86,6 +86,22 @@ func (f *fleet) start(id string, env ...string) {
 	f.procs[id] = cmd
 }
 
+// metricsAddr returns the address worker id logged for its metrics server.
+func (f *fleet) metricsAddr(id string) string {
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		for _, line := range strings.Split(f.logTail(id), "\n") {
+			if strings.Contains(line, `"metrics listening"`) {
+				var v struct{ Addr string }
+				if json.Unmarshal([]byte(line), &v) == nil && v.Addr != "" {
+					return v.Addr
+				}
+			}
+		}
+	}
+	f.t.Fatalf("worker %s logged no metrics address:\n%s", id, f.logTail(id))
+	return ""
+}
+
 func (f *fleet) sinkPath(id string) string { return filepath.Join(f.dir, id+".ndjson") }
 
 func (f *fleet) signal(id string, sig syscall.Signal) {
@@ -406,20 +422,7 @@ func TestWorkerMetrics(t *testing.T) {
 	prod := startProducer(kc, stream, 4, 10, 50*time.Millisecond)
 	defer prod.Stop()
 	f.start("m1")
-	var addr string
-	for end := time.Now().Add(30 * time.Second); addr == "" && time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		for _, line := range strings.Split(f.logTail("m1"), "\n") {
-			if strings.Contains(line, `"metrics listening"`) {
-				var v struct{ Addr string }
-				if json.Unmarshal([]byte(line), &v) == nil {
-					addr = v.Addr
-				}
-			}
-		}
-	}
-	if addr == "" {
-		t.Fatalf("no metrics address logged:\n%s", f.logTail("m1"))
-	}
+	addr := f.metricsAddr("m1")
 	get := func(path string) (int, string) {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {

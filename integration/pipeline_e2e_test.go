@@ -297,6 +297,21 @@ func TestPipelineEndToEnd(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 	}
+	// The pipeline's own metrics: records per sink, per-stage latency.
+	var metrics string
+	for _, id := range []string{"p2", "p3"} {
+		if resp, err := http.Get("http://" + f.metricsAddr(id) + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			metrics += string(b)
+		}
+	}
+	for _, want := range []string{`leasehold_sink_records_total{sink="opensearch"}`, `leasehold_sink_records_total{sink="s3"}`,
+		`leasehold_processor_batch_seconds_bucket{stage="parse"`, `leasehold_sink_write_seconds_count{sink="dynamodb"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("worker metrics lack %s", want)
+		}
+	}
 	f.stop("p2")
 	f.stop("p3")
 	got = countOutputs(t, e, s3c, db, bucket, table, index)

@@ -27,6 +27,7 @@ type Pipeline struct {
 	sinks  []Sink
 	dl     DeadLetterer
 	log    *zap.Logger
+	obs    Observer // set before use; never nil after NewPipeline
 }
 
 // NewPipeline returns a pipeline. At least one sink and a dead-letterer
@@ -46,7 +47,7 @@ func NewPipeline(stages []Stage, sinks []Sink, dl DeadLetterer, log *zap.Logger)
 		}
 		seen[s.Name()] = true
 	}
-	return &Pipeline{stages: stages, sinks: sinks, dl: dl, log: log}, nil
+	return &Pipeline{stages: stages, sinks: sinks, dl: dl, log: log, obs: nopObserver{}}, nil
 }
 
 // Close closes every sink, and every stage that has a Close method (a
@@ -74,7 +75,7 @@ func (p *Pipeline) Factory() worker.ProcessorFactory {
 	return func(ctx context.Context, shard worker.Shard) (worker.ShardProcessor, error) {
 		sp := &shardPipeline{p: p, shard: shard, last: shard.Start.Position, log: p.log.With(zap.String("shard_id", shard.ShardID))}
 		for _, s := range p.sinks {
-			ss, err := s.Open(ctx, shard, p.dl)
+			ss, err := s.Open(ctx, shard, observedDL{p.dl, p.obs})
 			if err != nil {
 				sp.Close()
 				return nil, fmt.Errorf("open sink %s for %s: %w", s.Name(), shard.ShardID, err)
@@ -122,10 +123,13 @@ func (sp *shardPipeline) Process(ctx context.Context, recs []worker.Record) erro
 		if len(msgs) == 0 {
 			break
 		}
+		began := time.Now()
+		in := len(msgs)
 		out, err := sp.runStage(ctx, st, msgs)
 		if err != nil {
 			return err
 		}
+		sp.p.obs.StageDone(st.Name, in, len(out), time.Since(began))
 		// A processor may mark a message failed and leave it out of its
 		// result: collect failures from the input too, each once.
 		returned := make(map[*Message]bool, len(out))
@@ -155,9 +159,15 @@ func (sp *shardPipeline) Process(ctx context.Context, recs []worker.Record) erro
 		if len(sub) == 0 {
 			continue
 		}
+		began := time.Now()
 		if err := s.sink.Write(ctx, sub); err != nil {
 			return fmt.Errorf("sink %s: %w", s.name, err)
 		}
+		var size int64
+		for _, m := range sub {
+			size += int64(len(m.Record.Data))
+		}
+		sp.p.obs.SinkWrite(s.name, len(sub), size, time.Since(began))
 		s.given = sub[len(sub)-1].Position()
 	}
 	sp.last = recs[len(recs)-1].Position()
@@ -183,6 +193,7 @@ func (sp *shardPipeline) runStage(ctx context.Context, st Stage, msgs []*Message
 			return msgs, nil
 		}
 		sp.log.Warn("processor failed; retrying the batch", zap.String("stage", st.Name), zap.Int("attempt", attempt), zap.Error(err))
+		sp.p.obs.StageRetry(st.Name)
 		d := wait/2 + time.Duration(rand.Int64N(int64(wait)))
 		select {
 		case <-ctx.Done():
@@ -213,7 +224,7 @@ func (sp *shardPipeline) deadLetterFailed(ctx context.Context, msgs []*Message) 
 		sp.log.Error("record dead-lettered", zap.String("stage", f.Stage), zap.String("sequence_number", m.Record.SequenceNumber),
 			zap.Int64("sub_sequence_number", m.Record.SubSequenceNumber), zap.Error(f.Err))
 	}
-	if err := sp.p.dl.DeadLetter(ctx, failed); err != nil {
+	if err := (observedDL{sp.p.dl, sp.p.obs}).DeadLetter(ctx, failed); err != nil {
 		return nil, fmt.Errorf("dead-letter %d records: %w", len(failed), err)
 	}
 	return ok, nil
@@ -285,4 +296,27 @@ func (sp *shardPipeline) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// observedDL counts dead letters by stage, for sinks' and processors'
+// failures alike, once they are durably stored.
+type observedDL struct {
+	dl  DeadLetterer
+	obs Observer
+}
+
+func (o observedDL) DeadLetter(ctx context.Context, msgs []*Message) error {
+	if err := o.dl.DeadLetter(ctx, msgs); err != nil {
+		return err
+	}
+	byStage := map[string]int{}
+	for _, m := range msgs {
+		if f := m.Failed(); f != nil {
+			byStage[f.Stage]++
+		}
+	}
+	for stage, n := range byStage {
+		o.obs.DeadLettered(stage, n)
+	}
+	return nil
 }

@@ -54,7 +54,7 @@ releases its leases so peers take them at once, within worker.shutdown_grace.`,
 			}
 			reg := telemetry.NewRegistry()
 			telemetry.CountAWSCalls(&awsCfg, reg)
-			factory, closeSinks, err := buildProcessing(cmd.Context(), c, awsCfg, log)
+			factory, closeSinks, err := buildProcessing(cmd.Context(), c, awsCfg, log, telemetry.NewPipelineObserver(reg))
 			if err != nil {
 				return usageError{err}
 			}
@@ -107,7 +107,7 @@ func serveMetrics(addr string, reg *prometheus.Registry, w *worker.Worker, log *
 // buildProcessing returns what the worker runs each shard through: the
 // pipeline from the config file, or the plain NDJSON file sink given by
 // worker.file_sink (handy for debugging and used by the benchmarks).
-func buildProcessing(ctx context.Context, c config.Config, awsCfg aws.Config, log *zap.Logger) (worker.ProcessorFactory, func(), error) {
+func buildProcessing(ctx context.Context, c config.Config, awsCfg aws.Config, log *zap.Logger, obs processors.Observer) (worker.ProcessorFactory, func(), error) {
 	hasPipeline := c.Pipeline.Kind != 0
 	switch {
 	case hasPipeline && c.Worker.FileSink != "":
@@ -130,6 +130,7 @@ func buildProcessing(ctx context.Context, c config.Config, awsCfg aws.Config, lo
 	if err != nil {
 		return nil, nil, err
 	}
+	p.SetObserver(obs)
 	return p.Factory(), func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
