@@ -78,34 +78,41 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.store.EnsureTable(ctx); err != nil {
 		return err
 	}
-	if err := w.syncShards(ctx); err != nil {
-		return err
-	}
 	w.consumerCtx, w.hardStop = context.WithCancel(context.WithoutCancel(ctx))
 	defer w.hardStop()
 
+	// The coordinator starts before the first shard sync so that this
+	// worker heartbeats (and peers count it) at once, even when ListShards
+	// is slow; sync kicks the coordinator when it created leases.
 	coordCtx, stopCoord := context.WithCancel(context.WithoutCancel(ctx))
 	coordDone := make(chan error, 1)
 	go func() { coordDone <- w.coord.Run(coordCtx) }()
 
-	runCtx, cancelRun := context.WithCancel(ctx)
-	syncDone := make(chan struct{})
-	go func() { defer close(syncDone); w.syncLoop(runCtx) }()
-
 	var runErr error
 	coordFinished := false
-	select {
-	case <-ctx.Done():
-	case runErr = <-coordDone:
-		coordFinished = true
+	if err := w.syncShards(ctx); err != nil {
+		if ctx.Err() == nil {
+			runErr = err // e.g. the stream does not exist: stop cleanly and say so
+		}
+	} else {
+		runCtx, cancelRun := context.WithCancel(ctx)
+		syncDone := make(chan struct{})
+		go func() { defer close(syncDone); w.syncLoop(runCtx) }()
+		select {
+		case <-ctx.Done():
+		case runErr = <-coordDone:
+			coordFinished = true
+		}
+		cancelRun()
+		<-syncDone
 	}
-	cancelRun()
-	<-syncDone
 
 	w.shutdown()
 	stopCoord()
 	if !coordFinished {
-		runErr = <-coordDone
+		if err := <-coordDone; runErr == nil {
+			runErr = err
+		}
 	}
 	w.log.Info("worker stopped", zap.Any("lease_stats", w.coord.Stats()))
 	return runErr
