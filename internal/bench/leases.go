@@ -174,7 +174,6 @@ func RunLeases(ctx context.Context, kc *kinesis.Client, db *dynamodb.Client, cfg
 	say("handoff: SIGTERM %s holding %d shards", leaving, len(released))
 	t0 = time.Now()
 	f.signal(leaving, syscall.SIGTERM)
-	ids = ids[1:]
 	if _, res.Handoff, err = waitRead(ctx, store, f, released, leaving, t0, 3*cfg.Duration+30*time.Second); err != nil {
 		return res, err
 	}
