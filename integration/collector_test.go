@@ -22,16 +22,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/leasehold/leasehold/appevent"
 	"github.com/leasehold/leasehold/collector"
 	"github.com/leasehold/leasehold/internal/testenv"
-	"github.com/leasehold/leasehold/kpl"
+
 	// Imported under another name: this package has a producer type.
 	kproducer "github.com/leasehold/leasehold/producer"
 )
@@ -149,7 +147,7 @@ func TestCollectorLoad(t *testing.T) {
 		delete(tally.refused, id) // refused once, accepted on a retry
 	}
 	counts := map[string]int{}
-	for _, u := range collectorReadStream(t, kc, stream) {
+	for _, u := range readStream(t, kc, stream) {
 		ev, err := appevent.Parse(u.Data)
 		if err != nil {
 			t.Errorf("stream holds an invalid event %q: %v", u.Data, err)
@@ -308,57 +306,11 @@ func postEvents(httpc *http.Client, url, token, body string) (status int, retryA
 	return r.StatusCode, r.Header.Get("Retry-After"), resp, nil
 }
 
-// collectorReadStream reads every shard from TRIM_HORIZON to its end and
-// returns the user records, de-aggregated; plain records get their Kinesis
-// partition key.
-func collectorReadStream(t *testing.T, kc *kinesis.Client, stream string) []kpl.UserRecord {
-	t.Helper()
-	ctx := testenv.Context(t, 2*time.Minute)
-	shards, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []kpl.UserRecord
-	for _, sh := range shards.Shards {
-		it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
-			StreamName: aws.String(stream), ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for iter := it.ShardIterator; iter != nil; {
-			res, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(10000)})
-			if err != nil {
-				t.Fatalf("get records from %s: %v", aws.ToString(sh.ShardId), err)
-			}
-			for _, rec := range res.Records {
-				users, err := kpl.Deaggregate(rec.Data)
-				if err != nil {
-					t.Fatalf("record %s: %v", aws.ToString(rec.SequenceNumber), err)
-				}
-				for _, u := range users {
-					if !u.Aggregated {
-						u.PartitionKey = aws.ToString(rec.PartitionKey)
-					}
-					out = append(out, u)
-				}
-			}
-			// A short page at the tip is the end: the local Kinesis takes
-			// about half a second per call, so skip the empty one.
-			if len(res.Records) < 10000 && aws.ToInt64(res.MillisBehindLatest) == 0 {
-				break
-			}
-			iter = res.NextShardIterator
-		}
-	}
-	return out
-}
-
 // streamEventIDs returns the event ids in the stream, sorted.
 func streamEventIDs(t *testing.T, kc *kinesis.Client, stream string) []string {
 	t.Helper()
 	var ids []string
-	for _, u := range collectorReadStream(t, kc, stream) {
+	for _, u := range readStream(t, kc, stream) {
 		ev, err := appevent.Parse(u.Data)
 		if err != nil {
 			t.Fatalf("stream holds an invalid event %q: %v", u.Data, err)

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/kpl"
 	"github.com/leasehold/leasehold/processors/filesink"
 )
 
@@ -174,3 +176,51 @@ func tally(lines []filesink.Line, sent int64) (lost int64, dups map[string][]str
 }
 
 type lineT = filesink.Line
+
+// readStream reads every shard from TRIM_HORIZON to its end and returns
+// the user records, deaggregated, in shard order. The tests that use it
+// have finished writing before they read. Records that were not
+// aggregated get their Kinesis partition key.
+func readStream(t *testing.T, kc *kinesis.Client, stream string) []kpl.UserRecord {
+	t.Helper()
+	ctx := testenv.Context(t, 2*time.Minute)
+	shards, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []kpl.UserRecord
+	for _, sh := range shards.Shards {
+		it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+			StreamName: aws.String(stream), ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		iter := it.ShardIterator
+		for iter != nil {
+			res, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(10000)})
+			if err != nil {
+				t.Fatalf("get records from %s: %v", aws.ToString(sh.ShardId), err)
+			}
+			for _, rec := range res.Records {
+				users, err := kpl.Deaggregate(rec.Data)
+				if err != nil {
+					t.Fatalf("record %s: %v", aws.ToString(rec.SequenceNumber), err)
+				}
+				for _, u := range users {
+					if !u.Aggregated {
+						u.PartitionKey = aws.ToString(rec.PartitionKey)
+					}
+					out = append(out, u)
+				}
+			}
+			// A short page at the tip is the end: the local Kinesis takes
+			// about half a second per call, so skip the empty one.
+			if len(res.Records) < 10000 && aws.ToInt64(res.MillisBehindLatest) == 0 {
+				break
+			}
+			iter = res.NextShardIterator
+		}
+	}
+	return out
+}

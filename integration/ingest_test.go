@@ -6,13 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,14 +19,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/leasehold/leasehold/ingest"
 	"github.com/leasehold/leasehold/ingest/ingesttest"
 	"github.com/leasehold/leasehold/internal/testenv"
-	"github.com/leasehold/leasehold/kpl"
 )
 
 // ingestStack is a bucket, a 4-shard stream and a manifest table name on
@@ -93,7 +87,7 @@ func (st *ingestStack) upload(t *testing.T, key string, data []byte, valid []byt
 // uploadFixture uploads the shared CloudFront fixture, gzipped.
 func (st *ingestStack) uploadFixture(t *testing.T, key string) {
 	t.Helper()
-	raw, err := os.ReadFile(ingestTestdata(t, "cloudfront/E1EXAMPLE.2019-12-04-21.mixed-33-fields.log"))
+	raw, err := os.ReadFile(sharedTestdata(t, "cloudfront/E1EXAMPLE.2019-12-04-21.mixed-33-fields.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,37 +100,9 @@ func (st *ingestStack) uploadFixture(t *testing.T, key string) {
 // this takes seconds per 10 MB.
 func (st *ingestStack) streamLines(t *testing.T) map[string]int {
 	t.Helper()
-	ctx := testenv.Context(t, 3*time.Minute)
-	shards, err := st.kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(st.stream)})
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]int{}
-	for _, sh := range shards.Shards {
-		it, err := st.kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(st.stream),
-			ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for iter := it.ShardIterator; iter != nil; {
-			res, err := st.kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(10000)})
-			if err != nil {
-				t.Fatalf("get records from %s: %v", aws.ToString(sh.ShardId), err)
-			}
-			for _, rec := range res.Records {
-				users, err := kpl.Deaggregate(rec.Data)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, u := range users {
-					out[string(u.Data[bytes.LastIndexByte(u.Data, '\n')+1:])]++
-				}
-			}
-			if len(res.Records) == 0 && aws.ToInt64(res.MillisBehindLatest) == 0 {
-				break
-			}
-			iter = res.NextShardIterator
-		}
+	for _, u := range readStream(t, st.kc, st.stream) {
+		out[string(u.Data[bytes.LastIndexByte(u.Data, '\n')+1:])]++
 	}
 	return out
 }
@@ -173,20 +139,6 @@ func (st *ingestStack) env(extra ...string) []string {
 		"LEASEHOLD_INGEST_CONCURRENCY=4",
 	)
 	return append(env, extra...) // later entries win
-}
-
-func ingestTestdata(t *testing.T, rel string) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "shared", "testdata", rel)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("shared/testdata/%s not found above %s", rel, dir)
-		}
-	}
 }
 
 // generatedFile is a 33-field log file of n lines for an hour.
@@ -304,9 +256,9 @@ func TestBackfillKillResume(t *testing.T) {
 		plain, gz := generatedFile(h, lines, uint64(2000+i))
 		st.upload(t, fmt.Sprintf("cf/E2EXAMPLE.%s.%04x.gz", h.Format("2006-01-02-15"), i), gz, plain)
 	}
-	// The binary reaches DynamoDB through a proxy: a SIGKILL in the middle
-	// of a request body would crash the shared dynalite.
-	env := st.env("LEASEHOLD_INGEST_CHECKPOINT_LINES="+strconv.Itoa(ckLines), "AWS_ENDPOINT_URL_DYNAMODB="+dynaliteShield(t, st.e.DynamoDB))
+	// A SIGKILL mid-request used to crash dynalite; the local stack's
+	// preload now keeps it alive (internal/devstack/loopback-preload.js).
+	env := st.env("LEASEHOLD_INGEST_CHECKPOINT_LINES=" + strconv.Itoa(ckLines))
 	run := exec.Command(binary, "backfill", "s3://"+st.bucket+"/cf/")
 	run.Env = env
 	var log1 bytes.Buffer
@@ -500,57 +452,6 @@ func TestIngestManifestDynamoConformance(t *testing.T) {
 		})
 		return m
 	})
-}
-
-// dynaliteShield starts a reverse proxy in front of the local DynamoDB
-// that reads each request whole before forwarding it, and finishes the
-// upstream request even when its client is gone. dynalite 4.0.0 dies
-// (an uncaught ECONNRESET) when a client's connection drops in the middle
-// of a request body, which SIGKILLing a process can do; the proxy keeps
-// such a test from taking the shared emulator down. It returns the
-// proxy's URL; the proxy stops with the test.
-func dynaliteShield(t *testing.T, target string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	upstream := &http.Client{Timeout: 30 * time.Second}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			return // the client is gone mid-request: forward nothing
-		}
-		req, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), r.Method, target+r.URL.RequestURI(), bytes.NewReader(body))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		req.Header = r.Header.Clone()
-		req.Host = r.Host // part of the request's signature
-		resp, err := upstream.Do(req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		defer resp.Body.Close()
-		out, err := io.ReadAll(resp.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = w.Write(out)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		_ = srv.Close()
-		upstream.CloseIdleConnections()
-	})
-	return "http://" + ln.Addr().String()
 }
 
 func ingestTail(s string, n int) string {

@@ -12,13 +12,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/leasehold/leasehold/internal/faultproxy"
 	"github.com/leasehold/leasehold/internal/testenv"
-	"github.com/leasehold/leasehold/kpl"
+
 	// Imported under another name: this package has a producer type.
 	kproducer "github.com/leasehold/leasehold/producer"
 )
@@ -146,49 +145,4 @@ func TestProducerExactlyOnce(t *testing.T) {
 			}
 		})
 	}
-}
-
-// readStream reads every shard from TRIM_HORIZON to its end and returns
-// the user records, deaggregated, in shard order. Records that were not
-// aggregated get their Kinesis partition key.
-func readStream(t *testing.T, kc *kinesis.Client, stream string) []kpl.UserRecord {
-	t.Helper()
-	ctx := testenv.Context(t, 2*time.Minute)
-	shards, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(stream)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []kpl.UserRecord
-	for _, sh := range shards.Shards {
-		it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
-			StreamName: aws.String(stream), ShardId: sh.ShardId, ShardIteratorType: types.ShardIteratorTypeTrimHorizon,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		iter := it.ShardIterator
-		for iter != nil {
-			res, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(10000)})
-			if err != nil {
-				t.Fatalf("get records from %s: %v", aws.ToString(sh.ShardId), err)
-			}
-			for _, rec := range res.Records {
-				users, err := kpl.Deaggregate(rec.Data)
-				if err != nil {
-					t.Fatalf("record %s: %v", aws.ToString(rec.SequenceNumber), err)
-				}
-				for _, u := range users {
-					if !u.Aggregated {
-						u.PartitionKey = aws.ToString(rec.PartitionKey)
-					}
-					out = append(out, u)
-				}
-			}
-			if len(res.Records) == 0 && aws.ToInt64(res.MillisBehindLatest) == 0 {
-				break
-			}
-			iter = res.NextShardIterator
-		}
-	}
-	return out
 }

@@ -2,19 +2,12 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"runtime"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
-	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/internal/bench"
 )
 
@@ -40,27 +33,17 @@ it creates and deletes streams and tables.`,
 			if err != nil {
 				return err
 			}
-			kEP := endpoint("AWS_ENDPOINT_URL_KINESIS", c.Dev.KinesisPort)
-			dEP := endpoint("AWS_ENDPOINT_URL_DYNAMODB", c.Dev.DynamoDBPort)
-			for _, ep := range []string{kEP, dEP} {
-				if err := loopbackOnly(ep); err != nil {
-					return usageError{err}
-				}
-			}
-			setLocalCredentials()
-			awsCfg, err := awsconf.Load(cmd.Context())
+			ls, err := openLocalStack(cmd.Context(), c)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
-			kc := kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(kEP) })
-			db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(dEP) })
 			self, err := os.Executable()
 			if err != nil {
 				return err
 			}
 			start := time.Now()
-			res, err := bench.RunLeases(cmd.Context(), kc, db, bench.LeaseConfig{
-				Binary: self, Kinesis: kEP, DynamoDB: dEP, Shards: shards, Workers: workers,
+			res, err := bench.RunLeases(cmd.Context(), ls.kc, ls.db, bench.LeaseConfig{
+				Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, Shards: shards, Workers: workers,
 				Duration: c.Lease.Duration, TakeInterval: c.Lease.TakeInterval, Renew: c.Lease.RenewInterval,
 				Rest: rest, Progress: cmd.ErrOrStderr(),
 			})
@@ -97,36 +80,17 @@ endpoints that are not on loopback.`,
 			if err != nil {
 				return err
 			}
-			eps := map[string]string{
-				"kinesis":    endpoint("AWS_ENDPOINT_URL_KINESIS", c.Dev.KinesisPort),
-				"dynamodb":   endpoint("AWS_ENDPOINT_URL_DYNAMODB", c.Dev.DynamoDBPort),
-				"s3":         endpoint("AWS_ENDPOINT_URL_S3", c.Dev.S3Port),
-				"opensearch": fmt.Sprintf("http://127.0.0.1:%d", c.Dev.OpenSearchPort),
-			}
-			for _, ep := range eps {
-				if err := loopbackOnly(ep); err != nil {
-					return usageError{err}
-				}
-			}
-			setLocalCredentials()
-			awsCfg, err := awsconf.Load(cmd.Context())
+			ls, err := openLocalStack(cmd.Context(), c)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
-			kc := kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(eps["kinesis"]) })
-			s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-				o.BaseEndpoint = aws.String(eps["s3"])
-				o.UsePathStyle = true
-				o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-				o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-			})
 			self, err := os.Executable()
 			if err != nil {
 				return err
 			}
 			start := time.Now()
-			res, err := bench.RunPipeline(cmd.Context(), kc, s3c, bench.PipelineConfig{
-				Binary: self, Kinesis: eps["kinesis"], DynamoDB: eps["dynamodb"], S3: eps["s3"], OpenSearch: eps["opensearch"],
+			res, err := bench.RunPipeline(cmd.Context(), ls.kc, ls.s3c, bench.PipelineConfig{
+				Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, S3: ls.S3, OpenSearch: ls.OpenSearch,
 				Workers: workers, Shards: shards, Rate: rate, Duration: dur, Progress: cmd.ErrOrStderr(),
 			})
 			if err != nil {
@@ -142,46 +106,6 @@ endpoints that are not on loopback.`,
 	cmd.Flags().IntVar(&rate, "rate", 200, "records per second offered")
 	cmd.Flags().DurationVar(&dur, "duration", 30*time.Second, "how long to produce")
 	return cmd
-}
-
-// setLocalCredentials fills the region and static test credentials the
-// local stack accepts, unless the environment already has them.
-func setLocalCredentials() {
-	os.Setenv("AWS_REGION", envOr("AWS_REGION", "us-east-1"))
-	os.Setenv("AWS_ACCESS_KEY_ID", envOr("AWS_ACCESS_KEY_ID", "test"))
-	os.Setenv("AWS_SECRET_ACCESS_KEY", envOr("AWS_SECRET_ACCESS_KEY", "test"))
-}
-
-func endpoint(env string, port int) string {
-	if v := os.Getenv(env); v != "" {
-		return v
-	}
-	if v := os.Getenv("AWS_ENDPOINT_URL"); v != "" {
-		return v
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d", port)
-}
-
-func loopbackOnly(ep string) error {
-	u, err := url.Parse(ep)
-	if err != nil {
-		return fmt.Errorf("endpoint %q: %w", ep, err)
-	}
-	host := u.Hostname()
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("endpoint %s is not on loopback: the benchmark creates and deletes streams and tables, so it only runs against the local stack", ep)
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
 
 func numCPU() int { return runtime.NumCPU() }

@@ -6,13 +6,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/spf13/cobra"
 
-	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/internal/demo"
 )
 
@@ -37,20 +32,9 @@ reuses what the first created and is fast and idempotent.`,
 			if err != nil {
 				return err
 			}
-			eps := map[string]string{
-				"kinesis":  endpoint("AWS_ENDPOINT_URL_KINESIS", c.Dev.KinesisPort),
-				"dynamodb": endpoint("AWS_ENDPOINT_URL_DYNAMODB", c.Dev.DynamoDBPort),
-				"s3":       endpoint("AWS_ENDPOINT_URL_S3", c.Dev.S3Port),
-			}
-			for _, ep := range eps {
-				if err := loopbackOnly(ep); err != nil {
-					return usageError{err}
-				}
-			}
-			setLocalCredentials()
-			awsCfg, err := awsconf.Load(cmd.Context())
+			ls, err := openLocalStack(cmd.Context(), c)
 			if err != nil {
-				return usageError{err}
+				return err
 			}
 			self, err := os.Executable()
 			if err != nil {
@@ -58,7 +42,7 @@ reuses what the first created and is fast and idempotent.`,
 			}
 			cfg := demo.Config{
 				Binary: self, Dir: filepath.Join(c.Dev.Dir, "demo"),
-				Kinesis: eps["kinesis"], DynamoDB: eps["dynamodb"], S3: eps["s3"], OpenSearch: fmt.Sprintf("http://127.0.0.1:%d", c.Dev.OpenSearchPort),
+				Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, S3: ls.S3, OpenSearch: ls.OpenSearch,
 				Out: cmd.OutOrStdout(), KeepWorkers: keep, Timeout: timeout,
 			}
 			if geoDir == "" {
@@ -69,15 +53,7 @@ reuses what the first created and is fast and idempotent.`,
 			} else {
 				fmt.Fprintln(cmd.ErrOrStderr(), "note: no GeoIP databases found (--geoip-dir); countries will be empty")
 			}
-			kc := kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(eps["kinesis"]) })
-			db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(eps["dynamodb"]) })
-			s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
-				o.BaseEndpoint = aws.String(eps["s3"])
-				o.UsePathStyle = true
-				o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-				o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-			})
-			return demo.Run(cmd.Context(), kc, s3c, db, cfg)
+			return demo.Run(cmd.Context(), ls.kc, ls.s3c, ls.db, cfg)
 		},
 	}
 	cmd.Flags().BoolVar(&keep, "keep-workers", false, "leave the workers running after the summary until Ctrl-C (to watch leases and metrics)")

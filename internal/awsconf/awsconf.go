@@ -45,9 +45,24 @@ func S3(cfg aws.Config) *s3.Client {
 	custom := os.Getenv("AWS_ENDPOINT_URL_S3") != "" || os.Getenv("AWS_ENDPOINT_URL") != "" || cfg.BaseEndpoint != nil
 	return s3.NewFromConfig(cfg, func(o *s3.Options) {
 		if custom {
-			o.UsePathStyle = true
-			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+			emulatorS3(o)
 		}
 	})
+}
+
+// S3At returns an S3 client for an S3-compatible endpoint such as the
+// local stack's, with the same emulator options as S3.
+func S3At(cfg aws.Config, endpoint string) *s3.Client {
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+		emulatorS3(o)
+	})
+}
+
+// emulatorS3 sets what S3 emulators need: path-style addressing and
+// checksums only when an operation requires them.
+func emulatorS3(o *s3.Options) {
+	o.UsePathStyle = true
+	o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+	o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 }

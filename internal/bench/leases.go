@@ -275,22 +275,51 @@ func (f *procs) stopAll() {
 	}
 }
 
-// firstRead returns, per shard, the earliest time after t0 that a worker
-// other than `not` processed a record of it.
-func (f *procs) firstRead(shards map[string]bool, not string, t0 time.Time) map[string]time.Time {
-	out := map[string]time.Time{}
-	files, _ := filepath.Glob(filepath.Join(f.dir, "*.ndjson"))
+// readWatch finds, per shard, the earliest time after t0 that a worker
+// other than `not` processed one of its records. It tails the sink files:
+// each poll reads only what was appended since the last, so watching does
+// not load the machine whose timings it measures.
+type readWatch struct {
+	dir    string
+	shards map[string]bool
+	not    string
+	t0     time.Time
+	offset map[string]int64     // file -> bytes consumed (whole lines only)
+	first  map[string]time.Time // shard -> first read after t0
+}
+
+func (f *procs) watchReads(shards map[string]bool, not string, t0 time.Time) *readWatch {
+	return &readWatch{dir: f.dir, shards: shards, not: not, t0: t0, offset: map[string]int64{}, first: map[string]time.Time{}}
+}
+
+// poll reads what the files gained and returns the first reads so far.
+func (w *readWatch) poll() map[string]time.Time {
+	files, _ := filepath.Glob(filepath.Join(w.dir, "*.ndjson"))
 	for _, path := range files {
-		forEachLine(path, func(l filesink.Line) {
-			if l.WorkerID == not || !shards[l.ShardID] || l.ProcessedAt.Before(t0) {
-				return
+		fh, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		if _, err := fh.Seek(w.offset[path], io.SeekStart); err == nil {
+			r := bufio.NewReaderSize(fh, 1<<16)
+			for {
+				line, err := r.ReadBytes('\n')
+				if err != nil {
+					break // a partial last line is read again next time
+				}
+				w.offset[path] += int64(len(line))
+				var l filesink.Line
+				if json.Unmarshal(line, &l) != nil || l.WorkerID == w.not || !w.shards[l.ShardID] || l.ProcessedAt.Before(w.t0) {
+					continue
+				}
+				if cur, ok := w.first[l.ShardID]; !ok || l.ProcessedAt.Before(cur) {
+					w.first[l.ShardID] = l.ProcessedAt
+				}
 			}
-			if cur, ok := out[l.ShardID]; !ok || l.ProcessedAt.Before(cur) {
-				out[l.ShardID] = l.ProcessedAt
-			}
-		})
+		}
+		fh.Close()
 	}
-	return out
+	return w.first
 }
 
 // duplicates counts stream records processed more than once, split into
@@ -343,6 +372,7 @@ func forEachLine(path string, fn func(filesink.Line)) {
 // first record read.
 func waitRead(ctx context.Context, store lease.Store, f *procs, shards map[string]bool, from string, t0 time.Time, limit time.Duration) (taken, read time.Duration, err error) {
 	takenAt := map[string]time.Duration{}
+	watch := f.watchReads(shards, from, t0)
 	deadline := t0.Add(limit)
 	for time.Now().Before(deadline) {
 		snap, err := store.Snapshot(ctx)
@@ -356,7 +386,7 @@ func waitRead(ctx context.Context, store lease.Store, f *procs, shards map[strin
 				}
 			}
 		}
-		reads := f.firstRead(shards, from, t0)
+		reads := watch.poll()
 		if len(takenAt) == len(shards) && len(reads) == len(shards) {
 			for _, d := range takenAt {
 				taken = max(taken, d)

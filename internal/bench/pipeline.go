@@ -195,7 +195,7 @@ pipeline:
 				}
 			default:
 			}
-			found, err := searchIDs(cfg.OpenSearch, index, want, nil)
+			found, err := searchIDs(cfg.OpenSearch, index, want)
 			if err != nil {
 				pollErr <- err
 				return
@@ -327,7 +327,7 @@ func putBatch(ctx context.Context, kc *kinesis.Client, stream string, batch []ge
 }
 
 // searchIDs returns which of the wanted ids are searchable.
-func searchIDs(base, index string, want map[string]time.Time, _ map[string]time.Time) ([]string, error) {
+func searchIDs(base, index string, want map[string]time.Time) ([]string, error) {
 	var ids []string
 	for id := range want {
 		ids = append(ids, id)

@@ -387,13 +387,16 @@ type sinkCounts struct {
 
 func waitSinks(ctx context.Context, s3c *s3.Client, db *dynamodb.Client, exp *expectation, timeout time.Duration) (sinkCounts, error) {
 	deadline := time.Now().Add(timeout)
+	// Archive objects are written once (If-None-Match) and never change:
+	// count each object's lines once, not on every poll.
+	lines := map[string]int{}
 	for {
 		var c sinkCounts
 		var err error
-		if c.s3Records, c.s3Objects, err = countArchive(ctx, s3c, "events/"); err != nil {
+		if c.s3Records, c.s3Objects, err = countArchive(ctx, s3c, "events/", lines); err != nil {
 			return c, err
 		}
-		if c.deadLetters, _, err = countArchive(ctx, s3c, "dead-letter/"); err != nil {
+		if c.deadLetters, _, err = countArchive(ctx, s3c, "dead-letter/", lines); err != nil {
 			return c, err
 		}
 		if c.ddbItems, err = countItems(ctx, db); err != nil {
@@ -410,7 +413,9 @@ func waitSinks(ctx context.Context, s3c *s3.Client, db *dynamodb.Client, exp *ex
 	}
 }
 
-func countArchive(ctx context.Context, s3c *s3.Client, prefix string) (records, objects int, err error) {
+// countArchive lists prefix and adds up the lines of its objects; known
+// holds line counts of objects already read, by key, and is updated.
+func countArchive(ctx context.Context, s3c *s3.Client, prefix string, known map[string]int) (records, objects int, err error) {
 	p := s3.NewListObjectsV2Paginator(s3c, &s3.ListObjectsV2Input{Bucket: aws.String(ArchiveBucket), Prefix: aws.String(prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -418,11 +423,15 @@ func countArchive(ctx context.Context, s3c *s3.Client, prefix string) (records, 
 			return 0, 0, fmt.Errorf("list s3://%s/%s: %w", ArchiveBucket, prefix, err)
 		}
 		for _, o := range page.Contents {
-			objects++
-			n, err := countGzipLines(ctx, s3c, aws.ToString(o.Key))
-			if err != nil {
-				return 0, 0, err
+			key := aws.ToString(o.Key)
+			n, ok := known[key]
+			if !ok {
+				if n, err = countGzipLines(ctx, s3c, key); err != nil {
+					return 0, 0, err
+				}
+				known[key] = n
 			}
+			objects++
 			records += n
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/internal/config"
 )
 
@@ -109,14 +110,7 @@ func DynamoDB(e Endpoints) *dynamodb.Client {
 
 // S3 returns a path-style client for the local S3 that computes checksums
 // only when required (see DESIGN.md on emulators and aws-chunked).
-func S3(e Endpoints) *s3.Client {
-	return s3.NewFromConfig(AWS(), func(o *s3.Options) {
-		o.BaseEndpoint = aws.String(e.S3)
-		o.UsePathStyle = true
-		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
-	})
-}
+func S3(e Endpoints) *s3.Client { return awsconf.S3At(AWS(), e.S3) }
 
 var (
 	seqMu sync.Mutex

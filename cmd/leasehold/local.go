@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/leasehold/leasehold/internal/awsconf"
+	"github.com/leasehold/leasehold/internal/config"
+)
+
+// localStack holds the endpoints and clients of the local stack for the
+// commands that create and delete streams, tables and buckets there
+// (bench, demo).
+type localStack struct {
+	Kinesis, DynamoDB, S3, OpenSearch string // endpoint URLs
+
+	kc  *kinesis.Client
+	db  *dynamodb.Client
+	s3c *s3.Client
+}
+
+// openLocalStack resolves the endpoints (AWS_ENDPOINT_URL_* or the dev.*
+// ports), refuses any that is not on loopback, fills the region and test
+// credentials the emulators accept unless the environment has them, and
+// builds the clients. Errors are the user's to fix.
+func openLocalStack(ctx context.Context, c config.Config) (localStack, error) {
+	ls := localStack{
+		Kinesis:    endpoint("AWS_ENDPOINT_URL_KINESIS", c.Dev.KinesisPort),
+		DynamoDB:   endpoint("AWS_ENDPOINT_URL_DYNAMODB", c.Dev.DynamoDBPort),
+		S3:         endpoint("AWS_ENDPOINT_URL_S3", c.Dev.S3Port),
+		OpenSearch: fmt.Sprintf("http://127.0.0.1:%d", c.Dev.OpenSearchPort),
+	}
+	for _, ep := range []string{ls.Kinesis, ls.DynamoDB, ls.S3} {
+		if err := loopbackOnly(ep); err != nil {
+			return ls, usageError{err}
+		}
+	}
+	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"} {
+		if os.Getenv(k) == "" {
+			os.Setenv(k, v)
+		}
+	}
+	awsCfg, err := awsconf.Load(ctx)
+	if err != nil {
+		return ls, usageError{err}
+	}
+	ls.kc = kinesis.NewFromConfig(awsCfg, func(o *kinesis.Options) { o.BaseEndpoint = aws.String(ls.Kinesis) })
+	ls.db = dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ls.DynamoDB) })
+	ls.s3c = awsconf.S3At(awsCfg, ls.S3)
+	return ls, nil
+}
+
+func endpoint(env string, port int) string {
+	if v := os.Getenv(env); v != "" {
+		return v
+	}
+	if v := os.Getenv("AWS_ENDPOINT_URL"); v != "" {
+		return v
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
+
+func loopbackOnly(ep string) error {
+	u, err := url.Parse(ep)
+	if err != nil {
+		return fmt.Errorf("endpoint %q: %w", ep, err)
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("endpoint %s is not on loopback: this command creates and deletes streams, tables and buckets, so it only runs against the local stack", ep)
+}
