@@ -105,7 +105,8 @@ func Run(ctx context.Context, kc *kinesis.Client, s3c *s3.Client, db *dynamodb.C
 	say("workload: %d assets of %d customers, two weeks of CloudFront logs (%s – %s) and %d app events",
 		len(wl.Assets), len(wl.Tenants), wl.Config().Start.Format("Jan 2"), weekEnd.Add(-time.Second).Format("Jan 2"), cfg.AppEvents)
 
-	if err := ensureStream(ctx, kc, cfg.Shards); err != nil {
+	fresh, err := ensureStream(ctx, kc, cfg.Shards)
+	if err != nil {
 		return err
 	}
 	for _, b := range []string{LogBucket, ArchiveBucket} {
@@ -141,6 +142,21 @@ func Run(ctx context.Context, kc *kinesis.Client, s3c *s3.Client, db *dynamodb.C
 		return err
 	}
 	osc := osClient{base: cfg.OpenSearch, index: IndexPrefix + "-*", http: &http.Client{Timeout: 30 * time.Second}}
+	if fresh {
+		// The local Kinesis and DynamoDB keep nothing across a restart of
+		// the stack, while OpenSearch and S3 do: outputs of an earlier run
+		// belong to a stream that no longer exists. Start them afresh so
+		// the figures can be checked against this run.
+		say("new stream: clearing an earlier run's documents and archive")
+		if err := osc.deleteIndices(ctx); err != nil {
+			return err
+		}
+		for _, prefix := range []string{"events/", "dead-letter/"} {
+			if err := deletePrefix(ctx, s3c, prefix); err != nil {
+				return err
+			}
+		}
+	}
 	have, err := osc.count(ctx)
 	if err != nil {
 		return err
@@ -240,20 +256,40 @@ pipeline:
 `, Stream, LeaseTable, ManifestTable, geo, cfg.OpenSearch, IndexPrefix, ArchiveBucket, AssetTable, ArchiveBucket)
 }
 
-func ensureStream(ctx context.Context, kc *kinesis.Client, shards int) error {
-	_, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(Stream), ShardCount: aws.Int32(int32(shards))})
+// ensureStream creates the demo stream if it is missing (fresh reports
+// that it was) and waits until it is ACTIVE.
+func ensureStream(ctx context.Context, kc *kinesis.Client, shards int) (fresh bool, err error) {
+	_, err = kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(Stream), ShardCount: aws.Int32(int32(shards))})
 	var inUse *ktypes.ResourceInUseException
 	if err != nil && !errors.As(err, &inUse) {
-		return fmt.Errorf("create stream %s: %w", Stream, err)
+		return false, fmt.Errorf("create stream %s: %w", Stream, err)
 	}
+	fresh = err == nil
 	for range 600 {
 		out, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(Stream)})
 		if err == nil && out.StreamDescriptionSummary.StreamStatus == ktypes.StreamStatusActive {
-			return nil
+			return fresh, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("stream %s never became ACTIVE", Stream)
+	return fresh, fmt.Errorf("stream %s never became ACTIVE", Stream)
+}
+
+// deletePrefix removes every archive object under prefix.
+func deletePrefix(ctx context.Context, s3c *s3.Client, prefix string) error {
+	p := s3.NewListObjectsV2Paginator(s3c, &s3.ListObjectsV2Input{Bucket: aws.String(ArchiveBucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list s3://%s/%s: %w", ArchiveBucket, prefix, err)
+		}
+		for _, o := range page.Contents {
+			if _, err := s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(ArchiveBucket), Key: o.Key}); err != nil {
+				return fmt.Errorf("delete s3://%s/%s: %w", ArchiveBucket, aws.ToString(o.Key), err)
+			}
+		}
+	}
+	return nil
 }
 
 func alreadyExists(err error) bool {

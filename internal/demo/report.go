@@ -70,6 +70,14 @@ func (c osClient) count(ctx context.Context) (int, error) {
 	return int(n), nil
 }
 
+// deleteIndices removes the demo's indices (no error if there are none).
+func (c osClient) deleteIndices(ctx context.Context) error {
+	if _, err := c.do(ctx, http.MethodDelete, "/"+c.index, nil); err != nil && err != errNoIndex {
+		return err
+	}
+	return nil
+}
+
 type bucket struct {
 	Key   string
 	Count int
