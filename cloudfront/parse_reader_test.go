@@ -15,23 +15,15 @@ import (
 
 const fixtureName = "E1EXAMPLE.2019-12-04-21.mixed-33-fields.log"
 
-// fixturePath finds shared/testdata/cloudfront beside the repository (where
-// the workspace and CI put shared/) by walking up from the package directory.
+// fixturePath is the CloudFront fixture in this package's testdata folder
+// (see testdata/README.md for its source).
 func fixturePath(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
+	p := filepath.Join("testdata", fixtureName)
+	if _, err := os.Stat(p); err != nil {
 		t.Fatal(err)
 	}
-	for d := dir; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "shared", "testdata", "cloudfront", fixtureName)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("fixture %s not found in a shared/testdata/cloudfront above %s", fixtureName, dir)
-		}
-	}
+	return p
 }
 
 // result is one outcome of Reader.Next.

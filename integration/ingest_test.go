@@ -84,10 +84,10 @@ func (st *ingestStack) upload(t *testing.T, key string, data []byte, valid []byt
 	st.lines[key] = lines
 }
 
-// uploadFixture uploads the shared CloudFront fixture, gzipped.
+// uploadFixture uploads the CloudFront fixture, gzipped.
 func (st *ingestStack) uploadFixture(t *testing.T, key string) {
 	t.Helper()
-	raw, err := os.ReadFile(sharedTestdata(t, "cloudfront/E1EXAMPLE.2019-12-04-21.mixed-33-fields.log"))
+	raw, err := os.ReadFile(cloudfrontFixture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func generatedFile(h time.Time, n int, seed uint64) (plain, gz []byte) {
 	return plain, ingesttest.Gzip(plain)
 }
 
-// TestIngestBackfill backfills a prefix holding the shared fixture, 50
+// TestIngestBackfill backfills a prefix holding the CloudFront fixture, 50
 // generated hourly files, one file of more than 20 MB uncompressed, a
 // corrupt (truncated) file and a file outside the time range, with the
 // real binary at concurrency 4. Reading the stream back (all shards,

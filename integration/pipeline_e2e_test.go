@@ -27,25 +27,15 @@ import (
 	"github.com/leasehold/leasehold/appevent"
 	"github.com/leasehold/leasehold/cloudfront"
 	"github.com/leasehold/leasehold/event"
+	"github.com/leasehold/leasehold/internal/geoiptest"
 	"github.com/leasehold/leasehold/internal/testenv"
 	"github.com/leasehold/leasehold/internal/workload"
 	"github.com/leasehold/leasehold/processors/dynamosink"
 )
 
-// sharedTestdata finds ../shared/testdata (beside the repository).
-func sharedTestdata(t *testing.T, rel string) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "shared", "testdata", rel)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("shared/testdata/%s not found above %s", rel, dir)
-		}
-	}
-}
+// cloudfrontFixture is the CloudFront package's fixture (see
+// cloudfront/testdata/README.md), found from this package's folder.
+const cloudfrontFixture = "../cloudfront/testdata/E1EXAMPLE.2019-12-04-21.mixed-33-fields.log"
 
 // expected records what the stream holds, as the pipeline should see it.
 type expected struct {
@@ -185,7 +175,7 @@ func (s *lineSink) Close() error {
 // fixtureRecords returns record data for every data line of the CloudFront
 // fixture, the truncated one included.
 func fixtureRecords(t *testing.T) [][]byte {
-	b, err := os.ReadFile(sharedTestdata(t, "cloudfront/E1EXAMPLE.2019-12-04-21.mixed-33-fields.log"))
+	b, err := os.ReadFile(cloudfrontFixture)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,6 +215,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 
 	f := newFleet(t, e, stream)
 	cfgPath := filepath.Join(f.dir, "leasehold.yaml")
+	geo := geoiptest.Databases(t)
 	cfg := fmt.Sprintf(`pipeline:
   processors:
     - type: parse
@@ -250,7 +241,7 @@ func TestPipelineEndToEnd(t *testing.T) {
     type: s3
     bucket: %s
     prefix: dead-letter/
-`, sharedTestdata(t, "geoip/GeoIP2-City-Test.mmdb"), sharedTestdata(t, "geoip/GeoLite2-ASN-Test.mmdb"), e.OpenSearch, index, bucket, table, bucket)
+`, geo.City, geo.ASN, e.OpenSearch, index, bucket, table, bucket)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

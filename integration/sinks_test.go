@@ -331,21 +331,11 @@ func TestS3SinkPermanentError(t *testing.T) {
 	}
 }
 
-// fixtureEvents parses the shared CloudFront fixture (which logs some
-// requests twice with one x-edge-request-id) into messages, each asset
-// being its URI.
+// fixtureEvents parses the CloudFront fixture (which logs some requests
+// twice with one x-edge-request-id) into messages, each asset being its URI.
 func fixtureEvents(t *testing.T) []*processors.Message {
 	t.Helper()
-	dir, _ := os.Getwd()
-	var path string
-	for d := dir; path == ""; d = filepath.Dir(d) {
-		p := filepath.Join(d, "shared", "testdata", "cloudfront", "E1EXAMPLE.2019-12-04-21.mixed-33-fields.log")
-		if _, err := os.Stat(p); err == nil {
-			path = p
-		} else if filepath.Dir(d) == d {
-			t.Fatal("CloudFront fixture not found in a shared/testdata above the package")
-		}
-	}
+	path := cloudfrontFixture
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,8 @@ func benchChain(b testing.TB) []processors.Processor {
 	if err != nil {
 		b.Fatal(err)
 	}
-	geo := newTestGeoIP(b, transform.GeoIPOptions{CityDB: sharedPath(b, "geoip", cityDB), ASNDB: sharedPath(b, "geoip", asnDB)})
+	dbs := testGeoDBs(b)
+	geo := newTestGeoIP(b, transform.GeoIPOptions{CityDB: dbs.City, ASNDB: dbs.ASN})
 	anon, err := transform.NewAnonymizeIP(transform.AnonymizeIPOptions{})
 	if err != nil {
 		b.Fatal(err)

@@ -49,14 +49,15 @@ func buildFromYAML(t *testing.T, config string) (*processors.Pipeline, *memSink,
 // robots are filtered out, and every other line arrives parsed, enriched
 // and anonymised.
 func TestChainFromYAML(t *testing.T) {
+	dbs := testGeoDBs(t)
 	config := `
 pipeline:
   processors:
     - type: parse
     - type: useragent
     - type: geoip
-      city_db: ` + sharedPath(t, "geoip", cityDB) + `
-      asn_db: ` + sharedPath(t, "geoip", asnDB) + `
+      city_db: ` + dbs.City + `
+      asn_db: ` + dbs.ASN + `
     - type: anonymize_ip
       ipv6_prefix: 32
     - type: asset_id

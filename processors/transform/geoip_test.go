@@ -24,7 +24,8 @@ func newTestGeoIP(t testing.TB, o transform.GeoIPOptions) *transform.GeoIP {
 }
 
 func TestGeoIPLookup(t *testing.T) {
-	city, asn := sharedPath(t, "geoip", cityDB), sharedPath(t, "geoip", asnDB)
+	dbs := testGeoDBs(t)
+	city, asn := dbs.City, dbs.ASN
 	tests := []struct {
 		name string
 		opts transform.GeoIPOptions
@@ -82,7 +83,8 @@ func TestGeoIPLookup(t *testing.T) {
 }
 
 func TestGeoIPOptionErrors(t *testing.T) {
-	city, asn := sharedPath(t, "geoip", cityDB), sharedPath(t, "geoip", asnDB)
+	dbs := testGeoDBs(t)
+	city, asn := dbs.City, dbs.ASN
 	notDB := filepath.Join(t.TempDir(), "x.mmdb")
 	if err := os.WriteFile(notDB, []byte("not a database"), 0o600); err != nil {
 		t.Fatal(err)
@@ -97,7 +99,7 @@ func TestGeoIPOptionErrors(t *testing.T) {
 		{"missing asn file", transform.GeoIPOptions{CityDB: city, ASNDB: "/nonexistent/ASN.mmdb"}, []string{"asn_db", "/nonexistent/ASN.mmdb"}},
 		{"not a database", transform.GeoIPOptions{CityDB: notDB}, []string{"city_db", notDB}},
 		{"swapped paths", transform.GeoIPOptions{CityDB: asn, ASNDB: city}, []string{"city_db", "GeoLite2-ASN database"}},
-		{"asn db is a city db", transform.GeoIPOptions{ASNDB: city}, []string{"asn_db", "GeoIP2-City database"}},
+		{"asn db is a city db", transform.GeoIPOptions{ASNDB: city}, []string{"asn_db", "GeoLite2-City database"}},
 		{"negative cache", transform.GeoIPOptions{CityDB: city, CacheSize: -5}, []string{"cache_size", "-5"}},
 	}
 	for _, tc := range tests {
@@ -122,7 +124,8 @@ func TestGeoIPOptionErrors(t *testing.T) {
 // TestGeoIPConcurrent looks up from several goroutines, as several shards
 // do, with a cache smaller than the set of records.
 func TestGeoIPConcurrent(t *testing.T) {
-	g := newTestGeoIP(t, transform.GeoIPOptions{CityDB: sharedPath(t, "geoip", cityDB), ASNDB: sharedPath(t, "geoip", asnDB), CacheSize: 2})
+	dbs := testGeoDBs(t)
+	g := newTestGeoIP(t, transform.GeoIPOptions{CityDB: dbs.City, ASNDB: dbs.ASN, CacheSize: 2})
 	ips := map[string]string{"89.160.20.112": "SE", "81.2.69.142": "GB", "216.160.83.56": "US", "175.16.199.1": "CN", "127.0.0.1": ""}
 	var wg sync.WaitGroup
 	errs := make(chan string, 8)

@@ -4,46 +4,31 @@ import (
 	"bufio"
 	"bytes"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 
 	"github.com/leasehold/leasehold/cloudfront"
+	"github.com/leasehold/leasehold/internal/geoiptest"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/worker"
 )
 
-const (
-	cloudfrontFixture = "E1EXAMPLE.2019-12-04-21.mixed-33-fields.log"
-	cityDB            = "GeoIP2-City-Test.mmdb"
-	asnDB             = "GeoLite2-ASN-Test.mmdb"
-)
+// cloudfrontFixture is the CloudFront package's fixture (see
+// cloudfront/testdata/README.md), found from this package's folder.
+const cloudfrontFixture = "../../cloudfront/testdata/E1EXAMPLE.2019-12-04-21.mixed-33-fields.log"
 
-// sharedPath finds shared/testdata/<dir>/<name> beside the repository
-// (where the workspace and CI put shared/) by walking up from the package
-// directory.
-func sharedPath(t testing.TB, dir, name string) string {
+// testGeoDBs writes the generated test GeoIP databases (internal/geoiptest)
+// into a temporary folder and returns their paths.
+func testGeoDBs(t testing.TB) geoiptest.Files {
 	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "shared", "testdata", dir, name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("%s not found in a shared/testdata/%s above %s", name, dir, wd)
-		}
-	}
+	return geoiptest.Databases(t)
 }
 
 // fixtureRecords returns the Kinesis record data of every line of the
 // CloudFront fixture, as the ingester builds it (cloudfront.AppendRecord).
 func fixtureRecords(t testing.TB) [][]byte {
 	t.Helper()
-	f, err := os.Open(sharedPath(t, "cloudfront", cloudfrontFixture))
+	f, err := os.Open(cloudfrontFixture)
 	if err != nil {
 		t.Fatal(err)
 	}
