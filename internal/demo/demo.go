@@ -52,7 +52,8 @@ type Config struct {
 	Binary                            string // the leasehold executable (workers, backfill, produce)
 	Dir                               string // working folder (config, generated events, worker logs)
 	Kinesis, DynamoDB, S3, OpenSearch string // endpoint URLs
-	GeoIPCity, GeoIPASN               string // MaxMind files; empty skips the geoip stage
+	GeoIPCity, GeoIPASN               string // MaxMind DB files; no city skips the geoip stage
+	GeoIPCredit                       string // where the countries come from, printed with them
 	Workers                           int    // default 3
 	Shards                            int    // default 4
 	Seed                              uint64 // default 1
@@ -547,7 +548,7 @@ func summary(ctx context.Context, cfg Config, osc osClient, exp *expectation, su
 		}
 		fmt.Fprintf(w, "By worker:   %s (records processed)\n", strings.Join(parts, ", "))
 	}
-	if err := osc.report(ctx, w, weekEnd); err != nil {
+	if err := osc.report(ctx, w, weekEnd, cfg.GeoIPCredit); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, `

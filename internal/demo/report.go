@@ -10,6 +10,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
 )
 
 // osClient runs the few OpenSearch queries the demo's summary needs over
@@ -124,7 +127,7 @@ func (c osClient) terms(ctx context.Context, field string, size int, from, to ti
 
 // report prints the marketing answers: top assets this week vs last week,
 // top referring sites, countries, event types by source.
-func (c osClient) report(ctx context.Context, w io.Writer, weekEnd time.Time) error {
+func (c osClient) report(ctx context.Context, w io.Writer, weekEnd time.Time, geoCredit string) error {
 	thisFrom, lastFrom := weekEnd.AddDate(0, 0, -7), weekEnd.AddDate(0, 0, -14)
 	human := map[string]any{"term": map[string]any{"bot": false}}
 	thisWeek, err := c.terms(ctx, "asset_id", 10, thisFrom, weekEnd, human, "")
@@ -173,17 +176,17 @@ func (c osClient) report(ctx context.Context, w io.Writer, weekEnd time.Time) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\nCountries this week (GeoIP test database; cities where it knows them):\n\n")
+	fmt.Fprintf(w, "\nCountries this week, with their top cities:\n\n")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, b := range countries {
-		var cities []string
-		for city, n := range b.Sub {
-			cities = append(cities, fmt.Sprintf("%s %d", city, n))
-		}
-		sort.Strings(cities)
-		fmt.Fprintf(tw, "  %s\t%d\t%s\n", b.Key, b.Count, strings.Join(cities, ", "))
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\n", b.Key, countryName(b.Key), b.Count, topSub(b.Sub, 4))
 	}
 	tw.Flush()
+	if len(countries) == 0 {
+		fmt.Fprintf(w, "  (none: the demo ran without a GeoIP database)\n")
+	} else if geoCredit != "" {
+		fmt.Fprintf(w, "  Source: %s\n", geoCredit)
+	}
 
 	types, err := c.terms(ctx, "source", 5, time.Time{}, time.Time{}, nil, "event_type")
 	if err != nil {
@@ -201,4 +204,33 @@ func (c osClient) report(ctx context.Context, w io.Writer, weekEnd time.Time) er
 	}
 	tw.Flush()
 	return nil
+}
+
+// countryName is the English name of an ISO 3166-1 alpha-2 code, or "".
+func countryName(iso string) string {
+	r, err := language.ParseRegion(iso)
+	if err != nil || !r.IsCountry() {
+		return ""
+	}
+	return display.English.Regions().Name(r)
+}
+
+// topSub formats the n largest sub-buckets as "Berlin 812, Munich 405",
+// largest first (ties by name).
+func topSub(sub map[string]int, n int) string {
+	keys := make([]string, 0, len(sub))
+	for k := range sub {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if sub[keys[i]] != sub[keys[j]] {
+			return sub[keys[i]] > sub[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	var parts []string
+	for _, k := range keys[:min(n, len(keys))] {
+		parts = append(parts, fmt.Sprintf("%s %d", k, sub[k]))
+	}
+	return strings.Join(parts, ", ")
 }

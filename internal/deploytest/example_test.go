@@ -34,7 +34,8 @@ func TestExamplePipelineIsValid(t *testing.T) {
 		}
 		if st.Type == "geoip" {
 			// The database paths are the user's to set (the example points
-			// at ../shared/testdata); check the options decode strictly.
+			// at the database `dev up` installs, which a unit test need
+			// not have); check the options decode strictly.
 			var o transform.GeoIPOptions
 			err = st.Options.Decode(&o)
 		} else {

