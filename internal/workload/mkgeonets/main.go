@@ -46,8 +46,11 @@ var cities = []struct {
 	{"DE", "Berlin", 6}, {"DE", "Munich", 4}, {"DE", "Hamburg", 3},
 	{"FR", "Paris", 7}, {"FR", "Lyon", 2},
 	{"NL", "Amsterdam", 4}, {"SE", "Stockholm", 3}, {"ES", "Madrid", 3}, {"IT", "Milan", 3},
-	{"CA", "Toronto", 5}, {"BR", "Sao Paulo", 4}, // the database spells it without the tilde
-	{"JP", "Chiyoda City", 3}, {"JP", "Osaka", 2}, // Chiyoda City: central Tokyo {"IN", "Mumbai", 3}, {"IN", "Bengaluru", 2},
+	{"CA", "Toronto", 5},
+	{"BR", "Sao Paulo", 4},    // the database spells it without the tilde
+	{"JP", "Chiyoda City", 3}, // central Tokyo
+	{"JP", "Osaka", 2},
+	{"IN", "Mumbai", 3}, {"IN", "Bengaluru", 2},
 	{"AU", "Sydney", 4}, {"AU", "Melbourne", 2},
 }
 
