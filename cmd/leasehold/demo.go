@@ -10,6 +10,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/demo"
 	"github.com/leasehold/leasehold/internal/devstack"
+	"github.com/leasehold/leasehold/processors/transform"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -64,7 +65,11 @@ demos (on two stacks) on one machine.`,
 			case noGeo:
 				fmt.Fprintln(cmd.ErrOrStderr(), "note: --no-geoip: countries will be empty")
 			case geoCity != "":
-				cfg.GeoIPCity, cfg.GeoIPASN = geoCity, geoASN
+				// Absolute: the workers read the paths from a config file
+				// written elsewhere.
+				if cfg.GeoIPCity, err = filepath.Abs(geoCity); err != nil {
+					return usageError{fmt.Errorf("--geoip-city: %w", err)}
+				}
 				cfg.GeoIPCredit = "your database " + geoCity
 			default:
 				stack, _, err := newStack(cmd)
@@ -74,8 +79,20 @@ demos (on two stacks) on one machine.`,
 				if cfg.GeoIPCity, err = stack.InstallGeoIP(cmd.Context()); err != nil {
 					return err
 				}
-				cfg.GeoIPASN = geoASN
 				cfg.GeoIPCredit = devstack.GeoIPAttribution
+			}
+			if geoASN != "" && !noGeo {
+				if cfg.GeoIPASN, err = filepath.Abs(geoASN); err != nil {
+					return usageError{fmt.Errorf("--geoip-asn: %w", err)}
+				}
+			}
+			if cfg.GeoIPCity != "" {
+				// Check the databases now, not in three workers' logs.
+				g, err := transform.NewGeoIP(transform.GeoIPOptions{CityDB: cfg.GeoIPCity, ASNDB: cfg.GeoIPASN})
+				if err != nil {
+					return usageError{err}
+				}
+				_ = g.Close()
 			}
 			return demo.Run(cmd.Context(), ls.kc, ls.s3c, ls.db, cfg)
 		},
