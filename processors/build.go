@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
@@ -30,10 +31,14 @@ type StageSpec struct {
 //	  dead_letter:
 //	    type: s3
 //	    bucket: analytics-archive
+//	  event_time:            # optional; see EventTimeWindow
+//	    max_past: 30d
+//	    max_future: 1d
 type Spec struct {
 	Processors []StageSpec
 	Sinks      []StageSpec
 	DeadLetter StageSpec
+	EventTime  EventTimeWindow
 }
 
 // ParseSpec reads the pipeline section. Errors name the config path.
@@ -72,8 +77,21 @@ func ParseSpec(node *yaml.Node) (Spec, error) {
 				errs = append(errs, err)
 			}
 			spec.DeadLetter = st
+		case "event_time":
+			var b strings.Builder
+			if err := yaml.NewEncoder(&b).Encode(v); err != nil {
+				errs = append(errs, fmt.Errorf("pipeline.event_time (line %d): %w", v.Line, err))
+				continue
+			}
+			dec := yaml.NewDecoder(strings.NewReader(b.String()))
+			dec.KnownFields(true)
+			if err := dec.Decode(&spec.EventTime); err != nil {
+				errs = append(errs, fmt.Errorf("pipeline.event_time (line %d): %w", v.Line, err))
+			} else if err := spec.EventTime.Validate(); err != nil {
+				errs = append(errs, err)
+			}
 		default:
-			errs = append(errs, fmt.Errorf("pipeline (line %d): unknown key %q; use processors, sinks and dead_letter", k.Line, k.Value))
+			errs = append(errs, fmt.Errorf("pipeline (line %d): unknown key %q; use processors, sinks, dead_letter and event_time", k.Line, k.Value))
 		}
 	}
 	if len(spec.Sinks) == 0 {
@@ -159,5 +177,12 @@ func Build(ctx context.Context, reg *Registry, spec Spec, env Env, log *zap.Logg
 		}
 		return nil, err
 	}
-	return NewPipeline(stages, sinks, dl, log)
+	p, err := NewPipeline(stages, sinks, dl, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.SetEventTimeWindow(spec.EventTime); err != nil {
+		return nil, err
+	}
+	return p, nil
 }

@@ -23,11 +23,13 @@ type Stage struct {
 // shard of a worker. Create with NewPipeline; Factory gives the worker its
 // per-shard processors. Safe for concurrent use.
 type Pipeline struct {
-	stages []Stage
-	sinks  []Sink
-	dl     DeadLetterer
-	log    *zap.Logger
-	obs    Observer // set before use; never nil after NewPipeline
+	stages    []Stage
+	sinks     []Sink
+	dl        DeadLetterer
+	redactors []Redactor // the stages that remove personal data, in order
+	window    EventTimeWindow
+	log       *zap.Logger
+	obs       Observer // set before use; never nil after NewPipeline
 }
 
 // NewPipeline returns a pipeline. At least one sink and a dead-letterer
@@ -47,7 +49,35 @@ func NewPipeline(stages []Stage, sinks []Sink, dl DeadLetterer, log *zap.Logger)
 		}
 		seen[s.Name()] = true
 	}
-	return &Pipeline{stages: stages, sinks: sinks, dl: dl, log: log, obs: nopObserver{}}, nil
+	p := &Pipeline{stages: stages, sinks: sinks, dl: dl, log: log, obs: nopObserver{}, window: EventTimeWindow{}.withDefaults()}
+	for _, st := range stages {
+		if r, ok := st.Processor.(Redactor); ok {
+			p.redactors = append(p.redactors, r)
+		}
+	}
+	return p, nil
+}
+
+// SetEventTimeWindow sets the accepted event-time window (zero fields take
+// the defaults; see EventTimeWindow). Call before Factory is used. The
+// error names a negative bound.
+func (p *Pipeline) SetEventTimeWindow(w EventTimeWindow) error {
+	if err := w.Validate(); err != nil {
+		return err
+	}
+	p.window = w.withDefaults()
+	return nil
+}
+
+// deadLetterer is the destination given to sinks and used for processor
+// failures: personal data removed by the pipeline's Redactors, then
+// stored, then counted.
+func (p *Pipeline) deadLetterer() DeadLetterer {
+	var dl DeadLetterer = p.dl
+	if len(p.redactors) > 0 {
+		dl = redactingDL{next: dl, redactors: p.redactors}
+	}
+	return observedDL{dl, p.obs}
 }
 
 // Close closes every sink, and every stage that has a Close method (a
@@ -75,7 +105,7 @@ func (p *Pipeline) Factory() worker.ProcessorFactory {
 	return func(ctx context.Context, shard worker.Shard) (worker.ShardProcessor, error) {
 		sp := &shardPipeline{p: p, shard: shard, last: shard.Start.Position, log: p.log.With(zap.String("shard_id", shard.ShardID))}
 		for _, s := range p.sinks {
-			ss, err := s.Open(ctx, shard, observedDL{p.dl, p.obs})
+			ss, err := s.Open(ctx, shard, p.deadLetterer())
 			if err != nil {
 				sp.Close()
 				return nil, fmt.Errorf("open sink %s for %s: %w", s.Name(), shard.ShardID, err)
@@ -142,6 +172,27 @@ func (sp *shardPipeline) Process(ctx context.Context, recs []worker.Record) erro
 			}
 		}
 		if msgs, err = sp.deadLetterFailed(ctx, out); err != nil {
+			return err
+		}
+	}
+	// Sinks name indices and partitions by event time: an event far from
+	// its arrival is dead-lettered here, before any sink sees it.
+	window := false
+	for _, m := range msgs {
+		if !m.Parsed {
+			continue // sinks dead-letter unparsed messages themselves
+		}
+		arrival := m.Record.ArrivalTime
+		if arrival.IsZero() {
+			arrival = time.Now()
+		}
+		if err := sp.p.window.check(m.Event.EventTime, arrival); err != nil {
+			m.Fail(StageEventTime, 1, err)
+			window = true
+		}
+	}
+	if window {
+		if msgs, err = sp.deadLetterFailed(ctx, msgs); err != nil {
 			return err
 		}
 	}
@@ -224,7 +275,7 @@ func (sp *shardPipeline) deadLetterFailed(ctx context.Context, msgs []*Message) 
 		sp.log.Error("record dead-lettered", zap.String("stage", f.Stage), zap.String("sequence_number", m.Record.SequenceNumber),
 			zap.Int64("sub_sequence_number", m.Record.SubSequenceNumber), zap.Error(f.Err))
 	}
-	if err := (observedDL{sp.p.dl, sp.p.obs}).DeadLetter(ctx, failed); err != nil {
+	if err := sp.p.deadLetterer().DeadLetter(ctx, failed); err != nil {
 		return nil, fmt.Errorf("dead-letter %d records: %w", len(failed), err)
 	}
 	return ok, nil
@@ -319,4 +370,23 @@ func (o observedDL) DeadLetter(ctx context.Context, msgs []*Message) error {
 		o.obs.DeadLettered(stage, n)
 	}
 	return nil
+}
+
+// redactingDL passes each message through the pipeline's Redactors before
+// storing it, so a dead letter holds no personal data the sinks would not
+// hold.
+type redactingDL struct {
+	next      DeadLetterer
+	redactors []Redactor
+}
+
+func (r redactingDL) DeadLetter(ctx context.Context, msgs []*Message) error {
+	out := make([]*Message, len(msgs))
+	for i, m := range msgs {
+		for _, red := range r.redactors {
+			m = red.Redact(m)
+		}
+		out[i] = m
+	}
+	return r.next.DeadLetter(ctx, out)
 }

@@ -32,7 +32,12 @@ import (
 )
 
 // Message is one record travelling through a pipeline. Processors of one
-// shard run one batch at a time, so a Message needs no locking.
+// shard run one batch at a time, so a Message needs no locking while the
+// processors run. Once the pipeline hands it to the sinks it is shared:
+// every sink gets the same *Message, and a sink may read it from its own
+// goroutines (a flusher) while the next sink reads it too. Sinks must
+// therefore never change a Message they were given; a sink that gives up
+// on one dead-letters a copy marked with FailedCopy.
 type Message struct {
 	// Record is the source record: shard, sequence numbers and raw data.
 	// Processors never change it.
@@ -40,6 +45,10 @@ type Message struct {
 	// Event is the document. A parser processor fills it and sets Parsed.
 	Event  event.Event
 	Parsed bool
+	// Redacted is set on a dead-letter copy whose Record.Data and Event a
+	// Redactor has stripped of personal data (client addresses): the raw
+	// data is then not byte for byte what the stream holds.
+	Redacted bool
 
 	failed *Failure
 }
@@ -59,6 +68,17 @@ func (m *Message) Fail(stage string, attempts int, err error) {
 
 // Failed returns m's failure, or nil.
 func (m *Message) Failed() *Failure { return m.failed }
+
+// FailedCopy returns a copy of m marked as failed at stage, leaving m
+// untouched. Sinks use it: the message they were given is shared with the
+// other sinks (see Message), so marking it would be a data race and would
+// make the others see a failure that is not theirs. The copy shares m's
+// Record.Data and Event slices, which nobody may change.
+func (m *Message) FailedCopy(stage string, attempts int, err error) *Message {
+	c := *m
+	c.Fail(stage, attempts, err)
+	return &c
+}
 
 // Position is the message's place in its shard.
 func (m *Message) Position() checkpoint.Position { return m.Record.Position() }
@@ -121,6 +141,21 @@ type ShardSink interface {
 // itself until ctx ends. Implementations must be safe for concurrent use.
 type DeadLetterer interface {
 	DeadLetter(ctx context.Context, msgs []*Message) error
+}
+
+// Redactor is implemented by a processor that removes personal data from
+// events (anonymize_ip does). A pipeline passes every message it
+// dead-letters — whether a processor or a sink gave up on it — through
+// each of its stages that is a Redactor, so that the dead-letter store
+// holds no more personal data than the sinks do, also for a record that
+// failed before the processor ran (an unparsable line still holds the raw
+// client address).
+type Redactor interface {
+	// Redact returns the message to store in m's place: a copy with the
+	// personal data removed from Record.Data and Event and Redacted set,
+	// or m itself when the operator asked to keep raw dead letters. m is
+	// shared with sinks and must not change. Safe for concurrent use.
+	Redact(m *Message) *Message
 }
 
 // ErrPermanent marks an error as not worth retrying (bad input, a mapping

@@ -70,6 +70,8 @@ pipeline:
     - type: memory
   dead_letter:
     type: memory
+  event_time:
+    max_past: 3650d   # the fixture's lines are from 2019 to 2022
 `
 	p, sink, dl, err := buildFromYAML(t, config)
 	if err != nil {

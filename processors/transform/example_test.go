@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 	"sync"
 
 	"go.uber.org/zap"
@@ -159,9 +160,13 @@ func Example() {
 		"Mozilla/5.0%20(Windows%20NT%2010.0;%20Win64;%20x64)%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko)%20Chrome/78.0.3904.108%20Safari/537.36" +
 		"\t-\t-\tHit\tSOX4xwn4XV6Q4rgb7XiVGOHms_BGlTAC4KyHmureZmBNrjGdRLiNIQ==\tmedia.example.com\thttps\t23\t0.001\t-\tTLSv1.2\tECDHE-RSA-AES128-GCM-SHA256\tHit\tHTTP/2.0\t-\t-\t11040\t0.001\tHit\tvideo/mp4\t78\t-\t-"
 	curl := "2019-12-13\t22:37:02\tSEA19-C2\t900\t89.160.20.112\tGET\td111111abcdef8.cloudfront.net\t/\t502\t-\tcurl/7.55.1\t-\t-\tError\tkBkDzGnceVtWHqSCqBUqtA_cEs2T3tFUBbnBNkB9El_uVRhHgcZfcw==\twww.example.com\thttp\t387\t0.103\t-\t-\t-\tError\tHTTP/1.1\t-\t-\t12644\t0.103\tOriginDnsError\ttext/html\t507\t-\t-"
+	// The lines reached the stream the day after they were logged; the
+	// pipeline accepts events up to 30 days before their arrival
+	// (pipeline.event_time).
+	arrived := time.Date(2019, 12, 14, 0, 0, 0, 0, time.UTC)
 	var recs []worker.Record
 	for i, data := range []string{view, curl, "not a log line"} {
-		recs = append(recs, worker.Record{StreamName: "events", ShardID: "shardId-000000000000", SequenceNumber: strconv.Itoa(100 + i), Data: []byte(data)})
+		recs = append(recs, worker.Record{StreamName: "events", ShardID: "shardId-000000000000", SequenceNumber: strconv.Itoa(100 + i), Data: []byte(data), ArrivalTime: arrived})
 	}
 	if err := shard.Process(ctx, recs); err != nil {
 		panic(err)
