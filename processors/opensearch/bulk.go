@@ -14,6 +14,7 @@ import (
 
 	"github.com/leasehold/leasehold/event"
 	"github.com/leasehold/leasehold/processors"
+	"github.com/leasehold/leasehold/processors/searchbulk"
 	"github.com/leasehold/leasehold/worker"
 )
 
@@ -38,6 +39,14 @@ var (
 	// ErrStopped is returned by a shard sink used after Close or after the
 	// context given to Open ended.
 	ErrStopped = errors.New("opensearch: shard sink stopped")
+	// ErrCannotWrite marks a failure that means the cluster refuses writes
+	// until an operator acts (searchbulk.CannotWrite: shard limit reached,
+	// index missing with auto-create off, index closed, no write index
+	// behind an alias, a read-only block, refused credentials). The sink
+	// retries it like a throttled request — the shard waits, nothing is
+	// dead-lettered — logs an Error, and reports the shard in
+	// Sink.State().CannotWrite, which makes the worker not ready.
+	ErrCannotWrite = errors.New("opensearch: the cluster cannot take these writes now")
 )
 
 // errTooLarge marks a 413 response to a request: split it and retry.
@@ -65,33 +74,6 @@ func (e *ItemError) Error() string {
 	return s
 }
 
-// kind is what to do about a failed request or item.
-type kind int
-
-const (
-	kindRetry     kind = iota // throttling, overload, timeouts, auth, blocks: back off, never skip
-	kindPermanent             // retrying cannot help: dead-letter the item, or fail the sink for a request
-	kindTooLarge              // 413: split the request
-)
-
-// classify is the one place that decides what a status means, for whole
-// requests and for items alike. status 0 is a transport failure
-// (connection refused or dropped, timeout). 401 and 403 are retried: an
-// expired credential or a missing permission is fixed by an operator, and
-// a shard that lags is better than documents moved to the dead-letter
-// queue; cluster_block_exception (disk watermark, write block during
-// maintenance) likewise clears.
-func classify(status int, errType string) kind {
-	switch {
-	case status == http.StatusRequestEntityTooLarge:
-		return kindTooLarge
-	case status == 0, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout, status >= 500,
-		status == http.StatusUnauthorized, status == http.StatusForbidden, errType == "cluster_block_exception":
-		return kindRetry
-	}
-	return kindPermanent
-}
-
 // RequestError is the failure of a whole request (a bulk request or the
 // template installation): a transport error (Status 0) or a non-2xx
 // answer. Flush and Write return it (wrapped) when it stops a shard sink.
@@ -113,23 +95,37 @@ func (e *RequestError) Error() string {
 func (e *RequestError) Unwrap() error { return e.Err }
 
 // requestError classifies the failure of a whole request op with the
-// given HTTP status (0 if none): the result wraps processors.ErrPermanent
-// and ErrRejected when retrying cannot help, and errTooLarge for a 413.
-// A failed certificate verification is permanent too: it is a
-// configuration error (tls.ca_file), not a passing fault.
+// given HTTP status (0 if none) with searchbulk.Classify: the result wraps
+// errTooLarge for a 413, ErrCannotWrite when the cluster refuses writes
+// until an operator acts, and processors.ErrPermanent and ErrRejected when
+// the request itself is wrong. A failed certificate verification is
+// permanent too: it is a configuration error (tls.ca_file), not a passing
+// fault.
 func requestError(op string, status int, err error) error {
 	re := &RequestError{Op: op, Status: status, Err: err}
+	var errType, reason string
+	var se *osclient.StructError
+	if errors.As(err, &se) {
+		errType, reason = se.Err.Type, se.Err.Reason
+	}
 	var cv *tls.CertificateVerificationError
-	switch k := classify(status, ""); {
-	case k == kindTooLarge:
+	switch c := searchbulk.Classify(status, errType, reason); {
+	case errors.As(err, &cv):
+		return processors.Permanent(fmt.Errorf("%w: %w", ErrRejected, re))
+	case c == searchbulk.TooLarge:
 		return fmt.Errorf("%w: %w", errTooLarge, re)
-	case k == kindPermanent || errors.As(err, &cv):
+	case c == searchbulk.CannotWrite:
+		return fmt.Errorf("%w: %w", ErrCannotWrite, re)
+	case c == searchbulk.BadDocument:
 		return processors.Permanent(fmt.Errorf("%w: %w", ErrRejected, re))
 	}
 	return re
 }
 
-// itemErr returns the error for a failed item, permanent or not.
+// itemErr returns the error for a failed item: permanent for a bad
+// document (searchbulk.BadDocument, or a 413 for the item alone), wrapping
+// ErrCannotWrite when the cluster refuses it until an operator acts, and
+// a plain retryable *ItemError otherwise.
 func itemErr(index, id string, it *bulkItem) error {
 	e := &ItemError{Index: index, ID: id, Status: it.Status}
 	if it.Error != nil {
@@ -138,8 +134,11 @@ func itemErr(index, id string, it *bulkItem) error {
 			e.CausedBy = c.Type + ": " + c.Reason
 		}
 	}
-	if classify(e.Status, e.Type) == kindRetry {
+	switch searchbulk.Classify(e.Status, e.Type, e.Reason) {
+	case searchbulk.Retry:
 		return e
+	case searchbulk.CannotWrite:
+		return fmt.Errorf("%w: %w", ErrCannotWrite, e)
 	}
 	return processors.Permanent(e)
 }
@@ -211,15 +210,11 @@ func (s *Sink) doBulk(ctx context.Context, body []byte, n int) ([]*bulkItem, err
 	return items, nil
 }
 
-// appendItem appends the action line and the document of one bulk item.
+// appendItem appends the action line and the document of one bulk item
+// (searchbulk.AppendIndex; validIndexName excludes characters JSON would
+// escape from index names).
 func appendItem(dst, index []byte, id string, e *event.Event) []byte {
-	dst = append(dst, `{"index":{"_index":"`...)
-	dst = append(dst, index...) // validIndexName excludes characters JSON would escape
-	dst = append(dst, `","_id":`...)
-	dst = appendJSONString(dst, id)
-	dst = append(dst, "}}\n"...)
-	dst = e.AppendJSON(dst)
-	return append(dst, '\n')
+	return searchbulk.AppendIndex(dst, index, id, e)
 }
 
 // docID is the document's _id: the event id, or, when a parser left it

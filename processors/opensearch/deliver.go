@@ -36,13 +36,15 @@ func (ss *shardSink) deliver(ctx context.Context, b batch) error {
 }
 
 // deliverChunk indexes one chunk and dead-letters what fails permanently.
+// The messages are shared with the other sinks, which read them while this
+// flusher runs: failures are marked on copies (FailedCopy), never on the
+// messages themselves.
 func (ss *shardSink) deliverChunk(ctx context.Context, buf []byte, chunk []item) error {
 	var failed []*processors.Message
 	var send []int
 	for i := range chunk {
 		if it := &chunk[i]; it.fail != nil {
-			it.msg.Fail(ss.s.cfg.Name, 0, it.fail)
-			failed = append(failed, it.msg)
+			failed = append(failed, it.msg.FailedCopy(ss.s.cfg.Name, 0, it.fail))
 		} else {
 			send = append(send, i)
 		}
@@ -70,9 +72,11 @@ func (ss *shardSink) deliverChunk(ctx context.Context, buf []byte, chunk []item)
 }
 
 // send indexes chunk[i] for i in idx until each is indexed or failed for
-// good, and returns the failed messages (marked with Fail). Retryable
-// item failures are resent alone; a retryable request failure resends the
-// same request; a 413 splits it in halves.
+// good, and returns copies of the failed messages, marked with their
+// failure. Retryable item failures — throttling, and the cluster refusing
+// writes until an operator acts (ErrCannotWrite) — are resent alone; a
+// retryable request failure resends the same request; a 413 splits it in
+// halves. Only a bad document is ever failed.
 func (ss *shardSink) send(ctx context.Context, buf []byte, chunk []item, idx []int) ([]*processors.Message, error) {
 	var failed []*processors.Message
 	var scratch []byte
@@ -105,16 +109,16 @@ func (ss *shardSink) send(ctx context.Context, buf []byte, chunk []item, idx []i
 				return failed, nil
 			case errors.Is(err, errTooLarge):
 				it := &chunk[idx[0]]
-				it.msg.Fail(ss.s.cfg.Name, attempt, processors.Permanent(fmt.Errorf("%w: the cluster answered 413 to it alone (%d bytes): %w", ErrDocumentTooLarge, len(body), err)))
-				return append(failed, it.msg), nil
+				err := processors.Permanent(fmt.Errorf("%w: the cluster answered 413 to it alone (%d bytes): %w", ErrDocumentTooLarge, len(body), err))
+				return append(failed, it.msg.FailedCopy(ss.s.cfg.Name, attempt, err)), nil
 			case processors.IsPermanent(err):
 				return nil, err
 			}
-			ss.log.Warn("bulk request failed; retrying", zap.Int("attempt", attempt), zap.Int("docs", len(idx)), zap.Error(err))
+			ss.stalled(attempt, len(idx), len(idx), err)
 			continue
 		}
 		retry := idx[:0:0]
-		var lastErr error
+		var lastErr, cannotWrite error
 		for k, r := range results {
 			it := &chunk[idx[k]]
 			if r.Status >= 200 && r.Status < 300 {
@@ -125,23 +129,49 @@ func (ss *shardSink) send(ctx context.Context, buf []byte, chunk []item, idx []i
 				it.index = ss.s.pattern.name(it.msg.Event.EventTime)
 			}
 			err := itemErr(it.index, it.id, r)
-			if processors.IsPermanent(err) {
-				it.msg.Fail(ss.s.cfg.Name, attempt, err)
-				failed = append(failed, it.msg)
+			switch {
+			case processors.IsPermanent(err):
+				failed = append(failed, it.msg.FailedCopy(ss.s.cfg.Name, attempt, err))
 				continue
+			case errors.Is(err, ErrCannotWrite):
+				cannotWrite = err
 			}
 			lastErr = err
 			retry = append(retry, idx[k])
 		}
 		if len(retry) > 0 {
 			ss.s.stats.retried.Add(int64(len(retry)))
-			ss.log.Warn("bulk items rejected; retrying them", zap.Int("attempt", attempt), zap.Int("retry", len(retry)), zap.Int("of", len(idx)), zap.Error(lastErr))
+			if cannotWrite != nil {
+				lastErr = cannotWrite // the one an operator must act on
+			}
+			ss.stalled(attempt, len(retry), len(idx), lastErr)
 		} else {
 			ss.log.Debug("bulk request done", zap.Int("docs", len(idx)), zap.Int("bytes", len(body)), zap.Int("failed", len(failed)))
 		}
 		idx = retry
 	}
+	if d := ss.s.stalls.Recovered(ss.shard.ShardID); d > 0 {
+		ss.log.Info("opensearch writes succeed again", zap.Duration("failed_for", d.Round(time.Millisecond)))
+	}
 	return failed, nil
+}
+
+// stalled records and logs a failed attempt that will be retried: retry
+// of the sent documents failed with err. A cluster that refuses writes
+// until an operator acts is logged at Error when it starts (then Warn per
+// retry, as for throttling); the shard waits either way.
+func (ss *shardSink) stalled(attempt, retry, sent int, err error) {
+	cannotWrite := errors.Is(err, ErrCannotWrite)
+	news := ss.s.stalls.Failed(ss.shard.ShardID, err, cannotWrite)
+	fields := []zap.Field{zap.Int("attempt", attempt), zap.Int("retry", retry), zap.Int("of", sent), zap.Error(err)}
+	switch {
+	case cannotWrite && news:
+		ss.log.Error("opensearch cannot write; the shard waits and retries until an operator fixes the cluster (nothing is dead-lettered)", fields...)
+	case cannotWrite:
+		ss.log.Warn("opensearch still cannot write; retrying", fields...)
+	default:
+		ss.log.Warn("bulk request failed; retrying", fields...)
+	}
 }
 
 // attempt installs the template if needed, then sends one bulk request.

@@ -32,6 +32,7 @@ const (
 	fault413               // 413 request entity too large
 	faultDrop              // close the connection without applying or answering
 	faultDropApplied       // apply every item, then close the connection without answering
+	faultBlock             // 403 cluster_block_exception: the cluster is read-only
 )
 
 // fakeCluster emulates the parts of OpenSearch the sink uses: PUT
@@ -42,7 +43,7 @@ type fakeCluster struct {
 
 	// Set before use, read by the handler.
 	onRequest func(n int, ids []string) fault                        // n counts bulk requests from 1
-	onItem    func(id string, sent int) (status int, errType string) // sent counts earlier sends of id
+	onItem    func(id string, sent int) (status int, errType string) // sent counts earlier sends of id; errType may be "type: reason"
 	onTmpl    func(n int) int                                        // status for the n-th template PUT
 	gate      chan struct{}                                          // when set, each bulk waits for a receive
 
@@ -174,6 +175,11 @@ func (f *fakeCluster) bulk(w http.ResponseWriter, r *http.Request, body []byte) 
 	case faultDrop:
 		f.hangUp(w)
 		return
+	case faultBlock:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprint(w, `{"error":{"root_cause":[{"type":"cluster_block_exception","reason":"blocked by: [FORBIDDEN/6/cluster read-only (api)];"}],"type":"cluster_block_exception","reason":"blocked by: [FORBIDDEN/6/cluster read-only (api)];"},"status":403}`)
+		return
 	}
 	type item struct {
 		Status int `json:"status"`
@@ -194,10 +200,14 @@ func (f *fakeCluster) bulk(w http.ResponseWriter, r *http.Request, body []byte) 
 		it := item{Status: status}
 		if status >= 300 {
 			anyErr = true
+			reason := fmt.Sprintf("fake %s for %s", errType, a.Index.ID)
+			if t, r, ok := strings.Cut(errType, ": "); ok { // "type: reason"
+				errType, reason = t, r
+			}
 			it.Error = &struct {
 				Type   string `json:"type"`
 				Reason string `json:"reason"`
-			}{errType, fmt.Sprintf("fake %s for %s", errType, a.Index.ID)}
+			}{errType, reason}
 		} else {
 			f.docs[a.Index.Index+"/"+a.Index.ID] = srcs[i]
 		}

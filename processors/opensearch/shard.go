@@ -131,6 +131,7 @@ func (ss *shardSink) appendLocked(m *processors.Message) {
 		it.end = it.off
 	}
 	ss.buffered += it.size()
+	ss.s.buffered.Add(int64(it.size()))
 	b.items = append(b.items, it)
 	ss.accepted++
 }
@@ -185,6 +186,11 @@ func (ss *shardSink) Durable() checkpoint.Position {
 func (ss *shardSink) Close() error {
 	ss.cancel()
 	<-ss.done
+	ss.mu.Lock()
+	ss.s.buffered.Add(-int64(ss.buffered))
+	ss.buffered = 0
+	ss.mu.Unlock()
+	ss.s.stalls.Forget(ss.shard.ShardID)
 	return nil
 }
 
@@ -265,6 +271,7 @@ func (ss *shardSink) advance(items []item) {
 	ss.durableN += uint64(len(items))
 	ss.durable = items[len(items)-1].msg.Position()
 	ss.buffered -= bytes
+	ss.s.buffered.Add(-int64(bytes))
 	close(ss.changed)
 	ss.changed = make(chan struct{})
 }

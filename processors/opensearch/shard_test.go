@@ -81,11 +81,14 @@ func TestBatchesSplitAtFlushBytes(t *testing.T) {
 		t.Fatal("the oversized document was sent")
 	}
 	got := dl.got()
-	if len(got) != 1 || got[0] != huge || !errors.Is(got[0].Failed().Err, ErrDocumentTooLarge) || !processors.IsPermanent(got[0].Failed().Err) {
+	if len(got) != 1 || got[0].Event.EventID != huge.Event.EventID || !errors.Is(got[0].Failed().Err, ErrDocumentTooLarge) || !processors.IsPermanent(got[0].Failed().Err) {
 		t.Fatalf("dead-lettered %v, want only the oversized document with ErrDocumentTooLarge", got)
 	}
 	if !strings.Contains(got[0].Failed().Err.Error(), "above flush_bytes (4096)") {
 		t.Fatalf("reason %q does not say why", got[0].Failed().Err)
+	}
+	if huge.Failed() != nil {
+		t.Fatal("the message shared with the other sinks was marked failed: only a copy may be")
 	}
 	if docs, _ := f.snapshot(); len(docs) != 99 {
 		t.Fatalf("indexed %d, want 99", len(docs))
@@ -141,8 +144,12 @@ func TestItemFailures(t *testing.T) {
 		{"503 retried", 503, "unavailable_shards_exception", true, ""},
 		{"500 retried", 500, "internal_error", true, ""},
 		{"write block retried", 403, "cluster_block_exception", true, ""},
+		{"shard limit retried", 400, "validation_exception: Validation Failed: 1: this action would add [2] total shards, but this cluster currently has [1000]/[1000] maximum shards open;", true, ""},
+		{"missing index retried", 404, "index_not_found_exception", true, ""},
+		{"closed index retried", 400, "index_closed_exception", true, ""},
+		{"alias without write index retried", 400, "illegal_argument_exception: no write index is defined for alias [events]", true, ""},
 		{"mapping error dead-lettered", 400, "mapper_parsing_exception", false, "status 400 mapper_parsing_exception"},
-		{"missing index dead-lettered", 404, "index_not_found_exception", false, "index_not_found_exception"},
+		{"other validation dead-lettered", 400, "validation_exception: Validation Failed: 1: id is too long", false, "id is too long"},
 		{"conflict dead-lettered", 409, "version_conflict_engine_exception", false, "409"},
 	}
 	for _, tt := range tests {

@@ -81,6 +81,8 @@ type Sink struct {
 	template []byte // PUT _index_template body
 	log      *zap.Logger
 	stats    counters
+	stalls   processors.Stalls // shards whose bulk requests fail and are retried
+	buffered atomic.Int64      // bytes accepted by every shard sink, not yet durable
 
 	templateMu sync.Mutex  // serialises installing the template
 	templateOK atomic.Bool // the template is installed
@@ -134,7 +136,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Sink, error) {
 
 // isAuthError reports a 401 or 403 answer. At start-up it means wrong
 // credentials or permissions, so New fails instead of retrying (later it
-// is retried: see classify).
+// is retried: see searchbulk.Classify).
 func isAuthError(err error) bool {
 	var re *RequestError
 	return errors.As(err, &re) && (re.Status == http.StatusUnauthorized || re.Status == http.StatusForbidden)
@@ -240,6 +242,17 @@ func (s *Sink) Stats() Stats {
 		BulkBytes:         s.stats.bytes.Load(),
 		RequestErrors:     s.stats.requestErrors.Load(),
 	}
+}
+
+// State reports, for metrics and readiness, the shards whose writes fail
+// and are being retried (and which of them the cluster refuses until an
+// operator acts: ErrCannotWrite), and the bytes buffered over all shards.
+// It does not block; safe for concurrent use.
+func (s *Sink) State() processors.SinkState {
+	var st processors.SinkState
+	s.stalls.Fill(&st)
+	st.BufferedBytes = s.buffered.Load()
+	return st
 }
 
 type counters struct {
