@@ -14,7 +14,7 @@ import (
 // at Close). When the budget is spent, a writer first writes out what its
 // own shard holds; a writer whose shard holds nothing waits (backpressure:
 // its shard reads nothing more) and tells the other holders to write out
-// theirs (Squeezed). A nil *MemoryBudget is unlimited. Safe for concurrent
+// theirs (Squeezes). A nil *MemoryBudget is unlimited. Safe for concurrent
 // use.
 type MemoryBudget struct {
 	limit int64
@@ -23,6 +23,7 @@ type MemoryBudget struct {
 	used     int64         // guarded by mu
 	freed    chan struct{} // guarded by mu; closed and replaced by Release
 	squeezed chan struct{} // guarded by mu; closed and replaced by Wait
+	squeezes uint64        // guarded by mu; Waits so far
 
 	usedNow atomic.Int64 // copy of used for lock-free reads
 	waits   atomic.Int64
@@ -52,12 +53,13 @@ func (b *MemoryBudget) Acquire(n int64) (ok bool, freed <-chan struct{}) {
 	return false, b.freed
 }
 
-// Wait asks every holder to write out what it holds (it closes the channel
-// Squeezed returned) and blocks until freed is closed (memory was given
+// Wait asks every holder to write out what it holds (see Squeezes) and
+// blocks until freed is closed (memory was given
 // back) or ctx ends, returning ctx.Err() then.
 func (b *MemoryBudget) Wait(ctx context.Context, freed <-chan struct{}) error {
 	b.waits.Add(1)
 	b.mu.Lock()
+	b.squeezes++
 	close(b.squeezed)
 	b.squeezed = make(chan struct{})
 	b.mu.Unlock()
@@ -82,16 +84,19 @@ func (b *MemoryBudget) Release(n int64) {
 	b.freed = make(chan struct{})
 }
 
-// Squeezed returns a channel that is closed when a writer starts waiting
-// for memory: a holder that sees it should write out what it buffers. Call
-// it again after it fires. A nil budget returns nil (never fires).
-func (b *MemoryBudget) Squeezed() <-chan struct{} {
+// Squeezes returns how many times a writer has started waiting for memory
+// so far, and a channel that is closed when the next one does. A holder
+// remembers the count it last acted on: when the count has moved, or the
+// channel closes, it should write out what it buffers. (A channel alone
+// would miss a wait that happened before the holder first looked.) A nil
+// budget returns 0 and nil (never fires).
+func (b *MemoryBudget) Squeezes() (n uint64, next <-chan struct{}) {
 	if b == nil {
-		return nil
+		return 0, nil
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.squeezed
+	return b.squeezes, b.squeezed
 }
 
 // Fill sets the buffer fields of st: bytes held, the limit, and how many

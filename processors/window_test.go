@@ -224,13 +224,16 @@ func TestMemoryBudget(t *testing.T) {
 	if ok {
 		t.Fatal("110 of 100 granted")
 	}
-	squeezed := b.Squeezed()
+	seen, squeezed := b.Squeezes()
 	waited := make(chan error, 1)
 	go func() { waited <- b.Wait(context.Background(), freed) }()
 	select {
 	case <-squeezed:
 	case <-time.After(5 * time.Second):
 		t.Fatal("a waiter did not squeeze the holders")
+	}
+	if n, _ := b.Squeezes(); n != seen+1 {
+		t.Fatalf("squeezes %d, want %d", n, seen+1)
 	}
 	select {
 	case <-waited:

@@ -34,6 +34,16 @@
 // oldest record not yet in S3, whatever partition holds it, so the
 // checkpoint never passes a record that is only in memory.
 //
+// # Memory
+//
+// All shard sinks of one Sink (one worker) share max_buffered_bytes of
+// buffered NDJSON (a processors.MemoryBudget): a per-shard bound alone
+// would multiply with the shards a worker holds. When it is spent, Write
+// first writes out its own shard's buffers; a shard holding nothing waits
+// (backpressure) and asks the other shards to write out theirs. Under
+// pressure objects are therefore smaller than max_bytes: about
+// max_buffered_bytes divided by the busy shards.
+//
 // Retryable S3 errors (5xx, throttling, timeouts, connection errors) are
 // retried with backoff until the context ends; a permanent one
 // (AccessDenied, NoSuchBucket, another 4xx) stops the shard: Write or
@@ -84,6 +94,9 @@ const (
 	DefaultMaxRecords = 100_000
 	DefaultMaxAge     = 60 * time.Second
 	DefaultName       = Type
+	// DefaultMaxBufferedBytes bounds the buffered NDJSON of every shard of
+	// one worker together.
+	DefaultMaxBufferedBytes = 256 << 20
 )
 
 // maxObjectBytes is S3's limit for one PutObject.
@@ -112,6 +125,13 @@ type Options struct {
 	// across its open partitions: above it, the partition holding the
 	// oldest record is written out.
 	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxBufferedBytes bounds the uncompressed NDJSON that all shards of
+	// this sink hold in memory in one worker, together (default 256 MiB).
+	// When it is spent a shard writes out its own buffers before it
+	// accepts more, or waits while the others write out theirs: the shard
+	// reads nothing meanwhile. The gzip copy of an object being uploaded
+	// (about a sixth of its size) comes on top.
+	MaxBufferedBytes int64 `yaml:"max_buffered_bytes"`
 	// MaxRecords is the record count at which an object is written
 	// (default 100,000).
 	MaxRecords int `yaml:"max_records"`
@@ -137,6 +157,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxRecords == 0 {
 		o.MaxRecords = DefaultMaxRecords
+	}
+	if o.MaxBufferedBytes == 0 {
+		o.MaxBufferedBytes = DefaultMaxBufferedBytes
 	}
 	if o.MaxAge == 0 {
 		o.MaxAge = DefaultMaxAge
@@ -165,6 +188,9 @@ func (o Options) Validate() error {
 	if o.MaxBytes < 0 || o.MaxBytes > maxObjectBytes {
 		bad("max_bytes %d must be between 1 and %d (S3's PutObject limit)", o.MaxBytes, int64(maxObjectBytes))
 	}
+	if o.MaxBufferedBytes < 0 {
+		bad("max_buffered_bytes %d must be positive", o.MaxBufferedBytes)
+	}
 	if o.MaxRecords < 0 {
 		bad("max_records %d must be positive", o.MaxRecords)
 	}
@@ -190,9 +216,11 @@ type API interface {
 // Sink is the S3 archive sink. It opens one ShardSink per shard lease and
 // is safe for concurrent use.
 type Sink struct {
-	api  API
-	opts Options
-	log  *zap.Logger
+	api    API
+	opts   Options
+	log    *zap.Logger
+	budget *processors.MemoryBudget // shared by every shard sink
+	stalls processors.Stalls        // shards whose S3 requests fail and are retried
 
 	// Set at construction; tests replace them.
 	now        func() time.Time
@@ -218,7 +246,8 @@ func New(api API, opts Options, log *zap.Logger) (*Sink, error) {
 	}
 	return &Sink{
 		api: api, opts: opts, log: log.With(zap.String("sink", opts.Name)),
-		now: time.Now, sleep: sleepCtx,
+		budget: processors.NewMemoryBudget(opts.MaxBufferedBytes),
+		now:    time.Now, sleep: sleepCtx,
 		tick:     min(max(opts.MaxAge/4, 10*time.Millisecond), 5*time.Second),
 		retryMin: 100 * time.Millisecond, retryMax: 10 * time.Second,
 		maxIndexes: defaultMaxIndexes,
@@ -251,6 +280,16 @@ func (s *Sink) Name() string { return s.opts.Name }
 
 // Options returns the effective options, defaults filled in.
 func (s *Sink) Options() Options { return s.opts }
+
+// State reports, for metrics and readiness, the shards whose S3 requests
+// fail and are being retried, and the bytes buffered over all shards
+// against max_buffered_bytes. It does not block; safe for concurrent use.
+func (s *Sink) State() processors.SinkState {
+	var st processors.SinkState
+	s.stalls.Fill(&st)
+	s.budget.Fill(&st)
+	return st
+}
 
 // Close does nothing: the S3 client belongs to the caller. It is safe to
 // call at any time.

@@ -224,9 +224,9 @@ func TestFromConfig(t *testing.T) {
 		opts Options
 	}{
 		{"defaults", "bucket: archive", processors.Env{EnvS3Client: api}, "",
-			Options{Bucket: "archive", Prefix: "events/", MaxBytes: 64 << 20, MaxRecords: 100000, MaxAge: time.Minute, PartitionBy: "event_time", Name: "s3"}},
-		{"all", "bucket: archive\nprefix: raw/\nmax_bytes: 1000\nmax_records: 10\nmax_age: 90s\npartition_by: arrival_time", processors.Env{EnvS3Client: api}, "",
-			Options{Bucket: "archive", Prefix: "raw/", MaxBytes: 1000, MaxRecords: 10, MaxAge: 90 * time.Second, PartitionBy: "arrival_time", Name: "s3"}},
+			Options{Bucket: "archive", Prefix: "events/", MaxBytes: 64 << 20, MaxBufferedBytes: 256 << 20, MaxRecords: 100000, MaxAge: time.Minute, PartitionBy: "event_time", Name: "s3"}},
+		{"all", "bucket: archive\nprefix: raw/\nmax_bytes: 1000\nmax_buffered_bytes: 5000\nmax_records: 10\nmax_age: 90s\npartition_by: arrival_time", processors.Env{EnvS3Client: api}, "",
+			Options{Bucket: "archive", Prefix: "raw/", MaxBytes: 1000, MaxBufferedBytes: 5000, MaxRecords: 10, MaxAge: 90 * time.Second, PartitionBy: "arrival_time", Name: "s3"}},
 		{"unknown key", "bucket: archive\nmax_size: 3", processors.Env{EnvS3Client: api}, "max_size", Options{}},
 		{"bad value", "bucket: archive\nmax_age: soon", processors.Env{EnvS3Client: api}, "pipeline.sinks[0]", Options{}},
 		{"no client", "bucket: archive", processors.Env{}, EnvS3Client, Options{}},
@@ -342,7 +342,7 @@ func TestMaxAge(t *testing.T) {
 	for i, st := range steps {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			c.add(st.advance)
-			if err := ss.flushAged(t.Context()); err != nil {
+			if err := ss.flushAged(t.Context(), false); err != nil {
 				t.Fatal(err)
 			}
 			if got := len(f.keys()); got != st.objects {

@@ -41,6 +41,7 @@ func (s *Sink) Open(ctx context.Context, shard worker.Shard, dl processors.DeadL
 		indexes: map[string]*partIndex{},
 		cancel:  cancel, done: make(chan struct{}),
 	}
+	ss.squeezes, _ = s.budget.Squeezes() // a shard that holds nothing yet has nothing to give
 	go ss.ageLoop(ctx)
 	return ss, nil
 }
@@ -94,6 +95,10 @@ type shardSink struct {
 	last      checkpoint.Position // last accepted (or dead-lettered) message; guarded by mu
 	nextOrd   uint64              // acceptance counter; guarded by mu
 	err       error               // sticky permanent failure; guarded by mu
+	held      int64               // bytes taken from the sink's budget; guarded by mu
+
+	scratch  []byte // one encoded line; used by Write only
+	squeezes uint64 // the budget's squeeze count ageLoop last answered; used by ageLoop only
 
 	upMu    sync.Mutex
 	indexes map[string]*partIndex // guarded by upMu
@@ -105,8 +110,11 @@ type shardSink struct {
 
 // Write buffers msgs by partition and writes out every buffer that
 // reached a threshold before it returns (backpressure). Messages with no
-// parsed event are dead-lettered first. An error means the shard cannot go
-// on: ctx ended, dead-lettering failed, or S3 refused permanently.
+// parsed event are dead-lettered first. Each record takes its bytes from
+// the worker's buffer budget first; when the budget is spent, Write writes
+// out this shard's buffers, or, if it holds none, waits for the other
+// shards to write out theirs. An error means the shard cannot go on: ctx
+// ended, dead-lettering failed, or S3 refused permanently.
 func (ss *shardSink) Write(ctx context.Context, msgs []*processors.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -120,9 +128,8 @@ func (ss *shardSink) Write(ctx context.Context, msgs []*processors.Message) erro
 	for i, m := range msgs {
 		dir, err := ss.partition(m)
 		if err != nil {
-			c := *m // the message is shared with other sinks: mark a copy
-			c.Fail(ss.s.opts.Name, 1, err)
-			dead = append(dead, &c)
+			// The message is shared with other sinks: mark a copy.
+			dead = append(dead, m.FailedCopy(ss.s.opts.Name, 1, err))
 			deadIdx[i] = true
 			continue
 		}
@@ -134,28 +141,33 @@ func (ss *shardSink) Write(ctx context.Context, msgs []*processors.Message) erro
 			return fmt.Errorf("s3sink: dead-letter %d records: %w", len(dead), err)
 		}
 	}
-	now := ss.s.now()
-	ss.mu.Lock()
 	sealedAny := false
 	for i, m := range msgs {
 		pos := m.Position()
 		if deadIdx[i] {
+			ss.mu.Lock()
 			ss.last = pos
+			ss.mu.Unlock()
 			continue
-		}
-		b := ss.open[parts[i]]
-		if b == nil {
-			b = &buffer{dir: parts[i], opened: now}
-			ss.open[parts[i]] = b
 		}
 		ev := m.Event
 		if ev.SourceRecord == (event.SourceRecord{}) {
 			r := m.Record
 			ev.SourceRecord = event.SourceRecord{Stream: r.StreamName, ShardID: r.ShardID, SequenceNumber: r.SequenceNumber, SubSequenceNumber: r.SubSequenceNumber}
 		}
-		n := len(b.data)
-		b.data = append(ev.AppendJSON(b.data), '\n')
-		ss.openBytes += int64(len(b.data) - n)
+		ss.scratch = append(ev.AppendJSON(ss.scratch[:0]), '\n')
+		if err := ss.reserve(ctx, int64(len(ss.scratch))); err != nil {
+			return err
+		}
+		now := ss.s.now()
+		ss.mu.Lock()
+		b := ss.open[parts[i]]
+		if b == nil {
+			b = &buffer{dir: parts[i], opened: now}
+			ss.open[parts[i]] = b
+		}
+		b.data = append(b.data, ss.scratch...)
+		ss.openBytes += int64(len(ss.scratch))
 		b.recs = append(b.recs, record{pos: pos, prev: ss.last, ord: ss.nextOrd, end: len(b.data)})
 		ss.nextOrd++
 		ss.last = pos
@@ -167,12 +179,42 @@ func (ss *shardSink) Write(ctx context.Context, msgs []*processors.Message) erro
 			ss.sealLocked(ss.oldestOpenLocked())
 			sealedAny = true
 		}
+		ss.mu.Unlock()
 	}
-	ss.mu.Unlock()
 	if !sealedAny {
 		return nil
 	}
 	return ss.drain(ctx)
+}
+
+// reserve takes n bytes from the sink's budget for a record about to be
+// buffered. When the budget is spent it writes out this shard's buffers
+// (which gives their bytes back) and tries again; a shard that holds
+// nothing waits until another gives memory back, having asked them all to
+// write out what they hold. It blocks; its errors are drain's or ctx's.
+func (ss *shardSink) reserve(ctx context.Context, n int64) error {
+	for {
+		ok, freed := ss.s.budget.Acquire(n)
+		if ok {
+			ss.mu.Lock()
+			ss.held += n
+			ss.mu.Unlock()
+			return nil
+		}
+		ss.mu.Lock()
+		own := ss.held
+		ss.sealAllLocked()
+		ss.mu.Unlock()
+		if own > 0 {
+			if err := ss.drain(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := ss.s.budget.Wait(ctx, freed); err != nil {
+			return fmt.Errorf("s3sink: waiting for buffer memory (max_buffered_bytes %d): %w", ss.s.opts.MaxBufferedBytes, err)
+		}
+	}
 }
 
 // Flush writes out every open buffer and returns once all of them are in
@@ -182,17 +224,22 @@ func (ss *shardSink) Flush(ctx context.Context) error {
 		return err
 	}
 	ss.mu.Lock()
+	ss.sealAllLocked()
+	ss.mu.Unlock()
+	return ss.drain(ctx)
+}
+
+// sealAllLocked seals every open buffer, oldest first, so that Durable
+// advances as each one lands. ss.mu is held.
+func (ss *shardSink) sealAllLocked() {
 	bufs := make([]*buffer, 0, len(ss.open))
 	for _, b := range ss.open {
 		bufs = append(bufs, b)
 	}
-	// Oldest first, so Durable advances as each one lands.
 	slices.SortFunc(bufs, func(a, b *buffer) int { return cmpOrd(a.recs[a.start].ord, b.recs[b.start].ord) })
 	for _, b := range bufs {
 		ss.sealLocked(b)
 	}
-	ss.mu.Unlock()
-	return ss.drain(ctx)
 }
 
 // Durable returns the position just before the oldest record that is not
@@ -223,10 +270,20 @@ func (ss *shardSink) Durable() checkpoint.Position {
 }
 
 // Close stops the age loop and waits for it (an upload in progress is
-// cancelled). Unwritten records are dropped; the next owner replays them.
+// cancelled). Unwritten records are dropped, and their memory given back
+// to the budget; the next owner replays them.
 func (ss *shardSink) Close() error {
 	ss.cancel()
 	<-ss.done
+	ss.upMu.Lock() // no upload is running after this
+	defer ss.upMu.Unlock()
+	ss.mu.Lock()
+	held := ss.held
+	ss.held = 0
+	ss.open, ss.sealed, ss.openBytes = map[string]*buffer{}, nil, 0
+	ss.mu.Unlock()
+	ss.s.budget.Release(held)
+	ss.s.stalls.Forget(ss.shard.ShardID)
 	return nil
 }
 
@@ -275,32 +332,45 @@ func (ss *shardSink) oldestOpenLocked() *buffer {
 
 // ageLoop writes out buffers older than max_age until ctx ends. A slow
 // trickle still reaches S3 (and the checkpoint) within about max_age,
-// although Write is not called while the shard is idle.
+// although Write is not called while the shard is idle. When another
+// shard waits for buffer memory it writes out everything it holds.
 func (ss *shardSink) ageLoop(ctx context.Context) {
 	defer close(ss.done)
 	t := time.NewTicker(ss.s.tick)
 	defer t.Stop()
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+		n, next := ss.s.budget.Squeezes()
+		squeezed := n != ss.squeezes
+		if !squeezed {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-next:
+				squeezed = true
+			}
+		}
+		if squeezed {
+			ss.squeezes, _ = ss.s.budget.Squeezes() // the flush below answers every squeeze so far
 		}
 		// A permanent failure is kept in ss.err and returned by the next
 		// Write or Flush (which stop the shard); a cancelled ctx ends the
 		// loop above. Neither needs handling here.
-		_ = ss.flushAged(ctx)
+		_ = ss.flushAged(ctx, squeezed)
 	}
 }
 
-// flushAged seals the buffers older than max_age and writes out whatever
-// is sealed.
-func (ss *shardSink) flushAged(ctx context.Context) error {
+// flushAged seals the buffers older than max_age (all of them when all
+// is set) and writes out whatever is sealed.
+func (ss *shardSink) flushAged(ctx context.Context, all bool) error {
 	now := ss.s.now()
 	ss.mu.Lock()
 	if ss.err != nil {
 		ss.mu.Unlock()
 		return nil // reported by Write or Flush
+	}
+	if all {
+		ss.sealAllLocked()
 	}
 	for _, b := range ss.open {
 		if now.Sub(b.opened) >= ss.s.opts.MaxAge {
@@ -337,15 +407,19 @@ func (ss *shardSink) drain(ctx context.Context) error {
 
 		err := ss.upload(ctx, b)
 
+		var done int64
 		ss.mu.Lock()
 		switch {
 		case err == nil:
 			ss.sealed[0] = nil
 			ss.sealed = ss.sealed[1:]
+			done = int64(len(b.data))
+			ss.held -= done
 		case processors.IsPermanent(err):
 			ss.err = err
 		}
 		ss.mu.Unlock()
+		ss.s.budget.Release(done)
 		if err != nil {
 			return err
 		}

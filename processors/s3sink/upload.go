@@ -324,21 +324,28 @@ var errNotFound = errors.New("s3sink: not found")
 
 // retry calls f until it succeeds, returns a sentinel of this package, or
 // fails permanently, backing off between tries until ctx ends. Permanent
-// errors are wrapped with processors.ErrPermanent.
+// errors are wrapped with processors.ErrPermanent. While retryable errors
+// last, the shard counts as stalled in the sink's State.
 func (ss *shardSink) retry(ctx context.Context, op string, f func() error) error {
 	wait := ss.s.retryMin
 	for attempt := 1; ; attempt++ {
 		err := f()
 		switch {
 		case err == nil || errors.Is(err, errExists) || errors.Is(err, errNotFound):
+			if attempt > 1 {
+				if d := ss.s.stalls.Recovered(ss.shard.ShardID); d > 0 {
+					ss.log.Info("s3 requests succeed again", zap.String("op", op), zap.Duration("failed_for", d.Round(time.Millisecond)))
+				}
+			}
 			return err
 		case ctx.Err() != nil:
 			return fmt.Errorf("s3sink: %s: %w", op, ctx.Err())
 		case permanent(err):
 			return fmt.Errorf("s3sink: %s: %w", op, processors.Permanent(err))
 		}
+		ss.s.stalls.Failed(ss.shard.ShardID, fmt.Errorf("s3sink: %s: %w", op, err), false)
 		d := wait/2 + time.Duration(rand.Int64N(int64(wait)))
-		ss.log.Warn("s3 request failed; retrying", zap.String("op", op), zap.Int("attempt", attempt), zap.Duration("wait", d), zap.Error(err))
+		ss.log.Warn("s3 request failed; the shard waits and retries", zap.String("op", op), zap.Int("attempt", attempt), zap.Duration("wait", d), zap.Error(err))
 		if err := ss.s.sleep(ctx, d); err != nil {
 			return fmt.Errorf("s3sink: %s: %w", op, err)
 		}
