@@ -5,12 +5,16 @@
 //	sk (S, RANGE) = "<event time, UTC, fixed width>#<event_id>"   see SortKey
 //
 // so "asset A of tenant T between t1 and t2" is a Query on pk with
-// "sk BETWEEN SortKeyTime(t1) AND SortKeyTime(t2)". An empty tenant or
-// asset id is written as "-": events without an asset (CloudFront requests
-// for pages and scripts) share the key "<tenant>#-", unless skip_no_asset
-// leaves them out. Besides the keys, an item carries the main fields as
-// attributes (see the Attr constants) and the whole event as JSON in
-// "doc".
+// "sk BETWEEN SortKeyTime(t1) AND SortKeyTime(t2)". An empty tenant is
+// written as "-". Events without an asset id (CloudFront requests for
+// pages and scripts, often most of a tenant's traffic) would all share one
+// partition key and cap the table's write rate at one partition's; they
+// are spread over no_asset_partitions keys "<tenant>#-#<n>" (n from a hash
+// of the event id, so a replay writes the same item; see
+// NoAssetPartitionKey), or left out with skip_no_asset. Besides the keys,
+// an item carries the main fields as attributes (see the Attr constants)
+// and the whole event as JSON in "doc". docs/EVENTS.md lists the access
+// patterns the table serves.
 //
 // Writes are BatchWriteItem requests of at most 25 items and 16 MiB, sent
 // with bounded concurrency; UnprocessedItems are retried with backoff until
@@ -55,6 +59,12 @@ const EnvLogger = "logger"
 const (
 	DefaultConcurrency = 4
 	DefaultName        = Type
+	// DefaultNoAssetPartitions is how many partition keys per tenant the
+	// events without an asset id are spread over.
+	DefaultNoAssetPartitions = 16
+	// MaxNoAssetPartitions bounds no_asset_partitions: a Query of them all
+	// is one request per key.
+	MaxNoAssetPartitions = 1000
 )
 
 // Limits of BatchWriteItem.
@@ -91,8 +101,14 @@ type Options struct {
 	// table is a start-up error.
 	CreateTable *bool `yaml:"create_table"`
 	// SkipNoAsset leaves out events without an asset id instead of
-	// writing them under "<tenant>#-". Default false.
+	// spreading them over NoAssetPartitions keys. Default false.
 	SkipNoAsset bool `yaml:"skip_no_asset"`
+	// NoAssetPartitions is how many partition keys per tenant the events
+	// without an asset id are spread over ("<tenant>#-#0" …): a single
+	// key takes at most about 1,000 writes per second. 1 writes them all
+	// under "<tenant>#-", the layout before the spread. Default 16; at
+	// most 1000.
+	NoAssetPartitions int `yaml:"no_asset_partitions"`
 	// Concurrency is how many BatchWriteItem requests one shard has in
 	// flight. Default 4.
 	Concurrency int `yaml:"concurrency"`
@@ -109,6 +125,9 @@ func (o *Options) defaults() {
 	if o.Concurrency == 0 {
 		o.Concurrency = DefaultConcurrency
 	}
+	if o.NoAssetPartitions == 0 {
+		o.NoAssetPartitions = DefaultNoAssetPartitions
+	}
 	if o.Name == "" {
 		o.Name = DefaultName
 	}
@@ -122,6 +141,9 @@ func (o Options) Validate() error {
 		errs = append(errs, fmt.Errorf("%w: table is required", ErrConfig))
 	} else if n := len(o.Table); n < 3 || n > 255 || strings.Trim(o.Table, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
 		errs = append(errs, fmt.Errorf("%w: table %q must be 3-255 characters of a-z, A-Z, 0-9, '_', '-' and '.'", ErrConfig, o.Table))
+	}
+	if o.NoAssetPartitions < 0 || o.NoAssetPartitions > MaxNoAssetPartitions {
+		errs = append(errs, fmt.Errorf("%w: no_asset_partitions %d must be between 1 and %d", ErrConfig, o.NoAssetPartitions, MaxNoAssetPartitions))
 	}
 	if o.Concurrency < 0 || o.Concurrency > 64 {
 		errs = append(errs, fmt.Errorf("%w: concurrency %d must be between 1 and 64", ErrConfig, o.Concurrency))
@@ -139,9 +161,10 @@ type API interface {
 
 // Sink is the DynamoDB backup sink. Safe for concurrent use.
 type Sink struct {
-	api  API
-	opts Options
-	log  *zap.Logger
+	api    API
+	opts   Options
+	log    *zap.Logger
+	stalls processors.Stalls // shards whose writes are throttled or failing and retried
 
 	sleep    func(ctx context.Context, d time.Duration) error
 	retryMin time.Duration
@@ -198,6 +221,15 @@ func (s *Sink) Name() string { return s.opts.Name }
 
 // Options returns the effective options, defaults filled in.
 func (s *Sink) Options() Options { return s.opts }
+
+// State reports, for metrics and readiness, the shards whose writes are
+// throttled or failing and being retried. It does not block; safe for
+// concurrent use.
+func (s *Sink) State() processors.SinkState {
+	var st processors.SinkState
+	s.stalls.Fill(&st)
+	return st
+}
 
 // Close does nothing: the client belongs to the caller.
 func (s *Sink) Close(context.Context) error { return nil }

@@ -1,6 +1,7 @@
 package dynamosink
 
 import (
+	"hash/fnv"
 	"strconv"
 	"strings"
 	"time"
@@ -58,6 +59,37 @@ func PartitionKey(tenant, assetID string) string {
 	return tenant + "#" + assetID
 }
 
+// NoAssetPartitionKey returns the pk of an event without an asset id:
+// "<tenant>#-#<n>" with n in [0, partitions), from an FNV-1a hash of the
+// event id, so that the same event always gets the same item while a
+// tenant's requests for pages and scripts spread over partitions keys
+// instead of one. With partitions 1 it is PartitionKey(tenant, ""),
+// "<tenant>#-". (An asset id of the form "-#<n>" would share these keys;
+// do not use one.)
+func NoAssetPartitionKey(tenant, eventID string, partitions int) string {
+	if partitions <= 1 {
+		return PartitionKey(tenant, "")
+	}
+	h := fnv.New32a()
+	h.Write([]byte(eventID))
+	return PartitionKey(tenant, "") + "#" + strconv.Itoa(int(h.Sum32()%uint32(partitions)))
+}
+
+// NoAssetPartitionKeys returns every pk that tenant's events without an
+// asset id are spread over: to read them for a time range, Query each
+// (they are independent, so in parallel) with the same sort-key condition
+// and merge the results by sk.
+func NoAssetPartitionKeys(tenant string, partitions int) []string {
+	if partitions <= 1 {
+		return []string{PartitionKey(tenant, "")}
+	}
+	out := make([]string, partitions)
+	for i := range out {
+		out[i] = PartitionKey(tenant, "") + "#" + strconv.Itoa(i)
+	}
+	return out
+}
+
 // SortKey returns the sk of an event: its time (UTC, nanoseconds, fixed
 // width) and id, so one asset's items sort by time.
 func SortKey(t time.Time, eventID string) string { return SortKeyTime(t) + "#" + eventID }
@@ -75,10 +107,14 @@ type item struct {
 	size int
 }
 
-// newItem builds m's item.
-func newItem(m *processors.Message) item {
+// newItem builds m's item; events without an asset id are spread over
+// noAssetPartitions keys.
+func newItem(m *processors.Message, noAssetPartitions int) item {
 	e := &m.Event
 	pk, sk := PartitionKey(e.Tenant, e.AssetID), SortKey(e.EventTime, e.EventID)
+	if e.AssetID == "" {
+		pk = NoAssetPartitionKey(e.Tenant, e.EventID, noAssetPartitions)
+	}
 	it := item{msg: m, key: pk + "\x00" + sk, attr: make(map[string]types.AttributeValue, 24)}
 	str := func(name, v string) {
 		if v != "" {

@@ -28,7 +28,7 @@ func (s *Sink) Open(_ context.Context, shard worker.Shard, dl processors.DeadLet
 	if dl == nil {
 		return nil, errors.New("dynamosink: nil dead-letterer")
 	}
-	return &shardSink{s: s, dl: dl, log: s.log.With(zap.String("shard_id", shard.ShardID))}, nil
+	return &shardSink{s: s, dl: dl, shard: shard.ShardID, log: s.log.With(zap.String("shard_id", shard.ShardID))}, nil
 }
 
 // shardSink writes synchronously: Write returns once every item of the
@@ -36,9 +36,10 @@ func (s *Sink) Open(_ context.Context, shard worker.Shard, dl processors.DeadLet
 // request, so buffering across calls would save requests but no cost, and
 // would delay the checkpoint.
 type shardSink struct {
-	s   *Sink
-	dl  processors.DeadLetterer
-	log *zap.Logger
+	s     *Sink
+	dl    processors.DeadLetterer
+	shard string
+	log   *zap.Logger
 
 	mu      sync.Mutex
 	durable checkpoint.Position // guarded by mu: Durable may be read while Write runs
@@ -57,9 +58,8 @@ func (ss *shardSink) Write(ctx context.Context, msgs []*processors.Message) erro
 	}
 	var dead []*processors.Message
 	fail := func(m *processors.Message, attempts int, err error) {
-		c := *m // the message is shared with other sinks: mark a copy
-		c.Fail(ss.s.opts.Name, attempts, err)
-		dead = append(dead, &c)
+		// The message is shared with other sinks: mark a copy.
+		dead = append(dead, m.FailedCopy(ss.s.opts.Name, attempts, err))
 	}
 	items := make([]item, 0, len(msgs))
 	at := make(map[string]int, len(msgs)) // key → index in items
@@ -71,7 +71,7 @@ func (ss *shardSink) Write(ctx context.Context, msgs []*processors.Message) erro
 		case m.Event.AssetID == "" && ss.s.opts.SkipNoAsset:
 			continue
 		}
-		it := newItem(m)
+		it := newItem(m, ss.s.opts.NoAssetPartitions)
 		if it.size > MaxItemBytes {
 			fail(m, 1, fmt.Errorf("%w: about %d bytes", ErrItemTooLarge, it.size))
 			continue
@@ -130,8 +130,11 @@ func (ss *shardSink) Durable() checkpoint.Position {
 	return ss.durable
 }
 
-// Close does nothing.
-func (ss *shardSink) Close() error { return nil }
+// Close forgets the shard's stall state (the lease may move).
+func (ss *shardSink) Close() error {
+	ss.s.stalls.Forget(ss.shard)
+	return nil
+}
 
 type rejection struct {
 	it       item
@@ -191,12 +194,18 @@ func (ss *shardSink) batch(ctx context.Context, reqs []types.WriteRequest) error
 		case err == nil:
 			left := out.UnprocessedItems[table]
 			if len(left) == 0 {
+				if attempt > 1 {
+					if d := ss.s.stalls.Recovered(ss.shard); d > 0 {
+						ss.log.Info("dynamodb writes succeed again", zap.Duration("throttled_for", d.Round(time.Millisecond)))
+					}
+				}
 				return nil
 			}
 			if len(left) < len(reqs) {
 				wait = ss.s.retryMin // progress: start the backoff over
 			}
 			reqs = left
+			ss.s.stalls.Failed(ss.shard, fmt.Errorf("dynamodb: %d unprocessed items of a batch write to %s (throttled)", len(left), table), false)
 			ss.log.Debug("unprocessed items; retrying", zap.Int("items", len(left)), zap.Int("attempt", attempt))
 		case ctx.Err() != nil:
 			return fmt.Errorf("dynamosink: batch write %s: %w", table, ctx.Err())
@@ -207,7 +216,8 @@ func (ss *shardSink) batch(ctx context.Context, reqs []types.WriteRequest) error
 		case permanent(err):
 			return fmt.Errorf("dynamosink: batch write %s: %w", table, processors.Permanent(err))
 		default:
-			ss.log.Warn("batch write failed; retrying", zap.Int("attempt", attempt), zap.Error(err))
+			ss.s.stalls.Failed(ss.shard, fmt.Errorf("dynamodb: batch write %s: %w", table, err), false)
+			ss.log.Warn("batch write failed; the shard waits and retries", zap.Int("attempt", attempt), zap.Error(err))
 		}
 		d := wait/2 + time.Duration(rand.Int64N(int64(wait)))
 		if err := ss.s.sleep(ctx, d); err != nil {
