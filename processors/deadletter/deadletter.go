@@ -9,7 +9,11 @@
 //     DeadLetter returns (tests, local debugging).
 //
 // Each line is a Line: where the record came from, its data in base64,
-// the error, the stage that gave up, the attempts made and when. Both
+// the event as the pipeline had built it (when the record was parsed), the
+// error, the stage that gave up, the attempts made and when. A replay
+// runs the data through the pipeline again; the event keeps the
+// document's id. When the pipeline anonymizes addresses, the data, the
+// event and the error have them truncated and the line says "redacted". Both
 // destinations make the lines durable before DeadLetter returns, as
 // processors.DeadLetterer requires, and are safe for concurrent use.
 package deadletter
@@ -44,8 +48,17 @@ type Line struct {
 	SubSequenceNumber int64  `json:"sub_sequence_number"`
 	PartitionKey      string `json:"partition_key"`
 	// Data is the raw record (the whole Kinesis record for a malformed
-	// KPL aggregate), base64 in JSON.
+	// KPL aggregate), base64 in JSON. When Redacted, every IP address in
+	// it is truncated as in the sinks' documents, so it is not byte for
+	// byte what the stream holds.
 	Data []byte `json:"data_base64"`
+	// Event is the document as the pipeline had built it when the record
+	// failed (event.Event's JSON), for a record that was parsed; absent
+	// otherwise. Its event_id is the document's id in the sinks.
+	Event json.RawMessage `json:"event,omitempty"`
+	// Redacted says Data, Event and Error had their addresses truncated
+	// by the pipeline's anonymize_ip (processors.Redactor).
+	Redacted bool `json:"redacted,omitempty"`
 	// Error is the reason, Stage the processor or sink that gave up
 	// ("deaggregate", "cloudfront", "opensearch", ...), Attempts how
 	// many tries it made.
@@ -63,6 +76,10 @@ func NewLine(m *processors.Message, failedAt time.Time) Line {
 	l := Line{
 		Stream: r.StreamName, ShardID: r.ShardID, SequenceNumber: r.SequenceNumber, SubSequenceNumber: r.SubSequenceNumber,
 		PartitionKey: r.PartitionKey, Data: r.Data, Error: "unknown", Stage: "unknown", FailedAt: failedAt.UTC(),
+		Redacted: m.Redacted,
+	}
+	if m.Parsed {
+		l.Event = m.Event.AppendJSON(nil)
 	}
 	if f := m.Failed(); f != nil {
 		l.Stage, l.Attempts = f.Stage, f.Attempts

@@ -353,3 +353,57 @@ func TestRegister(t *testing.T) {
 		}
 	}
 }
+
+// Defect 4: dead-letter files hold raw records and were created 0644. They
+// are created 0600, and an existing file that others can read is made
+// private at the next write.
+func TestFileIsPrivate(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dead.ndjson")
+	f, err := NewFile(FileOptions{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.DeadLetter(t.Context(), []*processors.Message{failed("s", 1, "parse", errors.New("bad"))}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("new dead-letter file: %v %v, want mode 0600", st.Mode(), err)
+	}
+	old := filepath.Join(dir, "old.ndjson")
+	if err := os.WriteFile(old, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, _ = NewFile(FileOptions{Path: old})
+	if err := f.DeadLetter(t.Context(), []*processors.Message{failed("s", 2, "parse", errors.New("bad"))}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(old); st.Mode().Perm() != 0o600 {
+		t.Fatalf("existing dead-letter file left %v", st.Mode())
+	}
+}
+
+// A line carries the event of a parsed record (the replay keeps its id)
+// and says when the pipeline redacted it.
+func TestLineCarriesTheEventAndRedaction(t *testing.T) {
+	m := failed("s", 7, "opensearch", errors.New("mapper_parsing_exception"))
+	m.Parsed, m.Redacted = true, true
+	m.Event.EventID, m.Event.EventTime, m.Event.ClientIP = "ev-7", t0, "203.0.113.0"
+	b, err := json.Marshal(NewLine(m, t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		Event struct {
+			EventID  string `json:"event_id"`
+			ClientIP string `json:"client_ip"`
+		} `json:"event"`
+		Redacted bool `json:"redacted"`
+	}
+	if err := json.Unmarshal(b, &back); err != nil || back.Event.EventID != "ev-7" || back.Event.ClientIP != "203.0.113.0" || !back.Redacted {
+		t.Fatalf("line %s: %v", b, err)
+	}
+	if b, _ := json.Marshal(NewLine(failed("s", 8, "parse", errors.New("bad")), t0)); bytes.Contains(b, []byte(`"event"`)) || bytes.Contains(b, []byte(`"redacted"`)) {
+		t.Fatalf("an unparsed, unredacted record's line has event or redacted: %s", b)
+	}
+}

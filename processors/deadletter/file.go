@@ -15,8 +15,9 @@ import (
 
 // FileOptions configure a File.
 type FileOptions struct {
-	// Path of the file; required. It is created (0644) when missing; its
-	// directory must exist.
+	// Path of the file; required. It is created (0600: dead letters hold
+	// raw records) when missing; its directory must exist. An existing
+	// file readable by others is made 0600 at the next write.
 	Path string `yaml:"path"`
 }
 
@@ -78,9 +79,15 @@ func (f *File) DeadLetter(_ context.Context, msgs []*processors.Message) error {
 	defer f.mu.Unlock()
 	_, statErr := os.Stat(f.path)
 	created := errors.Is(statErr, fs.ErrNotExist)
-	fh, err := os.OpenFile(f.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	fh, err := os.OpenFile(f.path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("deadletter: %w", err)
+	}
+	if st, err := fh.Stat(); err == nil && st.Mode().Perm()&0o077 != 0 {
+		if err := fh.Chmod(st.Mode().Perm() & 0o700); err != nil {
+			fh.Close()
+			return fmt.Errorf("deadletter: make %s private: %w", f.path, err)
+		}
 	}
 	if _, err := fh.Write(buf); err != nil {
 		fh.Close()
