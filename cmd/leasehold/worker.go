@@ -54,18 +54,21 @@ releases its leases so peers take them at once, within worker.shutdown_grace.`,
 			}
 			reg := telemetry.NewRegistry()
 			telemetry.CountAWSCalls(&awsCfg, reg)
-			factory, closeSinks, err := buildProcessing(cmd.Context(), c, awsCfg, log, telemetry.NewPipelineObserver(reg))
+			proc, err := buildProcessing(cmd.Context(), c, awsCfg, log, telemetry.NewPipelineObserver(reg))
 			if err != nil {
 				return usageError{err}
 			}
-			defer closeSinks()
+			defer proc.close()
+			if proc.states != nil {
+				reg.MustRegister(telemetry.NewSinkCollector(proc.states))
+			}
 			store := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), c.Lease.Table)
-			w, err := worker.New(awsconf.Kinesis(awsCfg), store, factory, wcfg, log)
+			w, err := worker.New(awsconf.Kinesis(awsCfg), store, proc.factory, wcfg, log)
 			if err != nil {
 				return usageError{err}
 			}
 			reg.MustRegister(telemetry.NewWorkerCollector(w.Stats))
-			stopMetrics, err := serveMetrics(c.Worker.MetricsAddr, reg, w, log)
+			stopMetrics, err := serveMetrics(c.Worker.MetricsAddr, reg, w, proc.ready, log)
 			if err != nil {
 				return usageError{err}
 			}
@@ -77,18 +80,20 @@ releases its leases so peers take them at once, within worker.shutdown_grace.`,
 }
 
 // serveMetrics starts /metrics, /healthz and /readyz on addr (nothing when
-// addr is empty). The server outlives the worker's graceful shutdown: the
-// returned func stops it after Run returned.
-func serveMetrics(addr string, reg *prometheus.Registry, w *worker.Worker, log *zap.Logger) (func(), error) {
+// addr is empty). /readyz is not ready while the lease heartbeat is not
+// current or while a sink cannot write (sinksReady, which may be nil).
+// The server outlives the worker's graceful shutdown: the returned func
+// stops it after Run returned.
+func serveMetrics(addr string, reg *prometheus.Registry, w *worker.Worker, sinksReady func() error, log *zap.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
-	srv, err := telemetry.Listen(addr, reg, func() error {
+	srv, err := telemetry.Listen(addr, reg, telemetry.AllReady(func() error {
 		if !w.Coordinator().Healthy() {
 			return errors.New("lease heartbeat not current: not processing shards")
 		}
 		return nil
-	})
+	}, sinksReady))
 	if err != nil {
 		return nil, fmt.Errorf("worker.metrics_addr: %w", err)
 	}
@@ -104,40 +109,49 @@ func serveMetrics(addr string, reg *prometheus.Registry, w *worker.Worker, log *
 	return func() { cancel(); <-done }, nil
 }
 
-// buildProcessing returns what the worker runs each shard through: the
-// pipeline from the config file, or the plain NDJSON file sink given by
-// worker.file_sink (handy for debugging and used by the benchmarks).
-func buildProcessing(ctx context.Context, c config.Config, awsCfg aws.Config, log *zap.Logger, obs processors.Observer) (worker.ProcessorFactory, func(), error) {
+// processing is what the worker runs each shard through. ready and
+// states are nil for the plain file sink.
+type processing struct {
+	factory worker.ProcessorFactory
+	close   func()
+	ready   func() error                           // nil, or why a sink cannot write
+	states  func() map[string]processors.SinkState // for the sink metrics
+}
+
+// buildProcessing returns the pipeline from the config file, or the plain
+// NDJSON file sink given by worker.file_sink (handy for debugging and used
+// by the benchmarks).
+func buildProcessing(ctx context.Context, c config.Config, awsCfg aws.Config, log *zap.Logger, obs processors.Observer) (processing, error) {
 	hasPipeline := c.Pipeline.Kind != 0
 	switch {
 	case hasPipeline && c.Worker.FileSink != "":
-		return nil, nil, errors.New("worker.file_sink and pipeline are both set; use one: the pipeline can include a `file` sink")
+		return processing{}, errors.New("worker.file_sink and pipeline are both set; use one: the pipeline can include a `file` sink")
 	case c.Worker.FileSink != "":
 		sink, err := filesink.Open(c.Worker.FileSink, time.Second)
 		if err != nil {
-			return nil, nil, err
+			return processing{}, err
 		}
-		return sink.Factory(), func() { _ = sink.Close() }, nil
+		return processing{factory: sink.Factory(), close: func() { _ = sink.Close() }}, nil
 	case !hasPipeline:
-		return nil, nil, errors.New("nothing to write to: add a pipeline section to the config file (see README: Pipeline), or set worker.file_sink (--worker.file-sink, LEASEHOLD_WORKER_FILE_SINK) to append raw records to an NDJSON file")
+		return processing{}, errors.New("nothing to write to: add a pipeline section to the config file (see README: Pipeline), or set worker.file_sink (--worker.file-sink, LEASEHOLD_WORKER_FILE_SINK) to append raw records to an NDJSON file")
 	}
 	spec, err := processors.ParseSpec(&c.Pipeline)
 	if err != nil {
-		return nil, nil, err
+		return processing{}, err
 	}
 	env := processors.Env{"s3": awsconf.S3(awsCfg), "dynamodb": awsconf.DynamoDB(awsCfg), "aws_config": awsCfg, "logger": log}
 	p, err := processors.Build(ctx, newRegistry(), spec, env, log)
 	if err != nil {
-		return nil, nil, err
+		return processing{}, err
 	}
 	p.SetObserver(obs)
-	return p.Factory(), func() {
+	return processing{factory: p.Factory(), ready: p.Ready, states: p.SinkStates, close: func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		if err := p.Close(cctx); err != nil {
 			log.Warn("closing sinks", zap.Error(err))
 		}
-	}, nil
+	}}, nil
 }
 
 // newRegistry registers every built-in processor, sink and dead-letter
