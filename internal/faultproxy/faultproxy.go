@@ -15,6 +15,10 @@
 // Rewriting a request body invalidates its SigV4 signature, so the
 // transport suits emulators that do not verify signatures (kinesis-local
 // does not), not AWS.
+//
+// Proxy is the other half: a reverse proxy listening on 127.0.0.1 that
+// tests put between worker processes and a real service (OpenSearch, S3,
+// DynamoDB) to make it throttle, fail or go down while records flow.
 package faultproxy
 
 import (
