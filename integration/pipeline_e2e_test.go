@@ -241,6 +241,8 @@ func TestPipelineEndToEnd(t *testing.T) {
     type: s3
     bucket: %s
     prefix: dead-letter/
+  event_time:
+    max_past: 3650d   # the CloudFront fixture is from 2019
 `, geo.City, geo.ASN, e.OpenSearch, index, bucket, table, bucket)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

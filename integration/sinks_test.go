@@ -611,6 +611,8 @@ sinks:
 dead_letter:
   type: s3
   bucket: %s
+event_time:
+  max_past: 3650d   # the events are from 2024
 `, bucket, table, bucket)
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(cfg), &doc); err != nil {
