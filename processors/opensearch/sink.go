@@ -7,12 +7,15 @@
 // bulk request when the buffer reaches flush_bytes or its oldest document
 // is flush_interval old, from one goroutine per shard, one request at a
 // time, so that durability advances in order. Each item of a 200 response
-// is read: items rejected with 429 or 5xx are resent alone with backoff;
-// other failures (a mapping conflict) are dead-lettered with the cluster's
-// reason. A whole request that fails (connection refused, 429, 5xx,
-// timeout) is retried with backoff until the shard stops: the shard lags
-// and Write blocks (backpressure), and nothing is dropped. See
-// docs/EVENTS.md, "OpenSearch sink".
+// is read and classified by searchbulk.Classify: items rejected with 429
+// or 5xx are resent alone with backoff; items the cluster refuses until an
+// operator acts (shard limit, missing or closed index, no write index, a
+// read-only block: ErrCannotWrite) are resent the same way and reported
+// in State, never dead-lettered; only a bad document (a mapping conflict)
+// is dead-lettered with the cluster's reason. A whole request that fails
+// (connection refused, 429, 5xx, timeout) is retried with backoff until
+// the shard stops: the shard lags and Write blocks (backpressure), and
+// nothing is dropped. See docs/EVENTS.md, "OpenSearch sink".
 package opensearch
 
 import (
