@@ -45,6 +45,9 @@ func setup(ctx context.Context) (*ingest.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.LoadSecretFiles(); err != nil {
+		return nil, err
+	}
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}

@@ -32,6 +32,9 @@ func loadConfig(cmd *cobra.Command) (config.Config, *zap.Logger, error) {
 	if err := config.ApplyFlags(cmd.Flags(), &c); err != nil {
 		return c, nil, usageError{err}
 	}
+	if err := c.LoadSecretFiles(); err != nil {
+		return c, nil, usageError{err}
+	}
 	if err := c.Validate(); err != nil {
 		return c, nil, usageError{fmt.Errorf("invalid configuration:\n%w", err)}
 	}

@@ -17,14 +17,14 @@ func newConfigCmd() *cobra.Command {
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "show",
-		Short: "Validate the effective configuration (defaults, file, env, flags) and print it as YAML",
+		Short: "Validate the effective configuration (defaults, file, env, flags) and print it as YAML, secrets redacted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := loadConfig(cmd)
 			if err != nil {
 				return err
 			}
-			b, err := yaml.Marshal(c)
+			b, err := yaml.Marshal(c.Redacted())
 			if err != nil {
 				return err
 			}

@@ -79,6 +79,7 @@ type Collect struct {
 	Listen              string        `yaml:"listen" doc:"address of the collector's HTTP API (POST /v1/events)"`
 	MetricsAddr         string        `yaml:"metrics_addr" doc:"address for the collector's /metrics, /healthz and /readyz (127.0.0.1:0 picks a free port; empty disables)"`
 	Token               Secret        `yaml:"token" doc:"bearer token clients must send (Authorization: Bearer <token>); empty accepts every client; never logged or shown"`
+	TokenFile           string        `yaml:"token_file" doc:"file holding collect.token (trailing line breaks dropped), instead of setting it directly"`
 	MaxBodyBytes        int           `yaml:"max_body_bytes" doc:"largest request body in bytes (65536 to buffer_bytes); larger requests get 413"`
 	MaxEventsPerRequest int           `yaml:"max_events_per_request" doc:"most events in one request (1 to buffer_records); more get 413"`
 	Aggregate           bool          `yaml:"aggregate" doc:"pack events into KPL aggregated Kinesis records"`
@@ -183,8 +184,12 @@ func Default() Config {
 }
 
 // Load reads the YAML file at path (skipped when path is empty) over the
-// defaults, then applies environ (LEASEHOLD_* variables). Flags are applied
-// by the caller with ApplyFlags, then Validate runs.
+// defaults, then applies environ (LEASEHOLD_* variables). In the file,
+// ${NAME} and ${NAME:-default} in values are replaced from environ (an
+// unset variable is an error naming it), and a secret pipeline option
+// <key>_file (IsSecretKey) is replaced by <key> holding the file's
+// content. Flags are applied by the caller with ApplyFlags, then
+// LoadSecretFiles and Validate run.
 func Load(path string, environ []string) (Config, error) {
 	c := Default()
 	if path != "" {
@@ -192,7 +197,7 @@ func Load(path string, environ []string) (Config, error) {
 		if err != nil {
 			return c, fmt.Errorf("config file: %w", err)
 		}
-		if err := decodeYAML(b, &c); err != nil {
+		if err := decodeYAML(b, &c, lookupIn(environ)); err != nil {
 			return c, fmt.Errorf("config file %s: %w", path, err)
 		}
 	}
@@ -205,13 +210,16 @@ func Load(path string, environ []string) (Config, error) {
 // decodeYAML applies a YAML document to c key by key, through the same
 // parser as environment variables and flags, so that every mistake names
 // its dotted key, its line and what would be valid.
-func decodeYAML(b []byte, c *Config) error {
+func decodeYAML(b []byte, c *Config, lookup func(string) (string, bool)) error {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
 		return err
 	}
 	if len(doc.Content) == 0 {
 		return nil // an empty file is fine
+	}
+	if errs := expandEnv(&doc, "", lookup); len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	byKey := map[string]Field{}
 	var keys []string
@@ -233,6 +241,7 @@ func decodeYAML(b []byte, c *Config) error {
 				key = prefix + "." + k.Value
 			}
 			if key == "pipeline" {
+				errs = append(errs, readSecretFiles(v, key)...)
 				c.Pipeline = *v
 				continue
 			}

@@ -67,7 +67,10 @@ type Config struct {
 	// (backpressure). Default twice FlushBytes; at least FlushBytes.
 	MaxBufferBytes ByteSize `yaml:"max_buffer_bytes"`
 	// Username and Password enable HTTP basic authentication. The password
-	// is never logged.
+	// is never logged. In the config file it may come from the environment
+	// (password: ${OS_PASSWORD}) or a file (password_file: path): the
+	// config loader resolves both before this struct is decoded, and
+	// `config show` redacts it (internal/config.IsSecretKey).
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
 	// TLS configures server verification for https URLs.
