@@ -19,13 +19,20 @@
 //
 // # Delivery
 //
-// "Accepted" means buffered, not yet written: the producer writes an event
+// "Accepted" means held until written: the producer writes an event
 // within its linger (100 ms by default) unless Kinesis pushes back, and
-// retries failures. Serve's graceful shutdown sends everything buffered
-// before it returns; a crash (SIGKILL, OOM, power) loses what was buffered,
-// at most Config.BufferRecords events. Kinesis delivery is at least once
-// (a timed-out call is retried), so consumers deduplicate by event_id, as
-// the OpenSearch sink does with its document id.
+// retries every failure without giving up while the process lives
+// (producer.WithNeverGiveUp) — when Kinesis is unreachable the buffer
+// fills and requests get 503, instead of accepted events being dropped.
+// Serve's graceful shutdown sends everything buffered before it returns.
+// Without a spool a crash (SIGKILL, OOM, power) loses what was buffered,
+// at most Config.BufferRecords events. With Config.SpoolDir every event is
+// written and fsynced to a local spool (package spool) before its 202,
+// replayed by the next Serve, and forgotten once Kinesis confirms it, so a
+// crash loses nothing. Kinesis delivery is at least once (a timed-out call
+// is retried; a crash between Kinesis' confirmation and the spool's mark
+// sends the event again), so consumers deduplicate by event_id, as the
+// OpenSearch sink does with its document id.
 //
 // Send does the same for an NDJSON stream (a file or stdin).
 package collector
@@ -42,6 +49,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/leasehold/leasehold/collector/spool"
+	"github.com/leasehold/leasehold/internal/failpoint"
 	"github.com/leasehold/leasehold/producer"
 )
 
@@ -98,6 +107,14 @@ type Config struct {
 	// first half for requests in progress, the rest for sending what is
 	// buffered. Default 20 s.
 	ShutdownGrace time.Duration
+	// SpoolDir, when not empty, is a directory (created if missing) where
+	// every accepted event is written and fsynced before its 202, and
+	// kept until Kinesis confirms it; the next Serve sends what a crash
+	// left there. Default empty: no spool, a crash loses the buffer.
+	SpoolDir string
+	// SpoolSegmentBytes is the size of one spool segment file. Default
+	// spool.DefaultSegmentBytes (16 MiB).
+	SpoolSegmentBytes int64
 }
 
 // DefaultConfig returns the defaults documented on Config's fields.
@@ -131,6 +148,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("collector: retry after %v must be positive", c.RetryAfter)
 	case c.ShutdownGrace <= 0:
 		return fmt.Errorf("collector: shutdown grace %v must be positive", c.ShutdownGrace)
+	case c.SpoolSegmentBytes < 0:
+		return fmt.Errorf("collector: spool segment bytes %d is negative", c.SpoolSegmentBytes)
 	}
 	return c.PartitionBy.Validate()
 }
@@ -138,6 +157,7 @@ func (c Config) Validate() error {
 // Serving states.
 const (
 	stateNew int32 = iota
+	stateReplaying
 	stateServing
 	stateDraining
 	stateStopped
@@ -152,6 +172,8 @@ type Collector struct {
 	prod   *producer.Producer
 	budget *budget
 	m      *metrics
+	spool  *spool.Dir     // nil without Config.SpoolDir
+	replay []spool.Record // what the spool held at New; sent by Serve
 
 	hasToken bool
 	token    [sha256.Size]byte // SHA-256 of cfg.Token: compared in constant time whatever its length
@@ -159,12 +181,26 @@ type Collector struct {
 	state atomic.Int32
 }
 
+// EventRef rides on each event's producer.Record.Meta: its event_id and,
+// with a spool, its spool record id (0 without). Its String is the
+// event_id.
+type EventRef struct {
+	EventID string
+	SpoolID uint64
+}
+
+// String returns the event_id.
+func (r EventRef) String() string { return r.EventID }
+
 // New returns a collector writing to stream through client. It validates
 // cfg, builds the producer with opts (for linger, aggregation, logging,
-// ...) and starts nothing: call Serve. The buffer size, the buffer policy
-// and the result handler are the collector's: WithBuffer, WithBufferPolicy
-// and WithResultHandler in opts are overridden. log may be nil (no
-// logging). An error reports an invalid setting.
+// ...), opens the spool when cfg.SpoolDir is set (reading what a previous
+// run left there) and starts nothing: call Serve, then nothing else may
+// use the spool directory. The buffer size, the buffer policy, the result
+// handler and never giving up are the collector's: WithBuffer,
+// WithBufferPolicy, WithResultHandler and WithNeverGiveUp in opts are
+// overridden. log may be nil (no logging). An error reports an invalid
+// setting or a spool that cannot be opened.
 func New(client producer.KinesisAPI, stream string, cfg Config, log *zap.Logger, opts ...producer.Option) (*Collector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -183,29 +219,49 @@ func New(client producer.KinesisAPI, stream string, cfg Config, log *zap.Logger,
 		producer.WithBuffer(cfg.BufferRecords, cfg.BufferBytes),
 		producer.WithBufferPolicy(producer.Block),
 		producer.WithResultHandler(c.onResult),
+		producer.WithNeverGiveUp(true),
 	)
 	p, err := producer.New(client, stream, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("collector: %w", err)
 	}
 	c.prod = p
-	c.m = newMetrics(p.Stats, c.budget)
+	if cfg.SpoolDir != "" {
+		d, pending, err := spool.Open(cfg.SpoolDir, spool.Options{SegmentBytes: cfg.SpoolSegmentBytes})
+		if err != nil {
+			return nil, fmt.Errorf("collector: %w", err)
+		}
+		c.spool, c.replay = d, pending
+	}
+	c.m = newMetrics(p.Stats, c.budget, c.spool)
 	return c, nil
 }
 
 // onResult is the producer's result handler: it frees the event's room in
-// the budget and counts the outcome. An event the producer gave up on was
-// answered 202 and is lost: it is logged with its event_id so it can be
-// resent.
+// the budget, marks it done in the spool once written, and counts the
+// outcome. The producer gives up on an event only when the shutdown's
+// grace ends: with a spool the event stays there for the next start;
+// without one it was answered 202 and is lost, and is logged with its
+// event_id so it can be resent.
 func (c *Collector) onResult(res producer.Result) {
 	c.budget.release(1, len(res.Record.Data)+len(res.Record.PartitionKey))
+	ref, _ := res.Record.Meta.(EventRef)
 	if res.Err == nil {
+		if c.spool != nil {
+			failpoint.Hit(failpoint.CollectorBeforeSpoolDone)
+			c.spool.Done(ref.SpoolID)
+		}
 		c.m.sent.Inc()
 		return
 	}
+	if c.spool != nil {
+		c.m.kept.Inc()
+		c.log.Warn("event not sent before the shutdown's grace ended; kept in the spool for the next start", zap.String("event_id", ref.EventID),
+			zap.String("code", res.Code), zap.Int("attempts", res.Attempts), zap.Error(res.Err))
+		return
+	}
 	c.m.failed.Inc()
-	id, _ := res.Record.Meta.(string)
-	c.log.Error("event not sent", zap.String("event_id", id), zap.String("code", res.Code),
+	c.log.Error("event not sent", zap.String("event_id", ref.EventID), zap.String("code", res.Code),
 		zap.Int("attempts", res.Attempts), zap.Error(res.Err))
 }
 
@@ -215,8 +271,11 @@ func (c *Collector) onResult(res producer.Result) {
 func (c *Collector) Ready() error {
 	switch c.state.Load() {
 	case stateServing:
+		if c.spool != nil {
+			return c.spool.Err()
+		}
 		return nil
-	case stateNew:
+	case stateNew, stateReplaying:
 		return ErrNotServing
 	}
 	return ErrShuttingDown
@@ -233,11 +292,17 @@ func (c *Collector) ProducerStats() producer.Stats { return c.prod.Stats() }
 // and the producer sends everything buffered in the time left. It blocks until all of that is done and closes ln. Call
 // it once.
 //
-// It returns nil when every accepted event was written; an error wrapping
-// *producer.FailedError, listing the events not sent (Record.Meta is the
-// event_id), when some were not; the server's error if it failed.
+// With a spool, Serve first puts the events a previous run left in it
+// into the producer (Ready says ErrNotServing meanwhile), and keeps the
+// spool's marks in step while it serves; at the end, events not sent in
+// the grace stay in the spool for the next start.
+//
+// It returns nil when every accepted event was written (or, with a
+// spool, is kept there); an error wrapping *producer.FailedError, listing
+// the events lost (Record.Meta is an EventRef), when some were not; the
+// server's error if it failed.
 func (c *Collector) Serve(ctx context.Context, ln net.Listener) error {
-	if !c.state.CompareAndSwap(stateNew, stateServing) {
+	if !c.state.CompareAndSwap(stateNew, stateReplaying) {
 		ln.Close()
 		return errors.New("collector: Serve called twice")
 	}
@@ -245,6 +310,15 @@ func (c *Collector) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopRun()
 	runDone := make(chan error, 1)
 	go func() { runDone <- c.prod.Run(runCtx) }()
+	var spoolDone chan error // nil without a spool: never ready
+	spoolCtx, stopSpool := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSpool()
+	if c.spool != nil {
+		spoolDone = make(chan error, 1)
+		go func() { spoolDone <- c.spool.Run(spoolCtx) }()
+	}
+	c.replaySpool(ctx)
+	c.state.CompareAndSwap(stateReplaying, stateServing)
 
 	srv := &http.Server{
 		Handler:           c,
@@ -262,6 +336,9 @@ func (c *Collector) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	case serveErr = <-serveDone:
 		serveDone = nil
+	case err := <-spoolDone: // the spool broke: stop taking events we cannot keep
+		spoolDone = nil
+		serveErr = fmt.Errorf("spool: %w", err)
 	}
 	c.state.Store(stateDraining)
 	start := time.Now()
@@ -292,6 +369,21 @@ func (c *Collector) Serve(ctx context.Context, ln net.Listener) error {
 	cancel()
 	stopRun()
 	<-runDone
+	if c.spool != nil {
+		stopSpool()
+		if spoolDone != nil {
+			<-spoolDone
+		}
+		kept := c.spool.Stats().Pending
+		if err := c.spool.Close(); err != nil {
+			log.Error("closing the spool", zap.Error(err))
+		}
+		if closeErr != nil && kept > 0 {
+			log.Warn("events not sent within the grace are kept in the spool and sent on the next start",
+				zap.Int("events", kept), zap.String("spool_dir", c.cfg.SpoolDir))
+			closeErr = nil
+		}
+	}
 	c.state.Store(stateStopped)
 	st := c.prod.Stats()
 	log.Info("collector stopped", zap.Uint64("events_sent", st.RecordsSent), zap.Uint64("events_failed", st.RecordsFailed),
@@ -306,4 +398,31 @@ func (c *Collector) Serve(ctx context.Context, ln net.Listener) error {
 		closeErr = fmt.Errorf("collector: events accepted but not sent: %w", closeErr)
 	}
 	return errors.Join(serveErr, closeErr)
+}
+
+// replaySpool puts the events a previous run left in the spool into the
+// producer, in the order they were accepted, taking their room in the
+// budget like any request (waiting for it while Kinesis is slow). It
+// stops early when ctx ends: what is left stays in the spool.
+func (c *Collector) replaySpool(ctx context.Context) {
+	if len(c.replay) == 0 {
+		return
+	}
+	c.log.Info("sending the events a previous run left in the spool", zap.Int("events", len(c.replay)),
+		zap.String("spool_dir", c.cfg.SpoolDir))
+	for i, r := range c.replay {
+		size := len(r.Data) + len(r.PartitionKey)
+		if err := c.budget.acquire(ctx, 1, size); err != nil {
+			c.log.Warn("stopped replaying the spool", zap.Int("left", len(c.replay)-i), zap.Error(err))
+			break
+		}
+		ref := EventRef{EventID: bestEffortID(r.Data), SpoolID: r.ID}
+		if err := c.prod.PutRecord(ctx, producer.Record{PartitionKey: r.PartitionKey, Data: r.Data, Meta: ref}); err != nil {
+			c.budget.release(1, size)
+			c.log.Warn("stopped replaying the spool", zap.Int("left", len(c.replay)-i), zap.Error(err))
+			break
+		}
+		c.m.replayed.Inc()
+	}
+	c.replay = nil
 }

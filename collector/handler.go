@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/leasehold/leasehold/appevent"
+	"github.com/leasehold/leasehold/collector/spool"
+	"github.com/leasehold/leasehold/internal/failpoint"
 	"github.com/leasehold/leasehold/producer"
 )
 
@@ -212,18 +214,45 @@ func (c *Collector) admit(ctx context.Context, events []valid, size int) reply {
 		}
 	}
 
+	// With a spool, the events are on disk before anything else: the 202
+	// promises they survive a crash.
+	var firstID uint64
+	if c.spool != nil {
+		entries := make([]spool.Entry, len(events))
+		for i, ev := range events {
+			entries[i] = spool.Entry{PartitionKey: ev.key, Data: ev.data}
+		}
+		began := time.Now()
+		id, err := c.spool.Append(entries)
+		c.m.spoolAppend.Observe(time.Since(began).Seconds())
+		if err != nil {
+			c.budget.release(len(events), size)
+			c.log.Error("spool append failed; answering 503", zap.Int("events", len(events)), zap.Error(err))
+			return unavailable("could not store the events durably; nothing was accepted, send the request again after Retry-After")
+		}
+		firstID = id
+		failpoint.Hit(failpoint.CollectorAfterSpool)
+	}
+
 	// Not the request's context: the room is taken, so finishing the
 	// request even if the client has gone keeps it all-or-nothing.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), putTimeout)
 	defer cancel()
 	for i, ev := range events {
-		err := c.prod.PutRecord(pctx, producer.Record{PartitionKey: ev.key, Data: ev.data, Meta: ev.id})
+		ref := EventRef{EventID: ev.id}
+		if c.spool != nil {
+			ref.SpoolID = firstID + uint64(i)
+		}
+		err := c.prod.PutRecord(pctx, producer.Record{PartitionKey: ev.key, Data: ev.data, Meta: ref})
 		if err == nil {
 			continue
 		}
 		rest := 0
-		for _, e := range events[i:] {
+		for j, e := range events[i:] {
 			rest += e.size()
+			if c.spool != nil { // not accepted: the next start must not send it
+				c.spool.Done(firstID + uint64(i+j))
+			}
 		}
 		c.budget.release(len(events)-i, rest)
 		part := "nothing was accepted; send the request again"

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/leasehold/leasehold/collector/spool"
 	"github.com/leasehold/leasehold/producer"
 )
 
@@ -18,16 +19,23 @@ type metrics struct {
 	events   *prometheus.CounterVec // by outcome
 	sent     prometheus.Counter
 	failed   prometheus.Counter
+	kept     prometheus.Counter // unsent at exit, kept in the spool
+	replayed prometheus.Counter // put again from the spool at start
+	// spoolAppend times the write and fsync a request waits for.
+	spoolAppend prometheus.Histogram
 
 	stats  func() producer.Stats
 	budget *budget
+	spool  *spool.Dir // nil without a spool
+
+	spoolEvents, spoolUnsynced, spoolSegments, spoolBytes, spoolAppended, spoolDone, spoolSyncs, spoolCompacted *prometheus.Desc
 
 	bufEvents, bufBytes                                       *prometheus.Desc
 	put, written, pfailed, retried, throttled, kinRecords     *prometheus.Desc
 	calls, callErrors, buffered, bufferedBytes, callsInFlight *prometheus.Desc
 }
 
-func newMetrics(stats func() producer.Stats, b *budget) *metrics {
+func newMetrics(stats func() producer.Stats, b *budget, sp *spool.Dir) *metrics {
 	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
 	return &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -53,10 +61,33 @@ func newMetrics(stats func() producer.Stats, b *budget) *metrics {
 		}),
 		failed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "leasehold_collector_events_failed_total",
-			Help: "Accepted events the producer gave up on (lost; each is logged with its event_id).",
+			Help: "Accepted events lost: not sent when the shutdown's grace ended, without a spool (each is logged with its event_id).",
+		}),
+		kept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "leasehold_collector_spool_kept_total",
+			Help: "Accepted events not sent when the shutdown's grace ended, kept in the spool for the next start.",
+		}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "leasehold_collector_spool_replayed_total",
+			Help: "Events a previous run left in the spool, put into the producer again at start.",
+		}),
+		spoolAppend: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "leasehold_collector_spool_append_seconds",
+			Help:    "Time a request waits for its events to be written and fsynced to the spool (shared fsyncs included).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
 		stats:  stats,
 		budget: b,
+		spool:  sp,
+
+		spoolEvents:    d("leasehold_collector_spool_events", "Events in the spool not yet confirmed by Kinesis."),
+		spoolUnsynced:  d("leasehold_collector_spool_unsynced_marks", "Confirmed events whose done mark is not yet durable (sent again after a crash now)."),
+		spoolSegments:  d("leasehold_collector_spool_segments", "Segment files in the spool directory."),
+		spoolBytes:     d("leasehold_collector_spool_bytes", "Bytes of the spool's segment files."),
+		spoolAppended:  d("leasehold_collector_spool_appended_total", "Events written to the spool."),
+		spoolDone:      d("leasehold_collector_spool_done_total", "Events marked done in the spool (confirmed by Kinesis, or not accepted after all)."),
+		spoolSyncs:     d("leasehold_collector_spool_fsyncs_total", "Spool appends' fsyncs (one serves every request waiting at the time)."),
+		spoolCompacted: d("leasehold_collector_spool_compacted_total", "Unconfirmed events copied forward out of a mostly finished segment."),
 
 		bufEvents:     d("leasehold_collector_buffer_events", "Events accepted and not yet resolved, as counted for admission."),
 		bufBytes:      d("leasehold_collector_buffer_bytes", "Bytes of events accepted and not yet resolved, as counted for admission."),
@@ -96,6 +127,15 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	m.events.Describe(ch)
 	m.sent.Describe(ch)
 	m.failed.Describe(ch)
+	if m.spool != nil {
+		m.kept.Describe(ch)
+		m.replayed.Describe(ch)
+		m.spoolAppend.Describe(ch)
+		for _, d := range []*prometheus.Desc{m.spoolEvents, m.spoolUnsynced, m.spoolSegments, m.spoolBytes, m.spoolAppended,
+			m.spoolDone, m.spoolSyncs, m.spoolCompacted} {
+			ch <- d
+		}
+	}
 	for _, d := range []*prometheus.Desc{m.bufEvents, m.bufBytes, m.put, m.written, m.pfailed, m.retried, m.throttled,
 		m.kinRecords, m.calls, m.callErrors, m.buffered, m.bufferedBytes, m.callsInFlight} {
 		ch <- d
@@ -131,6 +171,21 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.buffered, s.BufferedRecords)
 	gauge(m.bufferedBytes, s.BufferedBytes)
 	gauge(m.callsInFlight, s.InFlightCalls)
+	if m.spool == nil {
+		return
+	}
+	m.kept.Collect(ch)
+	m.replayed.Collect(ch)
+	m.spoolAppend.Collect(ch)
+	sp := m.spool.Stats()
+	gauge(m.spoolEvents, sp.Pending)
+	gauge(m.spoolUnsynced, sp.Unsynced)
+	gauge(m.spoolSegments, sp.Segments)
+	gauge(m.spoolBytes, int(sp.Bytes))
+	counter(m.spoolAppended, sp.Appended)
+	counter(m.spoolDone, sp.Done)
+	counter(m.spoolSyncs, sp.Syncs)
+	counter(m.spoolCompacted, sp.Compacted)
 }
 
 // Metrics returns the collector's Prometheus metrics — requests by status

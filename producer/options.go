@@ -51,6 +51,7 @@ type config struct {
 	policy          BufferPolicy
 	maxInFlight     int
 	maxAttempts     int
+	neverGiveUp     bool
 	backoffBase     time.Duration
 	backoffMax      time.Duration
 	requestTimeout  time.Duration
@@ -164,10 +165,23 @@ func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n 
 
 // WithMaxAttempts caps how many times a record is tried when sends fail
 // with retryable errors other than throttling (InternalFailure, 5xx,
-// timeouts, connection errors). Default 10. Throttling is backpressure,
+// timeouts, connection errors). Default 10; ignored under
+// WithNeverGiveUp. Throttling is backpressure,
 // not failure: it never uses up attempts; records wait while the buffer
 // fills and Put blocks (or fails fast).
 func WithMaxAttempts(n int) Option { return func(c *config) { c.maxAttempts = n } }
+
+// WithNeverGiveUp makes the producer keep every accepted record until it
+// is written, or until Close's context ends. Default off. Retryable
+// failures are retried beyond WithMaxAttempts, and failures that are
+// otherwise permanent — the stream was deleted or is being updated,
+// access denied, a KMS key disabled — are retried too, at the longest
+// backoff, and logged at error level each time: an operator can fix their
+// cause, and the records are still here when it is. Meanwhile the buffer
+// fills and Put blocks (or fails fast), so the caller sees backpressure
+// instead of losing records. For callers that have promised their records
+// to someone, such as the HTTP collector after its 202.
+func WithNeverGiveUp(on bool) Option { return func(c *config) { c.neverGiveUp = on } }
 
 // WithBackoff sets the exponential backoff between retries: base doubles
 // per consecutive failure up to max; each delay is jittered to between half

@@ -681,3 +681,72 @@ func TestReshardRefreshesShardMap(t *testing.T) {
 		}
 	}
 }
+
+// TestNeverGiveUp: with WithNeverGiveUp a record is never given up on
+// while the producer lives — neither after more retryable failures than
+// WithMaxAttempts allows, nor on errors that are otherwise permanent (the
+// stream was deleted and re-created, access was denied and granted) —
+// and it is written exactly once when the cause goes away. Only Close's
+// context ending fails what is left.
+func TestNeverGiveUp(t *testing.T) {
+	tests := []struct {
+		name      string
+		callErr   error
+		entryCode string
+	}{
+		{"stream missing", apiError("ResourceNotFoundException"), ""},
+		{"access denied", apiError("AccessDeniedException"), ""},
+		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, ""},
+		{"internal failure entries", nil, "InternalFailure"},
+		{"KMS disabled entries", nil, "KMSDisabledException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k := producertest.NewKinesis(2)
+			const failingCalls = 25 // well over the default 10 attempts
+			k.CallError = func(call int) error {
+				if tt.callErr != nil && call < failingCalls {
+					return tt.callErr
+				}
+				return nil
+			}
+			k.EntryError = func(call, _ int, _ string) string {
+				if call < failingCalls {
+					return tt.entryCode
+				}
+				return ""
+			}
+			var res results
+			p, clk := start(t, k, producer.WithNeverGiveUp(true), producer.WithResultHandler(res.handle))
+			const n = 40
+			putMany(t, p, n, 4)
+			if err := closeDriven(t, p, clk); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			checkWritten(t, k, n, 4, false)
+			for _, r := range res.get() {
+				if r.Err != nil {
+					t.Fatalf("a record was given up on: %+v", r)
+				}
+			}
+			if s := p.Stats(); s.RecordsFailed != 0 || s.RecordsSent != n || s.RecordsRetried == 0 {
+				t.Fatalf("stats %+v", s)
+			}
+		})
+	}
+
+	t.Run("close deadline fails the rest", func(t *testing.T) {
+		k := producertest.NewKinesis(1)
+		k.CallError = func(int) error { return apiError("ResourceNotFoundException") }
+		p, clk := start(t, k, producer.WithNeverGiveUp(true))
+		putMany(t, p, 5, 1)
+		drive(t, clk, func() bool { return p.Stats().Calls >= 3 })
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		err := p.Close(ctx)
+		var fe *producer.FailedError
+		if !errors.As(err, &fe) || len(fe.Records) != 5 || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close = %v, want the 5 records failed by the deadline", err)
+		}
+	})
+}

@@ -54,7 +54,8 @@ func (p *Producer) send(ctx context.Context, b *batch) {
 type shardOutcome struct {
 	requeue     []*pending
 	throttled   bool
-	maxFailures int // highest failure count among re-queued records
+	maxFailures int  // highest failure count among re-queued records
+	permanent   bool // a permanent failure was re-queued (WithNeverGiveUp)
 }
 
 // settleLocked applies a call's result: successes and permanent failures
@@ -82,12 +83,19 @@ func (p *Producer) settleLocked(ctx context.Context, b *batch, out *kinesis.PutR
 				continue
 			case retryable:
 				pd.failures++
-				if pd.failures < p.cfg.maxAttempts {
+				if p.cfg.neverGiveUp || pd.failures < p.cfg.maxAttempts {
 					so.maxFailures = max(so.maxFailures, pd.failures)
 					so.requeue = append(so.requeue, pd)
 					continue
 				}
 				pd.err = fmt.Errorf("%w (%d): %w", ErrAttemptsExhausted, pd.failures, err)
+			case permanent:
+				if p.cfg.neverGiveUp {
+					pd.failures++
+					so.permanent = true
+					so.requeue = append(so.requeue, pd)
+					continue
+				}
 			}
 			outs = append(outs, outcome{pd: pd, failed: true})
 		}
@@ -120,6 +128,7 @@ func (p *Producer) settleLocked(ctx context.Context, b *batch, out *kinesis.PutR
 		}
 	default:
 		var throttledN, failedN int
+		var permanentCode string
 		for i, r := range out.Records {
 			if r.ErrorCode == nil {
 				shard, seq := aws.ToString(r.ShardId), aws.ToString(r.SequenceNumber)
@@ -143,11 +152,18 @@ func (p *Producer) settleLocked(ctx context.Context, b *batch, out *kinesis.PutR
 			} else {
 				failedN++
 			}
+			if cls == permanent {
+				permanentCode = code
+			}
 			fail(i, cls, code, &EntryError{Code: code, Message: aws.ToString(r.ErrorMessage)})
 		}
 		if throttledN+failedN > 0 {
 			p.log.Debug("put records partly failed", zap.Int("entries", len(b.entries)),
 				zap.Int("throttled", throttledN), zap.Int("failed", failedN))
+		}
+		if permanentCode != "" && p.cfg.neverGiveUp {
+			p.log.Error("put records entries refused with a permanent error; retrying until its cause is fixed",
+				zap.String("code", permanentCode), zap.Int("entries", len(b.entries)))
 		}
 	}
 
@@ -170,6 +186,8 @@ func (p *Producer) settleLocked(ctx context.Context, b *batch, out *kinesis.PutR
 // failures waits its backoff; a clean call grows the quota back additively.
 func (p *Producer) adjustShardLocked(q *shardQueue, so *shardOutcome, now time.Time) {
 	switch {
+	case so.permanent:
+		q.notBefore = now.Add(p.backoff(32)) // the longest: a person must fix the cause
 	case so.throttled:
 		q.throttleStreak++
 		q.quota = max(1, q.quota/2)
@@ -196,7 +214,11 @@ func (p *Producer) backoff(n int) time.Duration {
 
 func (p *Producer) logCallError(cls class, code string, entries int, err error) {
 	fields := []zap.Field{zap.String("code", code), zap.Int("entries", entries), zap.Error(err)}
-	if cls == permanent {
+	switch {
+	case cls == permanent && p.cfg.neverGiveUp:
+		p.log.Error("put records failed with a permanent error; retrying until its cause is fixed", fields...)
+		return
+	case cls == permanent:
 		p.log.Error("put records failed; giving up on its records", fields...)
 		return
 	}

@@ -26,8 +26,11 @@ func newCollectCmd() *cobra.Command {
 NDJSON batch (application/x-ndjson) to /v1/events on collect.listen; each event
 is validated against the app-event schema and handed to the batching Kinesis
 producer for stream.name. A request is all or nothing: 202 once every event is
-in the producer's buffer, 400 with every problem by line and field, 503 with
-Retry-After when the buffer is full. See docs/COLLECTOR.md.
+in the producer's buffer (and, with collect.spool_dir, fsynced to the spool),
+400 with every problem by line and field, 503 with Retry-After when the buffer
+is full. Accepted events are retried without giving up while the process
+lives; with a spool they also survive a crash and are sent on the next start.
+See docs/COLLECTOR.md.
 
 Metrics, /healthz and /readyz are served on collect.metrics_addr. On SIGTERM or
 Ctrl-C /readyz turns 503, requests in progress finish and everything buffered
@@ -69,7 +72,8 @@ sent or the server failed, 2 for a configuration mistake.`,
 			}
 			defer stopMetrics()
 			log.Info("collector listening", zap.String("addr", ln.Addr().String()), zap.String("stream", c.Stream.Name),
-				zap.Bool("token_required", c.Collect.Token != ""), zap.Bool("aggregate", c.Collect.Aggregate))
+				zap.Bool("token_required", c.Collect.Token != ""), zap.Bool("aggregate", c.Collect.Aggregate),
+				zap.String("spool_dir", c.Collect.SpoolDir))
 			return col.Serve(cmd.Context(), ln)
 		},
 	}
@@ -86,6 +90,7 @@ func collectorConfig(co config.Collect) collector.Config {
 	cfg.BufferBytes = co.BufferBytes
 	cfg.BufferWait = co.BufferWait
 	cfg.ShutdownGrace = co.ShutdownGrace
+	cfg.SpoolDir = co.SpoolDir
 	return cfg
 }
 

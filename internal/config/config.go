@@ -88,6 +88,7 @@ type Collect struct {
 	BufferBytes         int           `yaml:"buffer_bytes" doc:"bytes of events accepted but not yet written, at most (at least 1 MiB)"`
 	BufferWait          time.Duration `yaml:"buffer_wait" doc:"how long a request waits for buffer space before 503 (0 answers 503 at once)"`
 	ShutdownGrace       time.Duration `yaml:"shutdown_grace" doc:"on SIGTERM, the longest the collector takes to finish requests and send buffered events"`
+	SpoolDir            string        `yaml:"spool_dir" doc:"directory of the durable spool: every event is fsynced there before its 202 and sent again after a crash until Kinesis confirms it; empty keeps events in memory only (a crash loses the buffer)"`
 }
 
 // Secret is a setting that must never be shown: it formats, and marshals

@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 )
 
-// Names of the stages the worker exposes.
+// Names of the stages the worker and the collector expose.
 const (
 	// AfterProcess: records were handed to the processor (and, for
 	// synchronous sinks, written) but not yet checkpointed.
@@ -33,6 +33,14 @@ const (
 	BeforeCheckpoint = "worker.before-checkpoint"
 	// AfterCheckpoint: a checkpoint was written.
 	AfterCheckpoint = "worker.after-checkpoint"
+
+	// CollectorAfterSpool: a request's events are fsynced in the
+	// collector's spool; the 202 is not sent yet.
+	CollectorAfterSpool = "collector.after-spool"
+	// CollectorBeforeSpoolDone: Kinesis confirmed an event; its done mark
+	// is not recorded in the spool yet. A crash here sends it again on
+	// the next start: the spool's one at-least-once window.
+	CollectorBeforeSpoolDone = "collector.before-spool-done"
 )
 
 var (
