@@ -21,12 +21,21 @@ import (
 // against it.
 //
 //	go test -run '^$' -bench Collector -benchtime 5s ./collector/
+//
+// The spool=true cases add the durable spool in a temporary directory:
+// every request waits for its events' write and fsync (shared with the
+// requests waiting at the same time). Its figure depends on the disk's
+// fsync latency; it also reports the mean fsync time.
 func BenchmarkCollector(b *testing.B) {
-	for _, agg := range []bool{false, true} {
-		b.Run(fmt.Sprintf("aggregation=%v", agg), func(b *testing.B) {
+	for _, cs := range []struct{ agg, spool bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		agg := cs.agg
+		b.Run(fmt.Sprintf("aggregation=%v/spool=%v", agg, cs.spool), func(b *testing.B) {
 			k := producertest.NewKinesis(4)
 			k.Discard = true
 			cfg := collector.DefaultConfig()
+			if cs.spool {
+				cfg.SpoolDir = b.TempDir()
+			}
 			c, err := collector.New(k, "bench", cfg, zap.NewNop(), producer.WithAggregation(agg))
 			if err != nil {
 				b.Fatal(err)
@@ -64,6 +73,13 @@ func BenchmarkCollector(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*perRequest)/b.Elapsed().Seconds(), "events/s")
 			b.ReportMetric(float64(refused.Load())/float64(b.N), "refused/op")
+			if cs.spool {
+				st := c.SpoolStats()
+				b.ReportMetric(float64(st.Syncs), "fsyncs")
+				if st.Syncs > 0 {
+					b.ReportMetric(st.SyncSeconds/float64(st.Syncs)*1000, "ms/fsync")
+				}
+			}
 		})
 	}
 }

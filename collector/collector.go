@@ -281,6 +281,15 @@ func (c *Collector) Ready() error {
 	return ErrShuttingDown
 }
 
+// SpoolStats returns the spool's figures; zero without a spool. Safe for
+// concurrent use.
+func (c *Collector) SpoolStats() spool.Stats {
+	if c.spool == nil {
+		return spool.Stats{}
+	}
+	return c.spool.Stats()
+}
+
 // ProducerStats returns the producer's counters. Safe for concurrent use.
 func (c *Collector) ProducerStats() producer.Stats { return c.prod.Stats() }
 

@@ -74,7 +74,8 @@ mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo)
   echo "| producer (in-memory Kinesis), KPL-aggregated | same | $(field "$tmp/producer.txt" 'aggregation=true' records/s) records/s | |"
   echo "| backfill read path: gunzip + lines + records | \`go test -run '^\$' -bench RecordReader -benchtime=10x -cpu 1 ./cloudfront/\` | $(field "$tmp/reader.txt" BenchmarkRecordReader MB/s) MB/s gzipped, $(field "$tmp/reader.txt" BenchmarkRecordReader lines/s) lines/s | |"
   echo "| backfill whole path (S3 object → aggregated PutRecords, in-memory Kinesis) | \`go test -run '^\$' -bench Ingest -benchtime=5x -cpu 1 ./ingest/\` | $(field "$tmp/ingest.txt" BenchmarkIngest MB/s) MB/s gzipped, $(field "$tmp/ingest.txt" BenchmarkIngest lines/s) lines/s, $(field "$tmp/ingest.txt" BenchmarkIngest lines/kinesis-record) lines per Kinesis record | |"
-  echo "| HTTP collector (in-memory Kinesis), plain / aggregated | \`go test -run '^\$' -bench Collector -benchtime=2s -cpu 1 ./collector/\` | $(field "$tmp/collector.txt" 'aggregation=false' events/s) / $(field "$tmp/collector.txt" 'aggregation=true' events/s) events/s | |"
+  echo "| HTTP collector (in-memory Kinesis), plain / aggregated | \`go test -run '^\$' -bench Collector -benchtime=2s -cpu 1 ./collector/\` | $(field "$tmp/collector.txt" 'aggregation=false/spool=false' events/s) / $(field "$tmp/collector.txt" 'aggregation=true/spool=false' events/s) events/s | |"
+  echo "| HTTP collector with the durable spool (fsync before each 202), plain / aggregated | same | $(field "$tmp/collector.txt" 'aggregation=false/spool=true' events/s) / $(field "$tmp/collector.txt" 'aggregation=true/spool=true' events/s) events/s, $(field "$tmp/collector.txt" 'aggregation=false/spool=true' ms/fsync) ms per fsync | |"
   echo
   echo "## Measured in integration tests against the local stack"
   echo
