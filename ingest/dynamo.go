@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,15 +25,17 @@ type DynamoAPI interface {
 
 // Attribute names of the manifest table; docs/INGEST.md describes each.
 const (
-	attrKey      = "key"          // S: s3://bucket/key (hash key)
-	attrETag     = "etag"         // S: the object's ETag, without quotes
-	attrState    = "state"        // S: pending, done or failed
-	attrLine     = "lines_sent"   // N: resume offset (a line number)
-	attrRecords  = "records_sent" // N: data lines confirmed, over every run
-	attrBadLines = "bad_lines"    // N: lines not sent in the last run
-	attrAttempts = "attempts"     // N: runs that began the file
-	attrError    = "error"        // S: why the last run failed
-	attrUpdated  = "updated_at"   // S: RFC 3339, the writer's clock, for people
+	attrKey      = "key"           // S: s3://bucket/key (hash key)
+	attrETag     = "etag"          // S: the object's ETag, without quotes
+	attrState    = "state"         // S: pending, done or failed
+	attrLine     = "lines_sent"    // N: resume offset (a line number)
+	attrRecords  = "records_sent"  // N: data lines confirmed, over every run
+	attrBadLines = "bad_lines"     // N: lines not sent in the last run
+	attrAttempts = "attempts"      // N: runs that began the file
+	attrError    = "error"         // S: why the last run failed
+	attrUpdated  = "updated_at"    // S: RFC 3339, the writer's clock, for people
+	attrOwner    = "owner"         // S: the run holding the claim; absent when none
+	attrClaim    = "claim_version" // N: changes with every claim and renewal
 )
 
 // DynamoManifest is the Manifest on a DynamoDB table with the string hash
@@ -104,12 +107,15 @@ func (m *DynamoManifest) Get(ctx context.Context, url string) (Entry, error) {
 // Begin implements Manifest. It reads the entry, then writes it
 // conditionally on what it read, and reads again if another writer got in
 // between (up to a few times, then ErrConflict).
-func (m *DynamoManifest) Begin(ctx context.Context, url, etag string) (Entry, error) {
+func (m *DynamoManifest) Begin(ctx context.Context, url, etag, owner string, takeOver int64) (Entry, error) {
+	if owner == "" {
+		return Entry{}, fmt.Errorf("begin manifest entry %s: empty owner", url)
+	}
 	for range 5 {
 		cur, err := m.Get(ctx, url)
 		switch {
 		case errors.Is(err, ErrNotFound) || (err == nil && cur.ETag != etag):
-			e := Entry{URL: url, ETag: etag, State: StatePending, Attempts: 1, Updated: m.now()}
+			e := Entry{URL: url, ETag: etag, State: StatePending, Attempts: 1, Updated: m.now(), Owner: owner, ClaimVersion: cur.ClaimVersion + 1}
 			in := &dynamodb.PutItemInput{TableName: &m.table, Item: encodeEntry(e)}
 			if err != nil {
 				in.ConditionExpression = aws.String("attribute_not_exists(#k)")
@@ -131,16 +137,22 @@ func (m *DynamoManifest) Begin(ctx context.Context, url, etag string) (Entry, er
 			return Entry{}, fmt.Errorf("begin: %w", err)
 		case cur.State == StateDone:
 			return cur, nil
+		case cur.Owner != "" && cur.Owner != owner && cur.ClaimVersion != takeOver:
+			return Entry{}, &ClaimedError{Entry: cur}
 		}
 		out, err := m.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:           &m.table,
-			Key:                 itemKey(url),
-			UpdateExpression:    aws.String("SET #state = :pending, #attempts = if_not_exists(#attempts, :zero) + :one, #updated = :now REMOVE #error"),
-			ConditionExpression: aws.String("#etag = :etag AND #state <> :done"),
+			TableName: &m.table,
+			Key:       itemKey(url),
+			UpdateExpression: aws.String("SET #state = :pending, #attempts = if_not_exists(#attempts, :zero) + :one, #updated = :now, " +
+				"#owner = :me, #claim = if_not_exists(#claim, :zero) + :one REMOVE #error"),
+			// Granted when unclaimed, claimed by us, or still at the
+			// version the caller watched go stale.
+			ConditionExpression: aws.String("#etag = :etag AND #state <> :done AND (attribute_not_exists(#owner) OR #owner = :me OR #claim = :seen)"),
 			ExpressionAttributeNames: map[string]string{"#state": attrState, "#attempts": attrAttempts, "#updated": attrUpdated,
-				"#error": attrError, "#etag": attrETag},
+				"#error": attrError, "#etag": attrETag, "#owner": attrOwner, "#claim": attrClaim},
 			ExpressionAttributeValues: map[string]types.AttributeValue{":pending": s(string(StatePending)), ":zero": n(0), ":one": n(1),
-				":now": s(m.now().UTC().Format(time.RFC3339)), ":etag": s(etag), ":done": s(string(StateDone))},
+				":now": s(m.now().UTC().Format(time.RFC3339)), ":etag": s(etag), ":done": s(string(StateDone)),
+				":me": s(owner), ":seen": n(takeOver)},
 			ReturnValues: types.ReturnValueAllNew,
 		})
 		if isConditionFailed(err) {
@@ -154,17 +166,57 @@ func (m *DynamoManifest) Begin(ctx context.Context, url, etag string) (Entry, er
 	return Entry{}, fmt.Errorf("begin manifest entry %s: %w", url, ErrConflict)
 }
 
+// Renew implements Manifest with one conditional UpdateItem.
+func (m *DynamoManifest) Renew(ctx context.Context, url, etag, owner string) error {
+	_, err := m.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           &m.table,
+		Key:                 itemKey(url),
+		UpdateExpression:    aws.String("SET #claim = #claim + :one, #updated = :now"),
+		ConditionExpression: aws.String("#etag = :etag AND #owner = :me"),
+		ExpressionAttributeNames: map[string]string{"#claim": attrClaim, "#updated": attrUpdated, "#etag": attrETag,
+			"#owner": attrOwner},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1), ":now": s(m.now().UTC().Format(time.RFC3339)),
+			":etag": s(etag), ":me": s(owner)},
+	})
+	if isConditionFailed(err) {
+		return fmt.Errorf("renew claim on %s: %w", url, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("renew claim on %s: %w", url, err)
+	}
+	return nil
+}
+
+// Release implements Manifest with one conditional UpdateItem.
+func (m *DynamoManifest) Release(ctx context.Context, url, etag, owner string) error {
+	_, err := m.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &m.table,
+		Key:                       itemKey(url),
+		UpdateExpression:          aws.String("SET #updated = :now REMOVE #owner"),
+		ConditionExpression:       aws.String("#etag = :etag AND #owner = :me"),
+		ExpressionAttributeNames:  map[string]string{"#updated": attrUpdated, "#etag": attrETag, "#owner": attrOwner},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": s(m.now().UTC().Format(time.RFC3339)), ":etag": s(etag), ":me": s(owner)},
+	})
+	if isConditionFailed(err) {
+		return fmt.Errorf("release claim on %s: %w", url, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("release claim on %s: %w", url, err)
+	}
+	return nil
+}
+
 // Checkpoint implements Manifest with one conditional UpdateItem.
-func (m *DynamoManifest) Checkpoint(ctx context.Context, url, etag string, line int, records int64) error {
+func (m *DynamoManifest) Checkpoint(ctx context.Context, url, etag, owner string, line int, records int64) error {
 	_, err := m.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           &m.table,
 		Key:                 itemKey(url),
 		UpdateExpression:    aws.String("SET #line = :line, #records = :records, #updated = :now"),
-		ConditionExpression: aws.String("#etag = :etag AND #state = :pending AND (attribute_not_exists(#line) OR #line <= :line)"),
+		ConditionExpression: aws.String("#etag = :etag AND #state = :pending AND #owner = :me AND (attribute_not_exists(#line) OR #line <= :line)"),
 		ExpressionAttributeNames: map[string]string{"#line": attrLine, "#records": attrRecords, "#updated": attrUpdated,
-			"#etag": attrETag, "#state": attrState},
+			"#etag": attrETag, "#state": attrState, "#owner": attrOwner},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":line": n(int64(line)), ":records": n(records),
-			":now": s(m.now().UTC().Format(time.RFC3339)), ":etag": s(etag), ":pending": s(string(StatePending))},
+			":now": s(m.now().UTC().Format(time.RFC3339)), ":etag": s(etag), ":pending": s(string(StatePending)), ":me": s(owner)},
 	})
 	if isConditionFailed(err) {
 		return fmt.Errorf("checkpoint %s at line %d: %w", url, line, ErrConflict)
@@ -181,20 +233,22 @@ func (m *DynamoManifest) Finish(ctx context.Context, e Entry) error {
 		return fmt.Errorf("finish manifest entry %s: state %q is not done or failed", e.URL, e.State)
 	}
 	names := map[string]string{"#state": attrState, "#line": attrLine, "#records": attrRecords, "#bad": attrBadLines,
-		"#updated": attrUpdated, "#etag": attrETag, "#error": attrError}
+		"#updated": attrUpdated, "#etag": attrETag, "#error": attrError, "#owner": attrOwner}
 	values := map[string]types.AttributeValue{":state": s(string(e.State)), ":line": n(int64(e.Line)), ":records": n(e.Records),
-		":bad": n(e.BadLines), ":now": s(m.now().UTC().Format(time.RFC3339)), ":etag": s(e.ETag)}
+		":bad": n(e.BadLines), ":now": s(m.now().UTC().Format(time.RFC3339)), ":etag": s(e.ETag), ":me": s(e.Owner),
+		":done": s(string(StateDone))}
 	update := "SET #state = :state, #line = :line, #records = :records, #bad = :bad, #updated = :now"
+	remove := []string{"#owner"}
 	if e.Error != "" {
 		update += ", #error = :error"
 		values[":error"] = s(e.Error)
 	} else {
-		update += " REMOVE #error"
+		remove = append(remove, "#error")
 	}
-	cond := "#etag = :etag"
+	update += " REMOVE " + strings.Join(remove, ", ")
+	cond := "#etag = :etag AND (#owner = :me OR #state = :done)" // finishing a done file as done again is fine
 	if e.State == StateFailed {
-		cond += " AND #state <> :done"
-		values[":done"] = s(string(StateDone))
+		cond = "#etag = :etag AND #owner = :me AND #state <> :done"
 	}
 	_, err := m.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: &m.table, Key: itemKey(e.URL), UpdateExpression: aws.String(update), ConditionExpression: aws.String(cond),
@@ -232,6 +286,10 @@ func encodeEntry(e Entry) map[string]types.AttributeValue {
 	if e.Error != "" {
 		it[attrError] = s(e.Error)
 	}
+	if e.Owner != "" {
+		it[attrOwner] = s(e.Owner)
+		it[attrClaim] = n(e.ClaimVersion)
+	}
 	return it
 }
 
@@ -253,6 +311,6 @@ func decodeEntry(it map[string]types.AttributeValue) Entry {
 	return Entry{
 		URL: str(attrKey), ETag: str(attrETag), State: State(str(attrState)), Line: int(num(attrLine)),
 		Records: num(attrRecords), BadLines: num(attrBadLines), Attempts: int(num(attrAttempts)),
-		Error: str(attrError), Updated: updated,
+		Error: str(attrError), Updated: updated, Owner: str(attrOwner), ClaimVersion: num(attrClaim),
 	}
 }

@@ -25,7 +25,26 @@ var (
 	ErrNotFound = errors.New("ingest: no manifest entry")
 	// ErrBadURL means an argument is not an s3://bucket/key URL.
 	ErrBadURL = errors.New("ingest: not an s3://bucket/key URL")
+	// ErrClaimed means another run holds the file's claim in the
+	// manifest: it is ingesting the file. See ClaimedError.
+	ErrClaimed = errors.New("ingest: file claimed by another run")
+	// ErrClaimLost means this run stopped ingesting a file because it no
+	// longer holds its claim: another run took it over, or the claim could
+	// not be renewed for most of its duration. That run resumes the file.
+	ErrClaimLost = errors.New("ingest: claim on the file lost")
 )
+
+// ClaimedError is Manifest.Begin's error for a file another run holds.
+type ClaimedError struct {
+	Entry Entry // as read: Owner and ClaimVersion say who and how recently
+}
+
+func (e *ClaimedError) Error() string {
+	return fmt.Sprintf("ingest: %s is claimed by run %s (claim version %d)", e.Entry.URL, e.Entry.Owner, e.Entry.ClaimVersion)
+}
+
+// Is reports ErrClaimed.
+func (e *ClaimedError) Is(target error) bool { return target == ErrClaimed }
 
 // FileError reports a file that was not ingested in full: which object,
 // the last line read when ingestion stopped (the line reached; lines up to
@@ -49,8 +68,9 @@ func (e *FileError) Unwrap() error { return e.Err }
 // one place that decides: corrupt data (cloudfront.ErrCorrupt), a missing
 // object or bucket, access denied and other client errors (HTTP 4xx other
 // than 408 and 429), manifest conflicts and bad URLs are permanent;
-// interruptions, throttling, server errors, network errors and records the
-// producer gave up on are retryable. nil is not retryable.
+// interruptions, a file claimed by another run or a claim lost to one,
+// throttling, server errors, network errors and records the producer gave
+// up on are retryable. nil is not retryable.
 func Retryable(err error) bool {
 	switch {
 	case err == nil:
@@ -58,7 +78,8 @@ func Retryable(err error) bool {
 	case errors.Is(err, cloudfront.ErrCorrupt), errors.Is(err, ErrConflict), errors.Is(err, ErrBadURL),
 		errors.Is(err, producer.ErrInvalidRecord):
 		return false
-	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, ErrClaimed), errors.Is(err, ErrClaimLost):
 		return true
 	}
 	var fe *producer.FailedError

@@ -28,6 +28,14 @@ type FileOptions struct {
 	// Progress, when set, is called from the calling goroutine every
 	// Config.ProgressLines lines read and once at the end.
 	Progress func(FileProgress)
+	// WaitClaimed makes Ingest wait when another run holds the file's
+	// claim in the manifest: until that run finishes the file (the result
+	// is then Skipped, with OtherRun set), gives it up (then this run
+	// begins it), or stops renewing its claim for a whole claim duration
+	// (then this run takes it over and resumes at its offset), or until
+	// ctx ends or StopReadingAt passes. Without it Ingest fails at once
+	// with a FileError wrapping a *ClaimedError.
+	WaitClaimed bool
 }
 
 // FileProgress is how far the reading of one file got.
@@ -63,6 +71,12 @@ type FileResult struct {
 	Malformed int64
 	// Bytes and RawBytes: compressed bytes read, decompressed line bytes.
 	Bytes, RawBytes int64
+	// ClaimedBy names the other run found holding the file's claim, if
+	// any; OtherRun reports that it finished the file while this run
+	// waited; TookOver that this run took the file over after that run's
+	// claim went unrenewed for a claim duration.
+	ClaimedBy          string
+	OtherRun, TookOver bool
 	// Duration is how long the Ingest call took.
 	Duration time.Duration
 	// Err is nil, or a *FileError: see Retryable.
@@ -99,8 +113,9 @@ type fileRun struct {
 	opt FileOptions
 	log *zap.Logger
 
-	entry   Entry // manifest entry as begun
-	tracked bool  // entry was begun
+	entry   Entry  // manifest entry as begun
+	tracked bool   // entry was begun: this run holds the claim
+	endHold func() // stops renewing the claim; nil when not holding
 	t       *tracker
 	ckLine  int       // last offset recorded
 	ckBelow int64     // records below the watermark at the last checkpoint
@@ -112,10 +127,11 @@ func (f *fileRun) run(ctx context.Context) FileResult {
 	res := FileResult{Object: f.ref, StartLine: f.opt.StartLine}
 	m := f.in.cfg.Manifest
 	if m != nil && f.ref.ETag != "" {
-		if done := f.begin(ctx, &res); done || res.Err != nil {
+		if done := f.claim(ctx, &res); done || res.Err != nil {
 			return res
 		}
 	}
+	defer f.endClaim()
 	body, etag, err := f.in.open(ctx, f.ref)
 	if err != nil {
 		return f.failed(ctx, res, 0, err)
@@ -127,11 +143,15 @@ func (f *fileRun) run(ctx context.Context) FileResult {
 		}
 		f.ref.ETag, res.Object.ETag = etag, etag
 		if m != nil {
-			if done := f.begin(ctx, &res); done || res.Err != nil {
+			if done := f.claim(ctx, &res); done || res.Err != nil {
 				return res
 			}
 		}
 	}
+	// Reading stops when the claim is lost (readCtx's cause says so);
+	// cleanup still uses ctx: the claim is held, and renewed, until the
+	// end of this call.
+	readCtx, claimLost := f.holdClaim(ctx)
 	res.StartLine = max(f.opt.StartLine, f.entry.Line)
 	if res.StartLine > 0 {
 		f.log.Info("resuming file", zap.Int("after_line", res.StartLine))
@@ -144,10 +164,14 @@ func (f *fileRun) run(ctx context.Context) FileResult {
 		comp = cloudfront.Gzip
 	}
 	rr := cloudfront.NewRecordReader(body, cloudfront.WithCompression(comp))
-	stopErr := f.readLoop(ctx, rr, &res)
+	stopErr := f.readLoop(readCtx, rr, &res)
 	res.Bytes, res.RawBytes = rr.BytesRead(), rr.RawBytesRead()
-	if stopErr != nil && ctx.Err() != nil && !errors.Is(stopErr, ErrInterrupted) && !errors.Is(stopErr, ErrConflict) {
-		stopErr = fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx))
+	if stopErr != nil && readCtx.Err() != nil && !errors.Is(stopErr, ErrInterrupted) && !errors.Is(stopErr, ErrConflict) {
+		if lost := claimLost(); lost != nil {
+			stopErr = lost
+		} else {
+			stopErr = fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx))
+		}
 	}
 	f.progress(rr, &res)
 
@@ -172,27 +196,45 @@ func (f *fileRun) run(ctx context.Context) FileResult {
 	}
 	line, below, failed := f.t.state()
 	res.Records, res.EndLine = below, line
+	if lost := claimLost(); lost != nil && stopErr == nil {
+		stopErr = lost
+	}
 	if stopErr == nil && failed != nil {
 		stopErr = fmt.Errorf("record not written: %w", failed)
 	}
-	if stopErr == nil {
+	switch {
+	case stopErr == nil:
 		res.EndLine = rr.Line()
 		if m != nil {
+			f.endClaim()
 			wctx, cancel := f.boundedContext(ctx, 10*time.Second, 0)
 			defer cancel()
 			err := m.Finish(wctx, Entry{URL: f.url, ETag: f.ref.ETag, State: StateDone, Line: res.EndLine,
-				Records: f.entry.Records + below, BadLines: res.BadLines})
+				Records: f.entry.Records + below, BadLines: res.BadLines, Owner: f.in.cfg.Owner})
 			if err != nil {
 				return f.failed(ctx, res, rr.Line(), fmt.Errorf("record done: %w", err))
 			}
 		}
 		return res
-	}
-	if errors.Is(stopErr, ErrInterrupted) {
+	case errors.Is(stopErr, ErrClaimLost):
+		// The file is another run's now: it resumes from the last offset
+		// recorded; this run writes nothing more about it.
+		f.log.Warn("stopped: the claim on the file was lost", zap.Int("confirmed_line", line), zap.Error(stopErr))
+		res.Err = &FileError{URL: f.url, Line: rr.Line(), Err: stopErr}
+		return res
+	case errors.Is(stopErr, ErrInterrupted):
 		wctx, cancel := f.boundedContext(ctx, 10*time.Second, 0)
 		defer cancel()
 		if err := f.checkpoint(wctx, true); err != nil {
 			f.log.Warn("final checkpoint failed; a rerun resumes from the previous one", zap.Error(err))
+		}
+		if f.tracked {
+			f.endClaim()
+			// Give the file up at once, so a rerun need not wait for the
+			// claim to go stale.
+			if err := m.Release(wctx, f.url, f.ref.ETag, f.in.cfg.Owner); err != nil {
+				f.log.Warn("releasing the claim failed; another run takes the file once the claim goes stale", zap.Error(err))
+			}
 		}
 		res.Err = &FileError{URL: f.url, Line: rr.Line(), Err: stopErr}
 		return res
@@ -270,20 +312,148 @@ func (f *fileRun) readLoop(ctx context.Context, rr *cloudfront.RecordReader, res
 	}
 }
 
-// begin begins the file in the manifest. It reports true when the file is
-// done already (res is then complete), and sets res.Err when Begin failed.
-func (f *fileRun) begin(ctx context.Context, res *FileResult) (done bool) {
-	e, err := f.in.cfg.Manifest.Begin(ctx, f.url, f.ref.ETag)
-	if err != nil {
-		res.Err = &FileError{URL: f.url, Err: fmt.Errorf("manifest: %w", err)}
-		return false
+// claim begins the file in the manifest for this run. It reports true
+// when the file is done already (res is then complete), and sets res.Err
+// when the file could not be claimed: another run holds it (and
+// FileOptions.WaitClaimed is off, or the wait ended) or the manifest
+// failed.
+//
+// Waiting, it asks again every tenth of the claim duration. It takes the
+// file over only after seeing the same ClaimVersion for a whole claim
+// duration on its own monotonic clock: the owner, which stops working on
+// the file when it cannot renew for two thirds of the duration, has
+// stopped by then. No clocks of two hosts are compared.
+func (f *fileRun) claim(ctx context.Context, res *FileResult) (done bool) {
+	cfg := &f.in.cfg
+	poll := min(max(cfg.ClaimDuration/10, 100*time.Millisecond), 5*time.Second)
+	var seen, takeOver int64
+	var since time.Time
+	for {
+		e, err := cfg.Manifest.Begin(ctx, f.url, f.ref.ETag, cfg.Owner, takeOver)
+		var ce *ClaimedError
+		switch {
+		case err == nil && e.State == StateDone:
+			res.Skipped, res.StartLine, res.EndLine = true, e.Line, e.Line
+			res.OtherRun = res.ClaimedBy != ""
+			return true
+		case err == nil:
+			f.entry, f.tracked = e, true
+			res.TookOver = takeOver != 0
+			if res.TookOver {
+				f.log.Warn("took the file over from a run that stopped renewing its claim", zap.String("from", res.ClaimedBy),
+					zap.Int("resume_after_line", e.Line))
+			}
+			return false
+		case errors.As(err, &ce):
+			res.ClaimedBy = ce.Entry.Owner
+			if !f.opt.WaitClaimed {
+				res.Err = &FileError{URL: f.url, Err: err}
+				return false
+			}
+			switch {
+			case ce.Entry.ClaimVersion != seen || since.IsZero():
+				if seen == 0 {
+					f.log.Info("file claimed by another run; waiting", zap.String("owner", ce.Entry.Owner))
+				}
+				seen, since, takeOver = ce.Entry.ClaimVersion, time.Now(), 0
+			case time.Since(since) >= cfg.ClaimDuration:
+				takeOver = seen
+				continue
+			}
+		default:
+			res.Err = &FileError{URL: f.url, Err: fmt.Errorf("manifest: %w", err)}
+			return false
+		}
+		wait := poll
+		if !f.opt.StopReadingAt.IsZero() {
+			wait = min(wait, time.Until(f.opt.StopReadingAt))
+		}
+		t := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			res.Err = &FileError{URL: f.url, Err: fmt.Errorf("%w: waiting for another run's claim: %w", ErrClaimed, context.Cause(ctx))}
+			return false
+		case <-t.C:
+		}
+		if !f.opt.StopReadingAt.IsZero() && time.Now().After(f.opt.StopReadingAt) {
+			res.Err = &FileError{URL: f.url, Err: fmt.Errorf("reading deadline passed while waiting: %w", err)}
+			return false
+		}
 	}
-	if e.State == StateDone {
-		res.Skipped, res.StartLine, res.EndLine = true, e.Line, e.Line
-		return true
+}
+
+// holdClaim renews this run's claim on the file every third of the claim
+// duration until endClaim, and returns a context for the reading that ends
+// when the claim is lost — another run holds it (a renewal was refused),
+// or no renewal succeeded for two thirds of the duration, before any other
+// run may take it — and a function returning that loss, or nil. Without a
+// claim (no manifest) it returns ctx.
+func (f *fileRun) holdClaim(ctx context.Context) (context.Context, func() error) {
+	if !f.tracked {
+		return ctx, func() error { return nil }
 	}
-	f.entry, f.tracked = e, true
-	return false
+	readCtx, cancel := context.WithCancelCause(ctx)
+	var lost error // written by the renewer before cancel, read after readCtx is done
+	lostCh := make(chan struct{})
+	quit, done := make(chan struct{}), make(chan struct{})
+	d := f.in.cfg.ClaimDuration
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d / 3)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+			}
+			// Renew whatever happens to the caller's ctx: the claim must
+			// outlive the drain and the last checkpoint.
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), d/3)
+			err := f.in.cfg.Manifest.Renew(rctx, f.url, f.ref.ETag, f.in.cfg.Owner)
+			rcancel()
+			switch {
+			case err == nil:
+				last = time.Now()
+				continue
+			case errors.Is(err, ErrConflict):
+				lost = fmt.Errorf("%w: another run holds it now", ErrClaimLost)
+			case time.Since(last) >= 2*d/3:
+				lost = fmt.Errorf("%w: not renewed for %s (%v); stopping before another run may take it over", ErrClaimLost,
+					time.Since(last).Round(time.Millisecond), err)
+			default:
+				f.log.Warn("renewing the claim failed; will retry", zap.Error(err))
+				continue
+			}
+			close(lostCh)
+			cancel(lost)
+			return
+		}
+	}()
+	f.endHold = func() {
+		close(quit)
+		<-done
+		cancel(nil)
+	}
+	return readCtx, func() error {
+		select {
+		case <-lostCh:
+			return lost
+		default:
+			return nil
+		}
+	}
+}
+
+// endClaim stops renewing the claim, before the last manifest write
+// gives it up. Idempotent.
+func (f *fileRun) endClaim() {
+	if f.endHold != nil {
+		f.endHold()
+		f.endHold = nil
+	}
 }
 
 // checkpoint records the watermark in the manifest when it moved by
@@ -305,7 +475,7 @@ func (f *fileRun) checkpoint(ctx context.Context, force bool) error {
 		f.ckLine, f.ckBelow = line, below
 		return nil
 	}
-	if err := f.in.cfg.Manifest.Checkpoint(ctx, f.url, f.ref.ETag, line, f.entry.Records+below); err != nil {
+	if err := f.in.cfg.Manifest.Checkpoint(ctx, f.url, f.ref.ETag, f.in.cfg.Owner, line, f.entry.Records+below); err != nil {
 		if errors.Is(err, ErrConflict) {
 			return err
 		}
@@ -320,6 +490,7 @@ func (f *fileRun) checkpoint(ctx context.Context, force bool) error {
 // conflict: the entry is someone else's) and returns res with its error.
 func (f *fileRun) failed(ctx context.Context, res FileResult, line int, err error) FileResult {
 	res.Err = &FileError{URL: f.url, Line: line, Err: err}
+	f.endClaim()
 	if !f.tracked || errors.Is(err, ErrConflict) {
 		return res
 	}
@@ -330,7 +501,7 @@ func (f *fileRun) failed(ctx context.Context, res FileResult, line int, err erro
 		_, below, _ = f.t.state()
 	}
 	e := Entry{URL: f.url, ETag: f.ref.ETag, State: StateFailed, Line: max(res.EndLine, f.entry.Line),
-		Records: f.entry.Records + below, BadLines: res.BadLines, Error: res.Err.Error()}
+		Records: f.entry.Records + below, BadLines: res.BadLines, Error: res.Err.Error(), Owner: f.in.cfg.Owner}
 	if werr := f.in.cfg.Manifest.Finish(wctx, e); werr != nil {
 		f.log.Warn("recording the failure in the manifest failed", zap.Error(werr))
 	}

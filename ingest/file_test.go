@@ -184,9 +184,9 @@ func (c *checkingManifest) check(line int) {
 	c.writes++
 }
 
-func (c *checkingManifest) Checkpoint(ctx context.Context, url, etag string, line int, records int64) error {
+func (c *checkingManifest) Checkpoint(ctx context.Context, url, etag, owner string, line int, records int64) error {
 	c.check(line)
-	return c.Manifest.Checkpoint(ctx, url, etag, line, records)
+	return c.Manifest.Checkpoint(ctx, url, etag, owner, line, records)
 }
 
 func (c *checkingManifest) Finish(ctx context.Context, e ingest.Entry) error {

@@ -10,7 +10,11 @@
 // line up to which every line was confirmed written, so a rerun skips
 // finished files and resumes a partial one without skipping any line. A
 // crash can make a rerun send again at most 2×Config.CheckpointLines
-// lines of each file that was in progress. docs/INGEST.md has the details.
+// lines of each file that was in progress. A run claims each file in the
+// manifest before reading it, like a lease, so two runs over the same
+// files (two backfills of one prefix, a Lambda invoked twice) never both
+// send one: the other run waits, or skips the file and says so.
+// docs/INGEST.md has the details.
 package ingest
 
 import (
@@ -18,6 +22,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -63,6 +69,16 @@ type Config struct {
 	// Manifest records progress; nil means none: every file is read from
 	// FileOptions.StartLine and nothing is skipped.
 	Manifest Manifest
+	// Owner names this ingester's claims in the manifest: one run holds a
+	// file at a time. Default <hostname>-<pid>-<random>, unique per
+	// ingester, so a rerun never mistakes a dead run's claim for its own.
+	Owner string
+	// ClaimDuration is how long a claim on a file lives without renewal.
+	// The owner renews it every third of that, and stops working on the
+	// file by itself when it could not renew for two thirds; another run
+	// takes a file over only after seeing its claim unrenewed for the
+	// whole duration. Default 30s.
+	ClaimDuration time.Duration
 	// Limiter caps the rate of records and bytes put; nil means no cap
 	// (the producer still backs off when Kinesis throttles).
 	Limiter *Limiter
@@ -90,6 +106,13 @@ func (c *Config) defaults() {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
+	if c.Owner == "" {
+		host, _ := os.Hostname()
+		c.Owner = fmt.Sprintf("%s-%d-%04x", host, os.Getpid(), rand.Uint32()&0xffff)
+	}
+	if c.ClaimDuration == 0 {
+		c.ClaimDuration = 30 * time.Second
+	}
 }
 
 // Validate reports a setting out of range.
@@ -103,6 +126,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("ingest: drain timeout %v is negative", c.DrainTimeout)
 	case c.ProgressLines < 1:
 		return fmt.Errorf("ingest: progress lines %d must be positive", c.ProgressLines)
+	case c.ClaimDuration < 300*time.Millisecond:
+		return fmt.Errorf("ingest: claim duration %v is below 300ms", c.ClaimDuration)
 	}
 	return nil
 }
@@ -156,6 +181,10 @@ func onResult(r producer.Result) {
 		tk.t.settle(tk.seq, r.Err)
 	}
 }
+
+// Owner returns the name this ingester's claims carry in the manifest
+// (Config.Owner).
+func (in *Ingester) Owner() string { return in.cfg.Owner }
 
 // Stats returns the producer's counters.
 func (in *Ingester) Stats() producer.Stats { return in.prod.Stats() }

@@ -125,7 +125,9 @@ func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 // ingest ingests one object and returns an error only when it should be
 // retried; a permanent failure is logged here.
 func (h *Handler) ingest(ctx context.Context, ref ObjectRef, stopAt time.Time) error {
-	res, err := h.in.Ingest(ctx, ref, FileOptions{StopReadingAt: stopAt})
+	// Another invocation may hold the file (S3 delivers events at least
+	// once): wait for it within the time left, then let the retry decide.
+	res, err := h.in.Ingest(ctx, ref, FileOptions{StopReadingAt: stopAt, WaitClaimed: true})
 	switch {
 	case err == nil:
 		h.log.Info("file ingested", zap.String("file", ref.URL()), zap.Bool("skipped", res.Skipped),

@@ -36,6 +36,9 @@ func TerminalProgress(w io.Writer) func(Progress) {
 		if p.Failed > 0 {
 			fmt.Fprintf(w, " (%d failed)", p.Failed)
 		}
+		if p.Waiting > 0 {
+			fmt.Fprintf(w, " (%d claimed by another run)", p.Waiting)
+		}
 		fmt.Fprintf(w, "  %s", humanBytes(p.BytesRead))
 		if p.BytesTotal > 0 {
 			fmt.Fprintf(w, "/%s%s", humanBytes(p.BytesTotal), more)
@@ -70,7 +73,7 @@ func LogProgress(log *zap.Logger) func(Progress) {
 		linesPerSec, bytesPerSec := rate.update(p)
 		fields := []zap.Field{
 			zap.Int("files", p.Files), zap.Bool("listing", p.Listing), zap.Int("done", p.Done), zap.Int("failed", p.Failed),
-			zap.Int("skipped", p.Skipped), zap.Int("active", p.Active), zap.Int64("bytes_read", p.BytesRead),
+			zap.Int("skipped", p.Skipped), zap.Int("active", p.Active), zap.Int("claimed_by_another_run", p.Waiting), zap.Int64("bytes_read", p.BytesRead),
 			zap.Int64("bytes_total", p.BytesTotal), zap.Int64("lines", p.Records), zap.Float64("lines_per_sec", linesPerSec),
 		}
 		if eta, ok := estimate(p, bytesPerSec); ok {

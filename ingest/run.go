@@ -26,6 +26,13 @@ type RunOptions struct {
 	// StartLine is FileOptions.StartLine for every file: the data lines up
 	// to it are skipped. Default 0.
 	StartLine int
+	// SkipClaimed leaves files that another run holds (a claim in the
+	// manifest) to that run: they are reported in Summary.NotWaited and
+	// the run is not OK. By default the run ingests every other file
+	// first, then waits for the claimed ones (FileOptions.WaitClaimed):
+	// finished by the other run, released, or taken over once its claim
+	// goes stale.
+	SkipClaimed bool
 }
 
 // Progress is a snapshot of a run.
@@ -35,8 +42,9 @@ type Progress struct {
 	Excluded int  // objects listed but outside the time range
 	Done     int  // files ingested to their end
 	Failed   int  // files that stopped on an error
-	Skipped  int  // done before this run, per the manifest
+	Skipped  int  // done before this run, per the manifest (or by another run while this one waited)
 	Active   int  // being ingested
+	Waiting  int  // claimed by another run: left for the end, or being waited for
 	// BytesRead is the compressed bytes read; BytesTotal the size of every
 	// file found; BytesRemaining what is left of it to read (files skipped
 	// or failed count as read).
@@ -54,8 +62,15 @@ type Summary struct {
 	Excluded    int  // listed but outside the time range
 	Done        int  // files ingested to their end
 	Failed      int  // files that stopped on an error or an interruption
-	Skipped     int  // files done before this run, per the manifest
+	Skipped     int  // files done before this run, per the manifest, or by another run while this one waited
 	Interrupted bool // the context ended before every file was tried
+	// Claims: Claimed files were held by another run when this one came to
+	// them (ClaimedBy names one such run); of those, OtherRun were
+	// finished by it (and counted in Skipped), TakenOver were resumed here
+	// after its claim went unrenewed for a claim duration, and NotWaited
+	// were left to it (RunOptions.SkipClaimed; the run is then not OK).
+	Claimed, OtherRun, TakenOver, NotWaited int
+	ClaimedBy                               string
 	// Records: lines confirmed written; ResumeSkipped: lines skipped as
 	// sent by an earlier run; BadLines: lines that could not be sent;
 	// Malformed: lines sent for the consumer to dead-letter.
@@ -68,7 +83,7 @@ type Summary struct {
 
 // OK reports whether every file was done or skipped and the run was not
 // interrupted.
-func (s Summary) OK() bool { return s.Failed == 0 && !s.Interrupted }
+func (s Summary) OK() bool { return s.Failed == 0 && !s.Interrupted && s.NotWaited == 0 }
 
 // Report writes the summary for people: counts, sizes, rates, and the
 // first 20 failures with their errors.
@@ -84,6 +99,14 @@ func (s Summary) Report(w io.Writer) {
 	fmt.Fprintf(w, "bytes:  %s read, %s uncompressed\n", humanBytes(s.Bytes), humanBytes(s.RawBytes))
 	fmt.Fprintf(w, "took:   %s (%s/s compressed, %.0f lines/s)\n", s.Duration.Round(time.Millisecond),
 		humanBytes(int64(float64(s.Bytes)/secs)), float64(s.Records)/secs)
+	if s.Claimed > 0 {
+		fmt.Fprintf(w, "claims: %d files were being ingested by another run (%s): %d finished by it, %d taken over after its claim went stale",
+			s.Claimed, s.ClaimedBy, s.OtherRun, s.TakenOver)
+		if s.NotWaited > 0 {
+			fmt.Fprintf(w, ", %d left to it (--skip-claimed)", s.NotWaited)
+		}
+		fmt.Fprintln(w)
+	}
 	if s.Interrupted {
 		fmt.Fprintln(w, "interrupted: run again to resume")
 	}
@@ -209,32 +232,59 @@ func (in *Ingester) run(ctx context.Context, opt RunOptions, feed feedFunc) (Sum
 			feedErr = nil // reported by Summary.Interrupted
 		}
 	})
-	for range opt.Concurrency {
-		wg.Go(func() {
-			for ref := range refs {
-				if ctx.Err() != nil {
-					continue // interrupted: not started
+	work := func(refs <-chan ObjectRef, wait bool) {
+		for range opt.Concurrency {
+			wg.Go(func() {
+				for ref := range refs {
+					if ctx.Err() != nil {
+						continue // interrupted: not started
+					}
+					in.runFile(ctx, st, ref, opt.StartLine, wait)
 				}
-				in.runFile(ctx, st, ref, opt.StartLine)
-			}
-		})
+			})
+		}
 	}
+	work(refs, false)
 	stopProgress := startProgress(opt, st)
 	wg.Wait()
+
+	// Files another run was ingesting come last: wait for each (it is
+	// finished, released or taken over), or leave it to that run.
+	if claimed := st.takeClaimed(); len(claimed) > 0 && ctx.Err() == nil {
+		if opt.SkipClaimed {
+			st.leave(len(claimed))
+		} else {
+			in.log.Info("waiting for files another run is ingesting", zap.Int("files", len(claimed)), zap.String("owner", st.claimedBy()))
+			later := make(chan ObjectRef, len(claimed))
+			for _, r := range claimed {
+				later <- r
+			}
+			close(later)
+			work(later, true)
+			wg.Wait()
+		}
+	}
 	stopProgress()
 	sum := st.summary()
-	sum.Interrupted = ctx.Err() != nil && (sum.Done+sum.Failed+sum.Skipped < st.files || st.stoppedListing)
+	sum.Interrupted = ctx.Err() != nil && (sum.Done+sum.Failed+sum.Skipped+sum.NotWaited < st.files || st.stoppedListing)
 	return sum, feedErr
 }
 
-// runFile ingests one file of a run and accounts for it.
-func (in *Ingester) runFile(ctx context.Context, st *runState, ref ObjectRef, startLine int) {
+// runFile ingests one file of a run and accounts for it. Without wait, a
+// file another run holds is put aside for the end of the run.
+func (in *Ingester) runFile(ctx context.Context, st *runState, ref ObjectRef, startLine int, wait bool) {
 	st.start()
 	var lastBytes, lastRecords int64
-	res, err := in.Ingest(ctx, ref, FileOptions{StartLine: startLine, Progress: func(p FileProgress) {
+	res, err := in.Ingest(ctx, ref, FileOptions{StartLine: startLine, WaitClaimed: wait, Progress: func(p FileProgress) {
 		st.add(p.Bytes-lastBytes, p.Records-lastRecords)
 		lastBytes, lastRecords = p.Bytes, p.Records
 	}})
+	if !wait && (errors.Is(err, ErrClaimed) || errors.Is(err, ErrClaimLost)) && ctx.Err() == nil {
+		in.log.Info("file claimed by another run; left for the end of this run", zap.String("file", ref.URL()),
+			zap.String("owner", res.ClaimedBy), zap.Error(err))
+		st.claimed(ref, res, lastBytes)
+		return
+	}
 	switch {
 	case err == nil && res.Skipped:
 		in.log.Debug("file skipped: done before", zap.String("file", ref.URL()))
@@ -246,7 +296,7 @@ func (in *Ingester) runFile(ctx context.Context, st *runState, ref ObjectRef, st
 		in.log.Error("file failed", zap.String("file", ref.URL()), zap.Int("resume_after_line", res.EndLine),
 			zap.Bool("retryable", Retryable(err)), zap.Error(err))
 	}
-	st.finish(res, lastBytes)
+	st.finish(res, lastBytes, wait)
 }
 
 // runState accounts for a run. Its methods are safe for concurrent use.
@@ -255,6 +305,8 @@ type runState struct {
 
 	mu             sync.Mutex // guards everything below
 	listing        bool
+	held           []ObjectRef // claimed by another run, for the end of the run
+	waiting        int
 	stoppedListing bool // the feed ended early (ctx)
 	nListed        int
 	files          int
@@ -309,11 +361,59 @@ func (s *runState) add(bytes, records int64) {
 	s.records += records
 }
 
-// finish accounts for a file's result; read is what its progress reported.
-func (s *runState) finish(r FileResult, read int64) {
+// claimed puts a file another run holds aside; read is what its progress
+// reported (a file whose claim was lost midway read some).
+func (s *runState) claimed(ref ObjectRef, r FileResult, read int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.active--
+	s.waiting++
+	s.held = append(s.held, ref)
+	s.bytesRead -= read // it is read again, by whoever finishes it
+	s.sum.Claimed++
+	if s.sum.ClaimedBy == "" {
+		s.sum.ClaimedBy = r.ClaimedBy
+	}
+}
+
+// takeClaimed returns the files put aside.
+func (s *runState) takeClaimed() []ObjectRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.held
+	s.held = nil
+	return h
+}
+
+func (s *runState) claimedBy() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sum.ClaimedBy
+}
+
+// leave accounts for n claimed files left to their owner.
+func (s *runState) leave(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.waiting -= n
+	s.sum.NotWaited += n
+}
+
+// finish accounts for a file's result; read is what its progress
+// reported; waited says it was one of the files put aside.
+func (s *runState) finish(r FileResult, read int64, waited bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.active--
+	if waited {
+		s.waiting-- // one of the files put aside
+	}
+	if r.OtherRun || (waited && r.Skipped) {
+		s.sum.OtherRun++
+	}
+	if r.TookOver {
+		s.sum.TakenOver++
+	}
 	s.accounted += max(r.Object.Size, r.Bytes)
 	s.readFinished += read
 	sum := &s.sum
@@ -342,7 +442,7 @@ func (s *runState) snapshot() Progress {
 	remaining := s.bytesTotal - s.accounted - (s.bytesRead - s.readFinished)
 	return Progress{
 		Listing: s.listing, Files: s.files, Excluded: s.nExcluded, Done: s.sum.Done, Failed: s.sum.Failed,
-		Skipped: s.sum.Skipped, Active: s.active, BytesRead: s.bytesRead, BytesTotal: s.bytesTotal,
+		Skipped: s.sum.Skipped, Active: s.active, Waiting: s.waiting, BytesRead: s.bytesRead, BytesTotal: s.bytesTotal,
 		BytesRemaining: max(remaining, 0), Records: s.records, Elapsed: time.Since(s.began),
 	}
 }

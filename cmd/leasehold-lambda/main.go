@@ -64,7 +64,8 @@ func setup(ctx context.Context) (*ingest.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := ingest.Config{Aggregate: ic.Aggregate, CheckpointLines: ic.CheckpointLines, Limiter: lim, Logger: log, DrainTimeout: 20 * time.Second}
+	cfg := ingest.Config{Aggregate: ic.Aggregate, CheckpointLines: ic.CheckpointLines, Limiter: lim, Logger: log, DrainTimeout: 20 * time.Second,
+		ClaimDuration: ic.ClaimDuration}
 	if ic.ManifestTable != "" {
 		m := ingest.NewDynamoManifest(awsconf.DynamoDB(awsCfg), ic.ManifestTable)
 		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)

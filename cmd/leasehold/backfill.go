@@ -10,6 +10,7 @@ import (
 
 func newBackfillCmd() *cobra.Command {
 	var from, to string
+	var skipClaimed bool
 	cmd := &cobra.Command{
 		Use:   "backfill s3://bucket/prefix",
 		Short: "Replay historical CloudFront log files from S3 into the stream, resumably",
@@ -22,10 +23,20 @@ ingest.bytes_per_second).
 
 Progress is recorded per file in the manifest table (ingest.manifest_table,
 created if missing): a rerun after a crash or Ctrl-C skips finished files and
-resumes a partial one at its last confirmed line. Shows a progress line on a
-terminal, log lines otherwise, and a summary at the end. Exit code 0 when
-every file was sent, 1 when any failed or the run was interrupted, 2 for bad
-usage.`,
+resumes a partial one at its last confirmed line.
+
+Each file is claimed in the manifest by one run at a time, like a lease
+(renewed every third of ingest.claim_duration). A file another run is
+ingesting is left for the end of this run, then waited for: finished by that
+run (skipped here), released by it, or taken over once its claim went
+unrenewed for ingest.claim_duration (a crashed run). With --skip-claimed such
+files are left to the other run and reported. So two backfills of one prefix
+send every line once.
+
+Shows a progress line on a terminal, log lines otherwise, and a summary at the
+end. Exit code 0 when every file was sent (by this run or another), 1 when any
+failed, was left to another run (--skip-claimed) or the run was interrupted,
+2 for bad usage.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, log, err := loadConfig(cmd)
@@ -58,11 +69,14 @@ usage.`,
 			if err != nil {
 				return err
 			}
-			sum, err := in.Backfill(cmd.Context(), ingest.BackfillSpec{Bucket: bucket, Prefix: prefix, Range: r}, runOptions(cmd, c, log))
+			opt := runOptions(cmd, c, log)
+			opt.SkipClaimed = skipClaimed
+			sum, err := in.Backfill(cmd.Context(), ingest.BackfillSpec{Bucket: bucket, Prefix: prefix, Range: r}, opt)
 			return finishRun(cmd, in, sum, err, log)
 		},
 	}
 	cmd.Flags().StringVar(&from, "from", "", "first hour to include, UTC: 2024-05-01, 2024-05-01T10 or RFC 3339 (default: no bound)")
 	cmd.Flags().StringVar(&to, "to", "", "hour to stop before, UTC, same forms (default: no bound)")
+	cmd.Flags().BoolVar(&skipClaimed, "skip-claimed", false, "leave files another run is ingesting to that run instead of waiting for them (exit code 1 if any)")
 	return cmd
 }

@@ -17,7 +17,7 @@ import (
 )
 
 func newIngestCmd() *cobra.Command {
-	var resume bool
+	var resume, skipClaimed bool
 	var startLine int
 	cmd := &cobra.Command{
 		Use:   "ingest s3://bucket/key ...",
@@ -30,8 +30,9 @@ for bad usage.
 
 With --resume, progress is recorded in the manifest table
 (ingest.manifest_table): files already done are skipped and partial ones
-continue where they stopped. Without it every file is sent from
---start-line on.`,
+continue where they stopped, and each file is claimed by one run at a time
+(another run ingesting it is waited for; see backfill --help). Without it
+every file is sent from --start-line on.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, log, err := loadConfig(cmd)
@@ -59,12 +60,14 @@ continue where they stopped. Without it every file is sent from
 			}
 			opt := runOptions(cmd, c, log)
 			opt.StartLine = startLine
+			opt.SkipClaimed = skipClaimed
 			sum, err := in.IngestFiles(cmd.Context(), refs, opt)
 			return finishRun(cmd, in, sum, err, log)
 		},
 	}
 	cmd.Flags().BoolVar(&resume, "resume", false, "record progress in ingest.manifest_table: skip files done before, resume partial ones")
 	cmd.Flags().IntVar(&startLine, "start-line", 0, "skip the data lines up to this line number of each file (1-based, header lines count)")
+	cmd.Flags().BoolVar(&skipClaimed, "skip-claimed", false, "with --resume, leave files another run is ingesting to that run instead of waiting for them (exit code 1 if any)")
 	return cmd
 }
 
@@ -82,7 +85,8 @@ func newIngester(ctx context.Context, c config.Config, log *zap.Logger, withMani
 	if err != nil {
 		return nil, fmt.Errorf("%w (set ingest.records_per_second and ingest.bytes_per_second to skip ListShards)", err)
 	}
-	cfg := ingest.Config{Aggregate: ic.Aggregate, CheckpointLines: ic.CheckpointLines, Limiter: lim, Logger: log}
+	cfg := ingest.Config{Aggregate: ic.Aggregate, CheckpointLines: ic.CheckpointLines, Limiter: lim, Logger: log,
+		ClaimDuration: ic.ClaimDuration}
 	if withManifest {
 		cfg.Manifest = ingest.NewDynamoManifest(awsconf.DynamoDB(awsCfg), ic.ManifestTable)
 	}
@@ -92,7 +96,8 @@ func newIngester(ctx context.Context, c config.Config, log *zap.Logger, withMani
 	}
 	r, b := lim.Rates()
 	log.Info("ingesting", zap.String("stream", c.Stream.Name), zap.Bool("aggregate", ic.Aggregate),
-		zap.Float64("records_per_sec_limit", r), zap.Float64("bytes_per_sec_limit", b), zap.Bool("manifest", withManifest))
+		zap.Float64("records_per_sec_limit", r), zap.Float64("bytes_per_sec_limit", b), zap.Bool("manifest", withManifest),
+		zap.String("run", in.Owner()))
 	return in, nil
 }
 
@@ -120,6 +125,8 @@ func finishRun(cmd *cobra.Command, in *ingest.Ingester, sum ingest.Summary, runE
 		return fmt.Errorf("%d of %d files failed", sum.Failed, sum.Done+sum.Failed+sum.Skipped)
 	case sum.Interrupted:
 		return errors.New("interrupted; run again to resume")
+	case sum.NotWaited > 0:
+		return fmt.Errorf("%d files are being ingested by another run (%s) and were left to it (--skip-claimed)", sum.NotWaited, sum.ClaimedBy)
 	case closeErr != nil:
 		return closeErr
 	}

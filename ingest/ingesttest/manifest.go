@@ -14,8 +14,8 @@ import (
 
 // Manifest is an in-memory ingest.Manifest. It is safe for concurrent use.
 // Fail, if set before use, is asked before every write (op is "begin",
-// "checkpoint" or "finish"); a non-nil error fails the write, which then
-// changes nothing.
+// "renew", "release", "checkpoint" or "finish"); a non-nil error fails the
+// write, which then changes nothing.
 type Manifest struct {
 	Fail func(op, url string) error // optional fault injection, see above
 
@@ -42,7 +42,10 @@ func (m *Manifest) Get(_ context.Context, url string) (ingest.Entry, error) {
 }
 
 // Begin implements ingest.Manifest.
-func (m *Manifest) Begin(_ context.Context, url, etag string) (ingest.Entry, error) {
+func (m *Manifest) Begin(_ context.Context, url, etag, owner string, takeOver int64) (ingest.Entry, error) {
+	if owner == "" {
+		return ingest.Entry{}, fmt.Errorf("begin manifest entry %s: empty owner", url)
+	}
 	if err := m.fail("begin", url); err != nil {
 		return ingest.Entry{}, err
 	}
@@ -52,20 +55,60 @@ func (m *Manifest) Begin(_ context.Context, url, etag string) (ingest.Entry, err
 	cur, ok := m.entries[url]
 	switch {
 	case !ok || cur.ETag != etag:
-		cur = ingest.Entry{URL: url, ETag: etag, State: ingest.StatePending, Attempts: 1}
+		cur = ingest.Entry{URL: url, ETag: etag, State: ingest.StatePending, Attempts: 1, ClaimVersion: cur.ClaimVersion}
 	case cur.State == ingest.StateDone:
 		return cur, nil
+	case cur.Owner != "" && cur.Owner != owner && cur.ClaimVersion != takeOver:
+		return ingest.Entry{}, &ingest.ClaimedError{Entry: cur}
 	default:
 		cur.State, cur.Error = ingest.StatePending, ""
 		cur.Attempts++
 	}
+	cur.Owner = owner
+	cur.ClaimVersion++
 	cur.Updated = time.Now()
 	m.entries[url] = cur
 	return cur, nil
 }
 
+// Renew implements ingest.Manifest.
+func (m *Manifest) Renew(_ context.Context, url, etag, owner string) error {
+	if err := m.fail("renew", url); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.writes++
+	cur, ok := m.entries[url]
+	if !ok || cur.ETag != etag || cur.Owner != owner {
+		return fmt.Errorf("renew claim on %s: %w", url, ingest.ErrConflict)
+	}
+	cur.ClaimVersion++
+	cur.Updated = time.Now()
+	m.entries[url] = cur
+	return nil
+}
+
+// Release implements ingest.Manifest.
+func (m *Manifest) Release(_ context.Context, url, etag, owner string) error {
+	if err := m.fail("release", url); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.writes++
+	cur, ok := m.entries[url]
+	if !ok || cur.ETag != etag || cur.Owner != owner {
+		return fmt.Errorf("release claim on %s: %w", url, ingest.ErrConflict)
+	}
+	cur.Owner = ""
+	cur.Updated = time.Now()
+	m.entries[url] = cur
+	return nil
+}
+
 // Checkpoint implements ingest.Manifest.
-func (m *Manifest) Checkpoint(_ context.Context, url, etag string, line int, records int64) error {
+func (m *Manifest) Checkpoint(_ context.Context, url, etag, owner string, line int, records int64) error {
 	if err := m.fail("checkpoint", url); err != nil {
 		return err
 	}
@@ -73,7 +116,7 @@ func (m *Manifest) Checkpoint(_ context.Context, url, etag string, line int, rec
 	defer m.mu.Unlock()
 	m.writes++
 	cur, ok := m.entries[url]
-	if !ok || cur.ETag != etag || cur.State != ingest.StatePending || cur.Line > line {
+	if !ok || cur.ETag != etag || cur.State != ingest.StatePending || cur.Owner != owner || cur.Line > line {
 		return fmt.Errorf("checkpoint %s at line %d: %w", url, line, ingest.ErrConflict)
 	}
 	cur.Line, cur.Records, cur.Updated = line, records, time.Now()
@@ -93,10 +136,15 @@ func (m *Manifest) Finish(_ context.Context, e ingest.Entry) error {
 	defer m.mu.Unlock()
 	m.writes++
 	cur, ok := m.entries[e.URL]
-	if !ok || cur.ETag != e.ETag || (e.State == ingest.StateFailed && cur.State == ingest.StateDone) {
+	held := cur.Owner == e.Owner && e.Owner != ""
+	switch {
+	case !ok || cur.ETag != e.ETag,
+		e.State == ingest.StateFailed && (cur.State == ingest.StateDone || !held),
+		e.State == ingest.StateDone && !held && cur.State != ingest.StateDone:
 		return fmt.Errorf("finish manifest entry %s as %s: %w", e.URL, e.State, ingest.ErrConflict)
 	}
 	cur.State, cur.Line, cur.Records, cur.BadLines, cur.Error, cur.Updated = e.State, e.Line, e.Records, e.BadLines, e.Error, time.Now()
+	cur.Owner = ""
 	m.entries[e.URL] = cur
 	return nil
 }

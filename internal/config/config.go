@@ -115,13 +115,14 @@ func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // Lambda function (cmd/leasehold-lambda), which send CloudFront log files
 // from S3 to the stream (stream.name).
 type Ingest struct {
-	Concurrency      int     `yaml:"concurrency" doc:"files ingested at once by backfill and ingest (1-64)"`
-	ManifestTable    string  `yaml:"manifest_table" doc:"DynamoDB table recording each file's progress so reruns skip finished files and resume partial ones (created if missing); backfill needs it, the Lambda uses it when set, ingest with --resume"`
-	Aggregate        bool    `yaml:"aggregate" doc:"pack lines into KPL aggregated records (many lines per Kinesis record); consumers must de-aggregate, as leasehold workers do"`
-	RecordsPerSecond int     `yaml:"records_per_second" doc:"cap on records put per second; 0 derives it from the stream's open shards (1,000 each, times capacity_share), or with aggregate leaves it unlimited (an aggregate counts as one record)"`
-	BytesPerSecond   int     `yaml:"bytes_per_second" doc:"cap on bytes (data plus partition keys) put per second; 0 derives it from the stream's open shards (1 MiB each, times capacity_share)"`
-	CapacityShare    float64 `yaml:"capacity_share" doc:"fraction of the stream's write capacity that derived rates use (above 0, at most 1), leaving the rest to live producers"`
-	CheckpointLines  int     `yaml:"checkpoint_lines" doc:"lines between manifest checkpoints of a file, and the most lines of a file in flight; a crash re-sends at most twice this many lines of each file in progress (100-1000000)"`
+	Concurrency      int           `yaml:"concurrency" doc:"files ingested at once by backfill and ingest (1-64)"`
+	ManifestTable    string        `yaml:"manifest_table" doc:"DynamoDB table recording each file's progress so reruns skip finished files and resume partial ones (created if missing); backfill needs it, the Lambda uses it when set, ingest with --resume"`
+	Aggregate        bool          `yaml:"aggregate" doc:"pack lines into KPL aggregated records (many lines per Kinesis record); consumers must de-aggregate, as leasehold workers do"`
+	RecordsPerSecond int           `yaml:"records_per_second" doc:"cap on records put per second; 0 derives it from the stream's open shards (1,000 each, times capacity_share), or with aggregate leaves it unlimited (an aggregate counts as one record)"`
+	BytesPerSecond   int           `yaml:"bytes_per_second" doc:"cap on bytes (data plus partition keys) put per second; 0 derives it from the stream's open shards (1 MiB each, times capacity_share)"`
+	CapacityShare    float64       `yaml:"capacity_share" doc:"fraction of the stream's write capacity that derived rates use (above 0, at most 1), leaving the rest to live producers"`
+	CheckpointLines  int           `yaml:"checkpoint_lines" doc:"lines between manifest checkpoints of a file, and the most lines of a file in flight; a crash re-sends at most twice this many lines of each file in progress (100-1000000)"`
+	ClaimDuration    time.Duration `yaml:"claim_duration" doc:"how long a run's claim on a file lives in the manifest without renewal (renewed every third of it); another run takes a file over after seeing its claim unrenewed this long (1s-10m)"`
 }
 
 // Dev configures the local stack started by `leasehold dev`.
@@ -173,6 +174,7 @@ func Default() Config {
 			Aggregate:       true,
 			CapacityShare:   0.8,
 			CheckpointLines: 5000,
+			ClaimDuration:   30 * time.Second,
 		},
 		Dev: Dev{
 			Dir:            ".leasehold",
@@ -427,6 +429,9 @@ func (in Ingest) validate() []error {
 	}
 	if in.CheckpointLines < 100 || in.CheckpointLines > 1_000_000 {
 		bad("ingest.checkpoint_lines", "%d is out of range; use 100 to 1000000 (default 5000)", in.CheckpointLines)
+	}
+	if in.ClaimDuration < time.Second || in.ClaimDuration > 10*time.Minute {
+		bad("ingest.claim_duration", "%s is out of range; use 1s to 10m (default 30s)", in.ClaimDuration)
 	}
 	return errs
 }
