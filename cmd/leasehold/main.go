@@ -82,6 +82,7 @@ AWS credentials, region and endpoints come from the AWS SDK's default chain
 		newBackfillCmd(),
 		newCollectCmd(),
 		newProduceCmd(),
+		newDeadLetterCmd(),
 		newDemoCmd(),
 	)
 	return root
