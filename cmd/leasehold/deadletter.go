@@ -195,7 +195,7 @@ usage.`,
 					replayed = l.Replayed.UTC().Format(time.RFC3339)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.FailedAt.UTC().Format(time.RFC3339), l.Stage, l.Source(), l.ShardID,
-					letterSeq(l.SequenceNumber, l.SubSequenceNumber), orDash(l.EventID()), orDash(replayed), reasonLine(l.Error, 120))
+					letterSeq(l.SequenceNumber, l.SubSequenceNumber), orDash(l.EventID()), orDash(replayed), reasonLine(strings.TrimPrefix(l.Error, "processors: permanent failure: "), 160))
 				return nil
 			})
 			if !asJSON {
