@@ -235,7 +235,7 @@ func (t *Pipeline) toSink(ctx context.Context, name string, letters []Letter) er
 	msgs := make([]*processors.Message, len(letters))
 	for i, l := range letters {
 		ev, _ := l.Document()
-		msgs[i] = &processors.Message{Record: l.Record(), Event: ev, Parsed: true}
+		msgs[i] = &processors.Message{Record: l.Record(), Event: ev, Parsed: true, Redacted: l.Redacted}
 	}
 	if err := ss.Write(ctx, msgs); err != nil {
 		return fmt.Errorf("sink %s: %w", name, err)

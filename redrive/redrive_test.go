@@ -301,9 +301,7 @@ func (m *memShard) Write(ctx context.Context, msgs []*processors.Message) error 
 	for _, x := range msgs {
 		if m.s.fail != nil {
 			if err := m.s.fail(x); err != nil {
-				c := *x
-				c.Fail(m.s.name, 1, err)
-				failed = append(failed, &c)
+				failed = append(failed, x.FailedCopy(m.s.name, 1, err))
 				continue
 			}
 		}
@@ -341,13 +339,14 @@ func TestPipelineTarget(t *testing.T) {
 				processed++
 				mu.Unlock()
 				var v struct {
-					EventID string `json:"event_id"`
+					EventID    string    `json:"event_id"`
+					OccurredAt time.Time `json:"occurred_at"`
 				}
 				if err := json.Unmarshal(m.Record.Data, &v); err != nil {
 					m.Fail("appjson", 1, fmt.Errorf("still not JSON: %w", err))
 					continue
 				}
-				m.Event.EventID, m.Parsed = v.EventID, true
+				m.Event.EventID, m.Event.EventTime, m.Parsed = v.EventID, v.OccurredAt, true
 			}
 			return batch, nil
 		}), nil
@@ -427,5 +426,34 @@ func TestPipelineTarget(t *testing.T) {
 	joined := strings.Join(again, "|")
 	if !strings.Contains(joined, "mem-b:mapping conflict, still") || !strings.Contains(joined, "appjson:still not JSON") {
 		t.Errorf("not replayed now: %v", again)
+	}
+}
+
+// TestLetterReadsTheDeadLetterFormat: what processors/deadletter writes
+// for a parsed, redacted record decodes into a Letter with its event
+// (the document id kept), its redaction and its identity.
+func TestLetterReadsTheDeadLetterFormat(t *testing.T) {
+	m := msg("shard-3", 42, "opensearch", appData(42))
+	m.Parsed, m.Redacted = true, true
+	m.Event.EventID, m.Event.EventTime, m.Event.Source, m.Event.ClientIP = "ev-42", t0, "app", "203.0.113.0"
+	path := filepath.Join(t.TempDir(), "dead.ndjson")
+	writeLetters(t, path, t0, m)
+	var got []redrive.Letter
+	if _, err := redrive.List(context.Background(), redrive.NewFileStore(path), redrive.Filter{}, func(l redrive.Letter) error {
+		got = append(got, l)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d letters", len(got))
+	}
+	l := got[0]
+	ev, ok := l.Document()
+	if !ok || ev.EventID != "ev-42" || ev.ClientIP != "203.0.113.0" || !l.Redacted || l.EventID() != "ev-42" || l.Source() != "app" {
+		t.Fatalf("letter %+v, event %+v (%v)", l, ev, ok)
+	}
+	if r := l.Record(); r.ShardID != "shard-3" || r.SequenceNumber != seq(42) || r.PartitionKey != "asset-0" || !r.ArrivalTime.Equal(t0) {
+		t.Fatalf("record %+v", r)
 	}
 }
