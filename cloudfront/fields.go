@@ -6,9 +6,12 @@ import (
 	"strings"
 )
 
-// field identifies a log field this package knows, in either format. The first
-// 33 values are in the order of the current standard-log layout, so a
-// historical layout (a prefix of it) maps column i to field(i).
+// field identifies a log field this package knows, in either format, by
+// its meaning rather than its name: the same name can mean different things
+// in the two formats (x-host-header is the viewer's Host header in standard
+// logs and the distribution's domain in real-time logs). The first 33 values
+// are in the order of the current standard-log layout, so a historical
+// layout (a prefix of it) maps column i to field(i).
 type field uint8
 
 const (
@@ -18,7 +21,7 @@ const (
 	fSCBytes
 	fCIP
 	fCSMethod
-	fCSHost
+	fDistributionDomain // standard cs(Host); real-time x-host-header
 	fCSURIStem
 	fSCStatus
 	fCSReferer
@@ -27,7 +30,7 @@ const (
 	fCSCookie
 	fEdgeResultType
 	fEdgeRequestID
-	fHostHeader
+	fViewerHost // standard x-host-header; real-time cs-host
 	fCSProtocol
 	fCSBytes
 	fTimeTaken
@@ -51,6 +54,7 @@ const (
 // Fields that only real-time logs (and standard logging v2) have.
 const (
 	fTimestamp field = numStandardFields + iota
+	fTimestampMS
 	fCCountry
 	fASN
 	fIgnored // a known field this package does not map; also the count of ids
@@ -91,29 +95,49 @@ func isStandardCount(n int) bool {
 }
 
 // standardField returns the id of a standard-log header name. Names are
-// matched case-insensitively. ok is false for a name this package does not
-// know; such columns are skipped.
-func standardField(name string) (f field, ok bool) {
+// matched case-insensitively, first as standard-log names, then as
+// real-time names (standard logging v2 offers some of those, and real-time
+// logs copied to files by Firehose get a header of them); realtime says the
+// header is in the real-time dialect, where x-host-header is the
+// distribution's domain. ok is false for a name this package does not know;
+// such columns are skipped.
+func standardField(name string, realtime bool) (f field, ok bool) {
+	lower := strings.ToLower(name)
+	if realtime || lower != "x-host-header" {
+		if f, ok := realtimeField(lower); ok {
+			return f, true
+		}
+	}
 	for i, n := range standardNames {
 		if strings.EqualFold(n, name) {
 			return field(i), true
 		}
 	}
-	switch strings.ToLower(name) {
-	case "c-country":
-		return fCCountry, true
-	case "asn":
-		return fASN, true
+	if lower == "distributionid" || lower == "distributiontenantid" {
+		return fIgnored, true // standard logging v2
 	}
 	return fIgnored, false
 }
 
+// realtimeOnlyNames are the real-time spellings of request headers whose
+// standard-log names differ (cs-host for cs(Host), ...). A #Fields header
+// that uses one is in the real-time dialect.
+var realtimeOnlyNames = []string{"cs-host", "cs-user-agent", "cs-referer", "cs-cookie"}
+
+// rtmpNames are fields of RTMP (streaming distribution) logs, which record
+// playback events (connect, play, stop), not HTTP requests. CloudFront
+// stopped serving RTMP at the end of 2020; old archives still hold them.
+var rtmpNames = []string{"x-event", "x-sname", "x-cf-status", "x-cf-client-id", "x-sid"}
+
 // realtimeField returns the id of a real-time log field name (exact match, as
-// CloudFront's API spells them). ok is false for an unknown name.
+// CloudFront's API spells them), by the meaning AWS's real-time log
+// reference gives it. ok is false for an unknown name.
 func realtimeField(name string) (f field, ok bool) {
 	switch name {
 	case "timestamp":
 		return fTimestamp, true
+	case "timestamp(ms)":
+		return fTimestampMS, true
 	case "c-ip":
 		return fCIP, true
 	case "time-to-first-byte":
@@ -127,7 +151,9 @@ func realtimeField(name string) (f field, ok bool) {
 	case "cs-protocol":
 		return fCSProtocol, true
 	case "cs-host":
-		return fCSHost, true
+		// "The value that the viewer included in the Host header": the
+		// customer's own domain when it uses one.
+		return fViewerHost, true
 	case "cs-uri-stem":
 		return fCSURIStem, true
 	case "cs-bytes":
@@ -137,7 +163,9 @@ func realtimeField(name string) (f field, ok bool) {
 	case "x-edge-request-id":
 		return fEdgeRequestID, true
 	case "x-host-header":
-		return fHostHeader, true
+		// "The domain name of the CloudFront distribution" in real-time
+		// logs, unlike the standard log's field of the same name.
+		return fDistributionDomain, true
 	case "time-taken":
 		return fTimeTaken, true
 	case "cs-protocol-version":
@@ -197,8 +225,14 @@ func realtimeField(name string) (f field, ok bool) {
 // Errors about layouts. They are returned wrapped with the detail.
 var (
 	// ErrBadLayout means a field list cannot be used: it is empty, names a
-	// field twice, or lacks the fields that give the event time.
+	// field twice, lacks the fields that give the event time, or is not a
+	// web distribution's log at all (ErrStreamingLog).
 	ErrBadLayout = errors.New("cloudfront: bad field layout")
+	// ErrStreamingLog means the input is an RTMP (streaming distribution)
+	// log: playback events such as connect, play and stop, not HTTP
+	// requests. They are rejected rather than read as requests with status
+	// 0. It wraps ErrBadLayout.
+	ErrStreamingLog = fmt.Errorf("%w: RTMP streaming distribution log (playback events, not web requests)", ErrBadLayout)
 	// ErrUnknownField means a real-time field name is not one CloudFront
 	// defines.
 	ErrUnknownField = errors.New("cloudfront: unknown real-time field")
@@ -211,18 +245,38 @@ type Layout struct {
 	cols     []field
 	standard bool // names equal a historical standard prefix
 	epoch    bool // event time comes from timestamp, not date+time
+	epochMS  bool // ... and it is timestamp(ms): epoch milliseconds
 }
 
 // NewLayout compiles the field names of a standard-log "#Fields:" header, in
 // column order. Names are matched case-insensitively; names this package does
 // not know are kept as columns and skipped when parsing, so a header with new
-// fields still parses. It returns an error wrapping ErrBadLayout if names is
-// empty, a known field appears twice, or neither date+time nor timestamp is
-// present.
+// fields still parses. Real-time field names are accepted too (standard
+// logging v2 offers some, such as timestamp and c-country, and real-time
+// records copied to files get a header of them); a header that spells a
+// request header the real-time way (cs-host, cs-user-agent, cs-referer,
+// cs-cookie) is read with the real-time meanings, where x-host-header is the
+// distribution's domain rather than the viewer's Host header.
+//
+// It returns an error wrapping ErrBadLayout if names is empty, a known field
+// appears twice, or neither date+time nor timestamp (or timestamp(ms)) is
+// present, and one wrapping ErrStreamingLog for the header of an RTMP
+// streaming distribution log.
 func NewLayout(names []string) (*Layout, error) {
 	l := &Layout{names: append([]string(nil), names...), cols: make([]field, len(names))}
+	realtime := false
+	for _, n := range names {
+		for _, rt := range realtimeOnlyNames {
+			realtime = realtime || strings.EqualFold(n, rt)
+		}
+		for _, rtmp := range rtmpNames {
+			if strings.EqualFold(n, rtmp) {
+				return nil, fmt.Errorf("%w: its fields name %s", ErrStreamingLog, rtmp)
+			}
+		}
+	}
 	for i, n := range names {
-		l.cols[i], _ = standardField(n)
+		l.cols[i], _ = standardField(n, realtime)
 	}
 	if err := l.check(); err != nil {
 		return nil, err
@@ -284,10 +338,15 @@ func (l *Layout) check() error {
 		}
 		seen[f] = true
 	}
-	if !seen[fTimestamp] && !(seen[fDate] && seen[fTime]) {
+	switch {
+	case seen[fDate] && seen[fTime]:
+	case seen[fTimestamp]:
+		l.epoch = true
+	case seen[fTimestampMS]:
+		l.epoch, l.epochMS = true, true
+	default:
 		return fmt.Errorf("%w: fields must include date and time (or timestamp)", ErrBadLayout)
 	}
-	l.epoch = !(seen[fDate] && seen[fTime])
 	return nil
 }
 

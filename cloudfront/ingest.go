@@ -138,12 +138,14 @@ func (rr *RecordReader) open() error {
 }
 
 // Next returns the next data line as a record. At the end of the input it
-// returns io.EOF. A line that cannot be sent (longer than the maximum, or
-// after a rejected #Fields header) yields a *LineError: count it and call
-// Next again. Any other error is final: it wraps ErrCorrupt for a corrupt or
-// truncated compressed stream, else it is the underlying reader's error
-// (typically a network error: reading the object again may succeed). Next
-// blocks while the underlying reader blocks.
+// returns io.EOF. A line that cannot be sent (longer than the maximum)
+// yields a *LineError: count it and call Next again. Any other error is
+// final: it wraps ErrBadLayout for a #Fields header that cannot be used
+// (ErrStreamingLog for an RTMP log's header), since none of the lines after
+// it could be sent; ErrCorrupt for a corrupt or truncated compressed stream;
+// else it is the underlying reader's error (typically a network error:
+// reading the object again may succeed). Next blocks while the underlying
+// reader blocks.
 func (rr *RecordReader) Next() (LogRecord, error) {
 	if rr.err != nil {
 		return LogRecord{}, rr.err
@@ -158,6 +160,13 @@ func (rr *RecordReader) Next() (LogRecord, error) {
 	if err != nil {
 		var le *LineError
 		if errors.As(err, &le) {
+			if herr := rr.lines.HeaderError(); herr != nil {
+				// Every line after an unusable header would be unsendable:
+				// skipping them one by one would end the file as if it
+				// had been read, with nothing sent.
+				rr.err = fmt.Errorf("cloudfront: line %d: the #Fields header cannot be used, so the lines after it cannot be read: %w", le.Line, herr)
+				return LogRecord{Line: le.Line}, rr.err
+			}
 			return LogRecord{Line: le.Line}, err
 		}
 		if errors.Is(err, io.EOF) {

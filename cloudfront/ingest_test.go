@@ -193,11 +193,9 @@ func TestRecordReaderRecords(t *testing.T) {
 
 func TestRecordReaderSkipsUnsendableLines(t *testing.T) {
 	long := strings.Repeat("x", 3000)
-	input := "#Fields: " + header33 + "\n" + line33 + "\n" + long + "\n" + "#Fields: nonsense\n" + line33 + "\n" +
-		"#Fields: " + header33 + "\n" + line33 + "\n"
+	input := "#Fields: " + header33 + "\n" + line33 + "\n" + long + "\n" + line33 + "\n"
 	rr := cloudfront.NewRecordReader(strings.NewReader(input), cloudfront.WithRecordMaxLineBytes(2000))
 	var lines []int
-	var bad []error
 	for {
 		rec, err := rr.Next()
 		if errors.Is(err, io.EOF) {
@@ -205,7 +203,9 @@ func TestRecordReaderSkipsUnsendableLines(t *testing.T) {
 		}
 		var le *cloudfront.LineError
 		if errors.As(err, &le) {
-			bad = append(bad, le.Err)
+			if !errors.Is(err, cloudfront.ErrLineTooLong) {
+				t.Fatalf("line %d: %v, want ErrLineTooLong", le.Line, err)
+			}
 			lines = append(lines, -le.Line)
 			continue
 		}
@@ -214,15 +214,42 @@ func TestRecordReaderSkipsUnsendableLines(t *testing.T) {
 		}
 		lines = append(lines, rec.Line)
 	}
-	// 1 header, 2 line, 3 too long, 4 rejected header, 5 line without
-	// layout, 6 header, 7 line.
-	if fmt.Sprint(lines) != "[2 -3 -4 -5 7]" {
-		t.Fatalf("lines %v (negative: not sendable), want [2 -3 -4 -5 7]", lines)
+	// 1 header, 2 line, 3 too long, 4 line.
+	if fmt.Sprint(lines) != "[2 -3 4]" {
+		t.Fatalf("lines %v (negative: not sendable), want [2 -3 4]", lines)
 	}
-	want := []error{cloudfront.ErrLineTooLong, cloudfront.ErrBadLayout, cloudfront.ErrNoLayout}
-	for i, w := range want {
-		if !errors.Is(bad[i], w) {
-			t.Fatalf("bad line %d: %v, want %v", i, bad[i], w)
-		}
+}
+
+// TestRecordReaderStopsAtUnusableHeader: a #Fields header that cannot be
+// used makes every line after it unreadable, so reading ends there with an
+// error (not a *LineError to skip): a file must never end as read with its
+// lines silently dropped.
+func TestRecordReaderStopsAtUnusableHeader(t *testing.T) {
+	tests := []struct {
+		name   string
+		header string
+		want   error
+	}{
+		{"no time field", "#Fields: c-ip sc-status cs-uri-stem", cloudfront.ErrBadLayout},
+		{"duplicate field", "#Fields: date time c-ip c-ip", cloudfront.ErrBadLayout},
+		{"rtmp log", "#Fields: date time x-edge-location c-ip x-event sc-bytes x-cf-status x-cf-client-id cs-uri-stem cs-uri-query c-referrer x-page-url c-user-agent x-sname x-sname-query x-file-ext x-sid", cloudfront.ErrStreamingLog},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			input := "#Version: 1.0\n#Fields: " + header33 + "\n" + line33 + "\n" + tc.header + "\n" + line33 + "\n" + line33 + "\n"
+			rr := cloudfront.NewRecordReader(strings.NewReader(input))
+			rec, err := rr.Next()
+			if err != nil || rec.Line != 3 {
+				t.Fatalf("first record: line %d, %v", rec.Line, err)
+			}
+			_, err = rr.Next()
+			var le *cloudfront.LineError
+			if err == nil || errors.As(err, &le) || !errors.Is(err, tc.want) || !strings.Contains(err.Error(), "line 4") {
+				t.Fatalf("after the unusable header: %v, want a final error at line 4 wrapping %v", err, tc.want)
+			}
+			if _, again := rr.Next(); again == nil || again.Error() != err.Error() {
+				t.Fatalf("the error is not sticky: %v", again)
+			}
+		})
 	}
 }

@@ -121,7 +121,7 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 		return event.Event{}, lineError(lineNo, line, ErrLineTooLong, "line is %d bytes", len(line))
 	}
 	if !utf8.Valid(line) {
-		line = bytes.ToValidUTF8(line, []byte("\uFFFD"))
+		line = appendLatin1Fallback(make([]byte, 0, len(line)+len(line)/2), line)
 	}
 
 	// Column boundaries: column i is line[starts[i] : starts[i+1]-1].
@@ -153,20 +153,21 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 		if dec, _ := decodeMode(f); dec {
 			v := line[starts[i] : starts[i+1]-1]
 			if bytes.IndexByte(v, '%') >= 0 {
-				grow += len(v)
+				grow += 2 * len(v) // a Latin-1 byte may take two bytes in UTF-8
 			}
 		}
 	}
 
 	var (
-		b                                  strings.Builder
-		ev                                 event.Event
-		date, clock, stamp                 []byte
-		edge, ip, method, csHost, stem     span
-		referer, ua, query, stemQuery, rid span
-		cacheRes, hostHdr, proto, ctype    span
-		xff, country                       span
-		rangeStart                         int64 = -1
+		b                                   strings.Builder
+		ev                                  event.Event
+		date, clock, stamp                  []byte
+		edge, ip, method, distDomain, stem  span
+		referer, ua, query, stemQuery, rid  span
+		cacheRes, viewerHost, proto, ctype  span
+		xff, country, protoVer, tlsProto    span
+		tlsCipher, respResult, detailResult span
+		nums                                optionalNumbers
 	)
 	b.Grow(grow + 2*hex.EncodedLen(16) + 3)
 	b.Write(line)
@@ -200,7 +201,7 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 			date = v
 		case fTime:
 			clock = v
-		case fTimestamp:
+		case fTimestamp, fTimestampMS:
 			stamp = v
 		case fEdgeLocation:
 			edge = sp
@@ -210,8 +211,8 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 			ip = sp
 		case fCSMethod:
 			method = sp
-		case fCSHost:
-			csHost = sp
+		case fDistributionDomain:
+			distDomain = sp
 		case fCSURIStem:
 			stem = sp
 		case fSCStatus:
@@ -228,19 +229,55 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 			cacheRes = sp
 		case fEdgeRequestID:
 			rid = sp
-		case fHostHeader:
-			hostHdr = sp
+		case fViewerHost:
+			viewerHost = sp
 		case fCSProtocol:
 			proto = sp
 		case fTimeTaken:
-			ev.TimeTakenMS, err = parseMillis(v)
+			var ms int64
+			if ms, err = parseMillis(v); err == nil {
+				nums.set(numTimeTaken, ms)
+			}
 		case fForwardedFor:
 			xff = sp
 		case fSCContentType:
 			ctype = sp
+		case fCSProtocolVersion:
+			protoVer = sp
+		case fSSLProtocol:
+			tlsProto = sp
+		case fSSLCipher:
+			tlsCipher = sp
+		case fEdgeResponseResultType:
+			respResult = sp
+		case fEdgeDetailedResultType:
+			detailResult = sp
+		// The fields below are not needed to place or classify a request:
+		// a value that does not parse counts as absent rather than making
+		// the whole line bad.
+		case fTimeToFirstByte:
+			if ms, err := parseMillis(v); err == nil {
+				nums.set(numTimeToFirstByte, ms)
+			}
+		case fSCContentLen:
+			if n, err := parseInt(v, 18); err == nil {
+				nums.set(numContentLen, n)
+			}
 		case fSCRangeStart:
 			if r, err := parseInt(v, 18); err == nil {
-				rangeStart = r
+				nums.set(numRangeStart, r)
+			}
+		case fSCRangeEnd:
+			if r, err := parseInt(v, 18); err == nil {
+				nums.set(numRangeEnd, r)
+			}
+		case fCSBytes:
+			if n, err := parseInt(v, 18); err == nil {
+				ev.RequestBytes = n
+			}
+		case fCPort:
+			if p, err := parseInt(v, 5); err == nil && p <= math.MaxUint16 {
+				ev.ClientPort = int(p)
 			}
 		case fCCountry:
 			country = sp
@@ -255,9 +292,12 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 	}
 
 	var err error
-	if l.epoch {
+	switch {
+	case l.epochMS:
+		ev.EventTime, err = parseEpochMillis(stamp)
+	case l.epoch:
 		ev.EventTime, err = parseEpoch(stamp)
-	} else {
+	default:
 		ev.EventTime, err = parseDateTime(date, clock)
 	}
 	if err != nil {
@@ -265,9 +305,9 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 	}
 
 	// Host: the Host header the viewer sent, else the distribution's domain.
-	host := hostHdr
+	host := viewerHost
 	if host.empty() {
-		host = csHost
+		host = distDomain
 	}
 	if hasUpper(line, host) {
 		host = appendLower(&b, line, host)
@@ -306,22 +346,77 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 	ev.Host = str(host)
 	ev.CacheResult = str(cacheRes)
 	ev.Protocol = str(proto)
+	ev.ProtocolVersion = str(protoVer)
+	ev.TLSProtocol = str(tlsProto)
+	ev.TLSCipher = str(tlsCipher)
+	ev.EdgeResponseResult = str(respResult)
+	ev.EdgeDetailedResult = str(detailResult)
 	ev.ContentType = str(ctype)
 	ev.Geo.CountryISO = str(country)
 	ev.ForwardedFor = splitList(str(xff))
+	nums.fill(&ev)
+	rangeStart := int64(-1)
+	if ev.RangeStart != nil {
+		rangeStart = *ev.RangeStart
+	}
 	ev.EventType = Classify(ev.Method, ev.URI, ev.Query, ev.Status, rangeStart)
 	return ev, nil
 }
 
-// appendDecoded URL-decodes v into the builder (replacing invalid UTF-8 the
-// decoding produced) and returns the span it occupies.
+// The optional numbers of an event, by index in optionalNumbers.
+const (
+	numTimeTaken = iota
+	numTimeToFirstByte
+	numContentLen
+	numRangeStart
+	numRangeEnd
+	numOptional
+)
+
+// optionalNumbers collects the numeric fields whose absence must be told
+// from zero (the event holds them as pointers). fill allocates them in one
+// block, so that a line costs one allocation more, not one per field.
+type optionalNumbers struct {
+	v   [numOptional]int64
+	has [numOptional]bool
+	any bool
+}
+
+// set records field i's value.
+func (o *optionalNumbers) set(i int, v int64) { o.v[i], o.has[i], o.any = v, true, true }
+
+// fill points the event's optional numbers at the values that were set.
+func (o *optionalNumbers) fill(ev *event.Event) {
+	if !o.any {
+		return
+	}
+	block := new([numOptional]int64)
+	*block = o.v
+	ptr := func(i int) *int64 {
+		if !o.has[i] {
+			return nil
+		}
+		return &block[i]
+	}
+	ev.TimeTakenMS = ptr(numTimeTaken)
+	ev.TimeToFirstByteMS = ptr(numTimeToFirstByte)
+	ev.ContentLength = ptr(numContentLen)
+	ev.RangeStart = ptr(numRangeStart)
+	ev.RangeEnd = ptr(numRangeEnd)
+}
+
+// appendDecoded URL-decodes v into the builder and returns the span it
+// occupies. Bytes the decoding produced that are not valid UTF-8 are read
+// as Windows-1252 (see appendLatin1Fallback), so that "%E9" keeps its "é".
 func appendDecoded(b *strings.Builder, scratch, v []byte, twice bool) span {
 	d := appendUnescape(scratch, v, twice)
-	if !utf8.Valid(d) {
-		d = bytes.ToValidUTF8(d, []byte("\uFFFD"))
-	}
 	off := int32(b.Len())
-	b.Write(d)
+	if utf8.Valid(d) {
+		b.Write(d)
+	} else {
+		var buf [512]byte
+		b.Write(appendLatin1Fallback(buf[:0], d))
+	}
 	return span{off, int32(b.Len())}
 }
 
@@ -482,4 +577,14 @@ func parseEpoch(v []byte) (time.Time, error) {
 		ns *= 10
 	}
 	return time.Unix(sec, ns).UTC(), nil
+}
+
+// parseEpochMillis parses "1575493351123": Unix milliseconds, the
+// timestamp(ms) field.
+func parseEpochMillis(v []byte) (time.Time, error) {
+	ms, err := parseInt(v, 15)
+	if err != nil || ms/1000 > maxEpochSeconds {
+		return time.Time{}, fmt.Errorf("timestamp(ms) %q is not epoch milliseconds", v)
+	}
+	return time.UnixMilli(ms).UTC(), nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 
 	"github.com/leasehold/leasehold/event"
 )
@@ -49,7 +50,7 @@ type Reader struct {
 	br       *bufio.Reader
 	max      int
 	layout   *Layout // nil: infer from the field count
-	rejected bool    // the last #Fields header was rejected
+	rejected error   // why the last #Fields header was rejected; nil if it was not
 	line     int     // physical lines read
 	long     []byte  // assembles lines longer than the read buffer
 	err      error   // sticky: io.EOF or the read error
@@ -71,6 +72,11 @@ func NewReader(r io.Reader, opts ...ReaderOption) *Reader {
 // still apply, which is why the file is re-read rather than sought into).
 func (r *Reader) Line() int { return r.line }
 
+// HeaderError returns why the last #Fields header was rejected (an error
+// wrapping ErrBadLayout), or nil when it was not or there was none. Lines
+// after a rejected header cannot be read until the next usable header.
+func (r *Reader) HeaderError() error { return r.rejected }
+
 // Layout returns the layout set by the last #Fields header (or WithLayout),
 // or nil if lines are laid out by their field count.
 func (r *Reader) Layout() *Layout { return r.layout }
@@ -88,13 +94,51 @@ func (r *Reader) Next() (event.Event, error) {
 	if l != nil {
 		return parse(l, line, r.line)
 	}
-	n := bytes.Count(line, []byte{'\t'}) + 1
-	inferred, ok := standardLayout(n)
-	if !ok {
-		return event.Event{}, lineError(r.line, line, ErrFieldCount,
-			"has %d fields, which is no standard layout %v, and no #Fields header precedes it", n, StandardFieldCounts())
+	inferred, err := inferLayout(line, r.line, "no #Fields header precedes it")
+	if err != nil {
+		return event.Event{}, err
 	}
 	return parse(&inferred, line, r.line)
+}
+
+// headerError reports a rejected #Fields header line: a *LineError whose
+// sentinel is ErrStreamingLog for an RTMP log's header, else ErrBadLayout.
+func headerError(lineNo int, line []byte, err error) *LineError {
+	sentinel := ErrBadLayout
+	if errors.Is(err, ErrStreamingLog) {
+		sentinel = ErrStreamingLog
+	}
+	return lineError(lineNo, line, sentinel, "%s", strings.TrimPrefix(err.Error(), sentinel.Error()+": "))
+}
+
+// inferLayout returns the standard layout with line's field count, or a
+// *LineError: ErrStreamingLog for what looks like an RTMP log line,
+// ErrFieldCount for any other count. why ends the ErrFieldCount reason.
+func inferLayout(line []byte, lineNo int, why string) (Layout, error) {
+	n := bytes.Count(line, []byte{'\t'}) + 1
+	if l, ok := standardLayout(n); ok {
+		return l, nil
+	}
+	if looksLikeRTMP(line, n) {
+		return Layout{}, lineError(lineNo, line, ErrStreamingLog,
+			"has the 17 fields of an RTMP log line, with the playback event %q", column(line, 4))
+	}
+	return Layout{}, lineError(lineNo, line, ErrFieldCount,
+		"has %d fields, which is no standard layout %v, and %s", n, StandardFieldCounts(), why)
+}
+
+// looksLikeRTMP reports whether a line of n fields is an RTMP streaming
+// distribution log line: 17 fields, the fifth an RTMP event (connect, play,
+// stop, ...) and the seventh the x-cf-status "OK".
+func looksLikeRTMP(line []byte, n int) bool {
+	if n != 17 {
+		return false
+	}
+	switch string(column(line, 4)) {
+	case "connect", "play", "stop", "pause", "unpause", "seek", "disconnect":
+		return true
+	}
+	return false
 }
 
 // ReadLine returns the next data line without parsing it, with the layout
@@ -121,14 +165,14 @@ func (r *Reader) ReadLine() (line []byte, l *Layout, err error) {
 			}
 			l, err := ParseFieldsDirective(line)
 			if err != nil {
-				r.layout, r.rejected = nil, true
-				return nil, nil, lineError(r.line, line, ErrBadLayout, "%v", err)
+				r.layout, r.rejected = nil, err
+				return nil, nil, headerError(r.line, line, err)
 			}
-			r.layout, r.rejected = l, false
+			r.layout, r.rejected = l, nil
 			continue
 		}
-		if r.rejected {
-			return nil, nil, lineError(r.line, line, ErrNoLayout, "the last #Fields header was rejected")
+		if r.rejected != nil {
+			return nil, nil, lineError(r.line, line, ErrNoLayout, "the last #Fields header was rejected: %s", strings.TrimPrefix(r.rejected.Error(), "cloudfront: "))
 		}
 		return line, r.layout, nil
 	}

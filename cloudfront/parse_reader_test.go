@@ -100,7 +100,7 @@ func TestReaderFixture(t *testing.T) {
 			want(t, "method", ev.Method, "POST")
 			want(t, "query", ev.Query, "source=global")
 			want(t, "bytes", ev.Bytes, int64(10157))
-			want(t, "time_taken_ms", ev.TimeTakenMS, int64(238))
+			wantNum(t, "time_taken_ms", ev.TimeTakenMS, 238)
 			want(t, "content_type", ev.ContentType, "application/json;charset=UTF-8")
 		}},
 		{"status 000", 7, func(t *testing.T, ev event.Event) { want(t, "status", ev.Status, 0) }},

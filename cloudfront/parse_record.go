@@ -55,7 +55,7 @@ func ParseRecord(data []byte) (event.Event, error) {
 		case bytes.HasPrefix(cur, []byte("#Fields:")):
 			var err error
 			if l, err = ParseFieldsDirective(cur); err != nil {
-				return event.Event{}, lineError(0, cur, ErrBadLayout, "%v", err)
+				return event.Event{}, headerError(0, cur, err)
 			}
 		case cur[0] == '#':
 		default:
@@ -69,11 +69,9 @@ func ParseRecord(data []byte) (event.Event, error) {
 	if l != nil {
 		return parse(l, line, 0)
 	}
-	n := bytes.Count(line, []byte{'\t'}) + 1
-	inferred, ok := standardLayout(n)
-	if !ok {
-		return event.Event{}, lineError(0, line, ErrFieldCount,
-			"has %d fields, which is no standard layout %v, and the record has no #Fields header", n, StandardFieldCounts())
+	inferred, err := inferLayout(line, 0, "the record has no #Fields header")
+	if err != nil {
+		return event.Event{}, err
 	}
 	return parse(&inferred, line, 0)
 }

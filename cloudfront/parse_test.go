@@ -86,9 +86,19 @@ func TestParseLine33(t *testing.T) {
 		Host:         "d111111abcdef8.cloudfront.net",
 		CacheResult:  "Hit",
 		EdgeLocation: "LAX1",
-		TimeTakenMS:  1,
+		TimeTakenMS:  new(int64(1)),
 		Protocol:     "https",
 		ContentType:  "text/html",
+		// The fields after the first 26.
+		ProtocolVersion:    "HTTP/2.0",
+		TLSProtocol:        "TLSv1.2",
+		TLSCipher:          "ECDHE-RSA-AES128-GCM-SHA256",
+		EdgeResponseResult: "Hit",
+		EdgeDetailedResult: "Hit",
+		TimeToFirstByteMS:  new(int64(1)),
+		ContentLength:      new(int64(78)),
+		RequestBytes:       23,
+		ClientPort:         11040,
 	}
 	if got, wantJSON := string(ev.AppendJSON(nil)), string(want.AppendJSON(nil)); got != wantJSON {
 		t.Fatalf("event\n got: %s\nwant: %s", got, wantJSON)
@@ -137,8 +147,14 @@ func TestParseLineHistoricalLayouts(t *testing.T) {
 			if !hasID && !strings.HasPrefix(ev.EventID, "cf-") {
 				t.Fatalf("event_id = %q, want a derived cf- id", ev.EventID)
 			}
-			if got, want := ev.TimeTakenMS == 1, n >= 19; got != want {
-				t.Fatalf("time_taken_ms = %d with %d fields", ev.TimeTakenMS, n)
+			if got, want := ev.TimeTakenMS != nil && *ev.TimeTakenMS == 1, n >= 19; got != want {
+				t.Fatalf("time_taken_ms = %v with %d fields", ev.TimeTakenMS, n)
+			}
+			if got, want := ev.ProtocolVersion == "HTTP/2.0", n >= 24; got != want {
+				t.Fatalf("protocol_version = %q with %d fields", ev.ProtocolVersion, n)
+			}
+			if got, want := ev.ContentLength != nil && *ev.ContentLength == 78 && ev.ClientPort == 11040, n >= 33; got != want {
+				t.Fatalf("content_length = %v, client_port = %d with %d fields", ev.ContentLength, ev.ClientPort, n)
 			}
 			if got, want := len(ev.ForwardedFor) == 2, n >= 23; got != want {
 				t.Fatalf("forwarded_for = %q with %d fields", ev.ForwardedFor, n)
@@ -225,20 +241,20 @@ func TestParseLineValues(t *testing.T) {
 			want(t, "edge_location", ev.EdgeLocation, "")
 			want(t, "bytes", ev.Bytes, int64(0))
 		}},
-		{"invalid utf8 escapes replaced", map[string]string{"cs(User-Agent)": "ok%FF%FEend"}, func(t *testing.T, ev event.Event) {
-			want(t, "user_agent", ev.UserAgent, "ok\uFFFDend")
+		{"invalid utf8 escapes read as latin-1", map[string]string{"cs(User-Agent)": "ok%FF%FEend"}, func(t *testing.T, ev event.Event) {
+			want(t, "user_agent", ev.UserAgent, "okÿþend")
 		}},
-		{"raw invalid utf8 replaced", map[string]string{"cs(User-Agent)": "ok\xffend"}, func(t *testing.T, ev event.Event) {
-			want(t, "user_agent", ev.UserAgent, "ok\uFFFDend")
+		{"raw invalid utf8 read as latin-1", map[string]string{"cs(User-Agent)": "ok\xffend"}, func(t *testing.T, ev event.Event) {
+			want(t, "user_agent", ev.UserAgent, "okÿend")
 		}},
 		{"encoded utf8 decoded", map[string]string{"cs-uri-stem": "/bilder/%C3%A4pfel.png"}, func(t *testing.T, ev event.Event) {
 			want(t, "uri", ev.URI, "/bilder/äpfel.png")
 		}},
 		{"time taken rounding", map[string]string{"time-taken": "1.2345"}, func(t *testing.T, ev event.Event) {
-			want(t, "time_taken_ms", ev.TimeTakenMS, int64(1235))
+			wantNum(t, "time_taken_ms", ev.TimeTakenMS, 1235)
 		}},
 		{"time taken whole seconds", map[string]string{"time-taken": "2"}, func(t *testing.T, ev event.Event) {
-			want(t, "time_taken_ms", ev.TimeTakenMS, int64(2000))
+			wantNum(t, "time_taken_ms", ev.TimeTakenMS, 2000)
 		}},
 		{"range continuation is not a view", map[string]string{"cs-uri-stem": "/v.mp4", "sc-status": "206", "sc-range-start": "1048576"}, func(t *testing.T, ev event.Event) {
 			want(t, "event_type", ev.EventType, event.TypeRequest)
@@ -283,6 +299,22 @@ func TestParseLineValues(t *testing.T) {
 			tc.check(t, ev)
 		})
 	}
+}
+
+// wantNum fails the test unless got points to wantV.
+func wantNum(t *testing.T, name string, got *int64, wantV int64) {
+	t.Helper()
+	if got == nil || *got != wantV {
+		t.Fatalf("%s = %s, want %d", name, fmtNum(got), wantV)
+	}
+}
+
+// fmtNum formats an optional number: "absent" for nil.
+func fmtNum(v *int64) string {
+	if v == nil {
+		return "absent"
+	}
+	return strconv.FormatInt(*v, 10)
 }
 
 // want fails the test if got != wantV.

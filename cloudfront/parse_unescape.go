@@ -3,6 +3,7 @@ package cloudfront
 import (
 	"bytes"
 	"strings"
+	"unicode/utf8"
 )
 
 // unhex returns the value of the hex digit c.
@@ -86,4 +87,36 @@ func appendFormDecode(dst []byte, s string) []byte {
 		dst = append(dst, ' ')
 		s = rest
 	}
+}
+
+// cp1252 holds the characters Windows-1252 gives bytes 0x80–0x9F; 0 where
+// it defines none (those bytes are read as Latin-1: the C1 control of the
+// same number). Bytes 0xA0–0xFF are Latin-1 in both.
+var cp1252 = [32]rune{
+	'€', 0, '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', 0, 'Ž', 0,
+	0, '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', 0, 'ž', 'Ÿ',
+}
+
+// appendLatin1Fallback appends s to dst as valid UTF-8: valid UTF-8
+// sequences are kept, and every byte that is not part of one is read as a
+// Windows-1252 character (the superset of ISO-8859-1 that browsers use for
+// "Latin-1"). So a Latin-1 "%E9" decodes to "é" instead of U+FFFD, and no
+// byte's information is lost: the mapping is one-to-one.
+func appendLatin1Fallback(dst, s []byte) []byte {
+	for len(s) > 0 {
+		r, size := utf8.DecodeRune(s)
+		if r == utf8.RuneError && size <= 1 {
+			c := s[0]
+			r = rune(c)
+			if c >= 0x80 && c < 0xA0 && cp1252[c-0x80] != 0 {
+				r = cp1252[c-0x80]
+			}
+			dst = utf8.AppendRune(dst, r)
+			s = s[1:]
+			continue
+		}
+		dst = append(dst, s[:size]...)
+		s = s[size:]
+	}
+	return dst
 }

@@ -17,7 +17,10 @@ type RealtimeParser struct {
 // NewRealtimeParser returns a parser for records with the given fields, in
 // the order the real-time log configuration lists them (the Fields of
 // CloudFront's RealtimeLogConfig, e.g. "timestamp", "c-ip", "sc-status", ...).
-// Names are matched exactly as CloudFront spells them. It returns an error
+// Names are matched exactly as CloudFront spells them and mapped by the
+// meaning AWS's real-time log reference gives them: cs-host is the Host
+// header the viewer sent (the event's Host), x-host-header the
+// distribution's domain (Host only when cs-host is absent). It returns an error
 // wrapping ErrUnknownField that names the first unknown field, or one wrapping
 // ErrBadLayout if fields is empty, names a field twice, or lacks "timestamp"
 // (without it an event has no time).
@@ -35,7 +38,7 @@ func NewRealtimeParser(fields []string) (*RealtimeParser, error) {
 		seen[name] = true
 		l.cols[i] = f
 	}
-	if len(fields) > 0 && !seen["timestamp"] {
+	if len(fields) > 0 && !seen["timestamp"] && !seen["timestamp(ms)"] {
 		return nil, fmt.Errorf("%w: real-time fields must include timestamp", ErrBadLayout)
 	}
 	if err := l.check(); err != nil {

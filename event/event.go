@@ -132,12 +132,49 @@ type Event struct {
 	CacheResult string `json:"cache_result,omitempty"`
 	// EdgeLocation is the CloudFront point of presence (e.g. "LAX1").
 	EdgeLocation string `json:"edge_location,omitempty"`
-	// TimeTakenMS is the edge's request time in milliseconds.
-	TimeTakenMS int64 `json:"time_taken_ms,omitempty"`
+	// TimeTakenMS is the edge's request time in milliseconds (time-taken):
+	// nil when the log does not carry it, a pointer to 0 for a request
+	// served in under half a millisecond.
+	TimeTakenMS *int64 `json:"time_taken_ms,omitempty"`
+	// TimeToFirstByteMS is the milliseconds from receiving the request to
+	// writing the first byte of the response (time-to-first-byte); nil when
+	// absent.
+	TimeToFirstByteMS *int64 `json:"time_to_first_byte_ms,omitempty"`
 	// Protocol is the viewer protocol: http, https, ws or wss.
 	Protocol string `json:"protocol,omitempty"`
+	// ProtocolVersion is the HTTP version the viewer used (cs-protocol-
+	// version): HTTP/0.9, HTTP/1.0, HTTP/1.1, HTTP/2.0 or HTTP/3.0.
+	ProtocolVersion string `json:"protocol_version,omitempty"`
+	// TLSProtocol and TLSCipher are what the viewer and the edge negotiated
+	// for an HTTPS request (ssl-protocol, ssl-cipher), e.g. "TLSv1.3" and
+	// "TLS_AES_128_GCM_SHA256".
+	TLSProtocol string `json:"tls_protocol,omitempty"`
+	TLSCipher   string `json:"tls_cipher,omitempty"`
 	// ContentType is the response Content-Type.
 	ContentType string `json:"content_type,omitempty"`
+	// ContentLength is the response's Content-Length header (sc-content-
+	// len): the size of the body of this response, which for a 206 is the
+	// size of the range, not of the file. nil when absent.
+	ContentLength *int64 `json:"content_length,omitempty"`
+	// RangeStart and RangeEnd are the first and last byte of the response's
+	// Content-Range (sc-range-start, sc-range-end), inclusive; nil when the
+	// response had no Content-Range. A 206 with RangeStart 0 and RangeEnd
+	// below the file size is the beginning of a partial download.
+	RangeStart *int64 `json:"range_start,omitempty"`
+	RangeEnd   *int64 `json:"range_end,omitempty"`
+	// RequestBytes is the size of the viewer's request, headers included
+	// (cs-bytes).
+	RequestBytes int64 `json:"request_bytes,omitempty"`
+	// ClientPort is the viewer's source port (c-port).
+	ClientPort int `json:"client_port,omitempty"`
+	// EdgeResponseResult is how the edge classified the response just
+	// before sending it (x-edge-response-result-type); CacheResult is how
+	// it ended. They differ when the viewer went away during the transfer.
+	EdgeResponseResult string `json:"edge_response_result,omitempty"`
+	// EdgeDetailedResult is x-edge-detailed-result-type: CacheResult, or
+	// for an Error the specific error (OriginDnsError, ClientCommError,
+	// ...).
+	EdgeDetailedResult string `json:"edge_detailed_result,omitempty"`
 	// Properties is the app event's free-form object, as compact JSON.
 	Properties json.RawMessage `json:"properties,omitempty"`
 	// SourceRecord locates the Kinesis record the event came from; the worker
@@ -235,7 +272,9 @@ func (e *Event) stringFields() func(yield func(string, string) bool) {
 			{"user_id", e.UserID}, {"referrer", e.Referrer}, {"referring_domain", e.ReferringDomain},
 			{"user_agent", e.UserAgent}, {"method", e.Method}, {"uri", e.URI}, {"query", e.Query},
 			{"host", e.Host}, {"cache_result", e.CacheResult}, {"edge_location", e.EdgeLocation},
-			{"protocol", e.Protocol}, {"content_type", e.ContentType},
+			{"protocol", e.Protocol}, {"protocol_version", e.ProtocolVersion}, {"tls_protocol", e.TLSProtocol},
+			{"tls_cipher", e.TLSCipher}, {"content_type", e.ContentType},
+			{"edge_response_result", e.EdgeResponseResult}, {"edge_detailed_result", e.EdgeDetailedResult},
 			{"geo.country", e.Geo.Country}, {"geo.city", e.Geo.City}, {"geo.as_org", e.Geo.ASOrg},
 			{"ua.browser", e.UA.Browser}, {"ua.os", e.UA.OS},
 		}

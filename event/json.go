@@ -68,12 +68,26 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = appendOptString(dst, `,"host":`, e.Host)
 	dst = appendOptString(dst, `,"cache_result":`, e.CacheResult)
 	dst = appendOptString(dst, `,"edge_location":`, e.EdgeLocation)
-	if e.TimeTakenMS != 0 {
-		dst = append(dst, `,"time_taken_ms":`...)
-		dst = strconv.AppendInt(dst, e.TimeTakenMS, 10)
-	}
+	dst = appendOptInt(dst, `,"time_taken_ms":`, e.TimeTakenMS)
+	dst = appendOptInt(dst, `,"time_to_first_byte_ms":`, e.TimeToFirstByteMS)
 	dst = appendOptString(dst, `,"protocol":`, e.Protocol)
+	dst = appendOptString(dst, `,"protocol_version":`, e.ProtocolVersion)
+	dst = appendOptString(dst, `,"tls_protocol":`, e.TLSProtocol)
+	dst = appendOptString(dst, `,"tls_cipher":`, e.TLSCipher)
 	dst = appendOptString(dst, `,"content_type":`, e.ContentType)
+	dst = appendOptInt(dst, `,"content_length":`, e.ContentLength)
+	dst = appendOptInt(dst, `,"range_start":`, e.RangeStart)
+	dst = appendOptInt(dst, `,"range_end":`, e.RangeEnd)
+	if e.RequestBytes != 0 {
+		dst = append(dst, `,"request_bytes":`...)
+		dst = strconv.AppendInt(dst, e.RequestBytes, 10)
+	}
+	if e.ClientPort != 0 {
+		dst = append(dst, `,"client_port":`...)
+		dst = strconv.AppendInt(dst, int64(e.ClientPort), 10)
+	}
+	dst = appendOptString(dst, `,"edge_response_result":`, e.EdgeResponseResult)
+	dst = appendOptString(dst, `,"edge_detailed_result":`, e.EdgeDetailedResult)
 	if len(e.Properties) > 0 {
 		dst = appendRaw(dst, `,"properties":`, e.Properties)
 	}
@@ -136,6 +150,16 @@ func appendOptString(dst []byte, key, s string) []byte {
 	}
 	dst = append(dst, key...)
 	return appendString(dst, s)
+}
+
+// appendOptInt appends key and *v unless v is nil (omitempty on a pointer:
+// a pointer to 0 is written).
+func appendOptInt(dst []byte, key string, v *int64) []byte {
+	if v == nil {
+		return dst
+	}
+	dst = append(dst, key...)
+	return strconv.AppendInt(dst, *v, 10)
 }
 
 // appendRaw appends key and raw compacted, or nothing if raw is not valid JSON.

@@ -56,7 +56,7 @@ func osEvents(prefix string, seq0, n int) []*processors.Message {
 				Geo: event.Geo{CountryISO: "SE", Country: "Sweden", City: "Linköping", ASN: 29518, ASOrg: "Bredband2 AB"},
 				UA:  event.UA{Browser: "Chrome", BrowserVersion: "124.0", OS: "Linux", Device: event.DeviceDesktop}, UserAgent: "Mozilla/5.0 (X11; Linux x86_64)",
 				Bytes: int64(1000 + i), Status: 200, Method: "GET", URI: "/videos/launch film.mp4", Host: "media.example.com",
-				CacheResult: "Hit", EdgeLocation: "ARN56-P1", TimeTakenMS: 12, Protocol: "https", ContentType: "video/mp4",
+				CacheResult: "Hit", EdgeLocation: "ARN56-P1", TimeTakenMS: new(int64(12)), Protocol: "https", ContentType: "video/mp4",
 				Properties:   json.RawMessage(`{"campaign":"spring","size":[1,2]}`),
 				SourceRecord: event.SourceRecord{Stream: "events", ShardID: "shardId-000000000000", SequenceNumber: fmt.Sprintf("%030d", seq)},
 			},
@@ -175,6 +175,11 @@ func TestOpenSearchSinkIndexesByEventDayIdempotently(t *testing.T) {
 	msgs[10].Event.EventID = ""                            // the sink falls back to the source record
 	msgs[20].Event.ClientIP = "not-an-ip"                  // the ip mapping rejects it: dead-lettered
 	msgs[30].Event.EventTime = osDay0.Add(-48 * time.Hour) // a late line lands in its own day
+	for i := 40; i < 50; i++ {                             // a video fetched in ten 1 MiB ranges
+		ev := &msgs[i].Event
+		ev.Status, ev.RangeStart, ev.RangeEnd, ev.ContentLength = 206, new(int64(i-40)<<20), new(int64(i-39)<<20-1), new(int64(1<<20))
+	}
+	msgs[50].Event.TimeTakenMS = new(int64(0)) // served in under half a millisecond
 	write := func(ss processors.ShardSink) {
 		t.Helper()
 		ctx := testenv.Context(t, time.Minute)
@@ -221,7 +226,9 @@ func TestOpenSearchSinkIndexesByEventDayIdempotently(t *testing.T) {
 		osHTTP(t, http.MethodGet, e.OpenSearch+"/"+prefix+"-2024.03.09/_mapping", "", &m)
 		props := m[prefix+"-2024.03.09"].Mappings.Properties
 		for field, typ := range map[string]string{"client_ip": "ip", "event_time": "date", "event_id": "keyword", "bytes": "long",
-			"status": "integer", "bot": "boolean", "properties": "flat_object", "geo": "", "user_agent": "keyword"} {
+			"status": "integer", "bot": "boolean", "properties": "flat_object", "geo": "", "user_agent": "keyword",
+			"range_start": "long", "range_end": "long", "content_length": "long", "time_to_first_byte_ms": "long",
+			"edge_detailed_result": "keyword", "tls_protocol": "keyword", "client_port": "integer"} {
 			if props[field].Type != typ {
 				t.Errorf("%s is %q, want %q", field, props[field].Type, typ)
 			}
@@ -253,6 +260,26 @@ func TestOpenSearchSinkIndexesByEventDayIdempotently(t *testing.T) {
 		osHTTP(t, http.MethodPost, e.OpenSearch+"/"+prefix+"-*/_search", `{"size":0,"query":{"term":{"client_ip":"198.51.100.0/24"}}}`, &hits)
 		if hits.Hits.Total.Value != 149 { // even i, minus the bad address at 20
 			t.Fatalf("%d documents in 198.51.100.0/24, want 149", hits.Hits.Total.Value)
+		}
+	})
+	t.Run("partial responses and zero durations are searchable", func(t *testing.T) {
+		count := func(query string) int {
+			var hits struct {
+				Hits struct {
+					Total struct{ Value int } `json:"total"`
+				} `json:"hits"`
+			}
+			osHTTP(t, http.MethodPost, e.OpenSearch+"/"+prefix+"-*/_search", `{"size":0,"track_total_hits":true,"query":`+query+`}`, &hits)
+			return hits.Hits.Total.Value
+		}
+		if n := count(`{"bool":{"filter":[{"term":{"status":206}},{"range":{"range_start":{"gt":0}}}]}}`); n != 9 {
+			t.Errorf("%d ranged responses that continue a transfer, want 9", n)
+		}
+		if n := count(`{"term":{"range_start":0}}`); n != 1 {
+			t.Errorf("%d responses starting at byte 0, want 1", n)
+		}
+		if n := count(`{"term":{"time_taken_ms":0}}`); n != 1 {
+			t.Errorf("%d documents with time_taken_ms 0, want 1 (a zero must not read as absent)", n)
 		}
 	})
 	t.Run("mapping errors are dead-lettered with the reason", func(t *testing.T) {

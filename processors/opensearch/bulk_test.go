@@ -54,8 +54,11 @@ func TestMappingsCoverEveryEventField(t *testing.T) {
 		UserID: "u", ClientIP: "::1", ForwardedFor: []string{"x"}, Referrer: "r", ReferringDomain: "d",
 		Geo: event.Geo{CountryISO: "SE", Country: "c", City: "c", ASN: 1, ASOrg: "o"},
 		UA:  event.UA{Browser: "b", BrowserVersion: "1", OS: "o", Device: "d"}, Bot: true, UserAgent: "ua", Bytes: 1, Status: 200,
-		Method: "GET", URI: "/", Query: "q", Host: "h", CacheResult: "Hit", EdgeLocation: "L", TimeTakenMS: 1, Protocol: "https",
+		Method: "GET", URI: "/", Query: "q", Host: "h", CacheResult: "Hit", EdgeLocation: "L", TimeTakenMS: new(int64(1)), Protocol: "https",
 		ContentType: "c", Properties: json.RawMessage(`{"k":1}`),
+		TimeToFirstByteMS: new(int64(1)), ProtocolVersion: "HTTP/2.0", TLSProtocol: "TLSv1.3", TLSCipher: "c",
+		ContentLength: new(int64(1)), RangeStart: new(int64(0)), RangeEnd: new(int64(0)), RequestBytes: 1, ClientPort: 1,
+		EdgeResponseResult: "Hit", EdgeDetailedResult: "Hit",
 		SourceRecord: event.SourceRecord{Stream: "s", ShardID: "s", SequenceNumber: "1", SubSequenceNumber: 1},
 	}
 	var doc map[string]any

@@ -11,7 +11,8 @@ import (
 
 // Mappings returns the explicit mappings of the index template: one entry
 // for every field of event.Event (see docs/EVENTS.md). Identifiers and
-// enumerations are keyword; client_ip is ip; free text that users search
+// enumerations are keyword; counts, sizes, byte offsets and durations are
+// long; client_ip is ip; free text that users search
 // by words (user_agent, referrer, uri) is keyword for aggregations with a
 // text sub-field; properties is flat_object so that producers' free-form
 // keys neither conflict nor explode the mapping. Unknown fields are kept in
@@ -69,7 +70,21 @@ func Mappings() map[string]any {
 			"time_taken_ms": typ("long"),
 			"protocol":      kw(),
 			"content_type":  longKw(1024),
-			"properties":    typ("flat_object"),
+			// CloudFront's fields after the first 26: how the response was
+			// served. A 206 with its range and content_length tells a partial
+			// transfer from a full download.
+			"time_to_first_byte_ms": typ("long"),
+			"protocol_version":      kw(),
+			"tls_protocol":          kw(),
+			"tls_cipher":            kw(),
+			"content_length":        typ("long"),
+			"range_start":           typ("long"),
+			"range_end":             typ("long"),
+			"request_bytes":         typ("long"),
+			"client_port":           typ("integer"),
+			"edge_response_result":  kw(),
+			"edge_detailed_result":  kw(),
+			"properties":            typ("flat_object"),
 			"source_record": object(map[string]any{
 				"stream":              kw(),
 				"shard_id":            kw(),
