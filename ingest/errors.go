@@ -65,18 +65,19 @@ func (e *FileError) Error() string {
 func (e *FileError) Unwrap() error { return e.Err }
 
 // Retryable reports whether ingesting the file again may succeed. It is the
-// one place that decides: corrupt data (cloudfront.ErrCorrupt), a missing
-// object or bucket, access denied and other client errors (HTTP 4xx other
-// than 408 and 429), manifest conflicts and bad URLs are permanent;
-// interruptions, a file claimed by another run or a claim lost to one,
-// throttling, server errors, network errors and records the producer gave
-// up on are retryable. nil is not retryable.
+// one place that decides: corrupt data (cloudfront.ErrCorrupt), a #Fields
+// header that cannot be used (cloudfront.ErrBadLayout, an RTMP log's among
+// them), a missing object or bucket, access denied and other client errors
+// (HTTP 4xx other than 408 and 429), manifest conflicts and bad URLs are
+// permanent; interruptions, a file claimed by another run or a claim lost
+// to one, throttling, server errors, network errors and records the
+// producer gave up on are retryable. nil is not retryable.
 func Retryable(err error) bool {
 	switch {
 	case err == nil:
 		return false
-	case errors.Is(err, cloudfront.ErrCorrupt), errors.Is(err, ErrConflict), errors.Is(err, ErrBadURL),
-		errors.Is(err, producer.ErrInvalidRecord):
+	case errors.Is(err, cloudfront.ErrCorrupt), errors.Is(err, cloudfront.ErrBadLayout), errors.Is(err, ErrConflict),
+		errors.Is(err, ErrBadURL), errors.Is(err, producer.ErrInvalidRecord):
 		return false
 	case errors.Is(err, ErrInterrupted), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
 		errors.Is(err, ErrClaimed), errors.Is(err, ErrClaimLost):

@@ -362,3 +362,45 @@ func TestIngestProgress(t *testing.T) {
 		t.Fatalf("last progress %+v, want line 1002, 1000 records, %d bytes", last, ref.Size)
 	}
 }
+
+// TestIngestUnusableHeaderFailsTheFile: a #Fields header the parser cannot
+// use (here one naming timestamp wrongly spelt, and an RTMP log's) makes
+// every line after it unreadable. The file must fail, permanently, and not
+// be recorded as done with nothing sent.
+func TestIngestUnusableHeaderFailsTheFile(t *testing.T) {
+	tests := []struct {
+		name, header string
+		want         error
+	}{
+		{"no time field", "#Fields: timestmp c-ip sc-status cs-uri-stem", cloudfront.ErrBadLayout},
+		{"rtmp log", "#Fields: date time x-edge-location c-ip x-event sc-bytes x-cf-status x-cf-client-id cs-uri-stem cs-uri-query c-referrer x-page-url c-user-agent x-sname x-sname-query x-file-ext x-sid", cloudfront.ErrStreamingLog},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := ingesttest.NewManifest()
+			f := newFixture(t, ingest.Config{Aggregate: true, Manifest: m})
+			body := "#Version: 1.0\n" + tt.header + "\n1575493351.123\t192.0.2.1\t200\t/a.jpg\n"
+			key := "cf/E1.2024-05-01-10.header.gz"
+			ref := ingest.ObjectRef{Bucket: "logs", Key: key, ETag: f.s3.Put("logs", key, ingesttest.Gzip([]byte(body)))}
+
+			res, err := f.in.Ingest(ctxT(t), ref, ingest.FileOptions{})
+			var fe *ingest.FileError
+			if !errors.As(err, &fe) || !errors.Is(err, tt.want) || fe.Line != 2 {
+				t.Fatalf("error %v, want a *FileError at line 2 wrapping %v", err, tt.want)
+			}
+			if ingest.Retryable(err) {
+				t.Fatal("an unusable header is reported retryable: a retry reads the same header")
+			}
+			if res.Records != 0 || f.k.Count() != 0 {
+				t.Fatalf("%d records sent", res.Records)
+			}
+			if e := m.Entries()[ref.URL()]; e.State != ingest.StateFailed || e.Error == "" {
+				t.Fatalf("manifest entry %+v, want failed with the reason", e)
+			}
+			sum, err := f.in.IngestFiles(ctxT(t), []ingest.ObjectRef{ref}, ingest.RunOptions{Concurrency: 1})
+			if err != nil || sum.Failed != 1 || sum.Done != 0 || sum.OK() {
+				t.Fatalf("run summary %+v (%v), want the file counted failed", sum, err)
+			}
+		})
+	}
+}
