@@ -58,8 +58,18 @@ var namedBots = []botPattern{
 	{"insomnia", "Insomnia"}, {"axios/", "axios"}, {"node-fetch", "node-fetch"}, {"undici", "undici"}, {"got (https://", "got"},
 	{"ruby", "Ruby"}, {"faraday", "Faraday"}, {"guzzlehttp", "GuzzleHttp"}, {"php/", "PHP"}, {"winhttp", "WinHTTP"},
 	{"powershell", "PowerShell"}, {"scrapy", "Scrapy"}, {"httrack", "HTTrack"}, {"aws-sdk", "AWS SDK"}, {"boto3", "Boto3"},
-	{"reqwest", "reqwest"},
+	{"reqwest", "reqwest"}, {"bun/", "Bun"}, {"deno/", "Deno"},
+	// Server-side scripts, integrations and system agents: automated
+	// requests made by another business system, not by a person.
+	{"netsuite", "NetSuite"}, {"suitescript", "NetSuite"}, {"sfdc-callout", "Salesforce"},
+	{"zapier", "Zapier"}, {"azure-logic-apps", "Azure Logic Apps"}, {"integromat", "Make"},
+	{"microsoft-cryptoapi", "Microsoft-CryptoAPI"},
 }
+
+// exactBots are agents that are robots only as the whole string: "node"
+// is what Node.js's built-in fetch sends, and too short a token to look
+// for inside other agents.
+var exactBots = map[string]string{"node": "Node.js", "undici": "undici"}
 
 // genericBots are substrings that mark a robot whose name we do not know.
 // "+http" is the "+http://example.com/bot.html" contact link most robots

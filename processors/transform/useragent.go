@@ -111,11 +111,15 @@ func (u *UserAgent) parse(s string) event.UA {
 	if r.OS == string(agents.OSAndroid) && r.Device == event.DeviceMobile && !strings.Contains(s, "Mobile") {
 		r.Device = event.DeviceTablet
 	}
+	refine(s, &r)
+	if name, ok := exactBots[s]; ok {
+		return event.UA{Browser: name, Device: event.DeviceBot}
+	}
 	if name, version, ok := u.bots.match(s); ok {
+		// A robot's claimed browser is not a browser: keep the robot's
+		// name when the list knows it, else leave the browser empty.
 		r.Device = event.DeviceBot
-		if name != "" {
-			r.Browser, r.BrowserVersion = name, version
-		}
+		r.Browser, r.BrowserVersion = name, version
 	}
 	return r
 }
