@@ -41,11 +41,34 @@ type Spec struct {
 	EventTime  EventTimeWindow
 }
 
-// ParseSpec reads the pipeline section. Errors name the config path.
+// ParseSpec reads the pipeline section of a worker, which needs at least
+// one sink and a dead-letter destination. Errors name the config path.
 func ParseSpec(node *yaml.Node) (Spec, error) {
+	if node == nil || node.Kind == 0 {
+		return Spec{}, errors.New("pipeline: missing; the worker needs at least one sink and a dead_letter destination")
+	}
+	spec, err := ParseStages(node)
+	var errs []error
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(spec.Sinks) == 0 {
+		errs = append(errs, errors.New("pipeline.sinks: at least one sink is needed"))
+	}
+	if spec.DeadLetter.Type == "" {
+		errs = append(errs, errors.New("pipeline.dead_letter: a destination is needed so that bad records are kept, not dropped"))
+	}
+	return spec, errors.Join(errs...)
+}
+
+// ParseStages reads the pipeline section without requiring sinks or a
+// dead-letter destination, for programs that supply their own (`leasehold
+// pipeline run` writes to stdout). A missing section is an empty Spec.
+// Errors name the config path.
+func ParseStages(node *yaml.Node) (Spec, error) {
 	var spec Spec
 	if node == nil || node.Kind == 0 {
-		return spec, errors.New("pipeline: missing; the worker needs at least one sink and a dead_letter destination")
+		return spec, nil
 	}
 	if node.Kind != yaml.MappingNode {
 		return spec, fmt.Errorf("pipeline (line %d): want a mapping with processors, sinks and dead_letter", node.Line)
@@ -93,12 +116,6 @@ func ParseSpec(node *yaml.Node) (Spec, error) {
 		default:
 			errs = append(errs, fmt.Errorf("pipeline (line %d): unknown key %q; use processors, sinks, dead_letter and event_time", k.Line, k.Value))
 		}
-	}
-	if len(spec.Sinks) == 0 {
-		errs = append(errs, errors.New("pipeline.sinks: at least one sink is needed"))
-	}
-	if spec.DeadLetter.Type == "" {
-		errs = append(errs, errors.New("pipeline.dead_letter: a destination is needed so that bad records are kept, not dropped"))
 	}
 	return spec, errors.Join(errs...)
 }

@@ -45,6 +45,15 @@ func run(args []string) int {
 		return exitOK
 	}
 	fmt.Fprintln(os.Stderr, "leasehold:", err)
+	return exitCode(err)
+}
+
+// exitCode maps a command's error to the exit code: 2 for bad usage or
+// configuration, 1 for any other failure.
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
 	var ue usageError
 	if errors.As(err, &ue) || isCobraUsage(err) {
 		return exitUsage
@@ -76,6 +85,7 @@ AWS credentials, region and endpoints come from the AWS SDK's default chain
 		newConfigCmd(),
 		newDevCmd(),
 		newWorkerCmd(),
+		newPipelineCmd(),
 		newLeasesCmd(),
 		newBenchCmd(),
 		newIngestCmd(),
