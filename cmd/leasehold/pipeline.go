@@ -8,8 +8,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/leasehold/leasehold/internal/awsconf"
-	"github.com/leasehold/leasehold/processors/localrun"
 	"github.com/leasehold/leasehold/processors"
+	"github.com/leasehold/leasehold/processors/localrun"
 )
 
 func newPipelineCmd() *cobra.Command {

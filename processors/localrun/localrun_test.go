@@ -14,10 +14,10 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/leasehold/leasehold/event"
-	"github.com/leasehold/leasehold/processors/localrun"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/processors/deadletter"
 	"github.com/leasehold/leasehold/processors/filesink"
+	"github.com/leasehold/leasehold/processors/localrun"
 	"github.com/leasehold/leasehold/processors/transform"
 )
 
