@@ -130,6 +130,20 @@ func TestVariantRealtimeWithFieldsHeader(t *testing.T) {
 		t.Fatalf("query = %.60q, want the query decoded once", ev.Query)
 	}
 
+	// The ingester sends it with its header, and the consumer parses it.
+	raw, err := os.ReadFile(filepath.Join("testdata", "variants", "realtime-with-fields-header.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := cloudfront.NewRecordReader(bytes.NewReader(raw)).Next()
+	if err != nil {
+		t.Fatalf("RecordReader: %v", err)
+	}
+	viaRecord, err := cloudfront.ParseRecord(rec.Data)
+	if err != nil || !bytes.Equal(viaRecord.AppendJSON(nil), ev.AppendJSON(nil)) {
+		t.Fatalf("the ingested record parses differently (%v):\n%s\n%s", err, viaRecord.AppendJSON(nil), ev.AppendJSON(nil))
+	}
+
 	names, err := os.ReadFile(filepath.Join("testdata", "variants", "realtime-40-fields.fields"))
 	if err != nil {
 		t.Fatal(err)
