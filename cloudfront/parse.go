@@ -153,21 +153,20 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 		if dec, _ := decodeMode(f); dec {
 			v := line[starts[i] : starts[i+1]-1]
 			if bytes.IndexByte(v, '%') >= 0 {
-				grow += 2 * len(v) // a Latin-1 byte may take two bytes in UTF-8
+				grow += len(v) // a Latin-1 fallback (rare) grows the builder
 			}
 		}
 	}
 
 	var (
-		b                                   strings.Builder
-		ev                                  event.Event
-		date, clock, stamp                  []byte
-		edge, ip, method, distDomain, stem  span
-		referer, ua, query, stemQuery, rid  span
-		cacheRes, viewerHost, proto, ctype  span
-		xff, country, protoVer, tlsProto    span
-		tlsCipher, respResult, detailResult span
-		nums                                optionalNumbers
+		b                  strings.Builder
+		ev                 event.Event
+		date, clock, stamp []byte
+		stemQuery          span
+		// spans holds each field's value by field id; a field the layout
+		// lacks, or "-", stays empty. fIgnored collects the skipped ones.
+		spans [fIgnored + 1]span
+		nums  optionalNumbers
 	)
 	b.Grow(grow + 2*hex.EncodedLen(16) + 3)
 	b.Write(line)
@@ -195,6 +194,7 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 				sp = span{lo, lo + int32(q)}
 			}
 		}
+		spans[f] = sp
 		var err error
 		switch f {
 		case fDate:
@@ -203,55 +203,17 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 			clock = v
 		case fTimestamp, fTimestampMS:
 			stamp = v
-		case fEdgeLocation:
-			edge = sp
 		case fSCBytes:
 			ev.Bytes, err = parseInt(v, 18)
-		case fCIP:
-			ip = sp
-		case fCSMethod:
-			method = sp
-		case fDistributionDomain:
-			distDomain = sp
-		case fCSURIStem:
-			stem = sp
 		case fSCStatus:
 			var st int64
 			st, err = parseInt(v, 3)
 			ev.Status = int(st)
-		case fCSReferer:
-			referer = sp
-		case fCSUserAgent:
-			ua = sp
-		case fCSURIQuery:
-			query = sp
-		case fEdgeResultType:
-			cacheRes = sp
-		case fEdgeRequestID:
-			rid = sp
-		case fViewerHost:
-			viewerHost = sp
-		case fCSProtocol:
-			proto = sp
 		case fTimeTaken:
 			var ms int64
 			if ms, err = parseMillis(v); err == nil {
 				nums.set(numTimeTaken, ms)
 			}
-		case fForwardedFor:
-			xff = sp
-		case fSCContentType:
-			ctype = sp
-		case fCSProtocolVersion:
-			protoVer = sp
-		case fSSLProtocol:
-			tlsProto = sp
-		case fSSLCipher:
-			tlsCipher = sp
-		case fEdgeResponseResultType:
-			respResult = sp
-		case fEdgeDetailedResultType:
-			detailResult = sp
 		// The fields below are not needed to place or classify a request:
 		// a value that does not parse counts as absent rather than making
 		// the whole line bad.
@@ -279,8 +241,6 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 			if p, err := parseInt(v, 5); err == nil && p <= math.MaxUint16 {
 				ev.ClientPort = int(p)
 			}
-		case fCCountry:
-			country = sp
 		case fASN:
 			if a, err := parseInt(bytes.TrimPrefix(v, []byte("AS")), 10); err == nil && a <= math.MaxUint32 {
 				ev.Geo.ASN = uint32(a)
@@ -305,13 +265,14 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 	}
 
 	// Host: the Host header the viewer sent, else the distribution's domain.
-	host := viewerHost
+	host := spans[fViewerHost]
 	if host.empty() {
-		host = distDomain
+		host = spans[fDistributionDomain]
 	}
 	if hasUpper(line, host) {
 		host = appendLower(&b, line, host)
 	}
+	rid := spans[fEdgeRequestID]
 	if rid.empty() || rid.end-rid.off > event.MaxIDBytes {
 		// Layouts before 15 fields have no request id (and a corrupt one may
 		// be too long for a document id): derive a stable id from the line.
@@ -328,32 +289,32 @@ func parse(l *Layout, raw []byte, lineNo int) (event.Event, error) {
 	str := func(sp span) string { return s[sp.off:sp.end] }
 	ev.Source = event.SourceCloudFront
 	ev.EventID = str(rid)
-	ev.EdgeLocation = str(edge)
-	if a := str(ip); a != "" {
+	ev.EdgeLocation = str(spans[fEdgeLocation])
+	if a := str(spans[fCIP]); a != "" {
 		if _, err := netip.ParseAddr(a); err == nil {
 			ev.ClientIP = a
 		}
 	}
-	ev.Method = str(method)
-	ev.URI = str(stem)
-	ev.Referrer = str(referer)
+	ev.Method = str(spans[fCSMethod])
+	ev.URI = str(spans[fCSURIStem])
+	ev.Referrer = str(spans[fCSReferer])
 	ev.ReferringDomain = event.ReferringDomain(ev.Referrer)
-	ev.UserAgent = cleanUserAgent(str(ua))
-	ev.Query = str(query)
+	ev.UserAgent = cleanUserAgent(str(spans[fCSUserAgent]))
+	ev.Query = str(spans[fCSURIQuery])
 	if ev.Query == "" {
 		ev.Query = str(stemQuery)
 	}
 	ev.Host = str(host)
-	ev.CacheResult = str(cacheRes)
-	ev.Protocol = str(proto)
-	ev.ProtocolVersion = str(protoVer)
-	ev.TLSProtocol = str(tlsProto)
-	ev.TLSCipher = str(tlsCipher)
-	ev.EdgeResponseResult = str(respResult)
-	ev.EdgeDetailedResult = str(detailResult)
-	ev.ContentType = str(ctype)
-	ev.Geo.CountryISO = str(country)
-	ev.ForwardedFor = splitList(str(xff))
+	ev.CacheResult = str(spans[fEdgeResultType])
+	ev.Protocol = str(spans[fCSProtocol])
+	ev.ProtocolVersion = str(spans[fCSProtocolVersion])
+	ev.TLSProtocol = str(spans[fSSLProtocol])
+	ev.TLSCipher = str(spans[fSSLCipher])
+	ev.EdgeResponseResult = str(spans[fEdgeResponseResultType])
+	ev.EdgeDetailedResult = str(spans[fEdgeDetailedResultType])
+	ev.ContentType = str(spans[fSCContentType])
+	ev.Geo.CountryISO = str(spans[fCCountry])
+	ev.ForwardedFor = splitList(str(spans[fForwardedFor]))
 	nums.fill(&ev)
 	rangeStart := int64(-1)
 	if ev.RangeStart != nil {
@@ -414,10 +375,18 @@ func appendDecoded(b *strings.Builder, scratch, v []byte, twice bool) span {
 	if utf8.Valid(d) {
 		b.Write(d)
 	} else {
-		var buf [512]byte
-		b.Write(appendLatin1Fallback(buf[:0], d))
+		writeLatin1Fallback(b, d)
 	}
 	return span{off, int32(b.Len())}
+}
+
+// writeLatin1Fallback writes d to b with appendLatin1Fallback. It is apart
+// from appendDecoded so that its buffer costs nothing on the common path.
+//
+//go:noinline
+func writeLatin1Fallback(b *strings.Builder, d []byte) {
+	var buf [512]byte
+	b.Write(appendLatin1Fallback(buf[:0], d))
 }
 
 // hasUpper reports whether line[sp] has an ASCII upper-case letter.

@@ -68,7 +68,7 @@ mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo)
   echo "| figure | command | measured | target |"
   echo "|---|---|---|---|"
   echo "| CloudFront line → enriched document → OpenSearch bulk NDJSON | \`go test -run '^\$' -bench 'Chain\$' -benchtime=2s -cpu 1 ./processors/transform/\` | $(field "$tmp/chain.txt" BenchmarkChain MB/s) MB/s, $(field "$tmp/chain.txt" BenchmarkChain records/s) records/s | ≥ 20 MB/s (ten shards at 2 MB/s) |"
-  echo "| parse one 33-field line | \`go test -run '^\$' -bench ParseLine -cpu 1 ./cloudfront/\` | $(field "$tmp/parse.txt" BenchmarkParseLine MB/s) MB/s, $(field "$tmp/parse.txt" BenchmarkParseLine allocs/op) allocation per line | |"
+  echo "| parse one 33-field line | \`go test -run '^\$' -bench ParseLine -cpu 1 ./cloudfront/\` | $(field "$tmp/parse.txt" BenchmarkParseLine MB/s) MB/s, $(field "$tmp/parse.txt" BenchmarkParseLine allocs/op) allocations per line | |"
   echo "| OpenSearch bulk body, 1,000 events | \`go test -run '^\$' -bench BulkBody -cpu 1 ./processors/opensearch/\` | $(field "$tmp/bulk.txt" 'BenchmarkBulkBody/sink' MB/s) MB/s, $(field "$tmp/bulk.txt" 'BenchmarkBulkBody/sink' allocs/op) allocations | |"
   echo "| producer (in-memory Kinesis), plain | \`go test -run '^\$' -bench . -cpu 1 ./producer/\` | $(field "$tmp/producer.txt" 'aggregation=false' records/s) records/s | |"
   echo "| producer (in-memory Kinesis), KPL-aggregated | same | $(field "$tmp/producer.txt" 'aggregation=true' records/s) records/s | |"
