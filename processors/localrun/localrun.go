@@ -57,7 +57,9 @@ type Options struct {
 	Pipeline *yaml.Node
 	// UseSinks writes to the pipeline section's sinks instead of Stdout.
 	// Its dead_letter destination is not used: dead letters of a local
-	// run go to Stderr or DeadLetterPath.
+	// run go to Stderr or DeadLetterPath. The section's event_time window
+	// (processors.EventTimeWindow) applies with UseSinks, or when the
+	// section sets it; documents written to Stdout are not bounded.
 	UseSinks bool
 	// Stdout receives one NDJSON document per line (without UseSinks).
 	Stdout io.Writer

@@ -229,7 +229,7 @@ func TestRunBadLines(t *testing.T) {
 
 // TestRunFilterAndSinks: a config's chain with a filter counts what it
 // drops; --sinks writes to the config's sinks (here a file) instead of
-// stdout.
+// stdout, within the config's event-time window.
 func TestRunFilterAndSinks(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "docs.ndjson")
 	config := `
@@ -256,6 +256,13 @@ pipeline:
 		t.Fatalf("stdout: summary %+v, %d documents", r.sum, len(r.docs))
 	}
 
+	// With the sinks the event-time window applies: these 2019-2024 lines
+	// are older than its default 30 days.
+	r = run(t, localrun.Options{Inputs: []string{mixed33}, UseSinks: true}, config)
+	if r.err != nil || r.sum.Documents != 0 || r.sum.DeadLetters != 8 || !strings.Contains(r.stderr, "[event_time] event_time 2019-12-04T21:02:31Z is outside the accepted window") {
+		t.Fatalf("with sinks, default window: %v, %+v\n%s", r.err, r.sum, r.stderr)
+	}
+	config += "  event_time: {max_past: 36500d}\n"
 	r = run(t, localrun.Options{Inputs: []string{mixed33}, UseSinks: true}, config)
 	if r.err != nil {
 		t.Fatal(r.err)

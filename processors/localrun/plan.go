@@ -2,6 +2,7 @@ package localrun
 
 import (
 	"fmt"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -14,6 +15,10 @@ const (
 	stdoutSinkType      = "stdout"
 	localDeadLetterType = "local_run"
 )
+
+// anyTime is a window bound that accepts every event time the parsers
+// produce (200 years; a time.Duration holds 292).
+const anyTime = processors.Duration(200 * 365 * 24 * time.Hour)
 
 // recordKind says how an input is cut into records.
 type recordKind int
@@ -76,6 +81,13 @@ func planRun(o Options) (plan, error) {
 		break
 	}
 
+	if !o.UseSinks && spec.EventTime == (processors.EventTimeWindow{}) {
+		// The event-time window keeps odd dates from creating indices and
+		// partitions in the sinks; documents written to stdout create none,
+		// and a local run is often of old files. It applies when the config
+		// sets it, or with --sinks.
+		spec.EventTime = processors.EventTimeWindow{MaxPast: anyTime, MaxFuture: anyTime}
+	}
 	if o.UseSinks {
 		if len(spec.Sinks) == 0 {
 			return plan{}, usage("--sinks: the config's pipeline section has no sinks")
