@@ -114,16 +114,37 @@ func osHTTP(t *testing.T, method, u, body string, out any) {
 func osCount(t *testing.T, base, pattern string) (docs, distinct int) {
 	t.Helper()
 	osHTTP(t, http.MethodPost, base+"/"+pattern+"/_refresh", "", nil)
-	var out struct {
+	var total struct {
 		Hits struct {
 			Total struct{ Value int } `json:"total"`
 		} `json:"hits"`
-		Aggregations struct {
-			IDs struct{ Value int } `json:"ids"`
-		} `json:"aggregations"`
 	}
-	osHTTP(t, http.MethodPost, base+"/"+pattern+"/_search", `{"size":0,"track_total_hits":true,"aggs":{"ids":{"cardinality":{"field":"event_id","precision_threshold":10000}}}}`, &out)
-	return out.Hits.Total.Value, out.Aggregations.IDs.Value
+	osHTTP(t, http.MethodPost, base+"/"+pattern+"/_search", `{"size":0,"track_total_hits":true}`, &total)
+	// Distinct ids are counted exactly, page by page with a composite
+	// aggregation: the cardinality aggregation is an estimate, and on a
+	// fixed data set a hash collision makes it wrong on every run.
+	var after json.RawMessage
+	for {
+		body := `{"size":0,"aggs":{"ids":{"composite":{"size":1000,"sources":[{"id":{"terms":{"field":"event_id"}}}]`
+		if after != nil {
+			body += `,"after":` + string(after)
+		}
+		body += `}}}}`
+		var page struct {
+			Aggregations struct {
+				IDs struct {
+					AfterKey json.RawMessage   `json:"after_key"`
+					Buckets  []json.RawMessage `json:"buckets"`
+				} `json:"ids"`
+			} `json:"aggregations"`
+		}
+		osHTTP(t, http.MethodPost, base+"/"+pattern+"/_search", body, &page)
+		distinct += len(page.Aggregations.IDs.Buckets)
+		if len(page.Aggregations.IDs.Buckets) == 0 || page.Aggregations.IDs.AfterKey == nil {
+			return total.Hits.Total.Value, distinct
+		}
+		after = page.Aggregations.IDs.AfterKey
+	}
 }
 
 // osNewSink builds a sink writing to indices prefix-{yyyy.MM.dd} and
