@@ -4,7 +4,7 @@
 //
 // An Event is a plain value: it holds no locks and no references to shared
 // state, so copies may be used from any goroutine. Parsers fill the fields they
-// know; processors later fill Geo, UA, Bot, AssetID and Tenant; the worker fills
+// know; processors later fill Geo, UA, Bot, AssetID, Tenant and Asset; the worker fills
 // SourceRecord. AppendJSON encodes an Event without reflection for the hot path;
 // its output decodes with encoding/json back into an equal Event.
 package event
@@ -93,6 +93,10 @@ type Event struct {
 	AssetID string `json:"asset_id,omitempty"`
 	// Tenant is the customer that owns the asset.
 	Tenant string `json:"tenant,omitempty"`
+	// Asset is the asset's catalog entry (title, kind, collection), filled
+	// by an asset_lookup processor; zero when the asset is not in the
+	// catalog or no lookup runs.
+	Asset Asset `json:"asset,omitzero"`
 	// UserID is the platform user, when known.
 	UserID string `json:"user_id,omitempty"`
 	// ClientIP is the address of the viewer as seen by the producer (c-ip for
@@ -191,6 +195,26 @@ type Geo struct {
 	ASOrg      string `json:"as_org,omitempty"`
 }
 
+// The asset kinds of Asset.Type.
+const (
+	AssetVideo    = "video"
+	AssetImage    = "image"
+	AssetAudio    = "audio"
+	AssetDocument = "document"
+	AssetOther    = "other"
+)
+
+// Asset is what the platform's catalog says about an asset: people think in
+// titles, events carry ids.
+type Asset struct {
+	Title string `json:"title,omitempty"`
+	// Type is one of AssetVideo, AssetImage, AssetAudio, AssetDocument or
+	// AssetOther.
+	Type string `json:"type,omitempty"`
+	// Collection is the folder or collection the asset is filed in.
+	Collection string `json:"collection,omitempty"`
+}
+
 // UA is a parsed user agent.
 type UA struct {
 	Browser        string `json:"browser,omitempty"`
@@ -277,6 +301,7 @@ func (e *Event) stringFields() func(yield func(string, string) bool) {
 			{"edge_response_result", e.EdgeResponseResult}, {"edge_detailed_result", e.EdgeDetailedResult},
 			{"geo.country", e.Geo.Country}, {"geo.city", e.Geo.City}, {"geo.as_org", e.Geo.ASOrg},
 			{"ua.browser", e.UA.Browser}, {"ua.os", e.UA.OS},
+			{"asset.title", e.Asset.Title}, {"asset.type", e.Asset.Type}, {"asset.collection", e.Asset.Collection},
 		}
 		for _, f := range fields {
 			if !yield(f.n, f.v) {

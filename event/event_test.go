@@ -22,6 +22,7 @@ func full() event.Event {
 		Source:             event.SourceCloudFront,
 		AssetID:            "asset-1",
 		Tenant:             "acme",
+		Asset:              event.Asset{Title: "Spring launch – hero film", Type: event.AssetVideo, Collection: "Campaigns/Spring"},
 		UserID:             "u-42",
 		ClientIP:           "2a02:cf40:add:4002:91f2:a9b2:e09a:6fc6",
 		ForwardedFor:       []string{"81.2.69.142", "216.160.83.56"},
@@ -95,7 +96,8 @@ func TestAppendJSONMatchesEncodingJSON(t *testing.T) {
 		{"zero optional numbers kept", func(e *event.Event) {
 			e.TimeTakenMS, e.ContentLength, e.RangeEnd = new(int64(0)), new(int64(0)), new(int64(0))
 		}},
-		{"zero geo omitted", func(e *event.Event) { e.Geo = event.Geo{}; e.UA = event.UA{} }},
+		{"zero geo omitted", func(e *event.Event) { e.Geo = event.Geo{}; e.UA = event.UA{}; e.Asset = event.Asset{} }},
+		{"partial asset", func(e *event.Event) { e.Asset = event.Asset{Type: event.AssetImage} }},
 		{"partial sub objects", func(e *event.Event) { e.Geo = event.Geo{ASN: 1}; e.UA = event.UA{Device: event.DeviceBot} }},
 		{"source record zero subsequence", func(e *event.Event) { e.SourceRecord = event.SourceRecord{ShardID: "s"} }},
 		{"non-compact properties", func(e *event.Event) { e.Properties = json.RawMessage("{ \"a\" : [ 1 , 2 ] ,\n\"b\":\"<x>\" }") }},

@@ -33,6 +33,10 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = appendString(dst, string(e.Source))
 	dst = appendOptString(dst, `,"asset_id":`, e.AssetID)
 	dst = appendOptString(dst, `,"tenant":`, e.Tenant)
+	if e.Asset != (Asset{}) {
+		dst = append(dst, `,"asset":`...)
+		dst = e.Asset.appendJSON(dst)
+	}
 	dst = appendOptString(dst, `,"user_id":`, e.UserID)
 	dst = appendOptString(dst, `,"client_ip":`, e.ClientIP)
 	if len(e.ForwardedFor) > 0 {
@@ -109,6 +113,15 @@ func (g *Geo) appendJSON(dst []byte) []byte {
 		dst = strconv.AppendUint(dst, uint64(g.ASN), 10)
 	}
 	dst = appendOptString(dst, `,"as_org":`, g.ASOrg)
+	return closeObject(dst, start)
+}
+
+// appendJSON appends a as a JSON object.
+func (a *Asset) appendJSON(dst []byte) []byte {
+	start := len(dst)
+	dst = appendOptString(dst, `,"title":`, a.Title)
+	dst = appendOptString(dst, `,"type":`, a.Type)
+	dst = appendOptString(dst, `,"collection":`, a.Collection)
 	return closeObject(dst, start)
 }
 

@@ -51,6 +51,7 @@ func TestAppendItemIsTwoNDJSONLines(t *testing.T) {
 func TestMappingsCoverEveryEventField(t *testing.T) {
 	full := event.Event{
 		EventTime: time.Now().UTC(), EventType: event.TypeView, EventID: "x", Source: event.SourceApp, AssetID: "a", Tenant: "t",
+		Asset:  event.Asset{Title: "t", Type: event.AssetVideo, Collection: "c"},
 		UserID: "u", ClientIP: "::1", ForwardedFor: []string{"x"}, Referrer: "r", ReferringDomain: "d",
 		Geo: event.Geo{CountryISO: "SE", Country: "c", City: "c", ASN: 1, ASOrg: "o"},
 		UA:  event.UA{Browser: "b", BrowserVersion: "1", OS: "o", Device: "d"}, Bot: true, UserAgent: "ua", Bytes: 1, Status: 200,

@@ -91,6 +91,11 @@ func Mappings() map[string]any {
 				"sequence_number":     kw(),
 				"sub_sequence_number": typ("long"),
 			}),
+			"asset": object(map[string]any{
+				"title":      withText(1024),
+				"type":       kw(),
+				"collection": longKw(1024),
+			}),
 		},
 	}
 }
