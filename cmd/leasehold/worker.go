@@ -18,6 +18,7 @@ import (
 	"github.com/leasehold/leasehold/internal/telemetry"
 	"github.com/leasehold/leasehold/lease"
 	"github.com/leasehold/leasehold/processors"
+	"github.com/leasehold/leasehold/processors/assetlookup"
 	"github.com/leasehold/leasehold/processors/deadletter"
 	"github.com/leasehold/leasehold/processors/dynamosink"
 	"github.com/leasehold/leasehold/processors/filesink"
@@ -160,6 +161,7 @@ func buildProcessing(ctx context.Context, c config.Config, awsCfg aws.Config, lo
 func newRegistry() *processors.Registry {
 	r := processors.NewRegistry()
 	transform.Register(r)
+	assetlookup.Register(r)
 	filesink.Register(r)
 	s3sink.Register(r)
 	opensearch.Register(r)
