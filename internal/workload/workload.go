@@ -72,6 +72,7 @@ func (c *Config) defaults() {
 type Asset struct {
 	ID, Tenant, Kind, File string
 	Bytes                  int64
+	Title, Collection      string // as the catalog knows them (catalog.go)
 }
 
 // Workload is a generated library plus the generators for its traffic.
@@ -83,6 +84,7 @@ type Workload struct {
 	zipf    *rand.Zipf
 	rng     *rand.Rand
 	geo     []weightedNets // client networks by city, from geoCities
+	story   *rand.Rand     // the stories' own draws (catalog.go)
 }
 
 // geoCity is one city the traffic comes from and real IPv4 networks there
@@ -124,6 +126,8 @@ func New(cfg Config) *Workload {
 		}
 		w.geo = append(w.geo, wn)
 	}
+	w.story = rand.New(rand.NewPCG(cfg.Seed, 0x570e1e5))
+	w.describe()
 	return w
 }
 
@@ -248,7 +252,7 @@ func (w *Workload) requestID() string {
 }
 
 func (w *Workload) line(b *strings.Builder, t time.Time) {
-	a := w.asset()
+	a, storyRef := w.tell(w.asset(), t)
 	bot := w.rng.IntN(100) < 7
 	ua := w.pick(browsers)
 	if bot {
@@ -268,6 +272,9 @@ func (w *Workload) line(b *strings.Builder, t time.Time) {
 	ref := w.pick(referrers)
 	if ref == "customer" {
 		ref = fmt.Sprintf("https://www.%s.example/campaign/%d", a.Tenant, w.rng.IntN(50))
+	}
+	if storyRef != "" {
+		ref = storyRef
 	}
 	result := w.pick(results)
 	host := "d111111abcdef8.cloudfront.net"
