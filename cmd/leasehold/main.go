@@ -94,6 +94,7 @@ AWS credentials, region and endpoints come from the AWS SDK's default chain
 		newProduceCmd(),
 		newDeadLetterCmd(),
 		newDemoCmd(),
+		newExploreCmd(),
 	)
 	return root
 }

@@ -33,6 +33,8 @@ type Config struct {
 	// Ingest configures `leasehold ingest`, `leasehold backfill` and the
 	// Lambda function (cmd/leasehold-lambda).
 	Ingest Ingest `yaml:"ingest"`
+	// Explore configures `leasehold explore`, the asset usage explorer.
+	Explore Explore `yaml:"explore"`
 	// Pipeline is the processors, sinks and dead_letter sections, kept as
 	// YAML for processors.ParseSpec: lists of typed stages do not map to
 	// environment variables or flags, so they come from the file only.
@@ -125,6 +127,20 @@ type Ingest struct {
 	ClaimDuration    time.Duration `yaml:"claim_duration" doc:"how long a run's claim on a file lives in the manifest without renewal (renewed every third of it); another run takes a file over after seeing its claim unrenewed this long (1s-10m)"`
 }
 
+// Explore configures the asset usage explorer (`leasehold explore`).
+type Explore struct {
+	Listen             string   `yaml:"listen" doc:"address of the explorer's web page and API (127.0.0.1 keeps it on this machine; 127.0.0.1:0 picks a free port)"`
+	OpenSearchURL      string   `yaml:"opensearch_url" doc:"base URL of the OpenSearch cluster the opensearch sink writes to"`
+	OpenSearchUsername string   `yaml:"opensearch_username" doc:"basic-auth user for OpenSearch (empty: none)"`
+	OpenSearchPassword Secret   `yaml:"opensearch_password" doc:"basic-auth password for OpenSearch; never logged or shown"`
+	Index              string   `yaml:"index" doc:"index pattern to read: the opensearch sink's index with its date part as * (leasehold-events-*)"`
+	UsersFile          string   `yaml:"users_file" doc:"YAML list of who may sign in: name, token_sha256, tenant or admin (see docs/EXPLORER.md); required"`
+	AppDomains         []string `yaml:"app_domains" doc:"the platform's own sites: visits they refer count as the channel 'app', not 'websites'"`
+	LeaseTable         string   `yaml:"lease_table" doc:"lease table to read the workers' lag from for the data-freshness line (empty: newest event only)"`
+	HighlightMinChange float64  `yaml:"highlight_min_change" doc:"smallest change in percent that a highlight reports, so small changes stay quiet"`
+	HighlightMinCount  int      `yaml:"highlight_min_count" doc:"fewest events (in the larger of the two periods) behind a highlight"`
+}
+
 // Dev configures the local stack started by `leasehold dev`.
 type Dev struct {
 	Dir            string `yaml:"dir" doc:"folder for downloads, data, logs and PID files of the local stack"`
@@ -175,6 +191,13 @@ func Default() Config {
 			CapacityShare:   0.8,
 			CheckpointLines: 5000,
 			ClaimDuration:   30 * time.Second,
+		},
+		Explore: Explore{
+			Listen:             "127.0.0.1:8090",
+			OpenSearchURL:      "http://127.0.0.1:9200",
+			Index:              "leasehold-events-*",
+			HighlightMinChange: 50,
+			HighlightMinCount:  20,
 		},
 		Dev: Dev{
 			Dir:            ".leasehold",
@@ -355,6 +378,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.Collect.validate()...)
 	errs = append(errs, c.Ingest.validate()...)
+	errs = append(errs, c.Explore.validate()...)
 	d := c.Dev
 	ports := []struct {
 		key  string
@@ -432,6 +456,35 @@ func (in Ingest) validate() []error {
 	}
 	if in.ClaimDuration < time.Second || in.ClaimDuration > 10*time.Minute {
 		bad("ingest.claim_duration", "%s is out of range; use 1s to 10m (default 30s)", in.ClaimDuration)
+	}
+	return errs
+}
+
+// validate checks the explore section; each error names its key. The
+// users file is checked when the explorer starts (other commands do not
+// need it).
+func (e Explore) validate() []error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{key}, args...)...))
+	}
+	if e.Listen == "" {
+		bad("explore.listen", "must not be empty; use host:port such as 127.0.0.1:8090")
+	}
+	if !strings.HasPrefix(e.OpenSearchURL, "http://") && !strings.HasPrefix(e.OpenSearchURL, "https://") {
+		bad("explore.opensearch_url", "%q is not an http:// or https:// URL", e.OpenSearchURL)
+	}
+	if e.Index == "" || strings.ContainsAny(e.Index, " ,/\\?#\"<>|") {
+		bad("explore.index", "%q is not an index pattern such as leasehold-events-*", e.Index)
+	}
+	if !(e.HighlightMinChange > 0 && e.HighlightMinChange <= 10000) {
+		bad("explore.highlight_min_change", "%g is out of range; use a percentage above 0 (default 50)", e.HighlightMinChange)
+	}
+	if e.HighlightMinCount < 1 {
+		bad("explore.highlight_min_count", "%d must be at least 1 (default 20)", e.HighlightMinCount)
+	}
+	if t := e.LeaseTable; t != "" && !validTableName(t) {
+		bad("explore.lease_table", "%q is not a DynamoDB table name", t)
 	}
 	return errs
 }

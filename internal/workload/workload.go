@@ -326,7 +326,7 @@ type AppEvent struct {
 func (w *Workload) WriteAppEvents(out io.Writer) (int, error) {
 	enc := json.NewEncoder(out)
 	span := time.Duration(w.cfg.Hours) * time.Hour
-	types := []weighted{{"view", 60}, {"download", 20}, {"share", 12}, {"convert", 8}}
+	types := []weighted{{"view", 60}, {"download", 20}, {"share", 12}, {"convert", 8}, {"permission_change", 3}}
 	for i := range w.cfg.AppEvents {
 		a := w.asset()
 		t := w.cfg.Start.Add(time.Duration(w.rng.Int64N(int64(span))))

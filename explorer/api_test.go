@@ -1,0 +1,507 @@
+package explorer_test
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/leasehold/leasehold/event"
+	"github.com/leasehold/leasehold/explorer"
+	"github.com/leasehold/leasehold/explorer/explorertest"
+	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/workload"
+)
+
+// The fixture: two weeks of demo-like traffic ending the day before "now".
+var (
+	now   = time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
+	start = time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC)
+	half  = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+
+	seedOnce   sync.Once
+	seedErr    error
+	seedPrefix string
+	fixture    []event.Event
+	owner      map[string]string // asset id → tenant
+	tokens     = map[string]string{"admin": "admin-token-123456", "a": "tenant-a-token-123456", "b": "tenant-b-token-123456"}
+	tenantA    string
+	tenantB    string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if seedPrefix != "" {
+		_ = explorertest.Delete(context.Background(), testenv.Local().OpenSearch, seedPrefix)
+	}
+	os.Exit(code)
+}
+
+// seed indexes the fixture once for the package's integration tests.
+func seed(t *testing.T) {
+	t.Helper()
+	e := testenv.Require(t, "opensearch")
+	seedOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		wl := workload.New(workload.Config{Seed: 7, Start: start, Hours: 14 * 24, PeakHour: 80, AppEvents: 3000, Assets: 600, Tenants: 6})
+		owner = map[string]string{}
+		for _, a := range wl.Assets {
+			owner[a.ID] = a.Tenant
+		}
+		dir, err := os.MkdirTemp("", "explorertest")
+		if err != nil {
+			seedErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		if fixture, seedErr = explorertest.Generate(ctx, wl, dir); seedErr != nil {
+			return
+		}
+		seedPrefix = fmt.Sprintf("explorer-test-%d", time.Now().UnixNano()%1e9)
+		seedErr = explorertest.Index(ctx, e.OpenSearch, seedPrefix, fixture)
+		// The two busiest customers.
+		n := map[string]int{}
+		for _, ev := range fixture {
+			n[ev.Tenant]++
+		}
+		delete(n, "")
+		ts := keysByCount(n)
+		tenantA, tenantB = ts[0], ts[1]
+	})
+	if seedErr != nil {
+		t.Fatalf("seed: %v", seedErr)
+	}
+}
+
+func keysByCount(n map[string]int) []string {
+	var ks []string
+	for k := range n {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool { return n[ks[i]] > n[ks[j]] || n[ks[i]] == n[ks[j]] && ks[i] < ks[j] })
+	return ks
+}
+
+func newServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	users, err := explorer.NewUsers([]explorer.User{
+		{Name: "admin", TokenSHA256: explorer.HashToken(tokens["admin"]), Admin: true},
+		{Name: "a", TokenSHA256: explorer.HashToken(tokens["a"]), Tenant: tenantA},
+		{Name: "b", TokenSHA256: explorer.HashToken(tokens["b"]), Tenant: tenantB},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := explorer.New(explorer.Config{OpenSearch: testenv.Local().OpenSearch, Index: seedPrefix + "-*",
+		AppDomains: []string{"app.example.com"}, Now: func() time.Time { return now }}, users, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// get calls the API as user and decodes the JSON answer into v.
+func get(t *testing.T, ts *httptest.Server, user, path string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
+	req.Header.Set("Authorization", "Bearer "+tokens[user])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK && v != nil {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("%s: %v: %s", path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// expected is what the fixture holds, counted here from the events.
+type expected struct {
+	views, downloads, bytes int64
+	assets                  map[string][2]int64 // views, downloads
+	sites, countries        map[string]int64
+	direct                  int64
+}
+
+func count(tenant string, from, to time.Time, bots bool) expected {
+	x := expected{assets: map[string][2]int64{}, sites: map[string]int64{}, countries: map[string]int64{}}
+	for _, e := range fixture {
+		if tenant != "" && e.Tenant != tenant || e.EventTime.Before(from) || !e.EventTime.Before(to) || e.Bot && !bots {
+			continue
+		}
+		x.bytes += e.Bytes
+		if e.EventType != event.TypeView && e.EventType != event.TypeDownload {
+			continue
+		}
+		a := x.assets[e.AssetID]
+		if e.EventType == event.TypeView {
+			x.views++
+			a[0]++
+		} else {
+			x.downloads++
+			a[1]++
+		}
+		x.assets[e.AssetID] = a
+		if e.ReferringDomain == "" {
+			x.direct++
+		} else {
+			x.sites[e.ReferringDomain]++
+		}
+		if e.Geo.CountryISO != "" {
+			x.countries[e.Geo.CountryISO]++
+		}
+	}
+	return x
+}
+
+// top ranks assets as OpenSearch's terms aggregation does: by uses, then id.
+func top(x expected, n int) []string {
+	total := map[string]int{}
+	for id, a := range x.assets {
+		total[id] = int(a[0] + a[1])
+	}
+	ids := keysByCount(total)
+	if len(ids) > n {
+		ids = ids[:n]
+	}
+	return ids
+}
+
+func TestSummaryMatchesTheWorkload(t *testing.T) {
+	seed(t)
+	ts := newServer(t)
+	for _, user := range []string{"a", "admin"} {
+		t.Run(user, func(t *testing.T) {
+			tenant := tenantA
+			if user == "admin" {
+				tenant = ""
+			}
+			var s explorer.Summary
+			if code := get(t, ts, user, "/api/summary?period=7d&compare=previous", &s); code != 200 {
+				t.Fatalf("status %d", code)
+			}
+			cur, prev := count(tenant, half, now.Truncate(24*time.Hour), false), count(tenant, start, half, false)
+			if s.Period.From != "2026-11-23" || s.Period.To != "2026-11-29" || s.Period.PrevFrom != "2026-11-16" || s.Period.PrevTo != "2026-11-22" {
+				t.Fatalf("period %+v", s.Period)
+			}
+			checkPair(t, "views", s.Cards["views"], cur.views, prev.views)
+			checkPair(t, "downloads", s.Cards["downloads"], cur.downloads, prev.downloads)
+			checkPair(t, "bytes", s.Cards["bytes"], cur.bytes, prev.bytes)
+			checkPair(t, "sites", s.Cards["sites"], int64(len(cur.sites)), int64(len(prev.sites)))
+			if len(s.Series) != 7 || len(s.Prev) != 7 || s.Interval != "day" {
+				t.Fatalf("series %d/%d points by %s", len(s.Series), len(s.Prev), s.Interval)
+			}
+			var sum int64
+			for _, p := range s.Series {
+				sum += p.Views
+			}
+			if sum != cur.views {
+				t.Fatalf("daily views add up to %d, want %d", sum, cur.views)
+			}
+			if s.Freshness.Newest == nil || s.Freshness.Newest.Before(half) {
+				t.Fatalf("freshness %+v", s.Freshness)
+			}
+		})
+	}
+}
+
+func checkPair(t *testing.T, name string, p explorer.Pair, cur, prev int64) {
+	t.Helper()
+	if int64(p.Cur) != cur || p.Prev == nil || int64(*p.Prev) != prev {
+		got := "none"
+		if p.Prev != nil {
+			got = fmt.Sprint(*p.Prev)
+		}
+		t.Fatalf("%s: %v (before %s), want %d (before %d)", name, p.Cur, got, cur, prev)
+	}
+}
+
+func TestTopAssetsWeekOverWeek(t *testing.T) {
+	seed(t)
+	ts := newServer(t)
+	var got explorer.TopAssets
+	if code := get(t, ts, "a", "/api/assets?period=7d&limit=10", &got); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	cur, prev := count(tenantA, half, now.Truncate(24*time.Hour), false), count(tenantA, start, half, false)
+	want, wantPrev := top(cur, 10), top(prev, 10)
+	if len(got.Assets) != len(want) {
+		t.Fatalf("%d assets, want %d", len(got.Assets), len(want))
+	}
+	prevRank := map[string]int{}
+	for i, id := range wantPrev {
+		prevRank[id] = i + 1
+	}
+	for i, a := range got.Assets {
+		c, p := cur.assets[want[i]], prev.assets[want[i]]
+		if a.AssetID != want[i] || a.Views != c[0] || a.Downloads != c[1] || *a.PrevTotal != p[0]+p[1] || a.Rank != i+1 ||
+			a.PrevRank != prevRank[a.AssetID] || a.New != (prevRank[a.AssetID] == 0) {
+			t.Errorf("row %d: %+v (prev total %d), want %s views %d downloads %d before %d rank before %d", i, a, *a.PrevTotal, want[i], c[0], c[1], p[0]+p[1], prevRank[want[i]])
+		}
+		if owner[a.AssetID] != tenantA {
+			t.Errorf("asset %s belongs to %s", a.AssetID, owner[a.AssetID])
+		}
+		if a.Title == "" && a.AssetID != "" && !unknownAsset(a.AssetID) {
+			t.Errorf("asset %s has no title", a.AssetID)
+		}
+	}
+	var dropped []string
+	for _, id := range wantPrev {
+		if _, ok := indexOf(want, id); !ok {
+			dropped = append(dropped, id)
+		}
+	}
+	if len(got.Dropped) != len(dropped) {
+		t.Fatalf("dropped %+v, want %v", got.Dropped, dropped)
+	}
+	for i, a := range got.Dropped {
+		c := cur.assets[a.AssetID]
+		if a.AssetID != dropped[i] || a.Total != c[0]+c[1] || a.PrevRank != prevRank[a.AssetID] {
+			t.Errorf("dropped %d: %+v, want %s with %d uses now", i, a, dropped[i], c[0]+c[1])
+		}
+	}
+}
+
+func unknownAsset(id string) bool {
+	for _, e := range fixture {
+		if e.AssetID == id {
+			return e.Asset.Title == ""
+		}
+	}
+	return true
+}
+
+func indexOf(xs []string, x string) (int, bool) {
+	for i, y := range xs {
+		if y == x {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+func TestSourcesAndPlaces(t *testing.T) {
+	seed(t)
+	ts := newServer(t)
+	cur, prev := count(tenantA, half, now.Truncate(24*time.Hour), false), count(tenantA, start, half, false)
+	var src explorer.Sources
+	if code := get(t, ts, "a", "/api/sources?period=7d&limit=100", &src); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	for _, s := range src.Sites {
+		if int64(s.Cur) != cur.sites[s.Key] || int64(*s.Prev) != prev.sites[s.Key] {
+			t.Errorf("site %s: %v/%v, want %d/%d", s.Key, s.Cur, *s.Prev, cur.sites[s.Key], prev.sites[s.Key])
+		}
+	}
+	if len(src.Sites) != min(100, len(cur.sites)) {
+		t.Errorf("%d sites, want %d", len(src.Sites), len(cur.sites))
+	}
+	var total float64
+	for _, c := range src.Channels {
+		total += c.Cur
+		if c.Key == explorer.ChannelDirect && int64(c.Cur) != cur.direct {
+			t.Errorf("direct %v, want %d", c.Cur, cur.direct)
+		}
+	}
+	if int64(total) != cur.views+cur.downloads {
+		t.Errorf("channels add up to %v, want %d", total, cur.views+cur.downloads)
+	}
+	var pl explorer.Places
+	if code := get(t, ts, "a", "/api/places?period=7d", &pl); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if len(pl.Countries) != len(cur.countries) {
+		t.Fatalf("%d countries, want %d", len(pl.Countries), len(cur.countries))
+	}
+	for _, c := range pl.Countries {
+		if int64(c.Cur) != cur.countries[c.Key] || int64(*c.Prev) != prev.countries[c.Key] || c.Label == "" {
+			t.Errorf("country %s (%s): %v/%v, want %d/%d", c.Key, c.Label, c.Cur, *c.Prev, cur.countries[c.Key], prev.countries[c.Key])
+		}
+	}
+}
+
+// TestTenantIsolation asks every endpoint, as customer A, with every
+// parameter that could widen the scope, and checks that nothing of B's
+// (or anyone else's) comes back.
+func TestTenantIsolation(t *testing.T) {
+	seed(t)
+	ts := newServer(t)
+	var bAsset string
+	for id, tn := range owner {
+		if tn == tenantB && count(tenantB, start, now, true).assets[id] != [2]int64{} {
+			bAsset = id
+			break
+		}
+	}
+	paths := []string{"/api/summary", "/api/assets", "/api/sources", "/api/places", "/api/tech", "/api/highlights", "/api/tenants"}
+	params := []string{"", "bots=1", "period=90d", "compare=year", "limit=100", "source=app", "type=video", "asset=" + bAsset,
+		"period=custom&from=2026-01-01&to=2026-12-31"}
+	for _, p := range paths {
+		for _, q := range params {
+			var raw json.RawMessage
+			code := get(t, ts, "a", p+"?"+q, &raw)
+			if code != 200 {
+				t.Fatalf("%s?%s: status %d", p, q, code)
+			}
+			for id, tn := range owner {
+				if tn != tenantA && strings.Contains(string(raw), `"`+id+`"`) {
+					t.Fatalf("%s?%s as %s returned %s's asset %s", p, q, tenantA, tn, id)
+				}
+			}
+			if strings.Contains(string(raw), tenantB) {
+				t.Fatalf("%s?%s mentions %s", p, q, tenantB)
+			}
+			if q == "asset="+bAsset && p == "/api/summary" {
+				var s explorer.Summary
+				_ = json.Unmarshal(raw, &s)
+				if s.Cards["views"].Cur != 0 || s.Cards["downloads"].Cur != 0 {
+					t.Fatalf("B's asset shows figures to A: %+v", s.Cards)
+				}
+			}
+		}
+		if code := get(t, ts, "a", p+"?tenant="+tenantB, nil); code != http.StatusForbidden {
+			t.Fatalf("%s?tenant=B as A: status %d, want 403", p, code)
+		}
+	}
+	if code := get(t, ts, "a", "/api/asset?asset="+bAsset, nil); code != http.StatusNotFound {
+		t.Fatalf("B's asset page as A: status %d, want 404", code)
+	}
+	// The same asset is visible to B and to the admin.
+	if code := get(t, ts, "b", "/api/asset?asset="+bAsset, nil); code != 200 {
+		t.Fatalf("B's own asset page: status %d", code)
+	}
+	var s explorer.Summary
+	if code := get(t, ts, "admin", "/api/summary?tenant="+tenantB, &s); code != 200 {
+		t.Fatalf("admin choosing B: %d", code)
+	}
+	if want := count(tenantB, half, now.Truncate(24*time.Hour), false).views; int64(s.Cards["views"].Cur) != want {
+		t.Fatalf("admin sees %v views of B, want %d", s.Cards["views"].Cur, want)
+	}
+	var tenants []explorer.Tenant
+	get(t, ts, "admin", "/api/tenants", &tenants)
+	if len(tenants) < 2 {
+		t.Fatalf("admin sees tenants %v", tenants)
+	}
+	get(t, ts, "a", "/api/tenants", &tenants)
+	if len(tenants) != 1 || tenants[0].ID != tenantA {
+		t.Fatalf("A sees tenants %v", tenants)
+	}
+}
+
+func TestAssetPageAndHighlights(t *testing.T) {
+	seed(t)
+	ts := newServer(t)
+	// The rising story of the workload: asset index 9.
+	rising := ""
+	for _, e := range fixture {
+		if e.ReferringDomain == "linkedin.com" && !e.EventTime.Before(half) {
+			rising = e.AssetID // any linkedin asset; the story's dominates
+		}
+	}
+	var as explorer.TopAssets
+	get(t, ts, "admin", "/api/assets?period=7d&limit=1&tenant="+owner[rising], &as)
+	var page explorer.AssetPage
+	if code := get(t, ts, "admin", "/api/asset?period=7d&asset="+as.Assets[0].AssetID, &page); code != 200 {
+		t.Fatalf("asset page: %d", code)
+	}
+	if page.Title == "" || len(page.Embeds) == 0 || page.FirstSeen.IsZero() || page.Tenant != owner[as.Assets[0].AssetID] {
+		t.Fatalf("asset page %+v", page)
+	}
+	var apps int
+	for _, e := range fixture {
+		if e.AssetID == page.AssetID && e.Source == event.SourceApp && !e.EventTime.Before(half) && !e.EventTime.After(now) &&
+			(e.EventType == event.TypeShare || e.EventType == event.TypeConvert || e.EventType == event.TypePermissionChange) {
+			apps++
+		}
+	}
+	if len(page.Timeline) != min(apps, 50) {
+		t.Fatalf("timeline has %d events, want %d", len(page.Timeline), apps)
+	}
+	var h explorer.Highlights
+	if code := get(t, ts, "admin", "/api/highlights?period=7d", &h); code != 200 {
+		t.Fatalf("highlights: %d", code)
+	}
+	var up *explorer.Highlight
+	for i := range h.Highlights {
+		if h.Highlights[i].Kind == "asset_up" && up == nil {
+			up = &h.Highlights[i]
+		}
+	}
+	if up == nil || up.Change == nil && up.Prev != 0 || up.Cur < h.MinCount || up.Site == "" {
+		t.Fatalf("no rising asset with its main site in %+v", h.Highlights)
+	}
+	cur, prev := count("", half, now.Truncate(24*time.Hour), false), count("", start, half, false)
+	c, p := cur.assets[up.AssetID], prev.assets[up.AssetID]
+	if up.Cur != c[0]+c[1] || up.Prev != p[0]+p[1] || math.Abs(*up.Change-(float64(up.Cur)/float64(up.Prev)-1)*100) > 0.01 {
+		t.Fatalf("highlight %+v, want %d after %d", up, c[0]+c[1], p[0]+p[1])
+	}
+	// Raising the threshold silences it.
+	if *up.Change < 100000 {
+		for _, x := range h.Highlights {
+			if x.Change != nil && math.Abs(*x.Change) < h.MinChange {
+				t.Fatalf("a change below the threshold was reported: %+v", x)
+			}
+		}
+	}
+}
+
+func TestCSVExport(t *testing.T) {
+	seed(t)
+	ts := newServer(t)
+	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/assets?period=7d&format=csv", nil)
+	req.Header.Set("Authorization", "Bearer "+tokens["a"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if cd := resp.Header.Get("Content-Disposition"); !strings.Contains(cd, `filename="leasehold-assets-2026-11-23-2026-11-29.csv"`) {
+		t.Fatalf("Content-Disposition %q", cd)
+	}
+	rows, err := csv.NewReader(resp.Body).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var js explorer.TopAssets
+	get(t, ts, "a", "/api/assets?period=7d", &js)
+	if len(rows) != 1+len(js.Assets)+len(js.Dropped) || rows[0][1] != "asset_id" || rows[1][1] != js.Assets[0].AssetID || rows[1][5] != fmt.Sprint(js.Assets[0].Views) {
+		t.Fatalf("csv %v", rows[:2])
+	}
+	if code := get(t, ts, "a", "/api/sources?format=csv&table=nope", nil); code != http.StatusBadRequest {
+		t.Fatalf("unknown table: %d", code)
+	}
+}
+
+// TestParametersAreTyped checks that only the allowed values reach a query:
+// anything else, including query DSL, is a 400 before OpenSearch is asked.
+func TestParametersAreTyped(t *testing.T) {
+	seed(t)
+	ts := newServer(t)
+	for _, q := range []string{
+		"type=" + url.QueryEscape(`{"match_all":{}}`), "source=*", "period=1y", "compare=all", "limit=100000", "bots=maybe",
+		"asset=" + url.QueryEscape(`a" OR tenant:*`), "query=" + url.QueryEscape(`{"bool":{}}`), "from=2026-01-01&period=custom&to=yesterday",
+		"tenant=" + url.QueryEscape("*"), "period=7d&period=30d",
+	} {
+		if code := get(t, ts, "admin", "/api/summary?"+q, nil); code != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400", q, code)
+		}
+	}
+}

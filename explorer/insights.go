@@ -1,0 +1,364 @@
+package explorer
+
+import (
+	"encoding/json"
+
+	"golang.org/x/sync/errgroup"
+	"math"
+	"net/http"
+	"sort"
+	"time"
+)
+
+// Embed is a page that referred uses of one asset: where it is embedded or
+// linked, with when it was first and last seen (up to the period's end)
+// and its uses in the period.
+type Embed struct {
+	Page      string    `json:"page"`
+	Site      string    `json:"site"`
+	Channel   string    `json:"channel"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	Uses      int64     `json:"uses"` // in the period
+	Total     int64     `json:"total"`
+}
+
+// AppEvent is one platform event of an asset's timeline.
+type AppEvent struct {
+	Time       time.Time       `json:"time"`
+	Type       string          `json:"type"`
+	User       string          `json:"user,omitempty"`
+	Properties json.RawMessage `json:"properties,omitempty"`
+}
+
+// AssetPage is the answer of /api/asset: what is particular to one asset
+// (its other figures come from the other calls with asset=...).
+type AssetPage struct {
+	Period     Period           `json:"period"`
+	AssetID    string           `json:"asset_id"`
+	Title      string           `json:"title"`
+	Type       string           `json:"type"`
+	Collection string           `json:"collection"`
+	Tenant     string           `json:"tenant"`
+	FirstSeen  time.Time        `json:"first_seen"`
+	LastSeen   time.Time        `json:"last_seen"`
+	Embeds     []Embed          `json:"embeds"`
+	Timeline   []AppEvent       `json:"timeline"`
+	AppCounts  map[string]int64 `json:"app_counts"` // shares, conversions, permission changes in the period
+}
+
+func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
+	if q.Asset == "" {
+		writeError(w, http.StatusBadRequest, "bad_parameter", "asset: required")
+		return
+	}
+	// History up to the period's end, for first/last seen; bots follow the switch.
+	hist := append(scope(p, q, false), obj{"range": obj{"event_time": obj{"lt": q.To.Format(time.RFC3339)}}})
+	// The timeline is the platform's own events, whatever the source and bots switches say.
+	tl := scope(p, Query{Tenant: q.Tenant, Asset: q.Asset, Bots: true}, true)
+	tl = append(tl, term("source", "app"), terms("event_type", []string{"share", "convert", "permission_change"}), timeRange(q.From, q.To))
+	var meta, timeline node
+	errc := make(chan error, 2)
+	go func() {
+		var err error
+		meta, err = s.os.search(r.Context(), obj{"size": 0, "track_total_hits": false, "query": boolFilter(hist...), "aggs": obj{
+			"meta":  assetMeta(),
+			"owner": termsAgg("tenant", 1, nil),
+			"first": obj{"min": obj{"field": "event_time"}},
+			"last":  obj{"max": obj{"field": "event_time"}},
+			"embeds": termsAgg("referrer", 50, obj{
+				"site":  termsAgg("referring_domain", 1, nil),
+				"first": obj{"min": obj{"field": "event_time"}},
+				"last":  obj{"max": obj{"field": "event_time"}},
+				"cur":   filterAgg(boolFilter(timeRange(q.From, q.To), uses), nil),
+			}),
+		}})
+		errc <- err
+	}()
+	go func() {
+		var err error
+		timeline, err = s.os.search(r.Context(), obj{"size": 50, "track_total_hits": false, "query": boolFilter(tl...),
+			"sort": []obj{{"event_time": obj{"order": "desc"}}}, "_source": []string{"event_time", "event_type", "user_id", "properties"},
+			"aggs": obj{"types": termsAgg("event_type", 5, nil)}})
+		errc <- err
+	}()
+	for range 2 {
+		if err := <-errc; err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	first := meta.agg("first").time()
+	if first.IsZero() {
+		writeError(w, http.StatusNotFound, "no_asset", "no data for this asset")
+		return
+	}
+	m := meta.agg("meta").source()
+	out := AssetPage{Period: periodOf(q), AssetID: q.Asset, Title: m.path("asset.title"), Type: m.path("asset.type"),
+		Collection: m.path("asset.collection"), FirstSeen: first, LastSeen: meta.agg("last").time(),
+		Embeds: []Embed{}, Timeline: []AppEvent{}, AppCounts: map[string]int64{}}
+	if b := meta.agg("owner").buckets(); len(b) > 0 {
+		out.Tenant = b[0].key()
+	}
+	for _, b := range meta.agg("embeds").buckets() {
+		site := ""
+		if sb := b.sub("site").buckets(); len(sb) > 0 {
+			site = sb[0].key()
+		}
+		out.Embeds = append(out.Embeds, Embed{Page: b.key(), Site: site, Channel: s.channel(site), FirstSeen: b.sub("first").time(),
+			LastSeen: b.sub("last").time(), Uses: b.sub("cur").count(), Total: b.count()})
+	}
+	sort.SliceStable(out.Embeds, func(i, j int) bool { return out.Embeds[i].Uses > out.Embeds[j].Uses })
+	for _, h := range timeline.hits() {
+		t, _ := time.Parse(time.RFC3339Nano, h.str("event_time"))
+		out.Timeline = append(out.Timeline, AppEvent{Time: t, Type: h.str("event_type"), User: h.str("user_id"), Properties: h["properties"]})
+	}
+	for _, b := range timeline.agg("types").buckets() {
+		out.AppCounts[b.key()] = b.count()
+	}
+	et := table{header: []string{"page", "site", "channel", "first_seen", "last_seen", "uses", "total"}}
+	for _, e := range out.Embeds {
+		et.rows = append(et.rows, []string{e.Page, e.Site, e.Channel, e.FirstSeen.Format(time.RFC3339), e.LastSeen.Format(time.RFC3339), itoa(e.Uses), itoa(e.Total)})
+	}
+	tt := table{header: []string{"time", "type", "user", "properties"}}
+	for _, e := range out.Timeline {
+		tt.rows = append(tt.rows, []string{e.Time.Format(time.RFC3339), e.Type, e.User, string(e.Properties)})
+	}
+	s.respond(w, r, q, out, map[string]table{"embeds": et, "timeline": tt})
+}
+
+// Highlight is one plain-language finding. The page words it from its
+// message catalog by Kind:
+//
+//	asset_up, asset_down   an asset's uses changed (Change %, Site: where most came from)
+//	new_sites              Sites linked to the assets for the first time
+//	new_embeds             Count assets were used from a site for the first time
+//	country_change         uses (or downloads, Metric) from Country changed by Change %
+type Highlight struct {
+	Kind    string   `json:"kind"`
+	AssetID string   `json:"asset_id,omitempty"`
+	Title   string   `json:"title,omitempty"`
+	Type    string   `json:"type,omitempty"`
+	Cur     int64    `json:"cur"`
+	Prev    int64    `json:"prev"`
+	Change  *float64 `json:"change,omitempty"` // percent; absent when there was nothing before
+	Site    string   `json:"site,omitempty"`
+	Sites   []string `json:"sites,omitempty"`
+	Country string   `json:"country,omitempty"` // ISO code
+	Metric  string   `json:"metric,omitempty"`  // uses or downloads
+	Count   int      `json:"count,omitempty"`
+}
+
+// Highlights is the answer of /api/highlights.
+type Highlights struct {
+	Period     Period      `json:"period"`
+	MinChange  float64     `json:"min_change"`
+	MinCount   int64       `json:"min_count"`
+	Highlights []Highlight `json:"highlights"`
+}
+
+// minSiteUses is the fewest uses from a newly seen site worth a mention.
+const minSiteUses = 5
+
+func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
+	filters := append(scope(p, q, false), uses)
+	_, _, cmp := q.Previous()
+	out := Highlights{Period: periodOf(q), MinChange: s.cfg.HighlightMinChange, MinCount: s.cfg.HighlightMinCount, Highlights: []Highlight{}}
+	var movers []Highlight
+	var countries, sites, before node
+	g, ctx := errgroup.WithContext(r.Context())
+	if cmp {
+		g.Go(func() error {
+			curIDs, prevIDs, err := s.topIDs(ctx, q, filters, 40)
+			if err != nil {
+				return err
+			}
+			cur, prev, err := s.assetFigures(ctx, q, filters, union(curIDs, prevIDs), true)
+			if err != nil {
+				return err
+			}
+			movers = s.assetMovers(cur, prev)
+			return nil
+		})
+		g.Go(func() error {
+			per := obj{"downloads": filterAgg(term("event_type", "download"), nil)}
+			var err error
+			countries, err = s.os.search(ctx, obj{"size": 0, "track_total_hits": false, "query": periodQuery(q, filters),
+				"aggs": obj{"c": obj{"terms": obj{"field": "geo.country_iso", "size": 250}, "aggs": perPeriod(q, per)}}})
+			return err
+		})
+	}
+	g.Go(func() error {
+		// Sites, and assets on each site, with enough uses in the period...
+		var err error
+		sites, err = s.os.search(ctx, obj{"size": 0, "track_total_hits": false, "query": boolFilter(append(filters, timeRange(q.From, q.To))...),
+			"aggs": obj{"sites": obj{"terms": obj{"field": "referring_domain", "size": 300, "min_doc_count": minSiteUses}, "aggs": obj{
+				"assets": obj{"terms": obj{"field": "asset_id", "size": 200, "min_doc_count": minSiteUses}},
+			}}}})
+		if err != nil {
+			return err
+		}
+		// ...and which of them were seen before it. Restricted to the
+		// candidates, the counts are exact.
+		var doms, ids []string
+		for _, b := range sites.agg("sites").buckets() {
+			doms = append(doms, b.key())
+			for _, a := range b.sub("assets").buckets() {
+				ids = union(ids, []string{a.key()})
+			}
+		}
+		if len(doms) == 0 {
+			return nil
+		}
+		earlier := append(append([]obj{}, filters...), obj{"range": obj{"event_time": obj{"lt": q.From.Format(time.RFC3339)}}}, terms("referring_domain", doms))
+		sub := obj{}
+		if len(ids) > 0 {
+			sub["assets"] = obj{"terms": obj{"field": "asset_id", "size": len(ids), "include": ids}}
+		}
+		before, err = s.os.search(ctx, obj{"size": 0, "track_total_hits": false, "query": boolFilter(earlier...),
+			"aggs": obj{"sites": obj{"terms": obj{"field": "referring_domain", "size": len(doms), "include": doms}, "aggs": sub}}})
+		return err
+	})
+	if err := g.Wait(); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	out.Highlights = append(out.Highlights, movers...)
+	if cmp {
+		out.Highlights = append(out.Highlights, s.countryMovers(countries.agg("c"))...)
+	}
+	out.Highlights = append(out.Highlights, s.firstSeen(sites.agg("sites"), before.agg("sites"))...)
+	ht := table{header: []string{"kind", "asset_id", "title", "count_now", "count_before", "change_pct", "site", "country", "metric", "sites"}}
+	for _, h := range out.Highlights {
+		c := ""
+		if h.Change != nil {
+			c = ftoa(math.Round(*h.Change*10) / 10)
+		}
+		ht.rows = append(ht.rows, []string{h.Kind, h.AssetID, h.Title, itoa(h.Cur), itoa(h.Prev), c, h.Site, h.Country, h.Metric, joinSites(h.Sites)})
+	}
+	s.respond(w, r, q, out, map[string]table{"highlights": ht})
+}
+
+func joinSites(xs []string) string {
+	out := ""
+	for i, x := range xs {
+		if i > 0 {
+			out += " "
+		}
+		out += x
+	}
+	return out
+}
+
+// pct is the change from prev to cur in percent; nil when prev is 0.
+func pct(cur, prev int64) *float64 {
+	if prev == 0 {
+		return nil
+	}
+	v := (float64(cur)/float64(prev) - 1) * 100
+	return &v
+}
+
+// assetMovers finds assets whose uses rose or fell by at least the
+// threshold, with enough uses to matter: up to three risers and two
+// fallers, the biggest absolute changes first.
+func (s *Server) assetMovers(cur, prev map[string]assetFig) []Highlight {
+	var up, down []Highlight
+	ids := make([]string, 0, len(cur)+len(prev))
+	for id := range cur {
+		ids = append(ids, id)
+	}
+	for id := range prev {
+		if _, ok := cur[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		c, b := cur[id], prev[id]
+		now, before := c.views+c.downloads, b.views+b.downloads
+		if max(now, before) < s.cfg.HighlightMinCount {
+			continue
+		}
+		meta := c.meta
+		if meta == nil {
+			meta = b.meta
+		}
+		h := Highlight{AssetID: id, Cur: now, Prev: before, Change: pct(now, before), Title: meta.path("asset.title"), Type: meta.path("asset.type")}
+		switch {
+		case now > before && (h.Change == nil || *h.Change >= s.cfg.HighlightMinChange):
+			h.Kind, h.Site = "asset_up", c.site
+			up = append(up, h)
+		case now < before && *h.Change <= -s.cfg.HighlightMinChange:
+			h.Kind = "asset_down"
+			down = append(down, h)
+		}
+	}
+	sort.SliceStable(up, func(i, j int) bool { return up[i].Cur-up[i].Prev > up[j].Cur-up[j].Prev })
+	sort.SliceStable(down, func(i, j int) bool { return down[i].Prev-down[i].Cur > down[j].Prev-down[j].Cur })
+	return append(up[:min(3, len(up))], down[:min(2, len(down))]...)
+}
+
+// countryMovers reports the two biggest changes of uses or downloads by
+// country that pass the thresholds.
+func (s *Server) countryMovers(res node) []Highlight {
+	var hs []Highlight
+	for _, b := range res.buckets() {
+		for _, metric := range []string{"uses", "downloads"} {
+			cur, prev := b.sub("cur").count(), b.sub("prev").count()
+			if metric == "downloads" {
+				cur, prev = b.sub("cur").sub("downloads").count(), b.sub("prev").sub("downloads").count()
+			}
+			c := pct(cur, prev)
+			if max(cur, prev) < s.cfg.HighlightMinCount || c == nil || math.Abs(*c) < s.cfg.HighlightMinChange {
+				continue
+			}
+			hs = append(hs, Highlight{Kind: "country_change", Country: b.key(), Metric: metric, Cur: cur, Prev: prev, Change: c})
+		}
+	}
+	sort.SliceStable(hs, func(i, j int) bool {
+		return math.Abs(float64(hs[i].Cur-hs[i].Prev)) > math.Abs(float64(hs[j].Cur-hs[j].Prev))
+	})
+	return hs[:min(2, len(hs))]
+}
+
+// firstSeen reports sites that referred uses for the first time in the
+// period, and assets used from a website for the first time, each with at
+// least minSiteUses uses in the period. cur is the period's sites and
+// their assets; before is the same restricted to earlier uses.
+func (s *Server) firstSeen(cur, before node) []Highlight {
+	seen := map[string]bool{}
+	for _, b := range before.buckets() {
+		seen[b.key()] = true
+		for _, a := range b.sub("assets").buckets() {
+			seen[b.key()+"\x00"+a.key()] = true
+		}
+	}
+	var newSites []string
+	assets := map[string]bool{}
+	var count int64
+	for _, b := range cur.buckets() {
+		site := b.key()
+		if !seen[site] {
+			newSites = append(newSites, site)
+			count += b.count()
+		}
+		if s.channel(site) != ChannelWebsites {
+			continue
+		}
+		for _, a := range b.sub("assets").buckets() {
+			if !seen[site+"\x00"+a.key()] {
+				assets[a.key()] = true
+			}
+		}
+	}
+	var hs []Highlight
+	if len(newSites) > 0 {
+		sort.Strings(newSites)
+		hs = append(hs, Highlight{Kind: "new_sites", Sites: newSites, Count: len(newSites), Cur: count})
+	}
+	if len(assets) > 0 {
+		hs = append(hs, Highlight{Kind: "new_embeds", Count: len(assets)})
+	}
+	return hs
+}

@@ -1,0 +1,400 @@
+package explorer
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+)
+
+// Count is one row of a breakdown: a key and its figure now and before.
+type Count struct {
+	Key     string   `json:"key"`
+	Label   string   `json:"label,omitempty"`   // a display name where the key is a code
+	Channel string   `json:"channel,omitempty"` // for referring sites
+	Cur     float64  `json:"cur"`
+	Prev    *float64 `json:"prev,omitempty"`
+}
+
+// counts merges a terms aggregation of the current period with the same
+// of the previous one, in the current order; prev is nil without a
+// comparison. Keys only in the previous top are left out.
+func counts(q Query, cur, prev node, label func(node) string) []Count {
+	before := map[string]float64{}
+	for _, b := range prev.buckets() {
+		before[b.key()] = float64(b.count())
+	}
+	_, _, cmp := q.Previous()
+	out := []Count{}
+	for _, b := range cur.buckets() {
+		c := Count{Key: b.key(), Cur: float64(b.count())}
+		if label != nil {
+			c.Label = label(b)
+		}
+		if cmp {
+			v := before[c.Key]
+			c.Prev = &v
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func termsAgg(field string, size int, sub obj) obj {
+	a := obj{"terms": obj{"field": field, "size": size}}
+	if sub != nil {
+		a["aggs"] = sub
+	}
+	return a
+}
+
+// assetMeta is the newest document's catalog fields of a bucket's asset.
+func assetMeta() obj {
+	return obj{"top_hits": obj{"size": 1, "_source": obj{"includes": []string{"asset", "asset_id"}}, "sort": []obj{{"event_time": obj{"order": "desc"}}}}}
+}
+
+// AssetRow is one asset of the top list.
+type AssetRow struct {
+	AssetID    string `json:"asset_id"`
+	Title      string `json:"title"`
+	Type       string `json:"type"`
+	Collection string `json:"collection"`
+	Views      int64  `json:"views"`
+	Downloads  int64  `json:"downloads"`
+	Total      int64  `json:"total"`
+	Rank       int    `json:"rank,omitempty"` // 1-based; 0 when not in the top list now (dropped)
+	// The comparison period; absent without one.
+	PrevViews     *int64 `json:"prev_views,omitempty"`
+	PrevDownloads *int64 `json:"prev_downloads,omitempty"`
+	PrevTotal     *int64 `json:"prev_total,omitempty"`
+	PrevRank      int    `json:"prev_rank,omitempty"` // 0 when not in the previous top list
+	New           bool   `json:"new,omitempty"`       // in the top list now, not before
+}
+
+// TopAssets is the answer of /api/assets.
+type TopAssets struct {
+	Period  Period     `json:"period"`
+	Assets  []AssetRow `json:"assets"`
+	Dropped []AssetRow `json:"dropped"` // in the previous top list, not in this one
+}
+
+type assetFig struct {
+	views, downloads int64
+	meta             node
+	site             string // where most uses came from (when asked)
+}
+
+func figures(b node) assetFig {
+	f := assetFig{views: b.sub("views").count(), downloads: b.sub("downloads").count(), meta: b.sub("meta").source()}
+	if sb := b.sub("site").buckets(); len(sb) > 0 && float64(sb[0].count()) >= 0.3*float64(f.views+f.downloads) {
+		f.site = sb[0].key() // "mostly from": only when one site brought a good share
+	}
+	return f
+}
+
+// topIDs returns the n assets with the most uses in the period and in the
+// comparison period. Indices are per day, so each shard reports many more
+// than n candidates (shard_size) for the merged ranking to be right.
+func (s *Server) topIDs(ctx context.Context, q Query, filters []obj, n int) (cur, prev []string, err error) {
+	res, err := s.os.search(ctx, obj{"size": 0, "track_total_hits": false, "query": periodQuery(q, filters),
+		"aggs": perPeriod(q, obj{"top": obj{"terms": obj{"field": "asset_id", "size": n, "shard_size": max(10*n, 200)}}})})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, b := range res.agg("cur").sub("top").buckets() {
+		cur = append(cur, b.key())
+	}
+	for _, b := range res.agg("prev").sub("top").buckets() {
+		prev = append(prev, b.key())
+	}
+	return cur, prev, nil
+}
+
+// assetFigures returns exact figures of the given assets in each period:
+// the terms aggregation is restricted to exactly these ids, so no shard
+// leaves one out. withSite adds the main referring site.
+func (s *Server) assetFigures(ctx context.Context, q Query, filters []obj, ids []string, withSite bool) (cur, prev map[string]assetFig, err error) {
+	cur, prev = map[string]assetFig{}, map[string]assetFig{}
+	if len(ids) == 0 {
+		return cur, prev, nil
+	}
+	sub := obj{"views": filterAgg(term("event_type", "view"), nil), "downloads": filterAgg(term("event_type", "download"), nil), "meta": assetMeta()}
+	if withSite {
+		sub["site"] = termsAgg("referring_domain", 1, nil)
+	}
+	agg := obj{"ids": obj{"terms": obj{"field": "asset_id", "size": len(ids), "include": ids}, "aggs": sub}}
+	res, err := s.os.search(ctx, obj{"size": 0, "track_total_hits": false,
+		"query": periodQuery(q, append(append([]obj{}, filters...), terms("asset_id", ids))), "aggs": perPeriod(q, agg)})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, b := range res.agg("cur").sub("ids").buckets() {
+		cur[b.key()] = figures(b)
+	}
+	for _, b := range res.agg("prev").sub("ids").buckets() {
+		prev[b.key()] = figures(b)
+	}
+	return cur, prev, nil
+}
+
+func union(a, b []string) []string {
+	out := append([]string{}, a...)
+	for _, x := range b {
+		if _, ok := indexOf(out, x); !ok {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func (s *Server) handleAssets(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
+	filters := append(scope(p, q, false), uses)
+	curIDs, prevIDs, err := s.topIDs(r.Context(), q, filters, q.Limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cur, prev, err := s.assetFigures(r.Context(), q, filters, union(curIDs, prevIDs), false)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	_, _, cmp := q.Previous()
+	prevRank := map[string]int{}
+	for i, id := range prevIDs {
+		prevRank[id] = i + 1
+	}
+	row := func(id string, rank int) AssetRow {
+		c, b := cur[id], prev[id]
+		meta := c.meta
+		if meta == nil {
+			meta = b.meta
+		}
+		a := AssetRow{AssetID: id, Title: meta.path("asset.title"), Type: meta.path("asset.type"), Collection: meta.path("asset.collection"),
+			Views: c.views, Downloads: c.downloads, Total: c.views + c.downloads, Rank: rank}
+		if cmp {
+			pv, pd, pt := b.views, b.downloads, b.views+b.downloads
+			a.PrevViews, a.PrevDownloads, a.PrevTotal = &pv, &pd, &pt
+			a.PrevRank = prevRank[id]
+			a.New = rank > 0 && a.PrevRank == 0
+		}
+		return a
+	}
+	out := TopAssets{Period: periodOf(q), Assets: []AssetRow{}, Dropped: []AssetRow{}}
+	for i, id := range curIDs {
+		out.Assets = append(out.Assets, row(id, i+1))
+	}
+	if cmp {
+		for _, id := range prevIDs {
+			if _, ok := indexOf(curIDs, id); !ok {
+				out.Dropped = append(out.Dropped, row(id, 0))
+			}
+		}
+	}
+	s.respond(w, r, q, out, map[string]table{"assets": assetTable(out)})
+}
+
+func indexOf(xs []string, x string) (int, bool) {
+	for i, y := range xs {
+		if y == x {
+			return i, true
+		}
+	}
+	return -1, false
+}
+
+func assetTable(t TopAssets) table {
+	tab := table{header: []string{"rank", "asset_id", "title", "type", "collection", "views", "downloads", "total", "prev_total", "change_pct", "prev_rank", "status"}}
+	add := func(a AssetRow, status string) {
+		var pt *float64
+		if a.PrevTotal != nil {
+			v := float64(*a.PrevTotal)
+			pt = &v
+		}
+		rank, prevRank := "", ""
+		if a.Rank > 0 {
+			rank = strconv.Itoa(a.Rank)
+		}
+		if a.PrevRank > 0 {
+			prevRank = strconv.Itoa(a.PrevRank)
+		}
+		tab.rows = append(tab.rows, []string{rank, a.AssetID, a.Title, a.Type, a.Collection, itoa(a.Views), itoa(a.Downloads), itoa(a.Total),
+			prevCell(pt), change(float64(a.Total), pt), prevRank, status})
+	}
+	for _, a := range t.Assets {
+		status := ""
+		if a.New {
+			status = "new"
+		}
+		add(a, status)
+	}
+	for _, a := range t.Dropped {
+		add(a, "dropped")
+	}
+	return tab
+}
+
+// Sources is the answer of /api/sources: where uses come from.
+type Sources struct {
+	Period   Period  `json:"period"`
+	Channels []Count `json:"channels"`
+	Sites    []Count `json:"sites"`
+	Pages    []Count `json:"pages"`
+}
+
+func (s *Server) handleSources(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
+	sub := obj{
+		"sites":  termsAgg("referring_domain", 500, nil),
+		"direct": obj{"missing": obj{"field": "referring_domain"}},
+		"pages":  termsAgg("referrer", q.Limit, nil),
+	}
+	res, err := s.os.search(r.Context(), obj{"size": 0, "track_total_hits": false,
+		"query": periodQuery(q, append(scope(p, q, false), uses)), "aggs": perPeriod(q, sub)})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cur, prev := res.agg("cur"), res.agg("prev")
+	_, _, cmp := q.Previous()
+	byChannel := func(n node) map[string]float64 {
+		m := map[string]float64{ChannelDirect: float64(n.sub("direct").count())}
+		for _, b := range n.sub("sites").buckets() {
+			m[s.channel(b.key())] += float64(b.count())
+		}
+		return m
+	}
+	cc, pc := byChannel(cur), byChannel(prev)
+	out := Sources{Period: periodOf(q), Channels: []Count{}}
+	for _, ch := range []string{ChannelDirect, ChannelSearch, ChannelSocial, ChannelWebsites, ChannelApp, ChannelEmail} {
+		c := Count{Key: ch, Cur: cc[ch]}
+		if cmp {
+			v := pc[ch]
+			c.Prev = &v
+		}
+		if c.Cur > 0 || (c.Prev != nil && *c.Prev > 0) {
+			out.Channels = append(out.Channels, c)
+		}
+	}
+	sites := counts(q, cur.sub("sites"), prev.sub("sites"), nil)
+	if len(sites) > q.Limit {
+		sites = sites[:q.Limit]
+	}
+	for i := range sites {
+		sites[i].Channel = s.channel(sites[i].Key)
+	}
+	out.Sites = sites
+	out.Pages = counts(q, cur.sub("pages"), prev.sub("pages"), nil)
+	chTable := countTable("channel", out.Channels)
+	siteTable := table{header: []string{"site", "channel", "count", "prev_count", "change_pct"}}
+	for _, c := range out.Sites {
+		siteTable.rows = append(siteTable.rows, []string{c.Key, c.Channel, ftoa(c.Cur), prevCell(c.Prev), change(c.Cur, c.Prev)})
+	}
+	s.respond(w, r, q, out, map[string]table{"channels": chTable, "sites": siteTable, "pages": countTable("page", out.Pages)})
+}
+
+// Places is the answer of /api/places.
+type Places struct {
+	Period    Period  `json:"period"`
+	Countries []Count `json:"countries"` // key: ISO 3166-1 alpha-2; label: English name
+	Cities    []Count `json:"cities"`    // key: city; label: its country's ISO code
+	Unknown   Pair    `json:"unknown"`   // uses whose place is not known
+}
+
+func (s *Server) handlePlaces(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
+	sub := obj{
+		"countries": termsAgg("geo.country_iso", 250, obj{"name": termsAgg("geo.country", 1, nil)}),
+		"cities":    termsAgg("geo.city", max(q.Limit, 50), obj{"cc": termsAgg("geo.country_iso", 1, nil)}),
+		"unknown":   obj{"missing": obj{"field": "geo.country_iso"}},
+	}
+	res, err := s.os.search(r.Context(), obj{"size": 0, "track_total_hits": false,
+		"query": periodQuery(q, append(scope(p, q, false), uses)), "aggs": perPeriod(q, sub)})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cur, prev := res.agg("cur"), res.agg("prev")
+	first := func(n node, name string) string {
+		if b := n.sub(name).buckets(); len(b) > 0 {
+			return b[0].key()
+		}
+		return ""
+	}
+	out := Places{Period: periodOf(q),
+		Countries: counts(q, cur.sub("countries"), prev.sub("countries"), func(b node) string { return first(b, "name") }),
+		Cities:    counts(q, cur.sub("cities"), prev.sub("cities"), func(b node) string { return first(b, "cc") }),
+		Unknown:   pairOf(q, float64(cur.sub("unknown").count()), float64(prev.sub("unknown").count())),
+	}
+	if len(out.Cities) > q.Limit {
+		out.Cities = out.Cities[:q.Limit]
+	}
+	ct := table{header: []string{"country_iso", "country", "count", "prev_count", "change_pct"}}
+	for _, c := range out.Countries {
+		ct.rows = append(ct.rows, []string{c.Key, c.Label, ftoa(c.Cur), prevCell(c.Prev), change(c.Cur, c.Prev)})
+	}
+	cityT := table{header: []string{"city", "country_iso", "count", "prev_count", "change_pct"}}
+	for _, c := range out.Cities {
+		cityT.rows = append(cityT.rows, []string{c.Key, c.Label, ftoa(c.Cur), prevCell(c.Prev), change(c.Cur, c.Prev)})
+	}
+	s.respond(w, r, q, out, map[string]table{"countries": ct, "cities": cityT})
+}
+
+// Tech is the answer of /api/tech: how assets are watched.
+type Tech struct {
+	Period   Period  `json:"period"`
+	Devices  []Count `json:"devices"`
+	Browsers []Count `json:"browsers"`
+	Systems  []Count `json:"systems"`
+	Delivery []Count `json:"delivery"` // views, downloads (full), partial (range requests)
+	Audience []Count `json:"audience"` // people, automated: uses by each, whatever the bots switch says
+}
+
+func (s *Server) handleTech(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
+	shown := obj{"match_all": obj{}}
+	if !q.Bots {
+		shown = term("bot", false)
+	}
+	notPartial := not(term("status", 206))
+	sub := obj{
+		"people": filterAgg(boolFilter(term("bot", false), uses), nil),
+		"bots":   filterAgg(boolFilter(term("bot", true), uses), nil),
+		"shown": filterAgg(shown, obj{
+			"uses": filterAgg(uses, obj{
+				"devices":  termsAgg("ua.device", 10, nil),
+				"browsers": termsAgg("ua.browser", q.Limit, nil),
+				"systems":  termsAgg("ua.os", q.Limit, nil),
+			}),
+			"delivery": obj{"filters": obj{"filters": obj{
+				"views":     boolFilter(term("event_type", "view"), notPartial),
+				"downloads": boolFilter(term("event_type", "download"), notPartial),
+				"partial":   term("status", 206),
+			}}},
+		}),
+	}
+	res, err := s.os.search(r.Context(), obj{"size": 0, "track_total_hits": false,
+		"query": periodQuery(q, scope(p, q, true)), "aggs": perPeriod(q, sub)})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cur, prev := res.agg("cur"), res.agg("prev")
+	cu, pu := cur.sub("shown").sub("uses"), prev.sub("shown").sub("uses")
+	named := func(keys []string, get func(n node, k string) float64) []Count {
+		var out []Count
+		for _, k := range keys {
+			out = append(out, Count{Key: k, Cur: get(cur, k), Prev: pairOf(q, 0, get(prev, k)).Prev})
+		}
+		return out
+	}
+	out := Tech{Period: periodOf(q),
+		Devices:  counts(q, cu.sub("devices"), pu.sub("devices"), nil),
+		Browsers: counts(q, cu.sub("browsers"), pu.sub("browsers"), nil),
+		Systems:  counts(q, cu.sub("systems"), pu.sub("systems"), nil),
+		Delivery: named([]string{"views", "downloads", "partial"}, func(n node, k string) float64 {
+			return float64(n.sub("shown").sub("delivery").keyed()[k].count())
+		}),
+		Audience: named([]string{"people", "bots"}, func(n node, k string) float64 { return float64(n.sub(k).count()) }),
+	}
+	s.respond(w, r, q, out, map[string]table{
+		"devices": countTable("device", out.Devices), "browsers": countTable("browser", out.Browsers), "systems": countTable("os", out.Systems),
+		"delivery": countTable("delivery", out.Delivery), "audience": countTable("audience", out.Audience),
+	})
+}

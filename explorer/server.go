@@ -1,0 +1,251 @@
+// Package explorer is the asset usage explorer: a web page, served by the
+// leasehold binary, where a marketing team sees which of its assets are
+// used, how much, where, on what, and how that changed against an earlier
+// period. The Go server answers the page's questions with OpenSearch
+// aggregations it builds from typed parameters; the browser never talks
+// to OpenSearch.
+//
+// Every API call is authenticated (a per-user token, exchanged for a
+// signed session cookie, or sent as a bearer token) and every query the
+// server sends carries the caller's tenant filter, whatever the request
+// asks: a customer never sees another customer's data. Only admins may
+// choose a tenant, or see all of them.
+//
+// The page is static HTML, CSS and JavaScript embedded in the binary
+// (web/), with no build step and no third-party code; charts and the map
+// are SVG drawn by the page's own script, and every text comes from one
+// message catalog (web/messages.json).
+package explorer
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// Config configures a Server.
+type Config struct {
+	// OpenSearch is the cluster's base URL (http://127.0.0.1:9200).
+	OpenSearch string
+	// Username and Password, when set, are sent with basic auth.
+	Username, Password string
+	// Index is the index pattern the OpenSearch sink writes
+	// (leasehold-events-*).
+	Index string
+	// AppDomains are the platform's own sites (its web app): traffic
+	// referred by them is the channel "app", not "websites".
+	AppDomains []string
+	// HighlightMinChange is the smallest change, in percent, that a
+	// highlight reports (default 50); HighlightMinCount is the fewest
+	// events, in the larger of the two periods, behind one (default 20).
+	HighlightMinChange float64
+	HighlightMinCount  int64
+	// SessionTTL is how long a sign-in lasts (default 12h).
+	SessionTTL time.Duration
+	// Lag, when set, reports the workers' lag behind the stream and when
+	// it was measured, for the data-freshness line.
+	Lag func(ctx context.Context) (time.Duration, time.Time, error)
+	// Now is the clock (default time.Now); tests set it.
+	Now func() time.Time
+	// HTTPClient talks to OpenSearch (default: a client with a 30s timeout).
+	HTTPClient *http.Client
+}
+
+func (c *Config) defaults() error {
+	if c.OpenSearch == "" {
+		return errors.New("explore.opensearch_url: must not be empty")
+	}
+	if c.Index == "" {
+		return errors.New("explore.index: must not be empty")
+	}
+	if c.HighlightMinChange == 0 {
+		c.HighlightMinChange = 50
+	}
+	if c.HighlightMinCount == 0 {
+		c.HighlightMinCount = 20
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 12 * time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	return nil
+}
+
+// Server is the explorer's HTTP handler. It is safe for concurrent use.
+type Server struct {
+	cfg      Config
+	users    *Users
+	os       *searcher
+	sessions *sessions
+	log      *zap.Logger
+	mux      *http.ServeMux
+}
+
+// New returns the explorer's handler. users is the access list; log may
+// be nil.
+func New(cfg Config, users *Users, log *zap.Logger) (*Server, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if users == nil {
+		return nil, errors.New("explorer: no users")
+	}
+	if log == nil {
+		log = zap.NewNop()
+	}
+	s := &Server{
+		cfg: cfg, users: users, log: log,
+		os:       &searcher{base: strings.TrimRight(cfg.OpenSearch, "/"), index: cfg.Index, user: cfg.Username, password: cfg.Password, http: cfg.HTTPClient},
+		sessions: newSessions(cfg.SessionTTL, cfg.Now),
+		mux:      http.NewServeMux(),
+	}
+	static, err := fs.Sub(webFS, "web")
+	if err != nil {
+		return nil, err
+	}
+	files := http.FileServerFS(static)
+	s.mux.Handle("GET /", files)
+	s.mux.HandleFunc("POST /api/login", s.handleLogin)
+	s.mux.HandleFunc("POST /api/logout", s.handleLogout)
+	for path, h := range map[string]func(http.ResponseWriter, *http.Request, Principal, Query){
+		"/api/me":         s.handleMe,
+		"/api/summary":    s.handleSummary,
+		"/api/assets":     s.handleAssets,
+		"/api/sources":    s.handleSources,
+		"/api/places":     s.handlePlaces,
+		"/api/tech":       s.handleTech,
+		"/api/asset":      s.handleAsset,
+		"/api/highlights": s.handleHighlights,
+		"/api/tenants":    s.handleTenants,
+	} {
+		s.mux.HandleFunc("GET "+path, s.requireAuth(s.withQuery(h)))
+	}
+	s.mux.HandleFunc("GET /api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such API call")
+	})
+	return s, nil
+}
+
+// ServeHTTP sets the security headers on every answer and routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), interest-cohort=()")
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		h.Set("Cache-Control", "no-store")
+		// A page on another site may not read or even trigger the API
+		// with the visitor's cookie (SameSite=Strict already withholds
+		// it; this refuses the request outright).
+		if !sameOrigin(r) {
+			writeError(w, http.StatusForbidden, "cross_site", "cross-site request refused")
+			return
+		}
+	} else {
+		h.Set("Cache-Control", "no-cache")
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// withQuery parses the typed parameters and enforces the tenant rule: a
+// customer user may not name another tenant (403), and its own tenant is
+// forced into the query whatever it sent.
+func (s *Server) withQuery(h func(http.ResponseWriter, *http.Request, Principal, Query)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p := principalOf(r)
+		q, err := ParseQuery(r.URL.Query(), s.cfg.Now())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad_parameter", err.Error())
+			return
+		}
+		if !p.Admin {
+			if q.Tenant != "" && q.Tenant != p.Tenant {
+				s.log.Warn("tenant refused", zapUser(p.Name), zap.String("asked", q.Tenant))
+				writeError(w, http.StatusForbidden, "forbidden_tenant", "you may only see your own organisation's data")
+				return
+			}
+			q.Tenant = p.Tenant
+		}
+		h(w, r, p, q)
+	}
+}
+
+// Listen binds addr (127.0.0.1:0 picks a free port).
+func Listen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
+
+// Serve runs the server on l until ctx ends, then shuts down within 5s.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			return err
+		}
+		<-errc
+		return nil
+	}
+}
+
+// apiError is the body of every error answer: a stable code the page
+// maps to a message of its catalog, and an English explanation.
+type apiError struct {
+	Code    string `json:"error"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, apiError{Code: code, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	_ = enc.Encode(v)
+}
+
+// fail answers a failed search: 504 when the request ran out of time, 502
+// when OpenSearch failed, 500 otherwise. The detail goes to the log only.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.Warn("api call failed", zap.String("path", r.URL.Path), zap.Error(err))
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, "timeout", "the data store took too long to answer")
+	case errors.Is(err, ErrSearch):
+		writeError(w, http.StatusBadGateway, "search_unavailable", "the data store is not answering; try again in a minute")
+	default:
+		writeError(w, http.StatusInternalServerError, "internal", fmt.Sprintf("internal error at %s", r.URL.Path))
+	}
+}
+
+func zapUser(name string) zap.Field       { return zap.String("user", name) }
+func zapErr(err error) zap.Field          { return zap.Error(err) }
+func zapRemote(r *http.Request) zap.Field { return zap.String("remote", r.RemoteAddr) }
