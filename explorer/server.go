@@ -32,6 +32,8 @@ import (
 	"go.uber.org/zap"
 )
 
+//go:generate sh -c "cd mapdata && npm ci --no-audit --no-fund && go run ./mkmap"
+
 //go:embed web
 var webFS embed.FS
 
