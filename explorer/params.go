@@ -166,11 +166,15 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 	return q, errors.Join(errs...)
 }
 
-// Previous returns the comparison period: the same length just before,
+// Previous returns the comparison period: the same length just before
+// (for a month, the month before),
 // the same dates a year earlier, or ok=false for none.
 func (q Query) Previous() (from, to time.Time, ok bool) {
 	switch q.Compare {
 	case "previous":
+		if q.Period == "month" {
+			return q.From.AddDate(0, -1, 0), q.From, true
+		}
 		d := q.To.Sub(q.From)
 		return q.From.Add(-d), q.From, true
 	case "year":

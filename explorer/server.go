@@ -126,6 +126,8 @@ func New(cfg Config, users *Users, log *zap.Logger) (*Server, error) {
 	s.mux.Handle("GET /", files)
 	s.mux.HandleFunc("POST /api/login", s.handleLogin)
 	s.mux.HandleFunc("POST /api/logout", s.handleLogout)
+	s.mux.HandleFunc("GET /api/login", s.handleLogin) // answers 405
+	s.mux.HandleFunc("GET /api/logout", s.handleLogout)
 	for path, h := range map[string]func(http.ResponseWriter, *http.Request, Principal, Query){
 		"/api/me":         s.handleMe,
 		"/api/summary":    s.handleSummary,
