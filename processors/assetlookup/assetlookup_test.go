@@ -229,7 +229,9 @@ func TestDynamoDBCatalog(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)}) })
+	t.Cleanup(func() {
+		_, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
+	})
 	// Titles of about 1 KB make 1,200 items exceed one Scan page (1 MB).
 	long := strings.Repeat("x", 1000)
 	put := func(id, title string) {
