@@ -7,7 +7,7 @@ GO      ?= go
 BIN     := bin/leasehold
 PKGS    := ./...
 
-.PHONY: build test test-unit test-integration lint demo bench stack-up stack-down stack-status clean
+.PHONY: build test test-unit test-integration lint demo bench bench-explorer screenshots stack-up stack-down stack-status clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/leasehold
@@ -36,6 +36,15 @@ demo: build
 ## bench: every benchmark scenario on the local stack; rewrites docs/BENCHMARKS.md
 bench:
 	bash scripts/bench.sh
+
+## bench-explorer: page-ready time and p95 per explorer API call (see docs/BENCHMARKS.md)
+bench-explorer: build
+	bash scripts/bench-explorer.sh
+
+## screenshots: rewrite the explorer's screenshots in docs/ (needs the stack)
+screenshots:
+	bash scripts/browser-deps.sh
+	LEASEHOLD_SCREENSHOTS=$(CURDIR)/docs LEASEHOLD_REQUIRE_BROWSER=1 $(GO) test -count=1 -run TestBrowser ./explorer/
 
 stack-up: build
 	$(BIN) dev up

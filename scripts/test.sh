@@ -18,6 +18,10 @@ echo "== starting the local stack"
 started=1
 ./bin/leasehold dev status
 
+echo "== browser test dependencies"
+bash scripts/browser-deps.sh
+export LEASEHOLD_REQUIRE_BROWSER=1
+
 echo "== go vet"
 go vet ./...
 
