@@ -52,6 +52,7 @@ func TestMain(m *testing.M) {
 func seed(t *testing.T) {
 	t.Helper()
 	e := testenv.Require(t, "opensearch")
+	cityDB := testenv.GeoIPCityDB(t)
 	seedOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -66,7 +67,7 @@ func seed(t *testing.T) {
 			return
 		}
 		defer os.RemoveAll(dir)
-		if fixture, seedErr = explorertest.Generate(ctx, wl, dir); seedErr != nil {
+		if fixture, seedErr = explorertest.Generate(ctx, wl, dir, cityDB); seedErr != nil {
 			return
 		}
 		seedPrefix = fmt.Sprintf("explorer-test-%d", time.Now().UnixNano()%1e9)

@@ -5,9 +5,11 @@
 // catalog, anonymize_ip) and are bulk-indexed with the sink's index
 // template, one index per day as the sink names them.
 //
-// Geography is filled from the client address by a stable hash onto a
-// list of real cities (the tests do not depend on a GeoIP database); the
-// API is tested on what the documents say, whatever filled them.
+// Geography comes from a real GeoIP city database when one is given (the
+// local stack installs DB-IP's, and the workload's addresses come from the
+// networks of the cities it claims); without one, from a stable hash of
+// the address onto a list of cities. The API is tested on what the
+// documents say, whatever filled them.
 package explorertest
 
 import (
@@ -65,8 +67,9 @@ func Geo(ip string) event.Geo {
 }
 
 // Generate returns the workload's events, enriched as the demo's pipeline
-// does (geography from Geo). dir holds the catalog file it writes.
-func Generate(ctx context.Context, wl *workload.Workload, dir string) ([]event.Event, error) {
+// does, with geography from cityDB (a MaxMind-format file) or, when it is
+// empty, from Geo. dir holds the catalog file it writes.
+func Generate(ctx context.Context, wl *workload.Workload, dir, cityDB string) ([]event.Event, error) {
 	var raw []event.Event
 	_, err := wl.WriteLogs(func(string) (io.WriteCloser, error) { return &collect{out: &raw}, nil })
 	if err != nil {
@@ -108,12 +111,24 @@ func Generate(ctx context.Context, wl *workload.Workload, dir string) ([]event.E
 	if err != nil {
 		return nil, err
 	}
+	chain := []processors.Processor{ua, ids, lookup}
+	if cityDB != "" {
+		geo, err := transform.NewGeoIP(transform.GeoIPOptions{CityDB: cityDB})
+		if err != nil {
+			return nil, err
+		}
+		defer geo.Close()
+		chain = append(chain, geo)
+	}
+	chain = append(chain, anon)
 	batch := make([]*processors.Message, len(raw))
 	for i := range raw {
-		raw[i].Geo = Geo(raw[i].ClientIP)
+		if cityDB == "" {
+			raw[i].Geo = Geo(raw[i].ClientIP)
+		}
 		batch[i] = &processors.Message{Event: raw[i], Parsed: true}
 	}
-	for _, p := range []processors.Processor{ua, ids, lookup, anon} {
+	for _, p := range chain {
 		if batch, err = p.Process(ctx, batch); err != nil {
 			return nil, err
 		}
