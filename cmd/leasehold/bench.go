@@ -58,7 +58,7 @@ it creates and deletes streams and tables.`,
 	leases.Flags().IntVar(&shards, "shards", 8, "shards in the benchmark stream")
 	leases.Flags().IntVar(&workers, "workers", 3, "workers before the scale-out (one more is started)")
 	leases.Flags().DurationVar(&rest, "rest", 60*time.Second, "window over which DynamoDB calls at rest are counted")
-	cmd.AddCommand(leases, newBenchPipelineCmd())
+	cmd.AddCommand(leases, newBenchPipelineCmd(), newBenchExplorerCmd())
 	return cmd
 }
 
@@ -105,6 +105,47 @@ endpoints that are not on loopback.`,
 	cmd.Flags().IntVar(&shards, "shards", 4, "shards in the benchmark stream")
 	cmd.Flags().IntVar(&rate, "rate", 200, "records per second offered")
 	cmd.Flags().DurationVar(&dur, "duration", 30*time.Second, "how long to produce")
+	return cmd
+}
+
+func newBenchExplorerCmd() *cobra.Command {
+	var cfg bench.ExplorerConfig
+	cmd := &cobra.Command{
+		Use:   "explorer",
+		Short: "Page-view time and p50/p95 of each explorer API call, on the demo's data or on generated millions",
+		Long: `Serves the explorer's API in-process and measures page views against the
+local OpenSearch: each round clears OpenSearch's request cache, then issues
+the overview page's six calls at once (as the page does), alternating an
+admin (all customers) and one customer, over 7, 30 and 90 days. With
+--generate N it first bulk-indexes N documents shaped like the pipeline's
+output into daily indices of --prefix (spread over --days). Prints a
+Markdown table. Refuses an OpenSearch that is not on loopback.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, _, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			ls, err := openLocalStack(cmd.Context(), c)
+			if err != nil {
+				return err
+			}
+			cfg.OpenSearch, cfg.Progress = ls.OpenSearch, cmd.ErrOrStderr()
+			start := time.Now()
+			res, err := bench.RunExplorer(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "leasehold bench explorer — %s, %d cores, took %s\n\n", time.Now().UTC().Format("2006-01-02"), numCPU(), time.Since(start).Round(time.Second))
+			bench.PrintExplorer(cmd.OutOrStdout(), res)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&cfg.Index, "index", "", "index pattern to measure (default: --prefix-*; the demo's is leasehold-demo-*)")
+	cmd.Flags().StringVar(&cfg.Prefix, "prefix", "leasehold-bench-explorer", "index prefix for generated documents")
+	cmd.Flags().IntVar(&cfg.Generate, "generate", 0, "documents to generate first (0: measure what is there)")
+	cmd.Flags().IntVar(&cfg.Days, "days", 90, "days the generated documents spread over, ending yesterday")
+	cmd.Flags().IntVar(&cfg.Rounds, "rounds", 30, "page views to measure")
 	return cmd
 }
 

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/leasehold/leasehold/internal/config"
 	"github.com/leasehold/leasehold/internal/demo"
 	"github.com/leasehold/leasehold/internal/devstack"
 	"github.com/leasehold/leasehold/processors/transform"
@@ -20,6 +22,7 @@ func newDemoCmd() *cobra.Command {
 		noGeo           bool
 		timeout         time.Duration
 		metricsBase     int
+		noExplorer      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -94,6 +97,12 @@ demos (on two stacks) on one machine.`,
 				}
 				_ = g.Close()
 			}
+			if !noExplorer {
+				// Started first so that it is there with --keep-workers too;
+				// where to open it is printed after the summary.
+				note := startDemoExplorer(cmd, c, cfg)
+				defer fmt.Fprint(cmd.OutOrStdout(), note)
+			}
 			return demo.Run(cmd.Context(), ls.kc, ls.s3c, ls.db, cfg)
 		},
 	}
@@ -103,5 +112,35 @@ demos (on two stacks) on one machine.`,
 	cmd.Flags().BoolVar(&noGeo, "no-geoip", false, "run without the geoip stage")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "how long to wait for everything to be indexed")
 	cmd.Flags().IntVar(&metricsBase, "metrics-base", 9471, "metrics port of the first worker; the others use the next ports")
+	cmd.Flags().BoolVar(&noExplorer, "no-explorer", false, "do not (re)start the asset usage explorer in the background (explore.listen; stopped by 'dev down')")
 	return cmd
+}
+
+// startDemoExplorer (re)starts `leasehold explore` on the demo's data as a
+// companion of the local stack, so that it keeps running after the demo
+// and 'dev down' stops it. It returns what to tell the user; a failure to
+// start is reported there, not fatal to the demo.
+func startDemoExplorer(cmd *cobra.Command, c config.Config, cfg demo.Config) string {
+	acc, err := demo.PrepareExplorer(cfg.Dir)
+	if err != nil {
+		return fmt.Sprintf("\nExplorer: not started: %v\n", err)
+	}
+	stack, _, err := newStack(cmd)
+	if err != nil {
+		return fmt.Sprintf("\nExplorer: not started: %v\n", err)
+	}
+	base := "http://" + c.Explore.Listen
+	argv := append([]string{cfg.Binary}, demo.ExplorerArgs(c.Explore.Listen, cfg.OpenSearch, acc.UsersFile)...)
+	logPath, err := stack.StartCompanion(cmd.Context(), "explorer", argv, demo.ExplorerEnv(cfg), demo.ExplorerReady(base))
+	if err != nil {
+		return fmt.Sprintf("\nExplorer: not started (%v); move it with --explore.listen or LEASEHOLD_EXPLORE_LISTEN\n", err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nAsset usage explorer (running in the background; 'make stack-down' stops it; log %s):\n", logPath)
+	fmt.Fprintf(&b, "  open as admin:     %s/#token=%s\n", base, acc.Admin)
+	for _, t := range demo.DemoCustomers {
+		fmt.Fprintf(&b, "  open as %-10s %s/#token=%s\n", t+":", base, acc.Customers[t])
+	}
+	fmt.Fprintf(&b, "  admin token: %s (tokens are kept in %s)\n", acc.Admin, filepath.Join(cfg.Dir, "explorer-tokens.json"))
+	return b.String()
 }

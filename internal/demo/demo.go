@@ -106,6 +106,13 @@ func Run(ctx context.Context, kc *kinesis.Client, s3c *s3.Client, db *dynamodb.C
 	say("workload: %d assets of %d customers, two weeks of CloudFront logs (%s – %s) and %d app events",
 		len(wl.Assets), len(wl.Tenants), wl.Config().Start.Format("Jan 2"), weekEnd.Add(-time.Second).Format("Jan 2"), cfg.AppEvents)
 
+	nCat, err := writeCatalog(ctx, db, wl, cfg.Dir)
+	if err != nil {
+		return err
+	}
+	say("asset catalog: %d titles, types and collections in DynamoDB table %s (and %s); the rest are new uploads the catalog does not know yet",
+		nCat, CatalogTable, filepath.Join(cfg.Dir, "catalog.ndjson"))
+
 	fresh, err := ensureStream(ctx, kc, cfg.Shards)
 	if err != nil {
 		return err
@@ -240,6 +247,9 @@ pipeline:
 %s    - type: anonymize_ip
     - type: asset_id
       pattern: '^/assets/(?P<asset>[^/]+)/'
+    - type: asset_lookup
+      table: `+CatalogTable+`
+      refresh: 1m
   sinks:
     - type: opensearch
       url: %s

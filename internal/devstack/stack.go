@@ -215,8 +215,8 @@ func (s *Stack) stopAfterFailure(ctx context.Context, svc *service, r Record) {
 	os.Remove(s.pidPath(svc.name))
 }
 
-// Down stops the named services (all when names is empty) that the stack
-// started, newest first: SIGTERM to each process group, SIGKILL after the
+// Down stops the named services (all when names is empty, and then every
+// companion first; see StartCompanion) that the stack started, newest first: SIGTERM to each process group, SIGKILL after the
 // service's grace period. A PID file whose process is gone or now belongs
 // to another program is removed without signalling anything. It blocks
 // until the processes are gone. Errors name the services that may still
@@ -232,6 +232,9 @@ func (s *Stack) Down(ctx context.Context, names []string) error {
 	}
 	defer unlock()
 	var errs []error
+	if len(names) == 0 {
+		errs = append(errs, s.stopCompanions(ctx)...) // before the servers they read from
+	}
 	for i := len(svcs) - 1; i >= 0; i-- {
 		svc := svcs[i]
 		r, st, why, err := s.recordState(svc)

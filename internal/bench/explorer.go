@@ -1,0 +1,394 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/leasehold/leasehold/event"
+	"github.com/leasehold/leasehold/explorer"
+	"github.com/leasehold/leasehold/explorer/explorertest"
+	"github.com/leasehold/leasehold/internal/workload"
+	"github.com/leasehold/leasehold/processors/opensearch"
+)
+
+// ExplorerConfig sizes the explorer benchmark.
+type ExplorerConfig struct {
+	OpenSearch string
+	Index      string    // index pattern to read, e.g. leasehold-demo-*; default Prefix-*
+	Prefix     string    // index prefix of generated documents; default leasehold-bench-explorer
+	Generate   int       // documents to generate into Prefix first (0: measure what is there)
+	Days       int       // days the generated documents spread over, ending yesterday; default 90
+	Rounds     int       // page loads measured; default 20
+	Tenant     string    // the customer of the customer rounds; default the busiest
+	Now        time.Time // default time.Now
+	Progress   io.Writer
+}
+
+// ExplorerResult holds the measurements.
+type ExplorerResult struct {
+	Docs      int64
+	StoreSize string
+	Generated int
+	GenTime   time.Duration
+	Rounds    int
+	Page      []time.Duration            // all API calls of one page view, issued together as the page does
+	Calls     map[string][]time.Duration // per API call
+}
+
+// pageCalls are the calls the overview page makes, at once.
+var pageCalls = []string{"summary", "highlights", "assets?limit=10", "sources?limit=25", "places?limit=25", "tech"}
+
+// RunExplorer optionally generates documents, then serves the explorer's
+// API in-process on 127.0.0.1 and measures page views: each round clears
+// OpenSearch's request cache (so every figure is computed, not replayed),
+// then issues the page's calls concurrently, alternating between an admin
+// (all customers) and one customer, and the periods 7, 30 and 90 days.
+func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = "leasehold-bench-explorer"
+	}
+	if cfg.Index == "" {
+		cfg.Index = cfg.Prefix + "-*"
+	}
+	if cfg.Days == 0 {
+		cfg.Days = 90
+	}
+	if cfg.Rounds == 0 {
+		cfg.Rounds = 20
+	}
+	if cfg.Now.IsZero() {
+		cfg.Now = time.Now()
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	res := ExplorerResult{Calls: map[string][]time.Duration{}}
+	hc := &http.Client{Timeout: 5 * time.Minute}
+	if cfg.Generate > 0 {
+		start := time.Now()
+		if err := generate(ctx, hc, cfg); err != nil {
+			return res, err
+		}
+		res.Generated, res.GenTime = cfg.Generate, time.Since(start)
+	}
+	stats, err := getJSON(ctx, hc, cfg.OpenSearch+"/"+cfg.Index+"/_stats/docs,store")
+	if err != nil {
+		return res, err
+	}
+	var st struct {
+		All struct {
+			Primaries struct {
+				Docs  struct{ Count int64 }       `json:"docs"`
+				Store struct{ SizeInBytes int64 } `json:"store"`
+			} `json:"primaries"`
+		} `json:"_all"`
+	}
+	_ = json.Unmarshal(stats, &st)
+	res.Docs = st.All.Primaries.Docs.Count
+	res.StoreSize = fmt.Sprintf("%.2f GB", float64(st.All.Primaries.Store.SizeInBytes)/1e9)
+	if cfg.Tenant == "" {
+		b, err := postJSON(ctx, hc, cfg.OpenSearch+"/"+cfg.Index+"/_search", `{"size":0,"aggs":{"t":{"terms":{"field":"tenant","size":1}}}}`)
+		if err != nil {
+			return res, err
+		}
+		var r struct {
+			Aggregations struct {
+				T struct{ Buckets []struct{ Key string } } `json:"t"`
+			} `json:"aggregations"`
+		}
+		_ = json.Unmarshal(b, &r)
+		if len(r.Aggregations.T.Buckets) == 0 {
+			return res, fmt.Errorf("no documents with a tenant in %s", cfg.Index)
+		}
+		cfg.Tenant = r.Aggregations.T.Buckets[0].Key
+	}
+	users, err := explorer.NewUsers([]explorer.User{
+		{Name: "admin", TokenSHA256: explorer.HashToken("bench-admin"), Admin: true},
+		{Name: "customer", TokenSHA256: explorer.HashToken("bench-customer"), Tenant: cfg.Tenant},
+	})
+	if err != nil {
+		return res, err
+	}
+	srv, err := explorer.New(explorer.Config{OpenSearch: cfg.OpenSearch, Index: cfg.Index, AppDomains: []string{"app.example.com"}, Now: func() time.Time { return cfg.Now }}, users, nil)
+	if err != nil {
+		return res, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(l) }()
+	defer hs.Close()
+	base := "http://" + l.Addr().String()
+	periods := []string{"7d", "30d", "90d"}
+	var mu sync.Mutex
+	for i := range cfg.Rounds {
+		if _, err := postJSON(ctx, hc, cfg.OpenSearch+"/"+cfg.Index+"/_cache/clear?request=true", ""); err != nil {
+			return res, err
+		}
+		token := "bench-admin"
+		if i%2 == 1 {
+			token = "bench-customer"
+		}
+		period := periods[(i/2)%len(periods)]
+		start := time.Now()
+		g, gctx := errgroup.WithContext(ctx)
+		for _, call := range pageCalls {
+			g.Go(func() error {
+				path, q, _ := strings.Cut(call, "?")
+				u := base + "/api/" + path + "?period=" + period
+				if q != "" {
+					u += "&" + q
+				}
+				t0 := time.Now()
+				req, _ := http.NewRequestWithContext(gctx, http.MethodGet, u, nil)
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := hc.Do(req)
+				if err != nil {
+					return err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("%s: %s", u, resp.Status)
+				}
+				mu.Lock()
+				res.Calls[path] = append(res.Calls[path], time.Since(t0))
+				mu.Unlock()
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return res, err
+		}
+		res.Page = append(res.Page, time.Since(start))
+		fmt.Fprintf(cfg.Progress, "round %d/%d (%s, %s): page %s\n", i+1, cfg.Rounds, map[bool]string{true: "customer", false: "admin"}[i%2 == 1], period, time.Since(start).Round(time.Millisecond))
+	}
+	res.Rounds = cfg.Rounds
+	return res, nil
+}
+
+// quantile returns the q-quantile (nearest rank) of ds.
+func quantile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	i := int(q*float64(len(s))+0.999999) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+// PrintExplorer writes the result as a Markdown table.
+func PrintExplorer(w io.Writer, r ExplorerResult) {
+	if r.Generated > 0 {
+		fmt.Fprintf(w, "Generated %d documents in %s (%.0f documents/s).\n\n", r.Generated, r.GenTime.Round(time.Second), float64(r.Generated)/r.GenTime.Seconds())
+	}
+	fmt.Fprintf(w, "Index: %d documents, %s on disk (primaries). %d page views, request cache cleared before each.\n\n", r.Docs, r.StoreSize, r.Rounds)
+	fmt.Fprintln(w, "| call | p50 | p95 | max |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	ms := func(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
+	names := make([]string, 0, len(r.Calls))
+	for n := range r.Calls {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "| /api/%s | %s | %s | %s |\n", n, ms(quantile(r.Calls[n], .5)), ms(quantile(r.Calls[n], .95)), ms(quantile(r.Calls[n], 1)))
+	}
+	fmt.Fprintf(w, "| **page (all calls at once)** | %s | %s | %s |\n", ms(quantile(r.Page, .5)), ms(quantile(r.Page, .95)), ms(quantile(r.Page, 1)))
+}
+
+// generate bulk-indexes cfg.Generate documents shaped like the pipeline's
+// output (a workload library of 3,000 assets of 40 customers, Zipf
+// popularity, a daily rhythm, real-looking referrers, places and devices)
+// into daily indices of cfg.Prefix, with the sink's mappings.
+func generate(ctx context.Context, hc *http.Client, cfg ExplorerConfig) error {
+	tmpl, _ := json.Marshal(map[string]any{
+		"index_patterns": []string{cfg.Prefix + "-*"}, "priority": 300,
+		"template": map[string]any{"mappings": opensearch.Mappings(), "settings": map[string]any{"index": map[string]any{
+			"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "30s"}}},
+	})
+	if err := doReq(ctx, hc, http.MethodPut, cfg.OpenSearch+"/_index_template/"+cfg.Prefix, tmpl); err != nil {
+		return err
+	}
+	wl := workload.New(workload.Config{Seed: 11, Assets: 3000, Tenants: 40, Hours: 1})
+	end := cfg.Now.UTC().Truncate(24 * time.Hour)
+	start := end.AddDate(0, 0, -cfg.Days)
+	const workers, perBulk = 2, 5000
+	var done atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	for wi := range workers {
+		g.Go(func() error {
+			rng := rand.New(rand.NewPCG(uint64(wi)+1, 99))
+			zipf := rand.NewZipf(rng, 1.1, 3, uint64(len(wl.Assets)-1))
+			n := cfg.Generate / workers
+			if wi == 0 {
+				n += cfg.Generate % workers
+			}
+			var buf bytes.Buffer
+			var line []byte
+			for i := range n {
+				e := synthetic(rng, zipf, wl, start, cfg.Days)
+				buf.WriteString(`{"index":{"_index":"` + cfg.Prefix + "-" + e.EventTime.Format("2006.01.02") + `"}}` + "\n")
+				line = e.AppendJSON(line[:0])
+				buf.Write(line)
+				buf.WriteByte('\n')
+				if (i+1)%perBulk == 0 || i == n-1 {
+					if err := doReq(gctx, hc, http.MethodPost, cfg.OpenSearch+"/_bulk", buf.Bytes()); err != nil {
+						return err
+					}
+					buf.Reset()
+					if d := done.Add(perBulk); d%500_000 < perBulk {
+						fmt.Fprintf(cfg.Progress, "generated %d of %d\n", min(d, int64(cfg.Generate)), cfg.Generate)
+					}
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return doReq(ctx, hc, http.MethodPost, cfg.OpenSearch+"/"+cfg.Prefix+"-*/_refresh", nil)
+}
+
+var (
+	benchRefs = []struct {
+		url, domain string
+		w           int
+	}{
+		{"", "", 30}, {"https://www.google.com/", "google.com", 20}, {"https://www.linkedin.com/feed/", "linkedin.com", 9},
+		{"https://www.facebook.com/", "facebook.com", 8}, {"https://t.co/", "t.co", 5}, {"https://www.instagram.com/", "instagram.com", 4},
+		{"https://www.bing.com/search", "bing.com", 3}, {"https://app.example.com/library", "app.example.com", 6}, {"customer", "", 15},
+	}
+	benchUAs = []event.UA{
+		{Browser: "Chrome", OS: "Windows", Device: event.DeviceDesktop}, {Browser: "Safari", OS: "macOS", Device: event.DeviceDesktop},
+		{Browser: "Safari", OS: "iOS", Device: event.DeviceMobile}, {Browser: "Chrome", OS: "Android", Device: event.DeviceMobile},
+		{Browser: "Firefox", OS: "Windows", Device: event.DeviceDesktop}, {Browser: "Safari", OS: "iPadOS", Device: event.DeviceTablet},
+		{Browser: "Edge", OS: "Windows", Device: event.DeviceDesktop},
+	}
+)
+
+// synthetic returns one generated document.
+func synthetic(rng *rand.Rand, zipf *rand.Zipf, wl *workload.Workload, start time.Time, days int) event.Event {
+	a := wl.Assets[zipf.Uint64()]
+	// A daily rhythm: more in the afternoon.
+	day := rng.IntN(days)
+	hour := int(24 * (0.25 + 0.75*rng.Float64()*rng.Float64()) * 1.2)
+	if hour > 23 {
+		hour = 23
+	}
+	t := start.AddDate(0, 0, day).Add(time.Duration(hour)*time.Hour + time.Duration(rng.Int64N(int64(time.Hour))))
+	e := event.Event{EventTime: t, EventID: fmt.Sprintf("b%016x", rng.Uint64()), Source: event.SourceCloudFront, AssetID: a.ID, Tenant: a.Tenant,
+		Asset: event.Asset{Title: a.Title, Type: a.Kind, Collection: a.Collection}, Status: 200, Bytes: a.Bytes}
+	switch r := rng.IntN(100); {
+	case r < 70:
+		e.EventType = event.TypeView
+	case r < 82:
+		e.EventType = event.TypeDownload
+	case r < 90:
+		e.EventType, e.Status, e.Bytes = event.TypeView, 206, min(a.Bytes, 1<<20)
+	default:
+		e.EventType, e.Status, e.Bytes = event.TypeRequest, 404, 500
+	}
+	if rng.IntN(100) < 5 {
+		e.Source = event.SourceApp
+		e.Bytes = 0
+	}
+	e.ClientIP = fmt.Sprintf("%d.%d.%d.0", 1+rng.IntN(220), rng.IntN(256), rng.IntN(256))
+	e.Geo = explorertest.Geo(e.ClientIP)
+	total := 0
+	for _, r := range benchRefs {
+		total += r.w
+	}
+	pick := rng.IntN(total)
+	for _, r := range benchRefs {
+		if pick < r.w {
+			e.Referrer, e.ReferringDomain = r.url, r.domain
+			if r.url == "customer" {
+				e.ReferringDomain = a.Tenant + ".example"
+				e.Referrer = fmt.Sprintf("https://www.%s/campaign/%d", e.ReferringDomain, rng.IntN(50))
+			}
+			break
+		}
+		pick -= r.w
+	}
+	if rng.IntN(100) < 7 {
+		e.Bot = true
+		e.UA = event.UA{Browser: "Googlebot", Device: event.DeviceBot}
+	} else {
+		e.UA = benchUAs[rng.IntN(len(benchUAs))]
+	}
+	return e
+}
+
+func doReq(ctx context.Context, hc *http.Client, method, url string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s %s: %s: %.300s", method, url, resp.Status, b)
+	}
+	if strings.HasSuffix(url, "/_bulk") && bytes.Contains(b[:min(len(b), 100)], []byte(`"errors":true`)) {
+		return fmt.Errorf("bulk: some documents failed: %.300s", b)
+	}
+	return nil
+}
+
+func getJSON(ctx context.Context, hc *http.Client, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return nil, fmt.Errorf("GET %s: %s: %.300s", url, resp.Status, b)
+	}
+	return b, err
+}
+
+func postJSON(ctx context.Context, hc *http.Client, url, body string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		return nil, fmt.Errorf("POST %s: %s: %.300s", url, resp.Status, b)
+	}
+	return b, err
+}
