@@ -189,6 +189,33 @@ func points(h node) []Point {
 // freshness finds the newest event of the caller's data (any time, people
 // or bots) and the workers' lag.
 func (s *Server) freshness(ctx context.Context, p Principal, q Query) (Freshness, error) {
+	key := q.Tenant
+	if !p.Admin {
+		key = p.Tenant
+	}
+	now := s.cfg.Now().UTC()
+	if v, ok := s.freshCache.Load(key); ok && now.Sub(v.(cachedFreshness).at) < freshTTL {
+		f := v.(cachedFreshness).f
+		f.Now = now
+		return f, nil
+	}
+	f, err := s.measureFreshness(ctx, p, q)
+	if err == nil {
+		s.freshCache.Store(key, cachedFreshness{at: now, f: f})
+	}
+	return f, err
+}
+
+// freshTTL is how long a freshness answer is reused: it looks at every
+// index (newest event of any time), and a few seconds do not matter.
+const freshTTL = 15 * time.Second
+
+type cachedFreshness struct {
+	at time.Time
+	f  Freshness
+}
+
+func (s *Server) measureFreshness(ctx context.Context, p Principal, q Query) (Freshness, error) {
 	f := Freshness{Now: s.cfg.Now().UTC()}
 	var filters []obj
 	if t := scope(p, Query{Tenant: q.Tenant, Bots: true}, true); len(t) > 0 {

@@ -27,6 +27,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -98,6 +99,8 @@ type Server struct {
 	sessions *sessions
 	log      *zap.Logger
 	mux      *http.ServeMux
+
+	freshCache sync.Map // tenant ("" for all) → cachedFreshness
 }
 
 // New returns the explorer's handler. users is the access list; log may
@@ -114,7 +117,7 @@ func New(cfg Config, users *Users, log *zap.Logger) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, users: users, log: log,
-		os:       &searcher{base: strings.TrimRight(cfg.OpenSearch, "/"), index: cfg.Index, user: cfg.Username, password: cfg.Password, http: cfg.HTTPClient},
+		os:       &searcher{base: strings.TrimRight(cfg.OpenSearch, "/"), index: cfg.Index, user: cfg.Username, password: cfg.Password, http: cfg.HTTPClient, log: log},
 		sessions: newSessions(cfg.SessionTTL, cfg.Now),
 		mux:      http.NewServeMux(),
 	}
