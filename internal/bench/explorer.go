@@ -221,7 +221,7 @@ func generate(ctx context.Context, hc *http.Client, cfg ExplorerConfig) error {
 	tmpl, _ := json.Marshal(map[string]any{
 		"index_patterns": []string{cfg.Prefix + "-*"}, "priority": 300,
 		"template": map[string]any{"mappings": opensearch.Mappings(), "settings": map[string]any{"index": map[string]any{
-			"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "30s"}}},
+			"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1", "translog": map[string]any{"durability": "async"}}}},
 	})
 	if err := doReq(ctx, hc, http.MethodPut, cfg.OpenSearch+"/_index_template/"+cfg.Prefix, tmpl); err != nil {
 		return err
@@ -229,6 +229,8 @@ func generate(ctx context.Context, hc *http.Client, cfg ExplorerConfig) error {
 	wl := workload.New(workload.Config{Seed: 11, Assets: 3000, Tenants: 40, Hours: 1})
 	end := cfg.Now.UTC().Truncate(24 * time.Hour)
 	start := end.AddDate(0, 0, -cfg.Days)
+	// Day by day, so that each bulk request goes to one index (one shard):
+	// spreading a bulk over 90 shards costs 90 translog syncs.
 	const workers, perBulk = 2, 5000
 	var done atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
@@ -236,25 +238,30 @@ func generate(ctx context.Context, hc *http.Client, cfg ExplorerConfig) error {
 		g.Go(func() error {
 			rng := rand.New(rand.NewPCG(uint64(wi)+1, 99))
 			zipf := rand.NewZipf(rng, 1.1, 3, uint64(len(wl.Assets)-1))
-			n := cfg.Generate / workers
-			if wi == 0 {
-				n += cfg.Generate % workers
-			}
 			var buf bytes.Buffer
 			var line []byte
-			for i := range n {
-				e := synthetic(rng, zipf, wl, start, cfg.Days)
-				buf.WriteString(`{"index":{"_index":"` + cfg.Prefix + "-" + e.EventTime.Format("2006.01.02") + `"}}` + "\n")
-				line = e.AppendJSON(line[:0])
-				buf.Write(line)
-				buf.WriteByte('\n')
-				if (i+1)%perBulk == 0 || i == n-1 {
-					if err := doReq(gctx, hc, http.MethodPost, cfg.OpenSearch+"/_bulk", buf.Bytes()); err != nil {
-						return err
-					}
-					buf.Reset()
-					if d := done.Add(perBulk); d%500_000 < perBulk {
-						fmt.Fprintf(cfg.Progress, "generated %d of %d\n", min(d, int64(cfg.Generate)), cfg.Generate)
+			for d := wi; d < cfg.Days; d += workers {
+				n := cfg.Generate / cfg.Days
+				if d < cfg.Generate%cfg.Days {
+					n++
+				}
+				day := start.AddDate(0, 0, d)
+				action := `{"index":{"_index":"` + cfg.Prefix + "-" + day.Format("2006.01.02") + `"}}` + "\n"
+				for i := range n {
+					e := synthetic(rng, zipf, wl, day)
+					buf.WriteString(action)
+					line = e.AppendJSON(line[:0])
+					buf.Write(line)
+					buf.WriteByte('\n')
+					if (i+1)%perBulk == 0 || i == n-1 {
+						if err := doReq(gctx, hc, http.MethodPost, cfg.OpenSearch+"/_bulk", buf.Bytes()); err != nil {
+							return err
+						}
+						k := int64((i % perBulk) + 1)
+						buf.Reset()
+						if v := done.Add(k); v/500_000 != (v-k)/500_000 {
+							fmt.Fprintf(cfg.Progress, "generated %d of %d\n", v, cfg.Generate)
+						}
 					}
 				}
 			}
@@ -262,6 +269,9 @@ func generate(ctx context.Context, hc *http.Client, cfg ExplorerConfig) error {
 		})
 	}
 	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := doReq(ctx, hc, http.MethodPut, cfg.OpenSearch+"/"+cfg.Prefix+"-*/_settings", []byte(`{"index":{"refresh_interval":"1s"}}`)); err != nil {
 		return err
 	}
 	return doReq(ctx, hc, http.MethodPost, cfg.OpenSearch+"/"+cfg.Prefix+"-*/_refresh", nil)
@@ -285,15 +295,14 @@ var (
 )
 
 // synthetic returns one generated document.
-func synthetic(rng *rand.Rand, zipf *rand.Zipf, wl *workload.Workload, start time.Time, days int) event.Event {
+func synthetic(rng *rand.Rand, zipf *rand.Zipf, wl *workload.Workload, day time.Time) event.Event {
 	a := wl.Assets[zipf.Uint64()]
 	// A daily rhythm: more in the afternoon.
-	day := rng.IntN(days)
 	hour := int(24 * (0.25 + 0.75*rng.Float64()*rng.Float64()) * 1.2)
 	if hour > 23 {
 		hour = 23
 	}
-	t := start.AddDate(0, 0, day).Add(time.Duration(hour)*time.Hour + time.Duration(rng.Int64N(int64(time.Hour))))
+	t := day.Add(time.Duration(hour)*time.Hour + time.Duration(rng.Int64N(int64(time.Hour))))
 	e := event.Event{EventTime: t, EventID: fmt.Sprintf("b%016x", rng.Uint64()), Source: event.SourceCloudFront, AssetID: a.ID, Tenant: a.Tenant,
 		Asset: event.Asset{Title: a.Title, Type: a.Kind, Collection: a.Collection}, Status: 200, Bytes: a.Bytes}
 	switch r := rng.IntN(100); {
