@@ -130,7 +130,7 @@ func (c osClient) terms(ctx context.Context, field string, size int, from, to ti
 func (c osClient) report(ctx context.Context, w io.Writer, weekEnd time.Time, geoCredit string) error {
 	thisFrom, lastFrom := weekEnd.AddDate(0, 0, -7), weekEnd.AddDate(0, 0, -14)
 	human := map[string]any{"term": map[string]any{"bot": false}}
-	thisWeek, err := c.terms(ctx, "asset_id", 10, thisFrom, weekEnd, human, "")
+	thisWeek, err := c.terms(ctx, "asset_id", 10, thisFrom, weekEnd, human, "asset.title")
 	if err != nil {
 		return err
 	}
@@ -146,7 +146,7 @@ func (c osClient) report(ctx context.Context, w io.Writer, weekEnd time.Time, ge
 	}
 	fmt.Fprintf(w, "\nTop assets, week of %s vs the week before (people only, bots excluded):\n\n", thisFrom.Format("Jan 2"))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  #\tasset\tthis week\tweek before\tchange\tlast week's rank")
+	fmt.Fprintln(tw, "  #\tasset\ttitle (from the catalog)\tthis week\tweek before\tchange\tlast week's rank")
 	for i, b := range thisWeek {
 		prev := lastBy[b.Key]
 		change := "new"
@@ -157,7 +157,11 @@ func (c osClient) report(ctx context.Context, w io.Writer, weekEnd time.Time, ge
 		if r, ok := lastRank[b.Key]; ok {
 			rank = fmt.Sprint(r)
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%d\t%d\t%s\t%s\n", i+1, b.Key, b.Count, prev, change, rank)
+		title := "(not in the catalog)"
+		for t := range b.Sub {
+			title = t
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%d\t%d\t%s\t%s\n", i+1, b.Key, title, b.Count, prev, change, rank)
 	}
 	tw.Flush()
 
