@@ -127,6 +127,7 @@ try {
   check((await page.locator('#h-assets').innerText()) === 'Meistgenutzte Assets', 'German heading');
   check(await page.locator('html[lang="de"]').count() === 1, 'lang attribute');
   await page.setViewportSize({ width: 390, height: 844 });
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(shots, 'explorer-phone-de.png'), fullPage: false });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 1, 'no sideways scrolling on a phone (' + overflow + 'px)');
