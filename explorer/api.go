@@ -99,9 +99,9 @@ type Point struct {
 	T         time.Time `json:"t"`
 	Views     int64     `json:"views"`
 	Downloads int64     `json:"downloads"`
-	Viewers   int64     `json:"viewers"`
+	Viewers   int64     `json:"viewers,omitempty"` // only when the chart asks for it (metric=viewers)
 	Bytes     int64     `json:"bytes"`
-	Sites     int64     `json:"sites"`
+	Sites     int64     `json:"sites,omitempty"` // only with metric=sites
 }
 
 // Freshness says how current the data is.
@@ -132,6 +132,24 @@ func metricAggs() obj {
 	}
 }
 
+// seriesAggs are the per-step figures of the activity chart: the cheap
+// counts always, a distinct count only for the chart that shows it (one
+// estimate per day per period is most of a summary's cost).
+func seriesAggs(metric string) obj {
+	a := obj{
+		"views":     filterAgg(term("event_type", "view"), nil),
+		"downloads": filterAgg(term("event_type", "download"), nil),
+		"bytes":     obj{"sum": obj{"field": "bytes"}},
+	}
+	switch metric {
+	case "viewers":
+		a["viewers"] = obj{"cardinality": obj{"field": "client_ip", "precision_threshold": 500}}
+	case "sites":
+		a["sites"] = obj{"cardinality": obj{"field": "referring_domain", "precision_threshold": 500}}
+	}
+	return a
+}
+
 func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
 	interval := "1d"
 	if q.Days() <= 2 {
@@ -139,7 +157,7 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request, p Princip
 	}
 	hist := func(from, to time.Time) obj {
 		return obj{"date_histogram": obj{"field": "event_time", "fixed_interval": interval, "min_doc_count": 0,
-			"extended_bounds": obj{"min": from.UnixMilli(), "max": to.Add(-time.Millisecond).UnixMilli()}}, "aggs": metricAggs()}
+			"extended_bounds": obj{"min": from.UnixMilli(), "max": to.Add(-time.Millisecond).UnixMilli()}}, "aggs": seriesAggs(q.Metric)}
 	}
 	aggs := obj{"cur": filterAgg(timeRange(q.From, q.To), merge(metricAggs(), obj{"h": hist(q.From, q.To)}))}
 	pf, pt, cmp := q.Previous()

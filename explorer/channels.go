@@ -19,6 +19,23 @@ var (
 	emailDomains = []string{"mail.google.com", "outlook.live.com", "outlook.office.com", "mail.yahoo.com", "mail.proton.me"}
 )
 
+// notWebsites lists exact domains that are never ChannelWebsites, for
+// queries that only want websites to skip the bulk of the traffic early
+// (the Go side still classifies every domain it gets).
+func (s *Server) notWebsites() []string {
+	out := append([]string{}, s.cfg.AppDomains...)
+	for _, list := range [][]string{searchDomains, socialDomains, emailDomains} {
+		for _, d := range list {
+			if strings.HasSuffix(d, ".") {
+				out = append(out, d+"com", d+"co.uk", d+"de", d+"fr", d+"ru")
+			} else {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
+}
+
 // channel classifies a referring domain ("" is direct).
 func (s *Server) channel(domain string) string {
 	if domain == "" {

@@ -191,7 +191,9 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 	g.Go(func() error {
 		// Sites, and assets on each site, with enough uses in the period...
 		var err error
-		sites, err = s.os.search(ctx, obj{"size": 0, "track_total_hits": false, "query": boolFilter(append(filters, timeRange(q.From, q.To))...),
+		websites := obj{"bool": obj{"filter": append(append([]obj{}, filters...), timeRange(q.From, q.To), obj{"exists": obj{"field": "referring_domain"}}),
+			"must_not": []obj{terms("referring_domain", s.notWebsites())}}}
+		sites, err = s.os.search(ctx, obj{"size": 0, "track_total_hits": false, "query": websites,
 			"aggs": obj{"sites": obj{"terms": obj{"field": "referring_domain", "size": 300, "min_doc_count": minSiteUses}, "aggs": obj{
 				"assets": obj{"terms": obj{"field": "asset_id", "size": 200, "min_doc_count": minSiteUses}},
 			}}}})
@@ -322,7 +324,8 @@ func (s *Server) countryMovers(res node) []Highlight {
 	return hs[:min(2, len(hs))]
 }
 
-// firstSeen reports sites that referred uses for the first time in the
+// firstSeen reports websites (not search engines, social networks, mail
+// or the platform's app) that referred uses for the first time in the
 // period, and assets used from a website for the first time, each with at
 // least minSiteUses uses in the period. cur is the period's sites and
 // their assets; before is the same restricted to earlier uses.
@@ -339,12 +342,12 @@ func (s *Server) firstSeen(cur, before node) []Highlight {
 	var count int64
 	for _, b := range cur.buckets() {
 		site := b.key()
+		if s.channel(site) != ChannelWebsites {
+			continue
+		}
 		if !seen[site] {
 			newSites = append(newSites, site)
 			count += b.count()
-		}
-		if s.channel(site) != ChannelWebsites {
-			continue
 		}
 		for _, a := range b.sub("assets").buckets() {
 			if !seen[site+"\x00"+a.key()] {

@@ -27,6 +27,7 @@ type Query struct {
 	Limit   int       // rows of top lists
 	Format  string    // json or csv (table endpoints)
 	Table   string    // which table of the endpoint to export as CSV
+	Metric  string    // the figure the activity chart shows: views, downloads, viewers, bytes or sites
 }
 
 // The parameter values.
@@ -52,13 +53,13 @@ func paramErr(name, format string, args ...any) error {
 
 // known lists the parameters every endpoint accepts.
 var known = map[string]bool{"period": true, "from": true, "to": true, "month": true, "compare": true, "tenant": true,
-	"type": true, "source": true, "bots": true, "asset": true, "limit": true, "format": true, "table": true, "lang": true}
+	"type": true, "source": true, "bots": true, "asset": true, "limit": true, "format": true, "table": true, "lang": true, "metric": true}
 
 // ParseQuery validates v against the allowed values; now is the server's
 // clock (periods of the last N days end with yesterday, so comparisons are
 // between whole days). Errors wrap ErrParam and name the parameter.
 func ParseQuery(v url.Values, now time.Time) (Query, error) {
-	q := Query{Period: "7d", Compare: "previous", Limit: 10, Format: "json"}
+	q := Query{Period: "7d", Compare: "previous", Limit: 10, Format: "json", Metric: "views"}
 	var errs []error
 	for k, vals := range v {
 		if !known[k] {
@@ -159,6 +160,14 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 			errs = append(errs, paramErr("table", "not a table name"))
 		}
 		q.Table = t
+	}
+	if m := get("metric"); m != "" {
+		switch m {
+		case "views", "downloads", "viewers", "bytes", "sites":
+			q.Metric = m
+		default:
+			errs = append(errs, paramErr("metric", "%q is not one of views, downloads, viewers, bytes, sites", m))
+		}
 	}
 	if l := get("lang"); l != "" && !regexp.MustCompile(`^[a-z]{2}$`).MatchString(l) {
 		errs = append(errs, paramErr("lang", "want a two-letter language code"))

@@ -5,7 +5,7 @@
 'use strict';
 
 (() => {
-  const API_PARAMS = ['period', 'month', 'from', 'to', 'compare', 'tenant', 'type', 'source', 'bots', 'asset'];
+  const API_PARAMS = ['period', 'month', 'from', 'to', 'compare', 'tenant', 'type', 'source', 'bots', 'asset', 'metric'];
   const METRICS = ['views', 'downloads', 'viewers', 'bytes', 'sites'];
   const LANGS = ['en', 'de'];
   let catalog = {};
