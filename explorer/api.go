@@ -155,9 +155,12 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request, p Princip
 	if q.Days() <= 2 {
 		interval = "1h"
 	}
+	// No extended_bounds: the empty steps are filled in here, so that a
+	// day's shard gets the same request (after OpenSearch rewrites a range
+	// that covers the whole shard) whatever the period, and its answer
+	// comes from the request cache for every later period and user.
 	hist := func(from, to time.Time) obj {
-		return obj{"date_histogram": obj{"field": "event_time", "fixed_interval": interval, "min_doc_count": 0,
-			"extended_bounds": obj{"min": from.UnixMilli(), "max": to.Add(-time.Millisecond).UnixMilli()}}, "aggs": seriesAggs(q.Metric)}
+		return obj{"date_histogram": obj{"field": "event_time", "fixed_interval": interval}, "aggs": seriesAggs(q.Metric)}
 	}
 	aggs := obj{"cur": filterAgg(timeRange(q.From, q.To), merge(metricAggs(), obj{"h": hist(q.From, q.To)}))}
 	pf, pt, cmp := q.Previous()
@@ -185,21 +188,33 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request, p Princip
 			"bytes":     card(func(n node) float64 { return n.sub("bytes").value() }),
 			"sites":     card(func(n node) float64 { return n.sub("sites").value() }),
 		},
-		Series: points(cur.sub("h")),
+		Series: points(cur.sub("h"), q.From, q.To, interval),
 	}
 	if cmp {
-		out.Prev = points(prev.sub("h"))
+		out.Prev = points(prev.sub("h"), pf, pt, interval)
 	}
 	s.respond(w, r, q, out, map[string]table{"series": seriesTable(out)})
 }
 
-func points(h node) []Point {
-	var out []Point
+// points returns one Point per step from from to to, filled from the
+// histogram's buckets (steps without events are zero).
+func points(h node, from, to time.Time, interval string) []Point {
+	step := 24 * time.Hour
+	if interval == "1h" {
+		step = time.Hour
+	}
+	by := map[int64]node{}
 	for _, b := range h.buckets() {
-		out = append(out, Point{
-			T: time.UnixMilli(int64(b.num("key"))).UTC(), Views: b.sub("views").count(), Downloads: b.sub("downloads").count(),
-			Viewers: int64(b.sub("viewers").value()), Bytes: int64(b.sub("bytes").value()), Sites: int64(b.sub("sites").value()),
-		})
+		by[int64(b.num("key"))] = b
+	}
+	var out []Point
+	for t := from; t.Before(to); t = t.Add(step) {
+		p := Point{T: t.UTC()}
+		if b, ok := by[t.UnixMilli()]; ok {
+			p.Views, p.Downloads = b.sub("views").count(), b.sub("downloads").count()
+			p.Viewers, p.Bytes, p.Sites = int64(b.sub("viewers").value()), int64(b.sub("bytes").value()), int64(b.sub("sites").value())
+		}
+		out = append(out, p)
 	}
 	return out
 }
