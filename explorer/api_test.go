@@ -506,3 +506,31 @@ func TestParametersAreTyped(t *testing.T) {
 		}
 	}
 }
+
+// TestNoDataYet asks every endpoint of an explorer whose indices do not
+// exist yet (a new deployment): every answer is a 200 with nothing in it,
+// which the page shows as its empty state.
+func TestNoDataYet(t *testing.T) {
+	e := testenv.Require(t, "opensearch")
+	users, _ := explorer.NewUsers([]explorer.User{{Name: "admin", TokenSHA256: explorer.HashToken(tokens["admin"]), Admin: true}})
+	srv, err := explorer.New(explorer.Config{OpenSearch: e.OpenSearch, Index: "explorer-nothing-here-*", Now: func() time.Time { return now }}, users, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	for _, p := range []string{"summary", "assets", "sources", "places", "tech", "highlights", "tenants"} {
+		var raw json.RawMessage
+		if code := get(t, ts, "admin", "/api/"+p, &raw); code != 200 {
+			t.Fatalf("%s: %d", p, code)
+		}
+	}
+	var s explorer.Summary
+	get(t, ts, "admin", "/api/summary", &s)
+	if s.Freshness.Newest != nil || s.Cards["views"].Cur != 0 || len(s.Series) != 7 {
+		t.Fatalf("empty summary %+v", s)
+	}
+	if code := get(t, ts, "admin", "/api/asset?asset=x", nil); code != http.StatusNotFound {
+		t.Fatalf("asset of an empty index: %d", code)
+	}
+}
