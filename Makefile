@@ -44,7 +44,7 @@ bench-explorer: build
 ## screenshots: rewrite the explorer's screenshots in docs/ (needs the stack)
 screenshots:
 	bash scripts/browser-deps.sh
-	LEASEHOLD_SCREENSHOTS=$(CURDIR)/docs LEASEHOLD_REQUIRE_BROWSER=1 $(GO) test -count=1 -run TestBrowser ./explorer/
+	LEASEHOLD_TEST_SCREENSHOTS=$(CURDIR)/docs LEASEHOLD_TEST_REQUIRE_BROWSER=1 $(GO) test -count=1 -run TestBrowser ./explorer/
 
 stack-up: build
 	$(BIN) dev up

@@ -23,12 +23,12 @@ import (
 //
 // It needs /usr/bin/chromium and `npm ci` in explorer/browsertest, which
 // scripts/test.sh installs; without them it is skipped, unless
-// LEASEHOLD_REQUIRE_BROWSER=1 (set by scripts/test.sh) makes that a
-// failure. Screenshots go to LEASEHOLD_SCREENSHOTS (default a temporary
+// LEASEHOLD_TEST_REQUIRE_BROWSER=1 (set by scripts/test.sh) makes that a
+// failure. Screenshots go to LEASEHOLD_TEST_SCREENSHOTS (default a temporary
 // folder; `make screenshots` writes them to docs/).
 func TestBrowser(t *testing.T) {
 	seed(t)
-	chromium := os.Getenv("LEASEHOLD_CHROMIUM")
+	chromium := os.Getenv("LEASEHOLD_TEST_CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
 	}
@@ -41,7 +41,7 @@ func TestBrowser(t *testing.T) {
 		missing = "node"
 	}
 	if missing != "" {
-		if os.Getenv("LEASEHOLD_REQUIRE_BROWSER") == "1" {
+		if os.Getenv("LEASEHOLD_TEST_REQUIRE_BROWSER") == "1" {
 			t.Fatalf("browser test needs %s; scripts/test.sh installs it", missing)
 		}
 		t.Skipf("browser test needs %s (scripts/test.sh installs it)", missing)
@@ -66,7 +66,7 @@ func TestBrowser(t *testing.T) {
 	go func() { _ = hs.Serve(l) }()
 	t.Cleanup(func() { _ = hs.Close() })
 
-	shots := os.Getenv("LEASEHOLD_SCREENSHOTS")
+	shots := os.Getenv("LEASEHOLD_TEST_SCREENSHOTS")
 	if shots == "" {
 		shots = t.TempDir()
 	} else if shots, err = filepath.Abs(shots); err != nil {

@@ -20,7 +20,7 @@ started=1
 
 echo "== browser test dependencies"
 bash scripts/browser-deps.sh
-export LEASEHOLD_REQUIRE_BROWSER=1
+export LEASEHOLD_TEST_REQUIRE_BROWSER=1
 
 echo "== go vet"
 go vet ./...

@@ -180,6 +180,11 @@ var ignoredEnv = map[string]bool{
 	"LEASEHOLD_BENCH_KEEP_DIR":      true, // keep a benchmark's temporary folder (worker logs) for a look
 	"LEASEHOLD_TEST_OUTAGE":         true, // length of the OpenSearch outage in an integration test
 	"LEASEHOLD_TEST_OPENSEARCH_URL": true, // the tests' OpenSearch (printed by `leasehold dev env`)
+	// The explorer's browser test: fail instead of skipping without chromium,
+	// where to write screenshots, and another chromium binary.
+	"LEASEHOLD_TEST_REQUIRE_BROWSER": true,
+	"LEASEHOLD_TEST_SCREENSHOTS":     true,
+	"LEASEHOLD_TEST_CHROMIUM":        true,
 }
 
 func envNames(m map[string]Field) []string {

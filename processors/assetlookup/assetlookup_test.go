@@ -229,6 +229,17 @@ func TestDynamoDBCatalog(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// The local DynamoDB creates tables asynchronously: wait until ACTIVE.
+	for i := 0; ; i++ {
+		out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(table)})
+		if err == nil && out.Table.TableStatus == types.TableStatusActive {
+			break
+		}
+		if i == 300 {
+			t.Fatalf("table %s not ACTIVE: %v", table, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	t.Cleanup(func() {
 		_, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: aws.String(table)})
 	})
