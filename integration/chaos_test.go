@@ -176,12 +176,13 @@ type chaos struct {
 	mu    sync.Mutex
 	rss   map[string]int64  // worker -> peak RSS in bytes (VmHWM)
 	addrs map[string]string // worker -> metrics address
+	pids  map[string]int    // worker -> process id, read by watchHealth's goroutine
 }
 
 func newChaos(t *testing.T, e testenv.Endpoints, name string) *chaos {
 	c := &chaos{t: t, e: e, kc: testenv.Kinesis(e), s3c: testenv.S3(e), db: testenv.DynamoDB(e),
 		stream: testenv.Name(t, name), bucket: testenv.Name(t, name+"-bkt"), table: testenv.Name(t, name+"-tbl"),
-		index: strings.ToLower(testenv.Name(t, name+"-idx")), exp: newExpected(), bad: map[string]string{}, rss: map[string]int64{}, addrs: map[string]string{}}
+		index: strings.ToLower(testenv.Name(t, name+"-idx")), exp: newExpected(), bad: map[string]string{}, rss: map[string]int64{}, addrs: map[string]string{}, pids: map[string]int{}}
 	createStream(t, c.kc, c.stream, 4)
 	if _, err := c.s3c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: &c.bucket}); err != nil {
 		t.Fatal(err)
@@ -320,6 +321,7 @@ func (c *chaos) start(id string) {
 	addr := c.f.metricsAddr(id)
 	c.mu.Lock()
 	c.addrs[id] = addr
+	c.pids[id] = c.f.procs[id].Process.Pid
 	c.mu.Unlock()
 }
 
@@ -329,9 +331,17 @@ func (c *chaos) kill(id string) {
 	c.killed = true
 }
 
-// noteRSS records worker id's peak resident set size so far.
+// noteRSS records worker id's peak resident set size so far. It reads the
+// pid noted at start, never the fleet's map, which the test goroutine
+// changes while watchHealth's goroutine calls this.
 func (c *chaos) noteRSS(id string) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.f.procs[id].Process.Pid))
+	c.mu.Lock()
+	pid, ok := c.pids[id]
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return // not Linux: no figure
 	}
