@@ -20,13 +20,17 @@ import (
 func newDevCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run the local stack (Kinesis, DynamoDB, S3, OpenSearch) on 127.0.0.1",
+		Short: "Run the local stack (Kinesis, DynamoDB, S3, OpenSearch, Elasticsearch) on 127.0.0.1",
 		Long: `Installs, starts and stops local servers for tests and demos, all on 127.0.0.1:
 
   kinesis     npm kinesis-local ` + devstack.KinesisLocalVersion + `   dev.kinesis_port (HTTPS on port+1)
   dynamodb    npm dynalite ` + devstack.DynaliteVersion + `         dev.dynamodb_port
   s3          gofakes3 (this binary)     dev.s3_port
   opensearch  OpenSearch ` + devstack.OpenSearchVersion + `          dev.opensearch_port (transport on port+100)
+  elasticsearch Elasticsearch ` + devstack.ElasticsearchVersion + `    dev.elasticsearch_port, HTTPS (transport on port+100);
+              only when asked: 'dev up --with elasticsearch' or dev.elasticsearch: true.
+              Secured as the zip ships it: HTTPS with its own CA, user ` + devstack.ElasticsearchUser + `
+              (password ` + devstack.ElasticsearchPassword + `); 'dev env' and 'dev status' print both
   geoip       npm ` + devstack.GeoIPPackage + ` ` + devstack.GeoIPVersion + ` (a file for the demo; installed by
               'dev up' without --only, and by 'demo')
 
@@ -38,7 +42,7 @@ Servers keep running after 'dev up' returns; 'dev down' stops them.`,
 }
 
 func newDevUpCmd() *cobra.Command {
-	var only string
+	var only, with string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Install what is missing, start every service not running, wait until each answers",
@@ -48,10 +52,18 @@ func newDevUpCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return devError(stack.Up(cmd.Context(), splitServices(only)))
+			names, extra := splitServices(only), splitServices(with)
+			if len(extra) > 0 {
+				if len(names) > 0 {
+					return usageError{errors.New("dev up: use --only or --with, not both")}
+				}
+				return devError(stack.UpWith(cmd.Context(), extra))
+			}
+			return devError(stack.Up(cmd.Context(), names))
 		},
 	}
-	cmd.Flags().StringVar(&only, "only", "", "comma-separated services to start (kinesis,dynamodb,s3,opensearch); default all")
+	cmd.Flags().StringVar(&only, "only", "", "comma-separated services to start (kinesis,dynamodb,s3,opensearch,elasticsearch); default all but elasticsearch")
+	cmd.Flags().StringVar(&with, "with", "", "comma-separated services to start besides the default ones (elasticsearch)")
 	return cmd
 }
 
@@ -166,8 +178,10 @@ func newStack(cmd *cobra.Command) (*devstack.Stack, *zap.Logger, error) {
 		KinesisPort:    c.Dev.KinesisPort,
 		DynamoDBPort:   c.Dev.DynamoDBPort,
 		S3Port:         c.Dev.S3Port,
-		OpenSearchPort: c.Dev.OpenSearchPort,
-		Executable:     exe,
+		OpenSearchPort:    c.Dev.OpenSearchPort,
+		ElasticsearchPort: c.Dev.ElasticsearchPort,
+		Elasticsearch:     c.Dev.Elasticsearch,
+		Executable:        exe,
 	}, log)
 	if err != nil {
 		return nil, nil, devError(err)

@@ -148,6 +148,10 @@ type Dev struct {
 	DynamoDBPort   int    `yaml:"dynamodb_port" doc:"port of the local DynamoDB (dynalite)"`
 	S3Port         int    `yaml:"s3_port" doc:"port of the local S3 (gofakes3)"`
 	OpenSearchPort int    `yaml:"opensearch_port" doc:"HTTP port of the local OpenSearch"`
+	// ElasticsearchPort is the HTTPS port of the local Elasticsearch 8;
+	// its transport port is this plus 100.
+	ElasticsearchPort int  `yaml:"elasticsearch_port" doc:"HTTPS port of the local Elasticsearch 8 (transport on this plus 100)"`
+	Elasticsearch     bool `yaml:"elasticsearch" doc:"start Elasticsearch 8 with 'dev up' (otherwise only with --with elasticsearch or --only)"`
 }
 
 // Default returns the built-in defaults.
@@ -205,6 +209,9 @@ func Default() Config {
 			DynamoDBPort:   8000,
 			S3Port:         9000,
 			OpenSearchPort: 9200,
+			// 9250: clear of OpenSearch's 9200 and its transport 9300;
+			// Elasticsearch's transport takes 9350.
+			ElasticsearchPort: 9250,
 		},
 	}
 }
@@ -383,7 +390,7 @@ func (c Config) Validate() error {
 	ports := []struct {
 		key  string
 		port int
-	}{{"dev.kinesis_port", d.KinesisPort}, {"dev.dynamodb_port", d.DynamoDBPort}, {"dev.s3_port", d.S3Port}, {"dev.opensearch_port", d.OpenSearchPort}}
+	}{{"dev.kinesis_port", d.KinesisPort}, {"dev.dynamodb_port", d.DynamoDBPort}, {"dev.s3_port", d.S3Port}, {"dev.opensearch_port", d.OpenSearchPort}, {"dev.elasticsearch_port", d.ElasticsearchPort}}
 	for _, p := range ports {
 		if p.port < 1 || p.port > 65535 {
 			bad(p.key, "%d is not a TCP port (1-65535)", p.port)

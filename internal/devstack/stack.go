@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Up installs what the named services need (all when names is empty, and
-// then the demo's GeoIP database too),
+// Up installs what the named services need (DefaultServices when names is
+// empty, and then the demo's GeoIP database too),
 // starts each one that is not already running and waits until every one
 // of them answers a real request. It is idempotent: a running service is
 // reported ("already running") and only probed. It blocks for downloads
@@ -28,6 +28,20 @@ import (
 // with the tail of that service's log. A server that starts but never
 // becomes ready is stopped again.
 func (s *Stack) Up(ctx context.Context, names []string) error {
+	all := len(names) == 0
+	if all {
+		names = s.DefaultServices()
+	}
+	return s.up(ctx, names, all)
+}
+
+// UpWith is Up of DefaultServices and the services named in extra (`dev
+// up --with elasticsearch`), GeoIP database included.
+func (s *Stack) UpWith(ctx context.Context, extra []string) error {
+	return s.up(ctx, append(s.DefaultServices(), extra...), true)
+}
+
+func (s *Stack) up(ctx context.Context, names []string, all bool) error {
 	svcs, err := s.selectServices(names)
 	if err != nil {
 		return err
@@ -75,7 +89,7 @@ func (s *Stack) Up(ctx context.Context, names []string) error {
 		return errors.Join(portErrs...)
 	}
 
-	if err := s.install(ctx, toStart, len(names) == 0); err != nil {
+	if err := s.install(ctx, toStart, all); err != nil {
 		return err
 	}
 
@@ -122,23 +136,27 @@ func (s *Stack) Up(ctx context.Context, names []string) error {
 }
 
 // install fetches what the services about to start need, npm packages and
-// OpenSearch in parallel, and the GeoIP database when geoip is set.
+// the search servers' zips in parallel, and the GeoIP database when geoip
+// is set.
 func (s *Stack) install(ctx context.Context, svcs []*service, geoip bool) error {
-	var needNPM, needOpenSearch bool
+	var needNPM bool
+	var dists []searchDist
 	for _, svc := range svcs {
 		switch svc.name {
 		case Kinesis, DynamoDB:
 			needNPM = true
 		case OpenSearch:
-			needOpenSearch = true
+			dists = append(dists, openSearchDist)
+		case Elasticsearch:
+			dists = append(dists, elasticsearchDist)
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	if needNPM {
 		g.Go(func() error { return s.installNPM(gctx) })
 	}
-	if needOpenSearch {
-		g.Go(func() error { return s.installOpenSearch(gctx) })
+	for _, d := range dists {
+		g.Go(func() error { return s.installSearch(gctx, d) })
 	}
 	if geoip {
 		g.Go(func() error { return s.installGeoIP(gctx) })

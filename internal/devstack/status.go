@@ -100,6 +100,9 @@ func (s *Stack) Status(ctx context.Context) ([]ServiceStatus, error) {
 				row.State, row.Detail = StateNotReady, err.Error()
 			} else {
 				row.State = StateRunning
+				if name == Elasticsearch {
+					row.Detail = fmt.Sprintf("user %s, password %s, CA %s", ElasticsearchUser, ElasticsearchPassword, s.ElasticsearchCAFile())
+				}
 			}
 		}
 		out = append(out, row)
@@ -163,15 +166,21 @@ func portFree(port int) error {
 // Env returns the shell lines `eval "$(leasehold dev env)"` needs: the
 // SDK endpoint variables of each service, AWS_REGION=us-east-1 (the
 // region tests and kinesis-local's streams use), test credentials when
-// the environment has none (read with getenv), and
-// LEASEHOLD_TEST_OPENSEARCH_URL. Each line is `export NAME='value'`.
+// the environment has none (read with getenv),
+// LEASEHOLD_TEST_OPENSEARCH_URL, and Elasticsearch's URL, user, password
+// and CA file (LEASEHOLD_TEST_ELASTICSEARCH_*). Each line is
+// `export NAME='value'`.
 func (s *Stack) Env(getenv func(string) string) []string {
 	vars := map[string]string{
-		"AWS_ENDPOINT_URL_KINESIS":      s.Endpoint(Kinesis),
-		"AWS_ENDPOINT_URL_DYNAMODB":     s.Endpoint(DynamoDB),
-		"AWS_ENDPOINT_URL_S3":           s.Endpoint(S3),
-		"LEASEHOLD_TEST_OPENSEARCH_URL": s.Endpoint(OpenSearch),
-		"AWS_REGION":                    "us-east-1",
+		"AWS_ENDPOINT_URL_KINESIS":              s.Endpoint(Kinesis),
+		"AWS_ENDPOINT_URL_DYNAMODB":             s.Endpoint(DynamoDB),
+		"AWS_ENDPOINT_URL_S3":                   s.Endpoint(S3),
+		"LEASEHOLD_TEST_OPENSEARCH_URL":         s.Endpoint(OpenSearch),
+		"LEASEHOLD_TEST_ELASTICSEARCH_URL":      s.Endpoint(Elasticsearch),
+		"LEASEHOLD_TEST_ELASTICSEARCH_USERNAME": ElasticsearchUser,
+		"LEASEHOLD_TEST_ELASTICSEARCH_PASSWORD": ElasticsearchPassword,
+		"LEASEHOLD_TEST_ELASTICSEARCH_CA_FILE":  s.ElasticsearchCAFile(),
+		"AWS_REGION":                            "us-east-1",
 	}
 	if getenv("AWS_ACCESS_KEY_ID") == "" {
 		vars["AWS_ACCESS_KEY_ID"] = "test"

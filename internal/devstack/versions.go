@@ -4,7 +4,7 @@ import "runtime/debug"
 
 // Pinned versions of the servers the local stack runs. The npm versions
 // must match npm/package.json and npm/package-lock.json (a test checks it);
-// the OpenSearch zip is pinned by version and SHA-512.
+// the OpenSearch and Elasticsearch zips are pinned by version and SHA-512.
 const (
 	// KinesisLocalVersion is the npm kinesis-local (kinesis-mock) release.
 	KinesisLocalVersion = "0.6.2"
@@ -20,7 +20,17 @@ const (
 	// openSearchPath is the zip's path under the Maven repository root.
 	openSearchPath = "/org/opensearch/distribution/integ-test-zip/opensearch/" + OpenSearchVersion + "/opensearch-" + OpenSearchVersion + ".zip"
 
-	// DefaultMavenURL is the Maven repository the OpenSearch zip comes from.
+	// ElasticsearchVersion is the Elasticsearch integ-test-zip release from Maven Central.
+	ElasticsearchVersion = "8.19.21"
+
+	// elasticsearchSHA512 is the SHA-512 of elasticsearch-8.19.21.zip, as
+	// published next to it on Maven Central (.sha512).
+	elasticsearchSHA512 = "cf6b0a93860d329937ae7f913ec5073b0c726c77639764b93fc83a304aa1dd9d4defcfa2849948eea3b0b47c2065f994908603939fc2a4774c9c4d868c5ec1dd"
+
+	// elasticsearchPath is the zip's path under the Maven repository root.
+	elasticsearchPath = "/org/elasticsearch/distribution/integ-test-zip/elasticsearch/" + ElasticsearchVersion + "/elasticsearch-" + ElasticsearchVersion + ".zip"
+
+	// DefaultMavenURL is the Maven repository the OpenSearch and Elasticsearch zips come from.
 	DefaultMavenURL = "https://repo1.maven.org/maven2"
 
 	// gofakes3Module is the Go module that serves S3; its version comes from

@@ -1,7 +1,8 @@
 // Package testenv gives integration tests AWS clients pointed at the local
 // stack (`leasehold dev up`). Endpoints come from AWS_ENDPOINT_URL_KINESIS,
-// AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3 and LEASEHOLD_TEST_OPENSEARCH_URL
-// when set, else from the local stack's default ports.
+// AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_S3, LEASEHOLD_TEST_OPENSEARCH_URL
+// and LEASEHOLD_TEST_ELASTICSEARCH_URL when set, else from the local stack's
+// ports (LEASEHOLD_DEV_*_PORT or the defaults).
 //
 // Integration tests call Require first: under -short they are skipped;
 // otherwise an unreachable stack fails the test with a message that says how
@@ -34,6 +35,18 @@ import (
 // Endpoints of the local stack.
 type Endpoints struct {
 	Kinesis, DynamoDB, S3, OpenSearch string
+	// Elasticsearch is the local Elasticsearch 8 (HTTPS); ES holds how to
+	// authenticate to it and trust it.
+	Elasticsearch string
+	ES            ElasticsearchAuth
+}
+
+// ElasticsearchAuth is what a client of the local Elasticsearch needs
+// besides its URL: security is on as the integ-test zip ships it.
+type ElasticsearchAuth struct {
+	Username, Password string
+	// CAFile is the PEM CA the server generated at its first start.
+	CAFile string
 }
 
 // Local returns the endpoints from the environment or the default ports.
@@ -52,12 +65,55 @@ func Local() Endpoints {
 		DynamoDB:   get("AWS_ENDPOINT_URL_DYNAMODB", d.DynamoDBPort),
 		S3:         get("AWS_ENDPOINT_URL_S3", d.S3Port),
 		OpenSearch: get("LEASEHOLD_TEST_OPENSEARCH_URL", d.OpenSearchPort),
+		Elasticsearch: func() string {
+			if v := os.Getenv("LEASEHOLD_TEST_ELASTICSEARCH_URL"); v != "" {
+				return v
+			}
+			return fmt.Sprintf("https://127.0.0.1:%d", d.ElasticsearchPort)
+		}(),
+		ES: ElasticsearchAuth{
+			Username: envOr("LEASEHOLD_TEST_ELASTICSEARCH_USERNAME", devstack.ElasticsearchUser),
+			Password: envOr("LEASEHOLD_TEST_ELASTICSEARCH_PASSWORD", devstack.ElasticsearchPassword),
+			CAFile:   envOr("LEASEHOLD_TEST_ELASTICSEARCH_CA_FILE", localCAFile(c)),
+		},
 	}
 }
 
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// localCAFile is where the local stack's Elasticsearch keeps its CA, for
+// a dev.dir relative to the repository root; "" when it cannot be told.
+func localCAFile(c config.Config) string {
+	s, err := localStack(c)
+	if err != nil {
+		return ""
+	}
+	return s.ElasticsearchCAFile()
+}
+
+// localStack describes the local stack of c, with a relative dev.dir
+// taken from the repository root.
+func localStack(c config.Config) (*devstack.Stack, error) {
+	dir := c.Dev.Dir
+	if !filepath.IsAbs(dir) {
+		root, err := moduleRoot()
+		if err != nil {
+			return nil, err
+		}
+		dir = filepath.Join(root, dir)
+	}
+	return devstack.New(devstack.Config{Dir: dir, KinesisPort: c.Dev.KinesisPort, DynamoDBPort: c.Dev.DynamoDBPort,
+		S3Port: c.Dev.S3Port, OpenSearchPort: c.Dev.OpenSearchPort, ElasticsearchPort: c.Dev.ElasticsearchPort}, nil)
+}
+
 // Require skips the test under -short and fails it at once when any of the
-// named services ("kinesis", "dynamodb", "s3", "opensearch") does not accept
-// TCP connections.
+// named services ("kinesis", "dynamodb", "s3", "opensearch",
+// "elasticsearch") does not accept TCP connections.
 func Require(t testing.TB, services ...string) Endpoints {
 	t.Helper()
 	if testing.Short() {
@@ -75,6 +131,8 @@ func Require(t testing.TB, services ...string) Endpoints {
 			raw = e.S3
 		case "opensearch":
 			raw = e.OpenSearch
+		case "elasticsearch":
+			raw = e.Elasticsearch
 		default:
 			t.Fatalf("testenv: unknown service %q", s)
 		}
@@ -84,7 +142,11 @@ func Require(t testing.TB, services ...string) Endpoints {
 		}
 		c, err := net.DialTimeout("tcp", u.Host, 2*time.Second)
 		if err != nil {
-			t.Fatalf("testenv: %s at %s is not reachable (%v); start the local stack with `go run ./cmd/leasehold dev up` or run `make test`", s, raw, err)
+			how := "`go run ./cmd/leasehold dev up`"
+			if s == "elasticsearch" {
+				how = "`go run ./cmd/leasehold dev up --with elasticsearch`"
+			}
+			t.Fatalf("testenv: %s at %s is not reachable (%v); start the local stack with %s or run `make test`", s, raw, err, how)
 		}
 		c.Close()
 	}
@@ -154,16 +216,7 @@ func GeoIPCityDB(t testing.TB) string {
 	}
 	c := config.Default()
 	_ = config.ApplyEnv(&c, os.Environ())
-	dir := c.Dev.Dir
-	if !filepath.IsAbs(dir) {
-		root, err := moduleRoot()
-		if err != nil {
-			t.Fatalf("testenv: %v", err)
-		}
-		dir = filepath.Join(root, dir)
-	}
-	s, err := devstack.New(devstack.Config{Dir: dir, KinesisPort: c.Dev.KinesisPort, DynamoDBPort: c.Dev.DynamoDBPort,
-		S3Port: c.Dev.S3Port, OpenSearchPort: c.Dev.OpenSearchPort}, nil)
+	s, err := localStack(c)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
