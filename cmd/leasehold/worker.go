@@ -21,6 +21,7 @@ import (
 	"github.com/leasehold/leasehold/processors/assetlookup"
 	"github.com/leasehold/leasehold/processors/deadletter"
 	"github.com/leasehold/leasehold/processors/dynamosink"
+	"github.com/leasehold/leasehold/processors/elasticsearch"
 	"github.com/leasehold/leasehold/processors/filesink"
 	"github.com/leasehold/leasehold/processors/opensearch"
 	"github.com/leasehold/leasehold/processors/s3sink"
@@ -165,6 +166,7 @@ func newRegistry() *processors.Registry {
 	filesink.Register(r)
 	s3sink.Register(r)
 	opensearch.Register(r)
+	elasticsearch.Register(r)
 	dynamosink.Register(r)
 	deadletter.Register(r)
 	return r

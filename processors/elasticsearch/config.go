@@ -1,0 +1,262 @@
+package elasticsearch
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/leasehold/leasehold/internal/config"
+	"github.com/leasehold/leasehold/processors/searchbulk"
+)
+
+// Defaults and limits of Config: the OpenSearch sink's, so that a
+// pipeline moves between the two by changing its type and connection.
+const (
+	// DefaultIndex names one index per UTC day of the event time.
+	DefaultIndex = "leasehold-events-{yyyy.MM.dd}"
+	// DefaultFlushBytes is the default request body cap.
+	DefaultFlushBytes = 5 << 20
+	// MaxFlushBytes is the cap on flush_bytes (exclusive). Elasticsearch
+	// accepts up to http.max_content_length (100 MiB) but answers big
+	// bulk requests slowly and all at once; Elastic recommends 5-15 MB.
+	MaxFlushBytes = 10 << 20
+	// DefaultFlushInterval is how long a document waits at most before its
+	// bulk request is sent.
+	DefaultFlushInterval = time.Second
+	// DefaultTemplatePriority is the index template's priority.
+	DefaultTemplatePriority = 100
+	// DefaultBackoffMin and DefaultBackoffMax bound the retry backoff.
+	DefaultBackoffMin = 100 * time.Millisecond
+	DefaultBackoffMax = 10 * time.Second
+	// DefaultRequestTimeout bounds one bulk attempt.
+	DefaultRequestTimeout = time.Minute
+)
+
+// ErrConfig is wrapped by every error Validate returns.
+var ErrConfig = errors.New("elasticsearch: invalid config")
+
+// Config is the sink's configuration: the YAML options of a sink of type
+// `elasticsearch`, or a value built in Go for New. Zero fields take the
+// defaults documented on each; Validate reports every bad setting.
+type Config struct {
+	// URL is the cluster's base URL, e.g. https://es.example.com:9200.
+	// Exactly one of URL, URLs and CloudID is required.
+	URL string `yaml:"url"`
+	// URLs lists several nodes of one cluster; requests are spread over them.
+	URLs []string `yaml:"urls"`
+	// CloudID is an Elastic Cloud deployment's Cloud ID
+	// ("name:base64..."), which the client turns into its HTTPS endpoint.
+	CloudID string `yaml:"cloud_id"`
+	// APIKey is an API key, base64 of "id:key" as Elasticsearch returns it
+	// in the "encoded" field of POST _security/api_key (sent as
+	// "Authorization: ApiKey ..."). Not combinable with Username. Never
+	// logged or shown.
+	APIKey config.Secret `yaml:"api_key"`
+	// Username and Password enable HTTP basic authentication. The password
+	// is never logged or shown.
+	Username string        `yaml:"username"`
+	Password config.Secret `yaml:"password"`
+	// TLS configures server verification for https URLs.
+	TLS TLSConfig `yaml:"tls"`
+	// Index is the index name pattern. Text in braces is a date format of
+	// the event's time in UTC (yyyy, MM, dd, HH and the separators . - _),
+	// so a log line that arrives a day late lands in its own day's index.
+	// Default DefaultIndex.
+	Index string `yaml:"index"`
+	// FlushBytes caps a bulk request body. A buffer that reaches it is sent
+	// at once; a bigger buffer is split; a single document (with its action
+	// line) larger than it is dead-lettered, never sent. Default 5 MiB;
+	// must be below MaxFlushBytes (10 MiB). Accepts an integer or a size
+	// such as "5MiB".
+	FlushBytes searchbulk.ByteSize `yaml:"flush_bytes"`
+	// FlushInterval is the longest a document waits in the buffer.
+	// Default 1s.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// MaxBufferBytes bounds the bytes a shard holds that are not yet
+	// durable; Write blocks beyond it (backpressure). Default twice
+	// FlushBytes; at least FlushBytes.
+	MaxBufferBytes searchbulk.ByteSize `yaml:"max_buffer_bytes"`
+	// Template installs a composable index template with explicit
+	// mappings for every event field (and the lifecycle policy, see
+	// Retention) before the first bulk request. Default true.
+	Template *bool `yaml:"template"`
+	// TemplateName names the template (and the lifecycle policy). Default:
+	// Index up to its first date pattern, without trailing separators
+	// ("leasehold-events").
+	TemplateName string `yaml:"template_name"`
+	// TemplatePriority is the template's priority; Elasticsearch rejects
+	// two templates with overlapping patterns and equal priority. Default
+	// 100.
+	TemplatePriority *int `yaml:"template_priority"`
+	// Shards and Replicas set index.number_of_shards and
+	// index.number_of_replicas in the template. Default: the cluster's.
+	Shards   *int `yaml:"shards"`
+	Replicas *int `yaml:"replicas"`
+	// Retention deletes event-time indices after a number of days: with
+	// the cluster's ILM where it has it, else with the core API.
+	Retention searchbulk.Retention `yaml:"retention"`
+	// MaxRetries bounds the attempts of one bulk request. 0, the default,
+	// retries until the shard's context ends: a retryable failure is never
+	// skipped and the shard lags instead. With a bound, exhausting it
+	// fails the shard sink (searchbulk.ErrRetriesExhausted).
+	MaxRetries int `yaml:"max_retries"`
+	// BackoffMin and BackoffMax bound the exponential backoff between
+	// attempts (with jitter). Defaults 100ms and 10s.
+	BackoffMin time.Duration `yaml:"backoff_min"`
+	BackoffMax time.Duration `yaml:"backoff_max"`
+	// RequestTimeout bounds one HTTP attempt; a timeout is retried.
+	// Default 1m.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
+
+	// Name is the sink's name in checkpoints, logs and metrics. Default
+	// "elasticsearch". Set from Go only.
+	Name string `yaml:"-"`
+}
+
+// TLSConfig configures TLS for https URLs.
+type TLSConfig struct {
+	// CAFile is a PEM file of CA certificates to trust in addition to the
+	// system pool (e.g. the http_ca.crt a self-managed Elasticsearch 8
+	// generates at its first start). Default: the system pool only.
+	CAFile string `yaml:"ca_file"`
+	// InsecureSkipVerify disables certificate verification (for a local
+	// cluster only). Default false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Index == "" {
+		c.Index = DefaultIndex
+	}
+	if c.FlushBytes == 0 {
+		c.FlushBytes = DefaultFlushBytes
+	}
+	if c.FlushInterval == 0 {
+		c.FlushInterval = DefaultFlushInterval
+	}
+	if c.MaxBufferBytes == 0 {
+		c.MaxBufferBytes = 2 * c.FlushBytes
+	}
+	if c.Template == nil {
+		on := true
+		c.Template = &on
+	}
+	if c.TemplateName == "" {
+		if p, err := searchbulk.ParseIndexPattern(c.Index); err == nil {
+			c.TemplateName = p.TemplateName()
+		}
+	}
+	if c.TemplatePriority == nil {
+		p := DefaultTemplatePriority
+		c.TemplatePriority = &p
+	}
+	if c.BackoffMin == 0 {
+		c.BackoffMin = DefaultBackoffMin
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = max(DefaultBackoffMax, c.BackoffMin)
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	c.Retention = c.Retention.WithDefaults(c.TemplateName)
+	if c.Name == "" {
+		c.Name = "elasticsearch"
+	}
+	return c
+}
+
+// Validate reports every bad setting of c after defaults are applied, each
+// naming its option and wrapping ErrConfig. It does not touch the network
+// or the file system (New reads tls.ca_file).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+	set := 0
+	for _, ok := range []bool{c.URL != "", len(c.URLs) > 0, c.CloudID != ""} {
+		if ok {
+			set++
+		}
+	}
+	switch {
+	case set == 0:
+		bad("url: required, or urls, or cloud_id (e.g. https://127.0.0.1:9200)")
+	case set > 1:
+		bad("url, urls and cloud_id: set one of them")
+	}
+	for i, raw := range c.urls() {
+		name := "url"
+		if c.URL == "" {
+			name = fmt.Sprintf("urls[%d]", i)
+		}
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			bad("%s: %q does not parse: %v", name, raw, err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			bad("%s: %q: scheme must be http or https", name, raw)
+		case u.Host == "":
+			bad("%s: %q has no host", name, raw)
+		case u.User != nil:
+			bad("%s: put credentials in username and password (or api_key), not in the URL", name)
+		}
+	}
+	if c.Username == "" && c.Password != "" {
+		bad("password: set without username")
+	}
+	if c.APIKey != "" && c.Username != "" {
+		bad("api_key and username: use one kind of authentication")
+	}
+	if _, err := searchbulk.ParseIndexPattern(c.Index); err != nil {
+		bad("index: %v", err)
+	}
+	switch {
+	case c.FlushBytes >= MaxFlushBytes:
+		bad("flush_bytes: %d is not below the 10 MiB cap (%d)", c.FlushBytes, MaxFlushBytes)
+	case c.FlushBytes < 1024:
+		bad("flush_bytes: %d is below 1 KiB; most documents would not fit", c.FlushBytes)
+	}
+	if c.MaxBufferBytes < c.FlushBytes {
+		bad("max_buffer_bytes: %d is below flush_bytes (%d)", c.MaxBufferBytes, c.FlushBytes)
+	}
+	if c.FlushInterval < 0 {
+		bad("flush_interval: %s is negative", c.FlushInterval)
+	}
+	if *c.Template && c.TemplateName == "" {
+		bad("template_name: required when index has no literal prefix")
+	}
+	if *c.Template && !searchbulk.ValidIndexName(c.TemplateName) {
+		bad("template_name: %q is not a valid name (lowercase, no spaces or \\/*?\"<>|,#)", c.TemplateName)
+	}
+	if n := c.Shards; n != nil && *n < 1 {
+		bad("shards: %d; want at least 1", *n)
+	}
+	if n := c.Replicas; n != nil && *n < 0 {
+		bad("replicas: %d is negative", *n)
+	}
+	for _, err := range c.Retention.Validate(*c.Template) {
+		bad("%v", err)
+	}
+	if c.MaxRetries < 0 {
+		bad("max_retries: %d is negative; 0 means retry until the shard stops", c.MaxRetries)
+	}
+	if c.BackoffMin < 0 || c.BackoffMax < c.BackoffMin {
+		bad("backoff_min, backoff_max: want 0 <= backoff_min <= backoff_max, got %s and %s", c.BackoffMin, c.BackoffMax)
+	}
+	if c.RequestTimeout < 0 {
+		bad("request_timeout: %s is negative", c.RequestTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) urls() []string {
+	if c.URL != "" {
+		return []string{c.URL}
+	}
+	return c.URLs
+}

@@ -1,0 +1,154 @@
+package searchbulk
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold/processors"
+	"github.com/leasehold/leasehold/worker"
+)
+
+// Cluster is what the bulk engine needs of a search cluster; each sink
+// implements it on its own client (opensearch-go, go-elasticsearch).
+// Methods are called concurrently, from every shard's flusher.
+type Cluster interface {
+	// Bulk sends one _bulk request body of n index items and returns the
+	// n item results in order. A whole-request failure is returned as
+	// RequestFailure classified it; an answer with a different number of
+	// items is a retryable *RequestError.
+	Bulk(ctx context.Context, body []byte, n int) ([]ItemResult, error)
+	// Ready is called before every bulk attempt and returns nil once the
+	// cluster is prepared (the index template installed); its errors are
+	// classified like Bulk's.
+	Ready(ctx context.Context) error
+}
+
+// Options tune an Engine; every field is required (the sinks' configs
+// apply the defaults and validate them).
+type Options struct {
+	// Product is "opensearch" or "elasticsearch": in log messages and
+	// item errors.
+	Product string
+	// Name is the sink's name in checkpoints, logs and metrics.
+	Name string
+	// FlushBytes caps a request body; FlushInterval is the longest a
+	// document waits; MaxBufferBytes bounds a shard's bytes not yet
+	// durable (Write blocks beyond it).
+	FlushBytes, MaxBufferBytes int64
+	FlushInterval              time.Duration
+	// MaxRetries bounds the attempts of one bulk request; 0 retries until
+	// the shard stops.
+	MaxRetries int
+	// BackoffMin and BackoffMax bound the exponential backoff.
+	BackoffMin, BackoffMax time.Duration
+	// RequestTimeout bounds one attempt.
+	RequestTimeout time.Duration
+}
+
+// Engine is the part of a search sink that does not depend on the
+// cluster's client: per-shard buffering across Write calls, bulk requests
+// of at most FlushBytes sent in order from one flusher goroutine per
+// shard, per-item results (429 and 5xx items resent alone with backoff,
+// "cannot write now" retried and reported, bad documents dead-lettered
+// with the cluster's reason), 413 splitting, and the durable position.
+// Safe for concurrent use.
+type Engine struct {
+	opts    Options
+	pattern IndexPattern
+	cluster Cluster
+	log     *zap.Logger
+	stats   counters
+}
+
+// NewEngine returns an engine that names indices with pattern and talks to
+// cluster. log may be nil. It does not block.
+func NewEngine(opts Options, pattern IndexPattern, cluster Cluster, log *zap.Logger) *Engine {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &Engine{opts: opts, pattern: pattern, cluster: cluster, log: log}
+}
+
+// Open starts a shard sink and its flushing goroutine, which runs until
+// the shard sink's Close or until ctx ends (then Write and Flush fail with
+// ErrStopped). dl receives the documents the cluster rejects permanently;
+// Open fails only without one. It does not block.
+func (e *Engine) Open(ctx context.Context, shard worker.Shard, dl processors.DeadLetterer) (processors.ShardSink, error) {
+	if dl == nil {
+		return nil, errors.New(e.opts.Product + ": Open needs a dead-letterer")
+	}
+	return e.open(ctx, shard, dl), nil
+}
+
+// Stats is a snapshot of an Engine's counters, summed over its shards.
+type Stats struct {
+	DocsIndexed       int64 // items the cluster accepted (created or updated)
+	ItemsRetried      int64 // items resent after a retryable item failure (429, 5xx, cannot write)
+	ItemsDeadLettered int64 // documents handed to the dead-letterer (rejected, too large, not parsed)
+	BulkRequests      int64 // bulk requests sent, retries included
+	BulkBytes         int64 // request body bytes sent, retries included
+	RequestErrors     int64 // bulk requests that failed as a whole (transport error or non-2xx)
+}
+
+// Stats returns the counters. It does not block; safe for concurrent use.
+func (e *Engine) Stats() Stats {
+	return Stats{
+		DocsIndexed:       e.stats.docs.Load(),
+		ItemsRetried:      e.stats.retried.Load(),
+		ItemsDeadLettered: e.stats.deadLettered.Load(),
+		BulkRequests:      e.stats.requests.Load(),
+		BulkBytes:         e.stats.bytes.Load(),
+		RequestErrors:     e.stats.requestErrors.Load(),
+	}
+}
+
+type counters struct {
+	docs, retried, deadLettered, requests, bytes, requestErrors atomic.Int64
+}
+
+// bulk sends one request through the cluster, bounded by RequestTimeout,
+// and counts it.
+func (e *Engine) bulk(ctx context.Context, body []byte, n int) ([]ItemResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.RequestTimeout)
+	defer cancel()
+	e.stats.requests.Add(1)
+	e.stats.bytes.Add(int64(len(body)))
+	items, err := e.cluster.Bulk(ctx, body, n)
+	if err != nil {
+		e.stats.requestErrors.Add(1)
+	}
+	return items, err
+}
+
+// DocID is a document's _id: the event id, or, when a parser left it
+// empty, "<stream>-<shard>-<sequence>-<sub>" from the source record, which
+// a replay reproduces as well. It appends to dst.
+func DocID(dst []byte, m *processors.Message, stream string) []byte {
+	if m.Event.EventID != "" {
+		return append(dst, m.Event.EventID...)
+	}
+	if m.Record.StreamName != "" {
+		stream = m.Record.StreamName
+	}
+	r := &m.Record
+	dst = append(dst, stream...)
+	dst = append(dst, '-')
+	dst = append(dst, r.ShardID...)
+	dst = append(dst, '-')
+	dst = append(dst, r.SequenceNumber...)
+	dst = append(dst, '-')
+	return strconv.AppendInt(dst, r.SubSequenceNumber, 10)
+}
+
+// failedCopy returns a copy of m marked failed: the message itself is
+// shared with the pipeline's other sinks, which read it concurrently.
+func failedCopy(m *processors.Message, stage string, attempts int, err error) *processors.Message {
+	cp := *m
+	cp.Fail(stage, attempts, err)
+	return &cp
+}
