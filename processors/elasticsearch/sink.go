@@ -182,6 +182,13 @@ func (s *Sink) Close(ctx context.Context) error {
 	return nil
 }
 
+// PruneExpired deletes, now, the event-time indices older than
+// retention.days through the core API (the fallback that otherwise runs
+// every retention.interval when the cluster has no ILM) and returns their
+// names. Safe to call from every worker at once. It blocks for the
+// requests.
+func (s *Sink) PruneExpired(ctx context.Context) ([]string, error) { return s.setup.PruneExpired(ctx) }
+
 // Stats returns the bulk engine's counters. It does not block; safe for
 // concurrent use.
 func (s *Sink) Stats() searchbulk.Stats { return s.engine.Stats() }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"gopkg.in/yaml.v3"
+
+	"github.com/leasehold/leasehold/processors/searchbulk"
 )
 
 // Defaults and limits of Config.
@@ -92,6 +94,10 @@ type Config struct {
 	// index.number_of_replicas in the template. Default: the cluster's.
 	Shards   *int `yaml:"shards"`
 	Replicas *int `yaml:"replicas"`
+	// Retention deletes event-time indices after a number of days: with
+	// ISM where the cluster has it, else with the core API (see
+	// searchbulk.Retention and docs/OPERATIONS.md, "Retention").
+	Retention searchbulk.Retention `yaml:"retention"`
 	// MaxRetries bounds the attempts of one bulk request (whole request or
 	// its retryable items). 0, the default, retries until the shard's
 	// context ends: a retryable failure (429, 5xx, timeouts, connection
@@ -218,6 +224,7 @@ func (c Config) withDefaults() Config {
 	if c.Name == "" {
 		c.Name = "opensearch"
 	}
+	c.Retention = c.Retention.WithDefaults(c.TemplateName)
 	return c
 }
 
@@ -292,6 +299,9 @@ func (c Config) Validate() error {
 	}
 	if n := c.Replicas; n != nil && *n < 0 {
 		bad("replicas: %d is negative", *n)
+	}
+	for _, err := range c.Retention.Validate(true) { // ISM attaches itself, template or not
+		bad("%v", err)
 	}
 	if c.MaxRetries < 0 {
 		bad("max_retries: %d is negative; 0 means retry until the shard stops", c.MaxRetries)

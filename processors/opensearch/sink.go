@@ -40,6 +40,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/processors"
+	"github.com/leasehold/leasehold/processors/searchbulk"
 	"github.com/leasehold/leasehold/worker"
 )
 
@@ -87,6 +88,8 @@ type Sink struct {
 	stalls   processors.Stalls // shards whose bulk requests fail and are retried
 	buffered atomic.Int64      // bytes accepted by every shard sink, not yet durable
 
+	retention *searchbulk.Setup // the ISM policy or the core-API fallback
+
 	templateMu sync.Mutex  // serialises installing the template
 	templateOK atomic.Bool // the template is installed
 }
@@ -123,6 +126,11 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Sink, error) {
 		return nil, fmt.Errorf("opensearch: new client: %w", err)
 	}
 	s.api = opensearchapi.NewFromClient(s.client)
+	shared, err := searchbulk.ParseIndexPattern(cfg.Index)
+	if err != nil {
+		return nil, fmt.Errorf("%w: index: %w", ErrConfig, err)
+	}
+	s.retention = &searchbulk.Setup{Retention: cfg.Retention, Pattern: shared, Cluster: lifecycle{s}, Log: s.log}
 	if *cfg.Template {
 		switch err := s.ensureTemplate(ctx); {
 		case err == nil:
@@ -215,9 +223,18 @@ func (s *Sink) Open(ctx context.Context, shard worker.Shard, dl processors.DeadL
 	return s.open(ctx, shard, dl), nil
 }
 
-// Close releases the HTTP client's idle connections. Call it after every
-// shard sink is closed. It does not block.
+// PruneExpired deletes, now, the event-time indices older than
+// retention.days through the core API (the fallback that otherwise runs
+// every retention.interval when the cluster has no ISM) and returns their
+// names. Safe to call from every worker at once. It blocks for the
+// requests.
+func (s *Sink) PruneExpired(ctx context.Context) ([]string, error) { return s.retention.PruneExpired(ctx) }
+
+// Close stops the retention fallback and releases the HTTP client's idle
+// connections. Call it after every shard sink is closed. It blocks for at
+// most one retention request.
 func (s *Sink) Close(context.Context) error {
+	s.retention.Close()
 	if err := s.client.Close(); err != nil {
 		return fmt.Errorf("opensearch: close client: %w", err)
 	}

@@ -150,6 +150,9 @@ func (s *Sink) putTemplate(ctx context.Context) error {
 // client_ip mapped as text stays wrong for that index's whole day). It
 // blocks while another shard installs it; safe for concurrent use.
 func (s *Sink) ensureTemplate(ctx context.Context) error {
+	if err := s.retention.Ready(ctx); err != nil {
+		return err
+	}
 	if !*s.cfg.Template || s.templateOK.Load() {
 		return nil
 	}

@@ -161,19 +161,20 @@ func (s *Setup) Ready(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
+			attach := s.Cluster.PolicySettings(r.Policy, s.Pattern)
 			switch {
+			case ok && attach != nil && s.Template == nil:
+				log.Warn("retention: the cluster offers "+name+" but the index template, which attaches the policy, is off; deleting by age through the core API instead", zap.Int("days", r.Days))
 			case ok:
-				if s.Template == nil {
-					log.Warn("retention: the cluster offers "+name+" but the index template is off; deleting by age through the core API instead", zap.Int("days", r.Days))
-					break
-				}
-				if err := s.Cluster.PutPolicy(ctx, r.Policy, r.Days, s.Template.Pattern); err != nil {
+				if err := s.Cluster.PutPolicy(ctx, r.Policy, r.Days, s.Pattern); err != nil {
 					return err
 				}
 				lifecycle = true
-				t := *s.Template
-				t.IndexSettings = mergeSettings(t.IndexSettings, s.Cluster.PolicySettings(r.Policy, t.Pattern))
-				tmpl = &t
+				if s.Template != nil {
+					t := *s.Template
+					t.IndexSettings = mergeSettings(t.IndexSettings, attach)
+					tmpl = &t
+				}
 				log.Info("retention: lifecycle policy installed", zap.String("api", name), zap.String("policy", r.Policy), zap.Int("days", r.Days))
 			case r.Mode == RetentionLifecycle:
 				return permanentf("retention.mode is lifecycle, but the cluster has no %s (the API answered that it does not exist); use mode auto or delete", name)
@@ -194,7 +195,7 @@ func (s *Setup) Ready(ctx context.Context) error {
 		log.Info("index template installed", zap.String("template", s.TemplateName), zap.String("pattern", tmpl.Pattern.Wildcard()))
 	}
 	if prune {
-		s.pruner = &Pruner{Days: s.Retention.Days, Interval: s.Retention.Interval, Pattern: s.Pattern, Indices: s.Cluster, Log: log}
+		s.pruner = s.newPruner(log)
 		var pctx context.Context
 		pctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
 		s.wg.Add(1)
@@ -205,6 +206,20 @@ func (s *Setup) Ready(ctx context.Context) error {
 	}
 	s.done = true
 	return nil
+}
+
+func (s *Setup) newPruner(log *zap.Logger) *Pruner {
+	return &Pruner{Days: s.Retention.Days, Interval: s.Retention.Interval, Pattern: s.Pattern, Indices: s.Cluster, Log: log}
+}
+
+// PruneExpired runs the core-API fallback once, now, whatever the mode,
+// and returns the indices it deleted (see Pruner.Prune). With
+// retention.days 0 it deletes nothing. It blocks for the requests.
+func (s *Setup) PruneExpired(ctx context.Context) ([]string, error) {
+	if s.Retention.Days <= 0 {
+		return nil, nil
+	}
+	return s.newPruner(s.Log).Prune(ctx)
 }
 
 // Close stops the fallback's goroutine and waits for it. It blocks for at
