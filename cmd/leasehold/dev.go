@@ -174,10 +174,10 @@ func newStack(cmd *cobra.Command) (*devstack.Stack, *zap.Logger, error) {
 		return nil, nil, fmt.Errorf("find the leasehold executable: %w", err)
 	}
 	stack, err := devstack.New(devstack.Config{
-		Dir:            c.Dev.Dir,
-		KinesisPort:    c.Dev.KinesisPort,
-		DynamoDBPort:   c.Dev.DynamoDBPort,
-		S3Port:         c.Dev.S3Port,
+		Dir:               c.Dev.Dir,
+		KinesisPort:       c.Dev.KinesisPort,
+		DynamoDBPort:      c.Dev.DynamoDBPort,
+		S3Port:            c.Dev.S3Port,
 		OpenSearchPort:    c.Dev.OpenSearchPort,
 		ElasticsearchPort: c.Dev.ElasticsearchPort,
 		Elasticsearch:     c.Dev.Elasticsearch,

@@ -228,7 +228,9 @@ func (s *Sink) Open(ctx context.Context, shard worker.Shard, dl processors.DeadL
 // every retention.interval when the cluster has no ISM) and returns their
 // names. Safe to call from every worker at once. It blocks for the
 // requests.
-func (s *Sink) PruneExpired(ctx context.Context) ([]string, error) { return s.retention.PruneExpired(ctx) }
+func (s *Sink) PruneExpired(ctx context.Context) ([]string, error) {
+	return s.retention.PruneExpired(ctx)
+}
 
 // Close stops the retention fallback and releases the HTTP client's idle
 // connections. Call it after every shard sink is closed. It blocks for at
