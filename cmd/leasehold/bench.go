@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/leasehold/leasehold/internal/bench"
+	"github.com/leasehold/leasehold/internal/devstack"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -65,13 +66,15 @@ it creates and deletes streams and tables.`,
 func newBenchPipelineCmd() *cobra.Command {
 	var workers, shards, rate int
 	var dur time.Duration
+	var backend string
 	cmd := &cobra.Command{
 		Use:   "pipeline",
 		Short: "End-to-end latency (put → searchable), worker CPU per 1,000 records and peak RSS, with real workers and sinks",
 		Long: `Produces generated CloudFront lines at a steady rate into a new stream on the
 local stack, runs worker processes of this binary with the full pipeline
-(OpenSearch, S3, DynamoDB), and prints a Markdown table: the time from
-PutRecords acknowledged to searchable in OpenSearch (p50, p99, over every
+(OpenSearch or, with --backend elasticsearch, Elasticsearch; S3, DynamoDB),
+and prints a Markdown table: the time from PutRecords acknowledged to
+searchable (p50, p99, over every
 10th record), worker CPU seconds per 1,000 records and peak RSS. Refuses
 endpoints that are not on loopback.`,
 		Args: cobra.NoArgs,
@@ -88,9 +91,19 @@ endpoints that are not on loopback.`,
 			if err != nil {
 				return err
 			}
+			var search bench.SearchBackend
+			switch backend {
+			case "opensearch":
+				search = bench.SearchBackend{Kind: backend, URL: ls.OpenSearch}
+			case "elasticsearch":
+				search = bench.SearchBackend{Kind: backend, URL: ls.Elasticsearch, Username: devstack.ElasticsearchUser,
+					Password: devstack.ElasticsearchPassword, CAFile: ls.ElasticsearchCA}
+			default:
+				return usageError{fmt.Errorf("--backend %q: use opensearch or elasticsearch", backend)}
+			}
 			start := time.Now()
 			res, err := bench.RunPipeline(cmd.Context(), ls.kc, ls.s3c, bench.PipelineConfig{
-				Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, S3: ls.S3, OpenSearch: ls.OpenSearch,
+				Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, S3: ls.S3, OpenSearch: ls.OpenSearch, Search: search,
 				Workers: workers, Shards: shards, Rate: rate, Duration: dur, Progress: cmd.ErrOrStderr(),
 			})
 			if err != nil {
@@ -105,6 +118,7 @@ endpoints that are not on loopback.`,
 	cmd.Flags().IntVar(&shards, "shards", 4, "shards in the benchmark stream")
 	cmd.Flags().IntVar(&rate, "rate", 200, "records per second offered")
 	cmd.Flags().DurationVar(&dur, "duration", 30*time.Second, "how long to produce")
+	cmd.Flags().StringVar(&backend, "backend", "opensearch", "search sink and cluster: opensearch, or elasticsearch (the local stack's, started with 'dev up --with elasticsearch')")
 	return cmd
 }
 

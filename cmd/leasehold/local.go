@@ -14,6 +14,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/internal/config"
+	"github.com/leasehold/leasehold/internal/devstack"
 )
 
 // localStack holds the endpoints and clients of the local stack for the
@@ -21,6 +22,9 @@ import (
 // (bench, demo).
 type localStack struct {
 	Kinesis, DynamoDB, S3, OpenSearch string // endpoint URLs
+	// Elasticsearch is the local Elasticsearch's HTTPS URL and
+	// ElasticsearchCA the CA it generated (when it has started once).
+	Elasticsearch, ElasticsearchCA string
 
 	kc  *kinesis.Client
 	db  *dynamodb.Client
@@ -33,10 +37,15 @@ type localStack struct {
 // builds the clients. Errors are the user's to fix.
 func openLocalStack(ctx context.Context, c config.Config) (localStack, error) {
 	ls := localStack{
-		Kinesis:    endpoint("AWS_ENDPOINT_URL_KINESIS", c.Dev.KinesisPort),
-		DynamoDB:   endpoint("AWS_ENDPOINT_URL_DYNAMODB", c.Dev.DynamoDBPort),
-		S3:         endpoint("AWS_ENDPOINT_URL_S3", c.Dev.S3Port),
-		OpenSearch: fmt.Sprintf("http://127.0.0.1:%d", c.Dev.OpenSearchPort),
+		Kinesis:       endpoint("AWS_ENDPOINT_URL_KINESIS", c.Dev.KinesisPort),
+		DynamoDB:      endpoint("AWS_ENDPOINT_URL_DYNAMODB", c.Dev.DynamoDBPort),
+		S3:            endpoint("AWS_ENDPOINT_URL_S3", c.Dev.S3Port),
+		OpenSearch:    fmt.Sprintf("http://127.0.0.1:%d", c.Dev.OpenSearchPort),
+		Elasticsearch: fmt.Sprintf("https://127.0.0.1:%d", c.Dev.ElasticsearchPort),
+	}
+	if st, err := devstack.New(devstack.Config{Dir: c.Dev.Dir, KinesisPort: c.Dev.KinesisPort, DynamoDBPort: c.Dev.DynamoDBPort,
+		S3Port: c.Dev.S3Port, OpenSearchPort: c.Dev.OpenSearchPort, ElasticsearchPort: c.Dev.ElasticsearchPort}, nil); err == nil {
+		ls.ElasticsearchCA = st.ElasticsearchCAFile()
 	}
 	for _, ep := range []string{ls.Kinesis, ls.DynamoDB, ls.S3} {
 		if err := loopbackOnly(ep); err != nil {

@@ -26,6 +26,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"crypto/tls"
+	"crypto/x509"
+
 	"github.com/leasehold/leasehold/internal/workload"
 )
 
@@ -36,14 +39,57 @@ type PipelineConfig struct {
 	DynamoDB   string
 	S3         string
 	OpenSearch string
-	Workers    int           // default 2
-	Shards     int           // default 4
-	Rate       int           // records per second offered; default 200
-	Duration   time.Duration // how long to produce; default 30s
-	Progress   io.Writer
+	// Search, when its URL is set, is the search backend instead of
+	// OpenSearch (Elasticsearch: `bench pipeline --backend elasticsearch`).
+	Search   SearchBackend
+	Workers  int           // default 2
+	Shards   int           // default 4
+	Rate     int           // records per second offered; default 200
+	Duration time.Duration // how long to produce; default 30s
+	Progress io.Writer
+}
+
+// SearchBackend is the cluster the pipeline's search sink writes to and
+// the benchmark polls.
+type SearchBackend struct {
+	Kind               string // the sink type: opensearch or elasticsearch
+	URL                string
+	Username, Password string
+	CAFile             string // PEM CA for an https URL
+}
+
+// sinkYAML is the search sink's entry in the pipeline config.
+func (b SearchBackend) sinkYAML(index string) string {
+	y := fmt.Sprintf("    - type: %s\n      url: %s\n      index: %s-{yyyy.MM.dd}\n      flush_interval: 200ms\n", b.Kind, b.URL, index)
+	if b.Username != "" {
+		y += fmt.Sprintf("      username: %s\n      password: %s\n", b.Username, b.Password)
+	}
+	if b.CAFile != "" {
+		y += fmt.Sprintf("      tls: {ca_file: %s}\n", b.CAFile)
+	}
+	return y
+}
+
+// client returns an HTTP client that trusts CAFile.
+func (b SearchBackend) client() (*http.Client, error) {
+	if b.CAFile == "" {
+		return http.DefaultClient, nil
+	}
+	pem, err := os.ReadFile(b.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", b.CAFile)
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}, nil
 }
 
 func (c *PipelineConfig) defaults() {
+	if c.Search.URL == "" {
+		c.Search = SearchBackend{Kind: "opensearch", URL: c.OpenSearch}
+	}
 	if c.Workers == 0 {
 		c.Workers = 2
 	}
@@ -64,6 +110,7 @@ func (c *PipelineConfig) defaults() {
 // PipelineResult holds the figures.
 type PipelineResult struct {
 	Workers, Shards, Rate int
+	Backend               string // "OpenSearch" or "Elasticsearch"
 	Records               int
 	Latency               []time.Duration // put acknowledged → searchable in OpenSearch, per sampled record
 	CPUSeconds            float64         // user+system of all worker processes
@@ -88,7 +135,7 @@ func (r PipelineResult) Quantile(q float64) time.Duration {
 // the workers' CPU time and their peak RSS.
 func RunPipeline(ctx context.Context, kc *kinesis.Client, s3c *s3.Client, cfg PipelineConfig) (PipelineResult, error) {
 	cfg.defaults()
-	res := PipelineResult{Workers: cfg.Workers, Shards: cfg.Shards, Rate: cfg.Rate}
+	res := PipelineResult{Workers: cfg.Workers, Shards: cfg.Shards, Rate: cfg.Rate, Backend: productName(cfg.Search.Kind)}
 	say := func(format string, args ...any) { fmt.Fprintf(cfg.Progress, format+"\n", args...) }
 	run := fmt.Sprintf("benchp-%d", time.Now().UnixNano()%1e9)
 	stream, bucket, index := run, run+"-archive", run+"-events"
@@ -124,17 +171,13 @@ pipeline:
     - type: asset_id
       pattern: '^/assets/(?P<asset>[^/]+)/'
   sinks:
-    - type: opensearch
-      url: %s
-      index: %s-{yyyy.MM.dd}
-      flush_interval: 200ms
-    - type: s3
+%s    - type: s3
       bucket: %s
       max_age: 10s
     - type: dynamodb
       table: %s-assets
   dead_letter: {type: s3, bucket: %s}
-`, stream, run, cfg.OpenSearch, index, bucket, run, bucket)
+`, stream, run, cfg.Search.sinkYAML(index), bucket, run, bucket)
 	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
 		return res, err
 	}
@@ -164,6 +207,10 @@ pipeline:
 	say("producing %d records at %d/s for %s into %d shards, %d workers", len(lines), cfg.Rate, cfg.Duration, cfg.Shards, cfg.Workers)
 	// A poller looks the sampled records up while they are produced, so
 	// each one's searchable time is seen within ~100 ms.
+	search, err := cfg.Search.client()
+	if err != nil {
+		return res, fmt.Errorf("search backend: %w", err)
+	}
 	var mu sync.Mutex
 	ackAt := map[string]time.Time{} // event id -> PutRecords acknowledged
 	seen := map[string]time.Time{}
@@ -195,7 +242,7 @@ pipeline:
 				}
 			default:
 			}
-			found, err := searchIDs(cfg.OpenSearch, index, want)
+			found, err := searchIDs(search, cfg.Search, index, want)
 			if err != nil {
 				pollErr <- err
 				return
@@ -327,7 +374,7 @@ func putBatch(ctx context.Context, kc *kinesis.Client, stream string, batch []ge
 }
 
 // searchIDs returns which of the wanted ids are searchable.
-func searchIDs(base, index string, want map[string]time.Time) ([]string, error) {
+func searchIDs(c *http.Client, b SearchBackend, index string, want map[string]time.Time) ([]string, error) {
 	var ids []string
 	for id := range want {
 		ids = append(ids, id)
@@ -339,7 +386,15 @@ func searchIDs(base, index string, want map[string]time.Time) ([]string, error) 
 		ids = ids[:500]
 	}
 	q, _ := json.Marshal(map[string]any{"size": len(ids), "_source": false, "query": map[string]any{"ids": map[string]any{"values": ids}}})
-	resp, err := http.Post(base+"/"+index+"-*/_search", "application/json", strings.NewReader(string(q)))
+	req, err := http.NewRequest(http.MethodPost, b.URL+"/"+index+"-*/_search", strings.NewReader(string(q)))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if b.Username != "" {
+		req.SetBasicAuth(b.Username, b.Password)
+	}
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -392,12 +447,19 @@ func procUsage(pid int) (cpuSeconds float64, peakRSS int64) {
 func PrintPipeline(w io.Writer, r PipelineResult) {
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', tabwriter.Debug)
 	fmt.Fprintf(tw, "| figure\t measured\t\n|---\t---\t\n")
-	fmt.Fprintf(tw, "| end-to-end latency, PutRecords acknowledged → searchable in OpenSearch, p50\t %.2f s\t\n", r.Quantile(0.5).Seconds())
+	fmt.Fprintf(tw, "| end-to-end latency, PutRecords acknowledged → searchable in %s, p50\t %.2f s\t\n", r.Backend, r.Quantile(0.5).Seconds())
 	fmt.Fprintf(tw, "| … p99\t %.2f s\t\n", r.Quantile(0.99).Seconds())
 	fmt.Fprintf(tw, "| worker CPU seconds per 1,000 records (all workers, all sinks)\t %.3f\t\n", r.CPUSeconds/float64(r.Records)*1000)
 	fmt.Fprintf(tw, "| peak RSS of a worker\t %.0f MiB\t\n", float64(r.PeakRSS)/(1<<20))
 	tw.Flush()
-	fmt.Fprintf(w, "\n%d CloudFront records at %d/s into %d shards, %d workers, sinks OpenSearch + S3 + DynamoDB; %d sampled for latency.\n", r.Records, r.Rate, r.Shards, r.Workers, len(r.Latency))
+	fmt.Fprintf(w, "\n%d CloudFront records at %d/s into %d shards, %d workers, sinks %s + S3 + DynamoDB; %d sampled for latency.\n", r.Records, r.Rate, r.Shards, r.Workers, r.Backend, len(r.Latency))
+}
+
+func productName(kind string) string {
+	if kind == "elasticsearch" {
+		return "Elasticsearch"
+	}
+	return "OpenSearch"
 }
 
 func gunzipLines(b []byte) ([]string, error) {
