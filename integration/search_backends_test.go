@@ -65,7 +65,7 @@ type backend struct {
 }
 
 // searchBackends returns both backends, each requiring its service.
-func searchBackends(t *testing.T) []backend {
+func searchBackends(t testing.TB) []backend {
 	e := testenv.Require(t, "opensearch", "elasticsearch")
 	pem, err := os.ReadFile(e.ES.CAFile)
 	if err != nil {
@@ -93,10 +93,13 @@ func (b backend) sinkYAML(index string) string {
 // newSink builds the backend's sink in-process against url (the cluster,
 // or a proxy in front of it), writing to indices prefix-{yyyy.MM.dd},
 // and removes them and the template when the test ends.
-func (b backend) newSink(t *testing.T, url, prefix string, k knobs) searchSink {
+func (b backend) newSink(t testing.TB, url, prefix string, k knobs) searchSink {
 	t.Helper()
 	replicas, shards := 0, 1
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	if _, ok := t.(*testing.B); ok {
+		log = zap.NewNop()
+	}
 	t.Cleanup(func() {
 		b.call(t, http.MethodDelete, "/"+prefix+"-*?expand_wildcards=all", "", nil, true)
 		b.call(t, http.MethodDelete, "/_index_template/"+prefix, "", nil, true)
@@ -105,7 +108,7 @@ func (b backend) newSink(t *testing.T, url, prefix string, k knobs) searchSink {
 	var err error
 	switch b.name {
 	case "opensearch":
-		s, err = opensearch.New(t.Context(), opensearch.Config{
+		s, err = opensearch.New(context.Background(), opensearch.Config{
 			URL: url, Index: prefix + "-{yyyy.MM.dd}", Replicas: &replicas, Shards: &shards,
 			FlushBytes: opensearch.ByteSize(k.flushBytes), FlushInterval: k.flushInterval,
 			BackoffMin: 20 * time.Millisecond, BackoffMax: 500 * time.Millisecond, RequestTimeout: 10 * time.Second,
@@ -121,7 +124,7 @@ func (b backend) newSink(t *testing.T, url, prefix string, k knobs) searchSink {
 		if strings.HasPrefix(url, "https:") {
 			c.TLS.CAFile = b.caFile
 		}
-		s, err = elasticsearch.New(t.Context(), c, log)
+		s, err = elasticsearch.New(context.Background(), c, log)
 	}
 	if err != nil {
 		t.Fatalf("%s sink: %v", b.name, err)
@@ -133,7 +136,7 @@ func (b backend) newSink(t *testing.T, url, prefix string, k knobs) searchSink {
 // call sends a request to the cluster itself and decodes a JSON answer
 // into out (nil to discard). A status above 299 fails the test unless
 // lenient (cleanup).
-func (b backend) call(t *testing.T, method, path, body string, out any, lenient bool) int {
+func (b backend) call(t testing.TB, method, path, body string, out any, lenient bool) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -464,6 +467,44 @@ func TestSearchBackendsRetention(t *testing.T) {
 			if strings.Join(after, ",") != strings.Join(want, ",") {
 				t.Fatalf("after pruning: %v, want %v", after, want)
 			}
+		})
+	}
+}
+
+// BenchmarkSearchBackendsBulk indexes 10,000 events per iteration through
+// one shard sink of each backend (default flush_bytes, one request in
+// flight) and reports documents per second, side by side:
+//
+//	go test -run '^$' -bench SearchBackendsBulk -benchtime 3x ./integration/
+func BenchmarkSearchBackendsBulk(b *testing.B) {
+	for _, be := range searchBackends(b) {
+		b.Run(be.name, func(b *testing.B) {
+			prefix := testenv.Name(b, "sbb")
+			s := be.newSink(b, be.url, prefix, knobs{})
+			ss, err := s.Open(b.Context(), worker.Shard{StreamName: "events", ShardID: "shardId-000000000000"}, &osDL{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ss.Close()
+			const n = 10000
+			msgs := osEvents("bench", 0, n)
+			var seq int
+			b.ResetTimer()
+			for b.Loop() {
+				for _, m := range msgs { // new positions each round; same ids (overwrites)
+					seq++
+					m.Record.SequenceNumber = fmt.Sprintf("%030d", seq)
+				}
+				for i := 0; i < n; i += 500 {
+					if err := ss.Write(b.Context(), msgs[i:i+500]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := ss.Flush(b.Context()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "docs/s")
 		})
 	}
 }
