@@ -3,6 +3,7 @@ package searchbulk
 import (
 	"context"
 	"errors"
+	"net/http"
 	"sort"
 	"strings"
 	"sync"
@@ -180,5 +181,25 @@ func TestSetup(t *testing.T) {
 				t.Fatalf("template %s lacks %s", f.template, tt.wantInTmpl)
 			}
 		})
+	}
+}
+
+func TestConnAuthorize(t *testing.T) {
+	for _, tt := range []struct {
+		c    Conn
+		want string
+	}{
+		{Conn{}, ""},
+		{Conn{Username: "u", Password: "p"}, "Basic dTpw"},
+		{Conn{APIKey: "a2V5"}, "ApiKey a2V5"},
+	} {
+		r, _ := http.NewRequest(http.MethodGet, "http://x", nil)
+		tt.c.Authorize(r)
+		if got := r.Header.Get("Authorization"); got != tt.want {
+			t.Errorf("%+v: Authorization %q, want %q", tt.c, got, tt.want)
+		}
+	}
+	if _, err := (Conn{CAFile: "/nonexistent.pem"}).Client(); err == nil || !strings.Contains(err.Error(), "ca_file") {
+		t.Errorf("missing CA: %v", err)
 	}
 }
