@@ -14,7 +14,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 echo "== starting the local stack"
-./bin/leasehold dev up
+./bin/leasehold dev up --with elasticsearch # the search-backend suite runs against both clusters
 started=1
 ./bin/leasehold dev status
 

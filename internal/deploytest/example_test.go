@@ -7,6 +7,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/config"
 	"github.com/leasehold/leasehold/processors"
+	"github.com/leasehold/leasehold/processors/elasticsearch"
 	"github.com/leasehold/leasehold/processors/transform"
 )
 
@@ -51,5 +52,35 @@ func TestExamplePipelineIsValid(t *testing.T) {
 	}
 	if got := strings.Join(types, ","); got != "opensearch,s3,dynamodb" || spec.DeadLetter.Type != "s3" {
 		t.Errorf("sinks %s, dead letter %s", got, spec.DeadLetter.Type)
+	}
+}
+
+// TestExampleElasticsearchIsValid checks examples/elasticsearch.yaml: it
+// loads, and its sink's options decode strictly and validate (the
+// connection itself needs the local Elasticsearch).
+func TestExampleElasticsearchIsValid(t *testing.T) {
+	c, err := config.Load("../../examples/elasticsearch.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := processors.ParseSpec(&c.Pipeline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(spec.Sinks) != 1 || spec.Sinks[0].Type != "elasticsearch" {
+		t.Fatalf("sinks %+v", spec.Sinks)
+	}
+	var es elasticsearch.Config
+	if err := spec.Sinks[0].Options.Decode(&es); err != nil {
+		t.Fatal(err)
+	}
+	if err := es.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if es.Retention.Days != 400 || es.Password != "leasehold-dev" {
+		t.Errorf("decoded %+v", es)
 	}
 }
