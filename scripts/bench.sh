@@ -12,12 +12,15 @@ trap 'rm -rf "$tmp"' EXIT
 [ -f "$out" ] && sed -n '/^## Explorer/,$p' "$out" > "$tmp/explorer.md"
 
 go build -o bin/leasehold ./cmd/leasehold
-./bin/leasehold dev up >&2
+./bin/leasehold dev up --with elasticsearch >&2
 
 echo "== lease protocol (about 2 minutes)" >&2
 ./bin/leasehold bench leases > "$tmp/leases.md"
 echo "== pipeline end to end (about 1 minute)" >&2
 ./bin/leasehold bench pipeline > "$tmp/pipeline.md"
+echo "== search backends side by side (about 4 minutes)" >&2
+./bin/leasehold bench pipeline --backend elasticsearch > "$tmp/pipeline-es.md"
+go test -run '^$' -bench SearchBackendsBulk -benchtime 3x ./integration/ > "$tmp/backends.txt"
 echo "== Go benchmarks (one core)" >&2
 go test -run '^$' -bench 'Chain$' -benchtime=2s -cpu 1 ./processors/transform/ > "$tmp/chain.txt"
 go test -run '^$' -bench 'ParseLine|ParseToJSON' -benchtime=1s -cpu 1 ./cloudfront/ > "$tmp/parse.txt"
@@ -65,6 +68,18 @@ mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo)
   echo "parse → useragent → anonymize_ip → asset_id into OpenSearch, S3 and DynamoDB."
   echo
   sed -n '3,$p' "$tmp/pipeline.md"
+  echo
+  echo "## OpenSearch and Elasticsearch side by side"
+  echo
+  echo "The same pipeline and the same bulk engine (\`processors/searchbulk\`) into the local"
+  echo "OpenSearch 2.19 and Elasticsearch 8.19 (each a single node, 512 MiB heap; Elasticsearch over"
+  echo "HTTPS with basic auth, as its zip ships)."
+  echo
+  echo "| figure | command | OpenSearch | Elasticsearch |"
+  echo "|---|---|---|---|"
+  echo "| bulk throughput, one shard sink, 10,000 events per round | \`go test -run '^\$' -bench SearchBackendsBulk -benchtime 3x ./integration/\` | $(field "$tmp/backends.txt" 'SearchBackendsBulk/opensearch' docs/s) docs/s | $(field "$tmp/backends.txt" 'SearchBackendsBulk/elasticsearch' docs/s) docs/s |"
+  echo "| put → searchable, p50 / p99 | \`bin/leasehold bench pipeline [--backend elasticsearch]\` | $(awk -F'|' '/p50/ {gsub(/ /,"",$3); print $3}' "$tmp/pipeline.md") / $(awk -F'|' '/p99/ {gsub(/ /,"",$3); print $3}' "$tmp/pipeline.md") | $(awk -F'|' '/p50/ {gsub(/ /,"",$3); print $3}' "$tmp/pipeline-es.md") / $(awk -F'|' '/p99/ {gsub(/ /,"",$3); print $3}' "$tmp/pipeline-es.md") |"
+  echo "| worker CPU seconds per 1,000 records (all sinks) | same | $(awk -F'|' '/CPU seconds/ {gsub(/ /,"",$3); print $3}' "$tmp/pipeline.md") | $(awk -F'|' '/CPU seconds/ {gsub(/ /,"",$3); print $3}' "$tmp/pipeline-es.md") |"
   echo
   echo "## Throughput per core — Go benchmarks (\`-cpu 1\`)"
   echo
