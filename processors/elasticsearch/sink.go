@@ -189,6 +189,12 @@ func (s *Sink) Close(ctx context.Context) error {
 // requests.
 func (s *Sink) PruneExpired(ctx context.Context) ([]string, error) { return s.setup.PruneExpired(ctx) }
 
+// State reports, for metrics and readiness, the shards whose writes fail
+// and are being retried (and which of them the cluster refuses until an
+// operator acts), and the bytes buffered over all shards. It does not
+// block; safe for concurrent use.
+func (s *Sink) State() processors.SinkState { return s.engine.State() }
+
 // Stats returns the bulk engine's counters. It does not block; safe for
 // concurrent use.
 func (s *Sink) Stats() searchbulk.Stats { return s.engine.Stats() }

@@ -4,47 +4,11 @@ import (
 	"encoding/json"
 	"reflect"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/leasehold/leasehold/event"
 )
-
-func TestAppendJSONStringMatchesEncodingJSON(t *testing.T) {
-	tests := []string{"", "plain", `q"uote\back`, "tab\tnl\ncr\r", "\x00\x01\x1f\x7f", "ünïcode 東京 🙂", "bad\xffutf8\xc3(", "<html>&"}
-	for _, s := range tests {
-		t.Run(s, func(t *testing.T) {
-			got := appendJSONString(nil, s)
-			var back string
-			if err := json.Unmarshal(got, &back); err != nil {
-				t.Fatalf("%s: %v", got, err)
-			}
-			want, _ := json.Marshal(s)
-			var wantBack string
-			_ = json.Unmarshal(want, &wantBack)
-			if back != wantBack {
-				t.Fatalf("decodes to %q, encoding/json's to %q", back, wantBack)
-			}
-		})
-	}
-}
-
-func TestAppendItemIsTwoNDJSONLines(t *testing.T) {
-	e := event.Event{EventTime: time.Unix(0, 0).UTC(), EventType: event.TypeView, EventID: `id"1`, Source: event.SourceApp}
-	got := string(appendItem(nil, []byte("idx-1970.01.01"), e.EventID, &e))
-	lines := strings.Split(got, "\n")
-	if len(lines) != 3 || lines[2] != "" {
-		t.Fatalf("want two lines ending in a newline: %q", got)
-	}
-	var act action
-	if err := json.Unmarshal([]byte(lines[0]), &act); err != nil || act.Index.Index != "idx-1970.01.01" || act.Index.ID != `id"1` {
-		t.Fatalf("action %q: %+v %v", lines[0], act, err)
-	}
-	if lines[1] != string(e.AppendJSON(nil)) {
-		t.Fatalf("document %q", lines[1])
-	}
-}
 
 // TestMappingsCoverEveryEventField fails when event.Event gains a field
 // that the template does not map.

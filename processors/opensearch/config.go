@@ -4,12 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"gopkg.in/yaml.v3"
 
 	"github.com/leasehold/leasehold/processors/searchbulk"
 )
@@ -143,42 +140,11 @@ type SigV4Config struct {
 }
 
 // ByteSize is a byte count that decodes from YAML as an integer or a
-// string with a unit: B, KB, MB, KiB, MiB (e.g. "5MiB", "512KB").
-type ByteSize int64
-
-// UnmarshalYAML implements yaml.Unmarshaler.
-func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: want a byte size such as 5MiB", n.Line)
-	}
-	v, err := ParseByteSize(n.Value)
-	if err != nil {
-		return fmt.Errorf("line %d: %w", n.Line, err)
-	}
-	*b = v
-	return nil
-}
+// string with a unit (searchbulk.ByteSize: "5MiB", "512KB").
+type ByteSize = searchbulk.ByteSize
 
 // ParseByteSize parses "5242880", "5MiB", "512 KB" and the like.
-func ParseByteSize(s string) (ByteSize, error) {
-	t := strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"KB", 1000}, {"MB", 1000 * 1000}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a byte size; use a number of bytes or a unit B, KB, MB, KiB, MiB", s)
-	}
-	return ByteSize(n * mult), nil
-}
+func ParseByteSize(s string) (ByteSize, error) { return searchbulk.ParseByteSize(s) }
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -199,8 +165,8 @@ func (c Config) withDefaults() Config {
 		c.Template = &on
 	}
 	if c.TemplateName == "" {
-		if p, err := parseIndexPattern(c.Index); err == nil {
-			c.TemplateName = p.templateName()
+		if p, err := searchbulk.ParseIndexPattern(c.Index); err == nil {
+			c.TemplateName = p.TemplateName()
 		}
 	}
 	if c.TemplatePriority == nil {
@@ -260,7 +226,7 @@ func (c Config) Validate() error {
 			bad("%s: put credentials in username and password, not in the URL", name)
 		}
 	}
-	if _, err := parseIndexPattern(c.Index); err != nil {
+	if _, err := searchbulk.ParseIndexPattern(c.Index); err != nil {
 		bad("index: %v", err)
 	}
 	switch {
@@ -291,7 +257,7 @@ func (c Config) Validate() error {
 	if *c.Template && c.TemplateName == "" {
 		bad("template_name: required when index has no literal prefix")
 	}
-	if *c.Template && !validIndexName(c.TemplateName) {
+	if *c.Template && !searchbulk.ValidIndexName(c.TemplateName) {
 		bad("template_name: %q is not a valid name (lowercase, no spaces or \\/*?\"<>|,#)", c.TemplateName)
 	}
 	if n := c.Shards; n != nil && *n < 1 {

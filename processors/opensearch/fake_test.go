@@ -289,7 +289,7 @@ func testConfig(f *fakeCluster) Config {
 }
 
 // newTestSink builds a sink against f and opens a shard sink.
-func newTestSink(t *testing.T, cfg Config) (*Sink, *shardSink, *memDL) {
+func newTestSink(t *testing.T, cfg Config) (*Sink, processors.ShardSink, *memDL) {
 	t.Helper()
 	s, err := New(t.Context(), cfg, zap.NewNop())
 	if err != nil {
@@ -302,7 +302,7 @@ func newTestSink(t *testing.T, cfg Config) (*Sink, *shardSink, *memDL) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ss.Close() })
-	return s, ss.(*shardSink), dl
+	return s, ss, dl
 }
 
 // day0 is the first event day of the test messages.

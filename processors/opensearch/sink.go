@@ -79,14 +79,12 @@ func Register(r *processors.Registry) {
 // state shared by the shard sinks it opens. Safe for concurrent use.
 type Sink struct {
 	cfg      Config // with defaults; read-only after New
-	pattern  indexPattern
+	pattern  searchbulk.IndexPattern
 	client   *osclient.Client
 	api      *opensearchapi.Client
 	template []byte // PUT _index_template body
 	log      *zap.Logger
-	stats    counters
-	stalls   processors.Stalls // shards whose bulk requests fail and are retried
-	buffered atomic.Int64      // bytes accepted by every shard sink, not yet durable
+	engine   *searchbulk.Engine // buffering, bulk requests, retries: shared with the elasticsearch sink
 
 	retention *searchbulk.Setup // the ISM policy or the core-API fallback
 
@@ -110,7 +108,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Sink, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	pattern, err := parseIndexPattern(cfg.Index)
+	pattern, err := searchbulk.ParseIndexPattern(cfg.Index)
 	if err != nil {
 		return nil, fmt.Errorf("%w: index: %w", ErrConfig, err)
 	}
@@ -126,15 +124,16 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Sink, error) {
 		return nil, fmt.Errorf("opensearch: new client: %w", err)
 	}
 	s.api = opensearchapi.NewFromClient(s.client)
-	shared, err := searchbulk.ParseIndexPattern(cfg.Index)
-	if err != nil {
-		return nil, fmt.Errorf("%w: index: %w", ErrConfig, err)
-	}
-	s.retention = &searchbulk.Setup{Retention: cfg.Retention, Pattern: shared, Cluster: lifecycle{s}, Log: s.log}
+	s.retention = &searchbulk.Setup{Retention: cfg.Retention, Pattern: pattern, Cluster: lifecycle{s}, Log: s.log}
+	s.engine = searchbulk.NewEngine(searchbulk.Options{
+		Product: "opensearch", Name: cfg.Name,
+		FlushBytes: int64(cfg.FlushBytes), MaxBufferBytes: int64(cfg.MaxBufferBytes), FlushInterval: cfg.FlushInterval,
+		MaxRetries: cfg.MaxRetries, BackoffMin: cfg.BackoffMin, BackoffMax: cfg.BackoffMax, RequestTimeout: cfg.RequestTimeout,
+	}, pattern, cluster{s}, s.log)
 	if *cfg.Template {
 		switch err := s.ensureTemplate(ctx); {
 		case err == nil:
-			s.log.Info("index template installed", zap.String("template", cfg.TemplateName), zap.String("pattern", pattern.wildcard()))
+			s.log.Info("index template installed", zap.String("template", cfg.TemplateName), zap.String("pattern", pattern.Wildcard()))
 		case processors.IsPermanent(err) || isAuthError(err):
 			_ = s.client.Close()
 			return nil, err
@@ -217,10 +216,7 @@ func (s *Sink) Name() string { return s.cfg.Name }
 // ErrStopped). dl receives the documents the cluster rejects permanently;
 // Open fails only without one. It does not block.
 func (s *Sink) Open(ctx context.Context, shard worker.Shard, dl processors.DeadLetterer) (processors.ShardSink, error) {
-	if dl == nil {
-		return nil, errors.New("opensearch: Open needs a dead-letterer")
-	}
-	return s.open(ctx, shard, dl), nil
+	return s.engine.Open(ctx, shard, dl)
 }
 
 // PruneExpired deletes, now, the event-time indices older than
@@ -244,39 +240,14 @@ func (s *Sink) Close(context.Context) error {
 }
 
 // Stats is a snapshot of a Sink's counters, summed over its shards since
-// New.
-type Stats struct {
-	DocsIndexed       int64 // items the cluster accepted (created or updated)
-	ItemsRetried      int64 // items resent after a retryable item failure (429, 5xx)
-	ItemsDeadLettered int64 // documents handed to the dead-letterer (rejected, too large, not parsed)
-	BulkRequests      int64 // bulk requests sent, retries included
-	BulkBytes         int64 // request body bytes sent, retries included
-	RequestErrors     int64 // bulk requests that failed as a whole (transport error or non-2xx)
-}
+// New (the bulk engine's, searchbulk.Stats).
+type Stats = searchbulk.Stats
 
 // Stats returns the counters. It does not block; safe for concurrent use.
-func (s *Sink) Stats() Stats {
-	return Stats{
-		DocsIndexed:       s.stats.docs.Load(),
-		ItemsRetried:      s.stats.retried.Load(),
-		ItemsDeadLettered: s.stats.deadLettered.Load(),
-		BulkRequests:      s.stats.requests.Load(),
-		BulkBytes:         s.stats.bytes.Load(),
-		RequestErrors:     s.stats.requestErrors.Load(),
-	}
-}
+func (s *Sink) Stats() Stats { return s.engine.Stats() }
 
 // State reports, for metrics and readiness, the shards whose writes fail
 // and are being retried (and which of them the cluster refuses until an
 // operator acts: ErrCannotWrite), and the bytes buffered over all shards.
 // It does not block; safe for concurrent use.
-func (s *Sink) State() processors.SinkState {
-	var st processors.SinkState
-	s.stalls.Fill(&st)
-	st.BufferedBytes = s.buffered.Load()
-	return st
-}
-
-type counters struct {
-	docs, retried, deadLettered, requests, bytes, requestErrors atomic.Int64
-}
+func (s *Sink) State() processors.SinkState { return s.engine.State() }

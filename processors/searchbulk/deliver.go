@@ -36,12 +36,15 @@ func (ss *shardSink) deliver(ctx context.Context, b batch) error {
 }
 
 // deliverChunk indexes one chunk and dead-letters what fails permanently.
+// The messages are shared with the other sinks, which read them while this
+// flusher runs: failures are marked on copies (FailedCopy), never on the
+// messages themselves.
 func (ss *shardSink) deliverChunk(ctx context.Context, buf []byte, chunk []item) error {
 	var failed []*processors.Message
 	var send []int
 	for i := range chunk {
 		if it := &chunk[i]; it.fail != nil {
-			failed = append(failed, failedCopy(it.msg, ss.s.opts.Name, 0, it.fail))
+			failed = append(failed, it.msg.FailedCopy(ss.s.opts.Name, 0, it.fail))
 		} else {
 			send = append(send, i)
 		}
@@ -69,9 +72,11 @@ func (ss *shardSink) deliverChunk(ctx context.Context, buf []byte, chunk []item)
 }
 
 // send indexes chunk[i] for i in idx until each is indexed or failed for
-// good, and returns the failed messages (marked with Fail). Retryable
-// item failures are resent alone; a retryable request failure resends the
-// same request; a 413 splits it in halves.
+// good, and returns copies of the failed messages, marked with their
+// failure. Retryable item failures — throttling, and the cluster refusing
+// writes until an operator acts (ErrCannotWrite) — are resent alone; a
+// retryable request failure resends the same request; a 413 splits it in
+// halves. Only a bad document is ever failed.
 func (ss *shardSink) send(ctx context.Context, buf []byte, chunk []item, idx []int) ([]*processors.Message, error) {
 	var failed []*processors.Message
 	var scratch []byte
@@ -105,7 +110,7 @@ func (ss *shardSink) send(ctx context.Context, buf []byte, chunk []item, idx []i
 			case errors.Is(err, ErrTooLarge):
 				it := &chunk[idx[0]]
 				err := processors.Permanent(fmt.Errorf("%w: the cluster answered 413 to it alone (%d bytes): %w", ErrDocumentTooLarge, len(body), err))
-				return append(failed, failedCopy(it.msg, ss.s.opts.Name, attempt, err)), nil
+				return append(failed, it.msg.FailedCopy(ss.s.opts.Name, attempt, err)), nil
 			case processors.IsPermanent(err):
 				return nil, err
 			}
@@ -126,7 +131,7 @@ func (ss *shardSink) send(ctx context.Context, buf []byte, chunk []item, idx []i
 			err := itemFailure(ss.s.opts.Product, it.index, it.id, r)
 			switch {
 			case processors.IsPermanent(err):
-				failed = append(failed, failedCopy(it.msg, ss.s.opts.Name, attempt, err))
+				failed = append(failed, it.msg.FailedCopy(ss.s.opts.Name, attempt, err))
 				continue
 			case errors.Is(err, ErrCannotWrite):
 				cannotWrite = err
@@ -145,27 +150,22 @@ func (ss *shardSink) send(ctx context.Context, buf []byte, chunk []item, idx []i
 		}
 		idx = retry
 	}
-	if !ss.stallStart.IsZero() {
-		ss.log.Info(ss.s.opts.Product+" writes succeed again", zap.Duration("failed_for", time.Since(ss.stallStart).Round(time.Millisecond)))
-		ss.stallStart, ss.cannotWrite = time.Time{}, false
+	if d := ss.s.stalls.Recovered(ss.shard.ShardID); d > 0 {
+		ss.log.Info(ss.s.opts.Product+" writes succeed again", zap.Duration("failed_for", d.Round(time.Millisecond)))
 	}
 	return failed, nil
 }
 
-// stalled logs a failed attempt that will be retried: retry of the sent
-// documents failed with err. A cluster that refuses writes until an
-// operator acts is logged at Error when it starts (then Warn per retry, as
-// for throttling); the shard waits either way. Called by the flusher only.
+// stalled records and logs a failed attempt that will be retried: retry
+// of the sent documents failed with err. A cluster that refuses writes
+// until an operator acts is logged at Error when it starts (then Warn per
+// retry, as for throttling); the shard waits either way.
 func (ss *shardSink) stalled(attempt, retry, sent int, err error) {
-	if ss.stallStart.IsZero() {
-		ss.stallStart = time.Now()
-	}
 	cannotWrite := errors.Is(err, ErrCannotWrite)
-	news := cannotWrite && !ss.cannotWrite
-	ss.cannotWrite = ss.cannotWrite || cannotWrite
+	news := ss.s.stalls.Failed(ss.shard.ShardID, err, cannotWrite)
 	fields := []zap.Field{zap.Int("attempt", attempt), zap.Int("retry", retry), zap.Int("of", sent), zap.Error(err)}
 	switch {
-	case news:
+	case cannotWrite && news:
 		ss.log.Error(ss.s.opts.Product+" cannot write; the shard waits and retries until an operator fixes the cluster (nothing is dead-lettered)", fields...)
 	case cannotWrite:
 		ss.log.Warn(ss.s.opts.Product+" still cannot write; retrying", fields...)

@@ -63,6 +63,9 @@ type Engine struct {
 	cluster Cluster
 	log     *zap.Logger
 	stats   counters
+	stalls  processors.Stalls // shards whose bulk requests fail and are retried
+	// buffered is the bytes accepted by every shard sink, not yet durable.
+	buffered atomic.Int64
 }
 
 // NewEngine returns an engine that names indices with pattern and talks to
@@ -107,6 +110,17 @@ func (e *Engine) Stats() Stats {
 	}
 }
 
+// State reports, for metrics and readiness, the shards whose writes fail
+// and are being retried (and which of them the cluster refuses until an
+// operator acts: ErrCannotWrite), and the bytes buffered over all shards.
+// It does not block; safe for concurrent use.
+func (e *Engine) State() processors.SinkState {
+	var st processors.SinkState
+	e.stalls.Fill(&st)
+	st.BufferedBytes = e.buffered.Load()
+	return st
+}
+
 type counters struct {
 	docs, retried, deadLettered, requests, bytes, requestErrors atomic.Int64
 }
@@ -143,12 +157,4 @@ func DocID(dst []byte, m *processors.Message, stream string) []byte {
 	dst = append(dst, r.SequenceNumber...)
 	dst = append(dst, '-')
 	return strconv.AppendInt(dst, r.SubSequenceNumber, 10)
-}
-
-// failedCopy returns a copy of m marked failed: the message itself is
-// shared with the pipeline's other sinks, which read it concurrently.
-func failedCopy(m *processors.Message, stage string, attempts int, err error) *processors.Message {
-	cp := *m
-	cp.Fail(stage, attempts, err)
-	return &cp
 }

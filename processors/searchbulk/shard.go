@@ -45,11 +45,6 @@ type shardSink struct {
 	done   chan struct{}      // closed when run returns
 	kick   chan struct{}      // capacity 1: "look at the buffer now"
 
-	// Used by the flusher only (run), no lock: when its writes started
-	// failing, and whether the cluster refused them until an operator acts.
-	stallStart  time.Time
-	cannotWrite bool
-
 	// Used by Write only (shard goroutine), no lock.
 	namer   indexNamer
 	scratch []byte // for ids
@@ -137,6 +132,7 @@ func (ss *shardSink) appendLocked(m *processors.Message) {
 		it.end = it.off
 	}
 	ss.buffered += it.size()
+	ss.s.buffered.Add(int64(it.size()))
 	b.items = append(b.items, it)
 	ss.accepted++
 }
@@ -191,6 +187,11 @@ func (ss *shardSink) Durable() checkpoint.Position {
 func (ss *shardSink) Close() error {
 	ss.cancel()
 	<-ss.done
+	ss.mu.Lock()
+	ss.s.buffered.Add(-int64(ss.buffered))
+	ss.buffered = 0
+	ss.mu.Unlock()
+	ss.s.stalls.Forget(ss.shard.ShardID)
 	return nil
 }
 
@@ -271,6 +272,7 @@ func (ss *shardSink) advance(items []item) {
 	ss.durableN += uint64(len(items))
 	ss.durable = items[len(items)-1].msg.Position()
 	ss.buffered -= bytes
+	ss.s.buffered.Add(-int64(bytes))
 	close(ss.changed)
 	ss.changed = make(chan struct{})
 }

@@ -17,7 +17,8 @@ const (
 
 // Mappings returns the explicit mappings of the index template: one entry
 // for every field of event.Event (see docs/EVENTS.md). Identifiers and
-// enumerations are keyword; client_ip is ip; free text that users search
+// enumerations are keyword; counts, sizes, byte offsets and durations are
+// long; client_ip is ip; free text that users search
 // by words (user_agent, referrer, uri) is keyword for aggregations with a
 // text sub-field; properties is one field of its own so that producers'
 // free-form keys neither conflict nor explode the mapping: flat_object on
@@ -81,12 +82,31 @@ func Mappings(f Flavor) map[string]any {
 			"time_taken_ms": typ("long"),
 			"protocol":      kw(),
 			"content_type":  longKw(1024),
-			"properties":    freeForm,
+			// CloudFront's fields after the first 26: how the response was
+			// served. A 206 with its range and content_length tells a partial
+			// transfer from a full download.
+			"time_to_first_byte_ms": typ("long"),
+			"protocol_version":      kw(),
+			"tls_protocol":          kw(),
+			"tls_cipher":            kw(),
+			"content_length":        typ("long"),
+			"range_start":           typ("long"),
+			"range_end":             typ("long"),
+			"request_bytes":         typ("long"),
+			"client_port":           typ("integer"),
+			"edge_response_result":  kw(),
+			"edge_detailed_result":  kw(),
+			"properties":            freeForm,
 			"source_record": object(map[string]any{
 				"stream":              kw(),
 				"shard_id":            kw(),
 				"sequence_number":     kw(),
 				"sub_sequence_number": typ("long"),
+			}),
+			"asset": object(map[string]any{
+				"title":      withText(1024),
+				"type":       kw(),
+				"collection": longKw(1024),
 			}),
 		},
 	}

@@ -1,4 +1,4 @@
-package opensearch
+package searchbulk
 
 import (
 	"testing"
@@ -10,7 +10,7 @@ func TestIndexPattern(t *testing.T) {
 	tests := []struct {
 		pattern, name, wildcard, template string
 	}{
-		{DefaultIndex, "leasehold-events-2024.03.09", "leasehold-events-*", "leasehold-events"},
+		{"leasehold-events-{yyyy.MM.dd}", "leasehold-events-2024.03.09", "leasehold-events-*", "leasehold-events"},
 		{"web-{yyyy-MM}", "web-2024-03", "web-*", "web"},
 		{"web-{yyyy.MM.dd.HH}", "web-2024.03.09.23", "web-*", "web"},
 		{"a{yyyy}b{MM}", "a2024b03", "a*b*", "a"},
@@ -18,17 +18,17 @@ func TestIndexPattern(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.pattern, func(t *testing.T) {
-			p, err := parseIndexPattern(tt.pattern)
+			p, err := ParseIndexPattern(tt.pattern)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := p.name(at); got != tt.name {
+			if got := p.Name(at); got != tt.name {
 				t.Errorf("name = %q, want %q", got, tt.name)
 			}
-			if got := p.wildcard(); got != tt.wildcard {
+			if got := p.Wildcard(); got != tt.wildcard {
 				t.Errorf("wildcard = %q, want %q", got, tt.wildcard)
 			}
-			if got := p.templateName(); got != tt.template {
+			if got := p.TemplateName(); got != tt.template {
 				t.Errorf("templateName = %q, want %q", got, tt.template)
 			}
 		})
@@ -36,7 +36,7 @@ func TestIndexPattern(t *testing.T) {
 }
 
 func TestIndexNamerUsesUTCDayAndCaches(t *testing.T) {
-	p, _ := parseIndexPattern(DefaultIndex)
+	p, _ := ParseIndexPattern("leasehold-events-{yyyy.MM.dd}")
 	n := indexNamer{p: p}
 	plus2 := time.FixedZone("+02", 2*3600)
 	tests := []struct {
