@@ -272,16 +272,15 @@ func TestSearchBackendsWorkersIndexExactlyOnce(t *testing.T) {
 			f.start("p2", env...)
 			f.start("p3", env...)
 			putAll(t, kc, stream, phase2)
-			var docs, distinct int
 			for deadline := time.Now().Add(120 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
-				if docs, distinct = b.count(t, index+"-*"); docs >= len(exp.ids) {
+				if docs, _ := b.count(t, index+"-*"); docs >= len(exp.ids) {
 					break
 				}
 			}
 			time.Sleep(2 * time.Second) // let a duplicate, if any, arrive
 			f.stop("p2")
 			f.stop("p3")
-			docs, distinct = b.count(t, index+"-*")
+			docs, distinct := b.count(t, index+"-*")
 			t.Logf("%s: %d records, %d distinct events; %d documents at the crash (not checkpointed), %d after the replay, %d distinct ids",
 				b.name, len(phase1)+len(phase2), len(exp.ids), pre, docs, distinct)
 			if docs != len(exp.ids) || distinct != len(exp.ids) {

@@ -129,7 +129,7 @@ func (l lifecycle) call(ctx context.Context, op, method, path, body string) ([]b
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := l.s.client.Perform(req)
+	resp, err := l.s.client.Stream(req)
 	if err != nil {
 		return nil, 0, searchbulk.RequestFailure(&searchbulk.RequestError{Op: op, Err: err})
 	}
