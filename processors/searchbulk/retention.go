@@ -262,9 +262,11 @@ type Pruner struct {
 	Now func() time.Time
 }
 
-// Prune deletes the expired indices once and returns their names. It
-// blocks for one list and one delete per expired index. Deletes that fail
-// are reported together; the others still happen.
+// Prune deletes the expired indices once and returns their names (an
+// index another worker deleted meanwhile is among them: its delete
+// answered 404, which counts as done). It blocks for one list and one
+// delete per expired index. Deletes that fail are reported together; the
+// others still happen.
 func (p *Pruner) Prune(ctx context.Context) ([]string, error) {
 	now := time.Now
 	if p.Now != nil {
