@@ -21,6 +21,7 @@ echo "== pipeline end to end (about 1 minute)" >&2
 echo "== search backends side by side (about 4 minutes)" >&2
 ./bin/leasehold bench pipeline --backend elasticsearch > "$tmp/pipeline-es.md"
 go test -run '^$' -bench SearchBackendsBulk -benchtime 3x ./integration/ > "$tmp/backends.txt"
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== Go benchmarks (one core)" >&2
 go test -run '^$' -bench 'Chain$' -benchtime=2s -cpu 1 ./processors/transform/ > "$tmp/chain.txt"
 go test -run '^$' -bench 'ParseLine|ParseToJSON' -benchtime=1s -cpu 1 ./cloudfront/ > "$tmp/parse.txt"
@@ -73,7 +74,7 @@ mem=$(awk '/MemTotal/ { printf "%.0f GiB", $2/1048576 }' /proc/meminfo)
   echo
   echo "The same pipeline and the same bulk engine (\`processors/searchbulk\`) into the local"
   echo "OpenSearch 2.19 and Elasticsearch 8.19 (each a single node, 512 MiB heap; Elasticsearch over"
-  echo "HTTPS with basic auth, as its zip ships)."
+  echo "HTTPS with basic auth, as its zip ships). Load average after these runs: $load."
   echo
   echo "| figure | command | OpenSearch | Elasticsearch |"
   echo "|---|---|---|---|"
