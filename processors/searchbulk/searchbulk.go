@@ -1,8 +1,19 @@
 // Package searchbulk is what the search sinks share that speak the
-// OpenSearch / Elasticsearch _bulk API: how a bulk item (one index action
-// and its document) is encoded, and how a failed item or request is
-// classified. The OpenSearch sink uses it; an Elasticsearch sink must use
-// the same two functions, so that both treat every answer alike.
+// OpenSearch / Elasticsearch _bulk API — processors/opensearch on
+// opensearch-go and processors/elasticsearch on go-elasticsearch — so that
+// both treat every document and every answer alike:
+//
+//   - how a bulk item (one index action and its document) is encoded
+//     (AppendIndex, DocID) and which index it goes to (IndexPattern);
+//   - how a failed item or request is classified (Classify,
+//     RequestFailure);
+//   - the Engine: per-shard buffering, bulk requests in order, retries,
+//     dead letters and the durable position, over a small Cluster
+//     interface each sink implements on its client;
+//   - the index template's mappings and body (Mappings, Template);
+//   - retention (Retention, Setup, Pruner): the cluster's lifecycle
+//     management where it has it, else deleting expired indices by name;
+//   - Conn, what a reader of either cluster needs.
 //
 // # Classification
 //
