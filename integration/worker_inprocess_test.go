@@ -33,7 +33,7 @@ func TestWorkersInProcess(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := worker.Config{
-			StreamName: stream, IdleTime: 100 * time.Millisecond, CheckpointInterval: 500 * time.Millisecond, ShutdownGrace: 10 * time.Second,
+			StreamName: stream, IdleTime: 200 * time.Millisecond, MaxReadRate: 5, CheckpointInterval: 500 * time.Millisecond, ShutdownGrace: 10 * time.Second,
 			Lease: lease.Config{WorkerID: id, Duration: 3 * time.Second, SafetyMargin: time.Second, RenewInterval: time.Second, TakeInterval: 300 * time.Millisecond},
 		}
 		w, err := worker.New(kc, lease.NewDynamoStore(db, table), sink.Factory(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))

@@ -18,11 +18,36 @@ type Config struct {
 	// checkpoint.AtTimestamp(t). Shards created by resharding always start
 	// at TRIM_HORIZON so no child record is skipped.
 	InitialPosition checkpoint.Position
-	// MaxRecords per GetRecords call, 1–10000. Default 1000.
+	// MaxRecords per GetRecords call, 1–10000. Default 10000 (Kinesis'
+	// most). While a shard is behind, a call asks for fewer: as many as
+	// fit in one ceiling interval's share of ReadBytesPerSecond at the
+	// shard's recent record size, so a batch stays about 1 MB at the
+	// defaults and the shard is still read at its full byte rate.
 	MaxRecords int
-	// IdleTime between GetRecords calls when a shard returned nothing.
-	// Default 250ms.
+	// IdleTime is the time from the start of one GetRecords call on a
+	// shard to the start of the next while the shard is caught up (the
+	// last call returned less than a full batch and MillisBehindLatest
+	// at most BehindThreshold). Default 1s: one call per second per
+	// shard, and a record waits about half of it (0.5 s) at the median.
+	// At least 1/MaxReadRate.
 	IdleTime time.Duration
+	// MaxReadRate is the ceiling of GetRecords calls per second on one
+	// shard, also while the shard is behind. Kinesis answers at most 5
+	// per second per shard, shared by every consumer of the stream (a
+	// Firehose, a Lambda, another application); the default 2 leaves the
+	// rest to them. Above 0, at most 5.
+	MaxReadRate float64
+	// BehindThreshold: a shard whose last GetRecords reported more
+	// MillisBehindLatest than this is behind and read again as soon as
+	// MaxReadRate and ReadBytesPerSecond allow (as is one that returned a
+	// full batch). Default 1s.
+	BehindThreshold time.Duration
+	// ReadBytesPerSecond is the read rate a consumer keeps to on one
+	// shard: after a call returned B bytes, the next waits B divided by
+	// this since the call began. Kinesis serves 2 MiB per second per
+	// shard to all its consumers together and refuses calls for 5 s after
+	// a 10 MiB response. Default 2,000,000; at most 2 MiB (2097152).
+	ReadBytesPerSecond int
 	// CheckpointInterval: how often a consumer checkpoints what is durable
 	// while it runs (every flush at shutdown and handoff checkpoints
 	// too). Default 5s.
@@ -42,10 +67,19 @@ func (c *Config) defaults() {
 		c.InitialPosition = checkpoint.Position{Sequence: checkpoint.TrimHorizon}
 	}
 	if c.MaxRecords == 0 {
-		c.MaxRecords = 1000
+		c.MaxRecords = 10000
 	}
 	if c.IdleTime == 0 {
-		c.IdleTime = 250 * time.Millisecond
+		c.IdleTime = time.Second
+	}
+	if c.MaxReadRate == 0 {
+		c.MaxReadRate = 2
+	}
+	if c.BehindThreshold == 0 {
+		c.BehindThreshold = time.Second
+	}
+	if c.ReadBytesPerSecond == 0 {
+		c.ReadBytesPerSecond = 2_000_000
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = 5 * time.Second
@@ -73,6 +107,18 @@ func (c Config) Validate() error {
 		if _, ok := p.Timestamp(); !ok {
 			errs = append(errs, fmt.Errorf("worker: initial position %q is not TRIM_HORIZON, LATEST or AT_TIMESTAMP", p.Sequence))
 		}
+	}
+	switch {
+	case c.MaxReadRate <= 0 || c.MaxReadRate > MaxReadRateLimit:
+		errs = append(errs, fmt.Errorf("worker: max read rate %v out of range: above 0, at most %d GetRecords calls per second per shard (the Kinesis limit)", c.MaxReadRate, MaxReadRateLimit))
+	case c.IdleTime < time.Duration(float64(time.Second)/c.MaxReadRate):
+		errs = append(errs, fmt.Errorf("worker: idle time %s is shorter than the max read rate allows (%v calls per second: at least %s)", c.IdleTime, c.MaxReadRate, time.Duration(float64(time.Second)/c.MaxReadRate)))
+	}
+	if c.BehindThreshold < 0 {
+		errs = append(errs, fmt.Errorf("worker: behind threshold %s must not be negative", c.BehindThreshold))
+	}
+	if c.ReadBytesPerSecond < 100_000 || c.ReadBytesPerSecond > MaxReadBytesPerSecond {
+		errs = append(errs, fmt.Errorf("worker: read bytes per second %d out of range 100000-%d (the Kinesis limit)", c.ReadBytesPerSecond, MaxReadBytesPerSecond))
 	}
 	if c.ShutdownGrace < time.Second {
 		errs = append(errs, fmt.Errorf("worker: shutdown grace %s below 1s", c.ShutdownGrace))

@@ -74,6 +74,8 @@ func (c *consumer) run(ctx context.Context) {
 	}
 	c.log.Info("shard started", zap.String("from", c.pos.String()), zap.Int64("epoch", c.lease.Epoch))
 	backoff := newBackoff()
+	pace := newPacer(c.w.cfg)
+	counts := c.w.metrics.shard(c.lease.ShardID)
 	for {
 		select {
 		case <-ctx.Done():
@@ -83,10 +85,23 @@ func (c *consumer) run(ctx context.Context) {
 			return
 		default:
 		}
-		out, err := c.w.kin.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(c.w.cfg.MaxRecords))})
+		limit, start := pace.limit(), time.Now()
+		out, err := c.w.kin.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: iter, Limit: aws.Int32(int32(limit))}, noSDKRetry)
+		counts.calls.Add(1)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
+			}
+			if isThrottle(err) {
+				counts.throttled.Add(1)
+				next := pace.throttled(start)
+				if pace.throttles == 1 {
+					c.log.Warn("get records throttled; backing off", zap.Error(err), zap.Duration("wait", time.Until(next)))
+				}
+				if !c.sleep(ctx, time.Until(next)) {
+					return
+				}
+				continue
 			}
 			var expired *types.ExpiredIteratorException
 			if errors.As(err, &expired) {
@@ -111,6 +126,8 @@ func (c *consumer) run(ctx context.Context) {
 		backoff.reset()
 		c.w.metrics.observeLag(c.lease.ShardID, out.MillisBehindLatest)
 		c.behind = aws.ToInt64(out.MillisBehindLatest)
+		got := read{start: start, limit: limit, records: len(out.Records), bytes: recordBytes(out.Records), millisBehind: c.behind}
+		counts.bytes.Add(int64(got.bytes))
 		recs := c.userRecords(out.Records)
 		if len(recs) > 0 {
 			if err := proc.Process(ctx, recs); err != nil {
@@ -134,7 +151,7 @@ func (c *consumer) run(ctx context.Context) {
 				return
 			}
 		}
-		if len(out.Records) == 0 && !c.sleep(ctx, c.w.cfg.IdleTime) {
+		if !c.sleep(ctx, time.Until(pace.next(got))) {
 			return
 		}
 	}
@@ -143,6 +160,9 @@ func (c *consumer) run(ctx context.Context) {
 // sleep waits d; false if ctx ended. A stop request cuts the wait short
 // (the loop picks the request up next).
 func (c *consumer) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -94,7 +94,8 @@ func (f *fakeKinesis) GetRecords(ctx context.Context, in *kinesis.GetRecordsInpu
 	}
 	recs := f.records[shard]
 	end := min(idx+2, len(recs)) // two records per call, to exercise iteration
-	out := &kinesis.GetRecordsOutput{Records: recs[idx:end], MillisBehindLatest: aws.Int64(0)}
+	// Behind by a second per record left: the consumer reads on at once.
+	out := &kinesis.GetRecordsOutput{Records: recs[idx:end], MillisBehindLatest: aws.Int64(int64(len(recs)-end) * 1000)}
 	if end == len(recs) && f.closed[shard] != nil {
 		out.ChildShards = f.closed[shard]
 		return out, nil // NextShardIterator nil: shard end
@@ -163,7 +164,7 @@ func aggregate(t *testing.T, n int, prefix string) []byte {
 func newTestWorker(t *testing.T, kin KinesisAPI, store lease.Store, c *collector) *Worker {
 	t.Helper()
 	w, err := New(kin, store, c.factory, Config{
-		StreamName: "st", IdleTime: 10 * time.Millisecond, CheckpointInterval: 10 * time.Millisecond, ShutdownGrace: 5 * time.Second,
+		StreamName: "st", IdleTime: 200 * time.Millisecond, MaxReadRate: 5, CheckpointInterval: 10 * time.Millisecond, ShutdownGrace: 5 * time.Second,
 		Lease: lease.Config{WorkerID: "w", Duration: time.Second, SafetyMargin: 300 * time.Millisecond, RenewInterval: 200 * time.Millisecond, TakeInterval: 50 * time.Millisecond},
 	}, zap.NewNop())
 	if err != nil {
@@ -295,7 +296,7 @@ func TestInitialPositionOnlyAppliesToShardsWithoutCheckpoint(t *testing.T) {
 			store := leasetest.NewFake()
 			c := &collector{got: map[string][]string{}}
 			w, err := New(kin, store, c.factory, Config{
-				StreamName: "st", InitialPosition: tc.start, IdleTime: 10 * time.Millisecond, ShutdownGrace: 5 * time.Second,
+				StreamName: "st", InitialPosition: tc.start, IdleTime: 200 * time.Millisecond, MaxReadRate: 5, ShutdownGrace: 5 * time.Second,
 				Lease: lease.Config{WorkerID: "w", Duration: time.Second, SafetyMargin: 300 * time.Millisecond, RenewInterval: 200 * time.Millisecond, TakeInterval: 50 * time.Millisecond},
 			}, zap.NewNop())
 			if err != nil {

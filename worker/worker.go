@@ -279,7 +279,8 @@ type metrics struct {
 	recordsIn   atomic.Int64
 	checkpoints atomic.Int64
 	lagMu       sync.Mutex
-	lag         map[string]int64 // shard -> MillisBehindLatest
+	lag         map[string]int64         // shard -> MillisBehindLatest
+	reads       map[string]*readCounters // shard -> GetRecords counts; guarded by lagMu
 }
 
 func (m *metrics) observeLag(shard string, ms *int64) {
@@ -303,12 +304,23 @@ type Stats struct {
 	// MillisBehind is each held shard's MillisBehindLatest from its last
 	// GetRecords.
 	MillisBehind map[string]int64
+	// Reads counts GetRecords by shard, for every shard this worker has
+	// read since it started.
+	Reads map[string]ShardReads
+}
+
+// ShardReads counts one shard's GetRecords calls by this worker.
+type ShardReads struct {
+	Calls     int64 // every call, throttled ones included
+	Throttled int64 // refused with ProvisionedThroughputExceeded
+	Bytes     int64 // data and partition key bytes read
 }
 
 // Stats returns the worker's counters. Safe for concurrent use.
 func (w *Worker) Stats() Stats {
 	s := Stats{RecordsIn: w.metrics.recordsIn.Load(), Checkpoints: w.metrics.checkpoints.Load(), Lease: w.coord.Stats()}
 	s.MillisBehind = map[string]int64{}
+	s.Reads = map[string]ShardReads{}
 	w.metrics.lagMu.Lock()
 	held := w.coord.Held()
 	for shard := range held {
@@ -316,6 +328,9 @@ func (w *Worker) Stats() Stats {
 		if ms, ok := w.metrics.lag[shard]; ok {
 			s.MillisBehind[shard] = ms
 		}
+	}
+	for shard, rc := range w.metrics.reads {
+		s.Reads[shard] = ShardReads{Calls: rc.calls.Load(), Throttled: rc.throttled.Load(), Bytes: rc.bytes.Load()}
 	}
 	w.metrics.lagMu.Unlock()
 	return s

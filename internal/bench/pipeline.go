@@ -161,7 +161,7 @@ func RunPipeline(ctx context.Context, kc *kinesis.Client, s3c *s3.Client, cfg Pi
 	conf := filepath.Join(dir, "leasehold.yaml")
 	yaml := fmt.Sprintf(`stream: {name: %s}
 lease: {table: %s-leases}
-worker: {metrics_addr: "127.0.0.1:0", idle_time: 200ms, checkpoint_interval: 2s}
+worker: {metrics_addr: "127.0.0.1:0", checkpoint_interval: 2s}
 log: {level: warn}
 pipeline:
   processors:

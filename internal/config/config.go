@@ -67,8 +67,11 @@ type Lease struct {
 // Worker configures one worker process.
 type Worker struct {
 	ID                 string        `yaml:"id" doc:"worker id; default hostname-pid"`
-	MaxRecords         int           `yaml:"max_records" doc:"GetRecords limit per call (1-10000)"`
-	IdleTime           time.Duration `yaml:"idle_time" doc:"pause between GetRecords calls when a shard returned nothing"`
+	MaxRecords         int           `yaml:"max_records" doc:"most records per GetRecords call (1-10000); a shard that is behind is read in calls of about read_bytes_per_second / max_read_rate bytes, which may be fewer"`
+	IdleTime           time.Duration `yaml:"idle_time" doc:"time from one GetRecords call on a shard to the next while the shard is caught up; a record waits about half of it at the median (at least 1 / max_read_rate)"`
+	MaxReadRate        float64       `yaml:"max_read_rate" doc:"most GetRecords calls per second on one shard, also while it is behind (above 0, at most 5: Kinesis' limit per shard, shared by every consumer of the stream)"`
+	BehindThreshold    time.Duration `yaml:"behind_threshold" doc:"a shard whose last GetRecords reported more MillisBehindLatest than this, or returned a full batch, is read again as soon as max_read_rate and read_bytes_per_second allow"`
+	ReadBytesPerSecond int           `yaml:"read_bytes_per_second" doc:"read rate kept to on one shard: after a call returned B bytes the next waits B / this (100000-2097152; Kinesis serves 2 MiB/s per shard to all consumers together and refuses calls for 5 s after a 10 MiB response)"`
 	ShutdownGrace      time.Duration `yaml:"shutdown_grace" doc:"on SIGTERM, the longest a worker takes to flush, checkpoint, release and exit"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval" doc:"how often a shard checkpoints what its sinks have made durable"`
 	MetricsAddr        string        `yaml:"metrics_addr" doc:"address for /metrics, /healthz and /readyz (127.0.0.1:0 picks a free port; empty disables)"`
@@ -171,8 +174,11 @@ func Default() Config {
 			ShardSync:     60 * time.Second,
 		},
 		Worker: Worker{
-			MaxRecords:         1000,
-			IdleTime:           250 * time.Millisecond,
+			MaxRecords:         10000,
+			IdleTime:           time.Second,
+			MaxReadRate:        2,
+			BehindThreshold:    time.Second,
+			ReadBytesPerSecond: 2_000_000,
 			ShutdownGrace:      20 * time.Second,
 			CheckpointInterval: 5 * time.Second,
 			MetricsAddr:        "127.0.0.1:9464",
@@ -374,8 +380,17 @@ func (c Config) Validate() error {
 	if w.MaxRecords < 1 || w.MaxRecords > 10000 {
 		bad("worker.max_records", "%d is out of range; Kinesis allows 1 to 10000", w.MaxRecords)
 	}
-	if w.IdleTime < 0 {
-		bad("worker.idle_time", "must not be negative")
+	switch {
+	case w.MaxReadRate <= 0 || w.MaxReadRate > 5:
+		bad("worker.max_read_rate", "%v is out of range; use above 0 and at most 5 GetRecords calls per second per shard, the Kinesis limit shared by every consumer of the shard (default 2)", w.MaxReadRate)
+	case w.IdleTime < time.Duration(float64(time.Second)/w.MaxReadRate):
+		bad("worker.idle_time", "%s is shorter than worker.max_read_rate allows (%v calls per second: at least %s; default 1s)", w.IdleTime, w.MaxReadRate, time.Duration(float64(time.Second)/w.MaxReadRate))
+	}
+	if w.BehindThreshold < 0 {
+		bad("worker.behind_threshold", "must not be negative")
+	}
+	if w.ReadBytesPerSecond < 100_000 || w.ReadBytesPerSecond > 2<<20 {
+		bad("worker.read_bytes_per_second", "%d is out of range; use 100000 to 2097152 (2 MiB, the Kinesis limit per shard; default 2000000)", w.ReadBytesPerSecond)
 	}
 	if w.CheckpointInterval < 100*time.Millisecond {
 		bad("worker.checkpoint_interval", "%s is too short; use at least 100ms (default 5s)", w.CheckpointInterval)

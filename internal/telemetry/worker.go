@@ -11,6 +11,7 @@ type WorkerCollector struct {
 	stats func() worker.Stats
 
 	recordsIn, checkpoints, held, behind                        *prometheus.Desc
+	getRecords, throttled, readBytes                            *prometheus.Desc
 	taken, handedOff, released, lost, requested, heartbeatFails *prometheus.Desc
 }
 
@@ -25,6 +26,9 @@ func NewWorkerCollector(stats func() worker.Stats) *WorkerCollector {
 		checkpoints:    d("checkpoints_total", "Checkpoints written."),
 		held:           d("leases_held", "Shard leases this worker processes."),
 		behind:         d("shard_millis_behind_latest", "MillisBehindLatest of the shard's last GetRecords.", "shard_id"),
+		getRecords:     d("getrecords_total", "GetRecords calls on the shard, throttled ones included; rate() is the shard's calls per second (at most worker.max_read_rate).", "shard_id"),
+		throttled:      d("getrecords_throttled_total", "GetRecords calls on the shard refused with ProvisionedThroughputExceeded (the shard's 5 calls or 2 MB per second, shared by every consumer, were used up).", "shard_id"),
+		readBytes:      d("getrecords_bytes_total", "Data and partition key bytes read from the shard.", "shard_id"),
 		taken:          d("leases_taken_total", "Leases taken (unowned, expired owner, granted handoff, or own lease re-taken)."),
 		handedOff:      d("leases_handed_off_total", "Leases handed to another worker for balance."),
 		released:       d("leases_released_total", "Leases released (shutdown, shard end)."),
@@ -36,7 +40,7 @@ func NewWorkerCollector(stats func() worker.Stats) *WorkerCollector {
 
 // Describe implements prometheus.Collector.
 func (c *WorkerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.recordsIn, c.checkpoints, c.held, c.behind, c.taken, c.handedOff, c.released, c.lost, c.requested, c.heartbeatFails} {
+	for _, d := range []*prometheus.Desc{c.recordsIn, c.checkpoints, c.held, c.behind, c.getRecords, c.throttled, c.readBytes, c.taken, c.handedOff, c.released, c.lost, c.requested, c.heartbeatFails} {
 		ch <- d
 	}
 }
@@ -52,6 +56,11 @@ func (c *WorkerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.held, prometheus.GaugeValue, float64(len(s.Shards)))
 	for shard, ms := range s.MillisBehind {
 		ch <- prometheus.MustNewConstMetric(c.behind, prometheus.GaugeValue, float64(ms), shard)
+	}
+	for shard, r := range s.Reads {
+		ch <- prometheus.MustNewConstMetric(c.getRecords, prometheus.CounterValue, float64(r.Calls), shard)
+		ch <- prometheus.MustNewConstMetric(c.throttled, prometheus.CounterValue, float64(r.Throttled), shard)
+		ch <- prometheus.MustNewConstMetric(c.readBytes, prometheus.CounterValue, float64(r.Bytes), shard)
 	}
 	counter(c.taken, s.Lease.Taken)
 	counter(c.handedOff, s.Lease.HandedOff)

@@ -1,0 +1,162 @@
+package worker
+
+import (
+	"errors"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+)
+
+// Kinesis limits that pacing respects (per shard, shared by every consumer
+// of the shard that reads with GetRecords).
+const (
+	// MaxReadRateLimit is the most GetRecords calls per second a shard
+	// answers; more are refused with ProvisionedThroughputExceeded.
+	MaxReadRateLimit = 5
+	// MaxReadBytesPerSecond is a shard's read rate (2 MiB/s): a 10 MiB
+	// response makes the shard refuse calls for the next 5 seconds.
+	MaxReadBytesPerSecond = 2 << 20
+)
+
+// Throttled GetRecords calls back off exponentially with jitter, from
+// about throttleBase to at most throttleMax.
+const (
+	throttleBase = time.Second
+	throttleMax  = 10 * time.Second
+)
+
+// pacer decides when a shard's consumer calls GetRecords next: promptly
+// (never above the ceiling) while the shard is behind, one idle interval
+// after the previous call while it is caught up, never faster than the
+// shard's read rate allows for the bytes just read, and with jittered
+// exponential backoff after ProvisionedThroughputExceeded. It only
+// computes times; the consumer sleeps. Not safe for concurrent use: each
+// consumer owns one.
+type pacer struct {
+	idle       time.Duration // start to start while caught up
+	gap        time.Duration // start to start at least (1 / ceiling)
+	behind     int64         // MillisBehindLatest above which the shard is behind
+	byteRate   float64       // bytes per second the shard may be read at
+	maxRecords int           // the configured most records per call
+	jitter     func(n int64) int64
+
+	recordSize float64 // bytes per Kinesis record in the last batch that had any
+	throttles  int     // consecutive throttled calls
+}
+
+// newPacer returns the pacer for cfg (after cfg.defaults()).
+func newPacer(cfg Config) *pacer {
+	return &pacer{
+		idle:       cfg.IdleTime,
+		gap:        time.Duration(float64(time.Second) / cfg.MaxReadRate),
+		behind:     cfg.BehindThreshold.Milliseconds(),
+		byteRate:   float64(cfg.ReadBytesPerSecond),
+		maxRecords: cfg.MaxRecords,
+		jitter:     rand.Int64N,
+		recordSize: 1024, // until a batch says otherwise
+	}
+}
+
+// limit is the Limit for the next call: as many records as one ceiling
+// interval's share of the byte rate holds at the recent record size, at
+// most maxRecords. A shard that is behind is then read in batches of
+// about byteRate/ceiling bytes (1 MB at the defaults) at the full byte
+// rate, instead of 10 MiB batches followed by 5 s pauses.
+func (p *pacer) limit() int {
+	n := int(p.byteRate * p.gap.Seconds() / p.recordSize)
+	return max(1, min(n, p.maxRecords))
+}
+
+// read is what one successful GetRecords call returned.
+type read struct {
+	start        time.Time // when the call was sent
+	limit        int       // the call's Limit
+	records      int       // Kinesis records (an aggregate counts once)
+	bytes        int       // data and partition key bytes
+	millisBehind int64
+}
+
+// behindTip reports whether the shard has more to read at once: a full
+// batch, or the response says the shard's tip is further away than the
+// threshold.
+func (p *pacer) behindTip(r read) bool {
+	return r.records >= r.limit || r.millisBehind > p.behind
+}
+
+// next returns when the call after r may start.
+func (p *pacer) next(r read) time.Time {
+	p.throttles = 0
+	if r.records > 0 {
+		p.recordSize = max(1, float64(r.bytes)/float64(r.records))
+	}
+	wait := p.idle
+	if p.behindTip(r) {
+		wait = p.gap
+	}
+	wait = max(wait, p.gap, p.bytesTime(r.bytes))
+	return r.start.Add(wait)
+}
+
+// bytesTime is how long reading n bytes occupies the shard's read rate.
+func (p *pacer) bytesTime(n int) time.Duration {
+	return time.Duration(float64(n) / p.byteRate * float64(time.Second))
+}
+
+// throttled returns when to retry after a call sent at start was refused
+// with ProvisionedThroughputExceeded: after a jittered wait that doubles
+// with each refusal in a row (throttleBase/2 to throttleBase the first
+// time, at most throttleMax), and never before the ceiling allows.
+func (p *pacer) throttled(start time.Time) time.Time {
+	d := min(throttleBase<<min(p.throttles, 8), throttleMax)
+	p.throttles++
+	wait := d/2 + time.Duration(p.jitter(int64(d/2)+1))
+	return start.Add(max(wait, p.gap))
+}
+
+// isThrottle reports a GetRecords refused for the shard's read limits.
+func isThrottle(err error) bool {
+	var pte *types.ProvisionedThroughputExceededException
+	return errors.As(err, &pte)
+}
+
+// noSDKRetry turns the SDK's own retries off for GetRecords: a throttled
+// call retried at once by the SDK would spend more of the shard's 5 calls
+// per second that the pacer is trying to leave alone. The consumer's loop
+// retries every failure itself, paced.
+func noSDKRetry(o *kinesis.Options) { o.RetryMaxAttempts = 1 }
+
+// recordBytes is what Kinesis counts against a shard's read rate for
+// records: data plus partition keys.
+func recordBytes(rs []types.Record) int {
+	n := 0
+	for _, r := range rs {
+		n += len(r.Data) + len(aws.ToString(r.PartitionKey))
+	}
+	return n
+}
+
+// readCounters count one shard's GetRecords calls for the metrics; the
+// consumer adds, Stats reads.
+type readCounters struct {
+	calls, throttled, bytes atomic.Int64
+}
+
+// shard returns the counters of shardID, created on first use. They live
+// as long as the worker, so a shard that comes back counts on.
+func (m *metrics) shard(shardID string) *readCounters {
+	m.lagMu.Lock()
+	defer m.lagMu.Unlock()
+	if m.reads == nil {
+		m.reads = map[string]*readCounters{}
+	}
+	rc := m.reads[shardID]
+	if rc == nil {
+		rc = &readCounters{}
+		m.reads[shardID] = rc
+	}
+	return rc
+}
