@@ -70,7 +70,7 @@ releases its leases so peers take them at once, within worker.shutdown_grace.`,
 				return usageError{err}
 			}
 			reg.MustRegister(telemetry.NewWorkerCollector(w.Stats))
-			stopMetrics, err := serveMetrics(c.Worker.MetricsAddr, reg, w, proc.ready, log)
+			stopMetrics, err := serveMetrics(c.Worker.MetricsAddr, c.Worker.Pprof, reg, w, proc.ready, log)
 			if err != nil {
 				return usageError{err}
 			}
@@ -86,7 +86,7 @@ releases its leases so peers take them at once, within worker.shutdown_grace.`,
 // current or while a sink cannot write (sinksReady, which may be nil).
 // The server outlives the worker's graceful shutdown: the returned func
 // stops it after Run returned.
-func serveMetrics(addr string, reg *prometheus.Registry, w *worker.Worker, sinksReady func() error, log *zap.Logger) (func(), error) {
+func serveMetrics(addr string, withPprof bool, reg *prometheus.Registry, w *worker.Worker, sinksReady func() error, log *zap.Logger) (func(), error) {
 	if addr == "" {
 		return func() {}, nil
 	}
@@ -98,6 +98,9 @@ func serveMetrics(addr string, reg *prometheus.Registry, w *worker.Worker, sinks
 	}, sinksReady))
 	if err != nil {
 		return nil, fmt.Errorf("worker.metrics_addr: %w", err)
+	}
+	if withPprof {
+		srv.ServePprof()
 	}
 	log.Info("metrics listening", zap.String("addr", srv.Addr()))
 	ctx, cancel := context.WithCancel(context.Background())

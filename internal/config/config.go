@@ -75,6 +75,7 @@ type Worker struct {
 	ShutdownGrace      time.Duration `yaml:"shutdown_grace" doc:"on SIGTERM, the longest a worker takes to flush, checkpoint, release and exit"`
 	CheckpointInterval time.Duration `yaml:"checkpoint_interval" doc:"how often a shard checkpoints what its sinks have made durable"`
 	MetricsAddr        string        `yaml:"metrics_addr" doc:"address for /metrics, /healthz and /readyz (127.0.0.1:0 picks a free port; empty disables)"`
+	Pprof              bool          `yaml:"pprof" doc:"also serve Go's profiler under /debug/pprof/ on metrics_addr (CPU and heap profiles; keep metrics_addr private)"`
 	FileSink           string        `yaml:"file_sink" doc:"append every record to this NDJSON file (the worker's sink until the processor pipeline lands)"`
 }
 
@@ -391,6 +392,9 @@ func (c Config) Validate() error {
 	}
 	if w.ReadBytesPerSecond < 100_000 || w.ReadBytesPerSecond > 2<<20 {
 		bad("worker.read_bytes_per_second", "%d is out of range; use 100000 to 2097152 (2 MiB, the Kinesis limit per shard; default 2000000)", w.ReadBytesPerSecond)
+	}
+	if w.Pprof && w.MetricsAddr == "" {
+		bad("worker.pprof", "needs worker.metrics_addr: the profiler is served there")
 	}
 	if w.CheckpointInterval < 100*time.Millisecond {
 		bad("worker.checkpoint_interval", "%s is too short; use at least 100ms (default 5s)", w.CheckpointInterval)

@@ -61,6 +61,12 @@ func TestBadInputNamesTheKey(t *testing.T) {
 		{name: "at timestamp without time", env: []string{"LEASEHOLD_STREAM_INITIAL_POSITION=AT_TIMESTAMP"}, want: "stream.initial_timestamp"},
 		{name: "max records range", env: []string{"LEASEHOLD_WORKER_MAX_RECORDS=20000"}, want: "worker.max_records: 20000 is out of range"},
 		{name: "port range", env: []string{"LEASEHOLD_DEV_S3_PORT=70000"}, want: "dev.s3_port"},
+		{name: "read rate above the Kinesis limit", env: []string{"LEASEHOLD_WORKER_MAX_READ_RATE=8"}, want: "worker.max_read_rate: 8 is out of range"},
+		{name: "read rate zero", env: []string{"LEASEHOLD_WORKER_MAX_READ_RATE=0"}, want: "worker.max_read_rate: 0 is out of range"},
+		{name: "idle time under the ceiling", env: []string{"LEASEHOLD_WORKER_IDLE_TIME=250ms"}, want: "worker.idle_time: 250ms is shorter than worker.max_read_rate allows (2 calls per second: at least 500ms"},
+		{name: "negative behind threshold", env: []string{"LEASEHOLD_WORKER_BEHIND_THRESHOLD=-1s"}, want: "worker.behind_threshold"},
+		{name: "read bytes above the Kinesis limit", env: []string{"LEASEHOLD_WORKER_READ_BYTES_PER_SECOND=4000000"}, want: "worker.read_bytes_per_second: 4000000 is out of range"},
+		{name: "pprof without a metrics address", env: []string{"LEASEHOLD_WORKER_PPROF=true", "LEASEHOLD_WORKER_METRICS_ADDR="}, want: "worker.pprof: needs worker.metrics_addr"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,6 +25,7 @@ import (
 type Server struct {
 	ln    net.Listener
 	srv   *http.Server
+	mux   *http.ServeMux
 	ready func() error
 }
 
@@ -46,8 +48,20 @@ func Listen(addr string, reg *prometheus.Registry, ready func() error) (*Server,
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	s.mux = mux
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
+}
+
+// ServePprof adds Go's profiler under /debug/pprof/ (CPU and heap
+// profiles, goroutine dumps). Call it before Run, and only on an address
+// that only operators reach: a profile shows the process's internals.
+func (s *Server) ServePprof() {
+	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 }
 
 // Addr is the bound address.
