@@ -1,15 +1,18 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/leasehold/leasehold/internal/bench"
 	"github.com/leasehold/leasehold/internal/devstack"
+	"github.com/leasehold/leasehold/internal/faultproxy"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -65,18 +68,34 @@ it creates and deletes streams and tables.`,
 
 func newBenchPipelineCmd() *cobra.Command {
 	var workers, shards, rate int
-	var dur time.Duration
-	var backend string
+	var dur, warmup, backlog time.Duration
+	var backend, sink, consumer, profileDir string
+	var noLimits bool
 	cmd := &cobra.Command{
 		Use:   "pipeline",
-		Short: "End-to-end latency (put → searchable), worker CPU per 1,000 records and peak RSS, with real workers and sinks",
+		Short: "End-to-end latency, GetRecords calls per shard-second, worker CPU per 1,000 records and peak RSS, with real workers",
 		Long: `Produces generated CloudFront lines at a steady rate into a new stream on the
-local stack, runs worker processes of this binary with the full pipeline
-(OpenSearch or, with --backend elasticsearch, Elasticsearch; S3, DynamoDB),
-and prints a Markdown table: the time from PutRecords acknowledged to
-searchable (p50, p99, over every
-10th record), worker CPU seconds per 1,000 records and peak RSS. Refuses
-endpoints that are not on loopback.`,
+local stack, runs worker processes of this binary, and prints a Markdown
+table. Refuses endpoints that are not on loopback.
+
+--sink full (default) runs the whole pipeline (OpenSearch or, with
+--backend elasticsearch, Elasticsearch; S3, DynamoDB) and measures the time
+from PutRecords acknowledged to searchable (p50, p99, over every 10th
+record), GetRecords calls per shard-second, worker CPU seconds per 1,000
+records and peak RSS.
+
+--sink file measures the read path alone: each worker appends every record
+to a file (worker.file_sink), everything else at its defaults. Workers read
+through a proxy that enforces AWS's GetRecords limits per shard (5 calls
+and 2 MiB per second, shared by all consumers; --no-limits lifts them) and
+counts every call by shard. It prints GetRecords calls per shard-second,
+the most calls one shard got in any second, throttled calls, CPU seconds
+per 1,000 records and put → processed latency over a steady window (after
+--warmup), and with --backlog the catch-up: that many seconds' worth of
+records are put before any worker starts. --consumer runs another consumer
+instead of leasehold workers, for comparisons (see docs/BENCHMARKS.md for
+what it is given and must write). --profile-dir saves a CPU profile of
+each worker over the steady window.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := loadConfig(cmd)
@@ -91,6 +110,29 @@ endpoints that are not on loopback.`,
 			if err != nil {
 				return err
 			}
+			start := time.Now()
+			switch sink {
+			case "file":
+				rc := bench.ReadsConfig{Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, Workers: workers, Shards: shards,
+					Rate: rate, Duration: dur, Warmup: warmup, Backlog: backlog, Consumer: strings.Fields(consumer),
+					ProfileDir: profileDir, Progress: cmd.ErrOrStderr()}
+				if noLimits {
+					rc.Limits = &faultproxy.KinesisLimits{}
+				}
+				res, err := bench.RunReads(cmd.Context(), ls.kc, rc)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "leasehold bench pipeline --sink file — %s, %d cores, took %s\n\n", time.Now().UTC().Format("2006-01-02"), numCPU(), time.Since(start).Round(time.Second))
+				bench.PrintReads(cmd.OutOrStdout(), res)
+				return nil
+			case "full":
+			default:
+				return usageError{fmt.Errorf("--sink %q: use full or file", sink)}
+			}
+			if consumer != "" || backlog != 0 {
+				return usageError{errors.New("--consumer and --backlog need --sink file")}
+			}
 			var search bench.SearchBackend
 			switch backend {
 			case "opensearch":
@@ -101,7 +143,6 @@ endpoints that are not on loopback.`,
 			default:
 				return usageError{fmt.Errorf("--backend %q: use opensearch or elasticsearch", backend)}
 			}
-			start := time.Now()
 			res, err := bench.RunPipeline(cmd.Context(), ls.kc, ls.s3c, bench.PipelineConfig{
 				Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, S3: ls.S3, OpenSearch: ls.OpenSearch, Search: search,
 				Workers: workers, Shards: shards, Rate: rate, Duration: dur, Progress: cmd.ErrOrStderr(),
@@ -114,11 +155,17 @@ endpoints that are not on loopback.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&sink, "sink", "full", "full (the search backend, S3, DynamoDB) or file (the read path alone)")
 	cmd.Flags().IntVar(&workers, "workers", 2, "worker processes")
 	cmd.Flags().IntVar(&shards, "shards", 4, "shards in the benchmark stream")
 	cmd.Flags().IntVar(&rate, "rate", 200, "records per second offered")
 	cmd.Flags().DurationVar(&dur, "duration", 30*time.Second, "how long to produce")
 	cmd.Flags().StringVar(&backend, "backend", "opensearch", "search sink and cluster: opensearch, or elasticsearch (the local stack's, started with 'dev up --with elasticsearch')")
+	cmd.Flags().DurationVar(&warmup, "warmup", 20*time.Second, "with --sink file: start of the production left out of the steady window")
+	cmd.Flags().DurationVar(&backlog, "backlog", 0, "with --sink file: put this many seconds' worth of records before the workers start, and measure the catch-up")
+	cmd.Flags().StringVar(&consumer, "consumer", "", "with --sink file: run this command (space-separated argv) instead of leasehold workers")
+	cmd.Flags().StringVar(&profileDir, "profile-dir", "", "with --sink file: save a CPU profile of each worker over the steady window here")
+	cmd.Flags().BoolVar(&noLimits, "no-limits", false, "with --sink file: do not enforce AWS's GetRecords limits at the proxy")
 	return cmd
 }
 

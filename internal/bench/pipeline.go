@@ -29,6 +29,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 
+	"github.com/leasehold/leasehold/internal/faultproxy"
 	"github.com/leasehold/leasehold/internal/workload"
 )
 
@@ -116,6 +117,10 @@ type PipelineResult struct {
 	CPUSeconds            float64         // user+system of all worker processes
 	PeakRSS               int64           // max VmHWM over worker processes, bytes
 	Elapsed               time.Duration
+	// GetRecords calls per shard per second while records were produced,
+	// the most one shard got in any second, and calls the proxy refused.
+	CallsPerShardSecond  float64
+	PeakCalls, Throttled int
 }
 
 // Quantile returns the q-quantile of the sampled latencies.
@@ -146,6 +151,13 @@ func RunPipeline(ctx context.Context, kc *kinesis.Client, s3c *s3.Client, cfg Pi
 	if err := waitStream(ctx, kc, stream); err != nil {
 		return res, err
 	}
+	// Workers read through a proxy that enforces AWS's GetRecords limits
+	// and counts the calls by shard.
+	proxy, err := faultproxy.NewKinesisProxy(cfg.Kinesis, faultproxy.AWSKinesisLimits())
+	if err != nil {
+		return res, err
+	}
+	defer proxy.Close()
 	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
 		return res, fmt.Errorf("create bucket: %w", err)
 	}
@@ -190,7 +202,7 @@ pipeline:
 	}()
 	for i := range cfg.Workers {
 		cmd := exec.Command(cfg.Binary, "worker", "--config", conf, "--worker.id", fmt.Sprintf("benchp-w%d", i+1))
-		cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_KINESIS="+cfg.Kinesis, "AWS_ENDPOINT_URL_DYNAMODB="+cfg.DynamoDB, "AWS_ENDPOINT_URL_S3="+cfg.S3)
+		cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_KINESIS="+proxy.URL(), "AWS_ENDPOINT_URL_DYNAMODB="+cfg.DynamoDB, "AWS_ENDPOINT_URL_S3="+cfg.S3)
 		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("w%d.log", i+1)))
 		if err != nil {
 			return res, err
@@ -276,6 +288,8 @@ pipeline:
 		}
 	}
 	res.Records = len(lines)
+	producedAt := time.Now()
+	producedFor := producedAt.Sub(start)
 	say("waiting until every sampled record is searchable")
 	close(produced)
 	if err := <-pollErr; err != nil {
@@ -297,6 +311,20 @@ pipeline:
 		say("  record put at +%s searchable after %s", byAck[i].ack.Sub(start).Round(100*time.Millisecond), byAck[i].d.Round(10*time.Millisecond))
 	}
 	res.Elapsed = time.Since(start)
+	var calls int
+	for shard, cs := range proxy.Calls() {
+		if shard == "" {
+			continue
+		}
+		for _, c := range cs {
+			if !c.At.Before(start) && c.At.Before(producedAt) {
+				calls++
+			}
+		}
+		res.PeakCalls = max(res.PeakCalls, peakPerSecond(cs, time.Time{}, time.Now()))
+	}
+	res.CallsPerShardSecond = float64(calls) / float64(cfg.Shards) / producedFor.Seconds()
+	res.Throttled = proxy.Throttled()
 	for _, p := range procs {
 		cpu, rss := procUsage(p.Process.Pid)
 		res.CPUSeconds += cpu
@@ -449,6 +477,7 @@ func PrintPipeline(w io.Writer, r PipelineResult) {
 	fmt.Fprintf(tw, "| figure\t measured\t\n|---\t---\t\n")
 	fmt.Fprintf(tw, "| end-to-end latency, PutRecords acknowledged → searchable in %s, p50\t %.2f s\t\n", r.Backend, r.Quantile(0.5).Seconds())
 	fmt.Fprintf(tw, "| … p99\t %.2f s\t\n", r.Quantile(0.99).Seconds())
+	fmt.Fprintf(tw, "| GetRecords calls per shard-second while producing; most to one shard in any second; throttled\t %.2f; %d; %d\t\n", r.CallsPerShardSecond, r.PeakCalls, r.Throttled)
 	fmt.Fprintf(tw, "| worker CPU seconds per 1,000 records (all workers, all sinks)\t %.3f\t\n", r.CPUSeconds/float64(r.Records)*1000)
 	fmt.Fprintf(tw, "| peak RSS of a worker\t %.0f MiB\t\n", float64(r.PeakRSS)/(1<<20))
 	tw.Flush()
