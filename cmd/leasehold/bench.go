@@ -113,6 +113,9 @@ each worker over the steady window.`,
 			start := time.Now()
 			switch sink {
 			case "file":
+				if dur == 0 && backlog > 0 {
+					dur = -1 // the catch-up alone
+				}
 				rc := bench.ReadsConfig{Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, Workers: workers, Shards: shards,
 					Rate: rate, Duration: dur, Warmup: warmup, Backlog: backlog, Consumer: strings.Fields(consumer),
 					ProfileDir: profileDir, Progress: cmd.ErrOrStderr()}
@@ -162,7 +165,7 @@ each worker over the steady window.`,
 	cmd.Flags().DurationVar(&dur, "duration", 30*time.Second, "how long to produce")
 	cmd.Flags().StringVar(&backend, "backend", "opensearch", "search sink and cluster: opensearch, or elasticsearch (the local stack's, started with 'dev up --with elasticsearch')")
 	cmd.Flags().DurationVar(&warmup, "warmup", 20*time.Second, "with --sink file: start of the production left out of the steady window")
-	cmd.Flags().DurationVar(&backlog, "backlog", 0, "with --sink file: put this many seconds' worth of records before the workers start, and measure the catch-up")
+	cmd.Flags().DurationVar(&backlog, "backlog", 0, "with --sink file: put this many seconds' worth of records before the workers start, and measure the catch-up (--duration 0: the catch-up alone)")
 	cmd.Flags().StringVar(&consumer, "consumer", "", "with --sink file: run this command (space-separated argv) instead of leasehold workers")
 	cmd.Flags().StringVar(&profileDir, "profile-dir", "", "with --sink file: save a CPU profile of each worker over the steady window here")
 	cmd.Flags().BoolVar(&noLimits, "no-limits", false, "with --sink file: do not enforce AWS's GetRecords limits at the proxy")

@@ -41,7 +41,7 @@ type ReadsConfig struct {
 	Workers  int           // consumer processes; default 3
 	Shards   int           // default 8
 	Rate     int           // records per second offered; default 200
-	Duration time.Duration // steady production; default 90s
+	Duration time.Duration // steady production; default 90s; negative: none (with Backlog, the catch-up alone)
 	// Warmup is the start of the steady production left out of the
 	// steady window (leases settle, caches fill). Default 20s.
 	Warmup time.Duration
@@ -112,10 +112,15 @@ type ReadsResult struct {
 	// one-second span of the whole run (the ceiling check), and
 	// Throttled the calls the proxy refused.
 	PeakCalls, Throttled int
+	// AnswerP50, AnswerP99: how long Kinesis took to answer GetRecords in
+	// the window, at the proxy; seconds mean the emulator, not the
+	// consumer, set the pace.
+	AnswerP50, AnswerP99 time.Duration
 	Latency              []time.Duration // PutRecords acknowledged → processed, for records put in the window
 	Missing, Duplicates  int             // over the whole run
 	PeakRSS              int64
 	Ready                time.Duration // consumers started → every shard being read
+	Errors               []error       // what could not be measured
 
 	// Catch-up (Backlog set).
 	BacklogRecords int
@@ -192,7 +197,7 @@ func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsRe
 		putsMu.Unlock()
 	}
 	backlogN := cfg.Rate * int(cfg.Backlog.Seconds())
-	steadyN := cfg.Rate * int(cfg.Duration.Seconds())
+	steadyN := max(0, cfg.Rate*int(cfg.Duration.Seconds()))
 	lines := generatedRecords(backlogN + steadyN)
 	if backlogN > 0 {
 		say("putting a backlog of %d records (%s at %d/s) before any consumer starts", backlogN, cfg.Backlog, cfg.Rate)
@@ -233,6 +238,10 @@ func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsRe
 		say("backlog read after %s", caughtUp.Sub(started).Round(100*time.Millisecond))
 	}
 
+	if steadyN == 0 {
+		res.finish(cons, puts, started, time.Time{}, time.Time{}, proxy, backlogN)
+		return res, nil
+	}
 	// The steady part starts once every shard is being read: consumers
 	// that take their leases slowly are measured in their steady state.
 	if err := waitAllRead(ctx, proxy, cfg.Shards, 5*time.Minute); err != nil {
@@ -302,6 +311,14 @@ func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsRe
 	for deadline := time.Now().Add(2 * time.Minute); cons.lines() < total && time.Now().Before(deadline) && ctx.Err() == nil; {
 		time.Sleep(200 * time.Millisecond)
 	}
+	res.finish(cons, puts, started, winStart, winEnd, proxy, backlogN)
+	return res, nil
+}
+
+// finish stops the consumers and computes the figures from their output
+// and the proxy's calls. winStart and winEnd are zero without a steady
+// part.
+func (res *ReadsResult) finish(cons *consumers, puts map[string]putAt, started, winStart, winEnd time.Time, proxy *faultproxy.KinesisProxy, backlogN int) {
 	res.PeakRSS = cons.peakRSS()
 	cons.stop()
 
@@ -330,7 +347,7 @@ func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsRe
 			}
 		})
 		if err != nil {
-			return res, err
+			res.Errors = append(res.Errors, err)
 		}
 	}
 	for k := range puts {
@@ -341,6 +358,18 @@ func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsRe
 
 	calls := proxy.Calls()
 	res.Throttled = proxy.Throttled()
+	var took []time.Duration
+	for _, cs := range calls {
+		for _, c := range cs {
+			if !c.Throttled && !c.At.Before(winStart) && !c.At.After(winEnd) {
+				took = append(took, c.Took)
+			}
+		}
+	}
+	if len(took) > 0 {
+		sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+		res.AnswerP50, res.AnswerP99 = took[len(took)/2], took[min(len(took)-1, len(took)*99/100)]
+	}
 	var sum float64
 	for shard, cs := range calls {
 		if shard == "" {
@@ -352,15 +381,17 @@ func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsRe
 				n++
 			}
 		}
-		perSec := float64(n) / res.Window.Seconds()
-		sum += perSec
-		res.BusiestShardCalls = max(res.BusiestShardCalls, perSec)
+		if res.Window > 0 {
+			perSec := float64(n) / res.Window.Seconds()
+			sum += perSec
+			res.BusiestShardCalls = max(res.BusiestShardCalls, perSec)
+		}
 		res.PeakCalls = max(res.PeakCalls, peakPerSecond(cs, time.Time{}, time.Now()))
 		if backlogN > 0 {
 			res.CatchUpPeak = max(res.CatchUpPeak, peakPerSecond(cs, started, started.Add(res.CatchUp)))
 		}
 	}
-	res.CallsPerShardSecond = sum / float64(cfg.Shards)
+	res.CallsPerShardSecond = sum / float64(res.Shards)
 	if backlogN > 0 && res.CatchUp > 0 {
 		n := 0
 		for shard, cs := range calls {
@@ -373,12 +404,11 @@ func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsRe
 				}
 			}
 		}
-		res.CatchUpCalls = float64(n) / float64(cfg.Shards) / res.CatchUp.Seconds()
+		res.CatchUpCalls = float64(n) / float64(res.Shards) / res.CatchUp.Seconds()
 	}
 	if n := len(calls[""]); n > 0 {
-		say("%d GetRecords calls with an iterator the proxy never saw (not counted per shard)", n)
+		res.Errors = append(res.Errors, fmt.Errorf("%d GetRecords calls with an iterator the proxy never saw (not counted per shard)", n))
 	}
-	return res, nil
 }
 
 // waitAllRead waits until each of the stream's shards has had a
@@ -691,19 +721,32 @@ func (c *consumers) stop() {
 func PrintReads(w io.Writer, r ReadsResult) {
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', tabwriter.Debug)
 	fmt.Fprintf(tw, "| figure (%s)\t measured\t\n|---\t---\t\n", r.Consumer)
-	fmt.Fprintf(tw, "| GetRecords calls per shard-second, steady window (mean over shards; busiest shard)\t %.2f; %.2f\t\n", r.CallsPerShardSecond, r.BusiestShardCalls)
-	fmt.Fprintf(tw, "| most GetRecords calls to one shard in any second (whole run)\t %d\t\n", r.PeakCalls)
-	fmt.Fprintf(tw, "| GetRecords calls throttled by the proxy (limits %d/s, %.1f MiB/s per shard)\t %d\t\n", r.Limits.CallsPerSecond, float64(r.Limits.BytesPerSecond)/(1<<20), r.Throttled)
-	fmt.Fprintf(tw, "| consumer CPU seconds per 1,000 records, steady window\t %.3f\t\n", r.CPUPerThousand())
-	fmt.Fprintf(tw, "| put → processed latency, p50\t %.2f s\t\n", r.Quantile(0.5).Seconds())
-	fmt.Fprintf(tw, "| … p99\t %.2f s\t\n", r.Quantile(0.99).Seconds())
+	if r.Window > 0 {
+		fmt.Fprintf(tw, "| GetRecords calls per shard-second, steady window (mean over shards; busiest shard)\t %.2f; %.2f\t\n", r.CallsPerShardSecond, r.BusiestShardCalls)
+		fmt.Fprintf(tw, "| most GetRecords calls to one shard in any second (whole run)\t %d\t\n", r.PeakCalls)
+		fmt.Fprintf(tw, "| consumer CPU seconds per 1,000 records, steady window\t %.3f\t\n", r.CPUPerThousand())
+		fmt.Fprintf(tw, "| put → processed latency, p50\t %.2f s\t\n", r.Quantile(0.5).Seconds())
+		fmt.Fprintf(tw, "| … p99\t %.2f s\t\n", r.Quantile(0.99).Seconds())
+		fmt.Fprintf(tw, "| Kinesis' time to answer GetRecords, p50; p99 (the emulator's share of the latency)\t %.3f s; %.3f s\t\n", r.AnswerP50.Seconds(), r.AnswerP99.Seconds())
+	}
 	if r.BacklogRecords > 0 {
 		fmt.Fprintf(tw, "| catch-up: consumers started → %d backlog records processed\t %.1f s\t\n", r.BacklogRecords, r.CatchUp.Seconds())
 		fmt.Fprintf(tw, "| … read rate per shard during catch-up\t %.2f MB/s\t\n", float64(r.BacklogBytes)/float64(r.Shards)/r.CatchUp.Seconds()/1e6)
 		fmt.Fprintf(tw, "| … GetRecords calls per shard-second; most to one shard in any second\t %.2f; %d\t\n", r.CatchUpCalls, r.CatchUpPeak)
 	}
+	fmt.Fprintf(tw, "| GetRecords calls throttled by the proxy (limits %d/s, %.1f MiB/s per shard)\t %d\t\n", r.Limits.CallsPerSecond, float64(r.Limits.BytesPerSecond)/(1<<20), r.Throttled)
 	fmt.Fprintf(tw, "| peak RSS of a consumer\t %.0f MiB\t\n", float64(r.PeakRSS)/(1<<20))
 	tw.Flush()
-	fmt.Fprintf(w, "\n%d consumers, %d shards, %d records/s; every shard read %s after the start; steady window %s (%d records, %.2f CPU-s); %d latency samples; missing %d, duplicates %d.\n",
-		r.Workers, r.Shards, r.Rate, r.Ready.Round(100*time.Millisecond), r.Window.Round(time.Second), r.WindowRecords, r.CPUSeconds, len(r.Latency), r.Missing, r.Duplicates)
+	fmt.Fprintf(w, "\n%d consumers, %d shards, %d records/s", r.Workers, r.Shards, r.Rate)
+	if r.BacklogRecords > 0 {
+		fmt.Fprintf(w, "; backlog %d records (%.1f MB)", r.BacklogRecords, float64(r.BacklogBytes)/1e6)
+	}
+	if r.Window > 0 {
+		fmt.Fprintf(w, "; every shard read %s after the start; steady window %s (%d records, %.2f CPU-s); %d latency samples",
+			r.Ready.Round(100*time.Millisecond), r.Window.Round(time.Second), r.WindowRecords, r.CPUSeconds, len(r.Latency))
+	}
+	fmt.Fprintf(w, "; missing %d, duplicates %d.\n", r.Missing, r.Duplicates)
+	for _, err := range r.Errors {
+		fmt.Fprintf(w, "Not measured: %v\n", err)
+	}
 }

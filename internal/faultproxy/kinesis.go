@@ -42,6 +42,8 @@ type GetRecordsCall struct {
 	Throttled bool      // answered ProvisionedThroughputExceeded, not forwarded
 	Records   int       // records in the response
 	Bytes     int       // data plus partition key bytes in the response
+	// Took is how long Kinesis took to answer (zero when throttled).
+	Took time.Duration
 }
 
 // KinesisProxy is an HTTP reverse proxy on 127.0.0.1 in front of a real
@@ -187,7 +189,7 @@ func (p *KinesisProxy) serve(w http.ResponseWriter, r *http.Request) {
 			for _, rec := range out.Records {
 				n += base64Len(rec.Data) + len(rec.PartitionKey)
 			}
-			p.answered(shard, at, len(out.Records), n, out.NextShardIterator)
+			p.answered(GetRecordsCall{At: at, Records: len(out.Records), Bytes: n, Took: time.Since(at)}, shard, out.NextShardIterator)
 		})
 	default:
 		p.forward(w, r, body, nil)
@@ -218,11 +220,11 @@ func (p *KinesisProxy) admit(iter string) (shard string, at time.Time, ok bool) 
 }
 
 // answered records an answered GetRecords call and charges its bytes.
-func (p *KinesisProxy) answered(shard string, at time.Time, records, bytes int, next string) {
+func (p *KinesisProxy) answered(c GetRecordsCall, shard, next string) {
 	p.mu.Lock()
-	p.calls[shard] = append(p.calls[shard], GetRecordsCall{At: at, Records: records, Bytes: bytes})
+	p.calls[shard] = append(p.calls[shard], c)
 	if l := p.shards[shard]; l != nil {
-		l.charge(at, bytes, p.limits)
+		l.charge(c.At, c.Bytes, p.limits)
 	}
 	p.mu.Unlock()
 	if next != "" && shard != "" {
