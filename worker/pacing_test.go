@@ -258,7 +258,9 @@ func TestBehindShardIsReadAtTheCeilingAndTheByteRate(t *testing.T) {
 // TestThrottledReadsBackOffAndAreCounted refuses every call for 10 s, as
 // Kinesis does when other consumers use up the shard's reads. The worker
 // backs off (waits growing from about a second), counts each refusal in
-// its metrics, and reads on once the shard answers again.
+// its metrics, and reads on once the shard answers again. The backoff
+// after the last refusal can reach throttleMax (10 s), so the run lasts
+// long enough for the slowest jitter to read everything.
 func TestThrottledReadsBackOffAndAreCounted(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
@@ -267,7 +269,7 @@ func TestThrottledReadsBackOffAndAreCounted(t *testing.T) {
 		}}
 		proc := &latencyProc{}
 		got := make(chan Stats, 1)
-		runPaced(t, kin, proc, 20*time.Second, func(w *Worker) {
+		runPaced(t, kin, proc, 35*time.Second, func(w *Worker) {
 			go func() {
 				for range 19 {
 					kin.add(10)
@@ -275,7 +277,7 @@ func TestThrottledReadsBackOffAndAreCounted(t *testing.T) {
 				}
 			}()
 			go func() {
-				time.Sleep(19 * time.Second)
+				time.Sleep(32 * time.Second)
 				got <- w.Stats()
 			}()
 		})
@@ -301,7 +303,7 @@ func TestThrottledReadsBackOffAndAreCounted(t *testing.T) {
 		if got := stats.Reads["s0"].Throttled; got != int64(len(refused)) {
 			t.Fatalf("metrics count %d throttled calls, Kinesis refused %d", got, len(refused))
 		}
-		if got, all := stats.Reads["s0"].Calls, len(kin.callsBetween(start, start.Add(19*time.Second))); got != int64(all) {
+		if got, all := stats.Reads["s0"].Calls, len(kin.callsBetween(start, start.Add(32*time.Second))); got != int64(all) {
 			t.Fatalf("metrics count %d calls, Kinesis saw %d", got, all)
 		}
 		if proc.count() != 190 {
