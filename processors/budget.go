@@ -2,6 +2,7 @@ package processors
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -51,6 +52,42 @@ func (b *MemoryBudget) Acquire(n int64) (ok bool, freed <-chan struct{}) {
 		return true, nil
 	}
 	return false, b.freed
+}
+
+// Reserve takes n bytes for a record about to be buffered, blocking while
+// the budget is spent. While the caller holds bytes of its own (held
+// returns more than 0) it calls writeOut, which must write out what the
+// caller buffers (or start to) and return once some of it was given back
+// with Release, or with the error that stops the caller; the caller's
+// own bytes come back first. A caller holding nothing waits for another
+// holder to give memory back, having asked them all to write out (Wait).
+// A nil budget takes nothing and returns nil. The errors are writeOut's,
+// or ctx's wrapped with the budget's figures.
+func (b *MemoryBudget) Reserve(ctx context.Context, n int64, held func() int64, writeOut func(context.Context) error) error {
+	for {
+		ok, freed := b.Acquire(n)
+		if ok {
+			return nil
+		}
+		if held() > 0 {
+			if err := writeOut(ctx); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := b.Wait(ctx, freed); err != nil {
+			return fmt.Errorf("waiting for buffer memory (max_buffered_bytes: %d of %d bytes in use): %w", b.usedNow.Load(), b.limit, err)
+		}
+	}
+}
+
+// Limit returns the budget's bound in bytes (0 for a nil budget:
+// unlimited).
+func (b *MemoryBudget) Limit() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.limit
 }
 
 // Wait asks every holder to write out what it holds (see Squeezes) and

@@ -34,7 +34,7 @@ func NewSinkCollector(states func() map[string]processors.SinkState) *SinkCollec
 		retries:           d("write_retries_total", "Failed write attempts the sink retried."),
 		cannotWriteErrors: d("cannot_write_errors_total", "Retried write attempts the destination refused until an operator acts."),
 		bufferedBytes:     d("buffered_bytes", "Bytes the sink holds in memory that are not durable yet, over all shards of this worker."),
-		bufferLimit:       d("buffer_limit_bytes", "The sink's worker-wide bound on buffered bytes (S3: max_buffered_bytes)."),
+		bufferLimit:       d("buffer_limit_bytes", "The sink's worker-wide bound on buffered bytes (max_buffered_bytes of the S3 and search sinks)."),
 		bufferWaits:       d("buffer_waits_total", "Writes that waited for buffer memory (backpressure)."),
 	}
 }

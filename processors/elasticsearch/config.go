@@ -31,6 +31,9 @@ const (
 	DefaultBackoffMax = 10 * time.Second
 	// DefaultRequestTimeout bounds one bulk attempt.
 	DefaultRequestTimeout = time.Minute
+	// DefaultMaxBufferedBytes bounds the bytes buffered by every shard of
+	// one worker together.
+	DefaultMaxBufferedBytes = searchbulk.DefaultMaxBufferedBytes
 )
 
 // ErrConfig is wrapped by every error Validate returns.
@@ -77,6 +80,12 @@ type Config struct {
 	// durable; Write blocks beyond it (backpressure). Default twice
 	// FlushBytes; at least FlushBytes.
 	MaxBufferBytes searchbulk.ByteSize `yaml:"max_buffer_bytes"`
+	// MaxBufferedBytes bounds the bytes that all shards of this sink hold
+	// in one worker together, not yet durable (default 64 MiB): a
+	// per-shard bound alone multiplies with the shards a worker holds.
+	// When it is spent a shard sends what it holds and waits for room; a
+	// shard holding nothing waits and asks the others to send theirs.
+	MaxBufferedBytes searchbulk.ByteSize `yaml:"max_buffered_bytes"`
 	// Template installs a composable index template with explicit
 	// mappings for every event field (and the lifecycle policy, see
 	// Retention) before the first bulk request. Default true.
@@ -138,6 +147,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBufferBytes == 0 {
 		c.MaxBufferBytes = 2 * c.FlushBytes
+	}
+	if c.MaxBufferedBytes == 0 {
+		c.MaxBufferedBytes = DefaultMaxBufferedBytes
 	}
 	if c.Template == nil {
 		on := true
@@ -223,6 +235,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBufferBytes < c.FlushBytes {
 		bad("max_buffer_bytes: %d is below flush_bytes (%d)", c.MaxBufferBytes, c.FlushBytes)
+	}
+	if c.MaxBufferedBytes < 0 {
+		bad("max_buffered_bytes: %d is negative", c.MaxBufferedBytes)
 	}
 	if c.FlushInterval < 0 {
 		bad("flush_interval: %s is negative", c.FlushInterval)

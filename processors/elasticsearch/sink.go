@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Sink, error) {
 	c.ready = s.setup.Ready
 	s.engine = searchbulk.NewEngine(searchbulk.Options{
 		Product: "elasticsearch", Name: cfg.Name,
-		FlushBytes: int64(cfg.FlushBytes), MaxBufferBytes: int64(cfg.MaxBufferBytes), FlushInterval: cfg.FlushInterval,
+		FlushBytes: int64(cfg.FlushBytes), MaxBufferBytes: int64(cfg.MaxBufferBytes), MaxBufferedBytes: int64(cfg.MaxBufferedBytes), FlushInterval: cfg.FlushInterval,
 		MaxRetries: cfg.MaxRetries, BackoffMin: cfg.BackoffMin, BackoffMax: cfg.BackoffMax, RequestTimeout: cfg.RequestTimeout,
 	}, pattern, c, s.log)
 

@@ -31,6 +31,9 @@ const (
 	DefaultBackoffMax = 10 * time.Second
 	// DefaultRequestTimeout bounds one bulk attempt.
 	DefaultRequestTimeout = time.Minute
+	// DefaultMaxBufferedBytes bounds the bytes buffered by every shard of
+	// one worker together.
+	DefaultMaxBufferedBytes = searchbulk.DefaultMaxBufferedBytes
 )
 
 // ErrConfig is wrapped by every error Validate returns.
@@ -65,6 +68,15 @@ type Config struct {
 	// so a slow or down cluster stops the shard from reading
 	// (backpressure). Default twice FlushBytes; at least FlushBytes.
 	MaxBufferBytes ByteSize `yaml:"max_buffer_bytes"`
+	// MaxBufferedBytes bounds the bytes that all shards of this sink hold
+	// in one worker together, not yet durable (default 64 MiB): a
+	// per-shard bound alone multiplies with the shards a worker holds (32
+	// shards × max_buffer_bytes). When it is spent a shard sends what it
+	// holds at once and waits for room; a shard holding nothing waits and
+	// asks the others to send theirs, so bulk requests get smaller than
+	// flush_bytes under pressure. The shard reads nothing meanwhile.
+	// Accepts an integer or a size such as "64MiB".
+	MaxBufferedBytes ByteSize `yaml:"max_buffered_bytes"`
 	// Username and Password enable HTTP basic authentication. The password
 	// is never logged. In the config file it may come from the environment
 	// (password: ${OS_PASSWORD}) or a file (password_file: path): the
@@ -160,6 +172,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBufferBytes == 0 {
 		c.MaxBufferBytes = 2 * c.FlushBytes
 	}
+	if c.MaxBufferedBytes == 0 {
+		c.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
 	if c.Template == nil {
 		on := true
 		c.Template = &on
@@ -239,6 +254,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBufferBytes < c.FlushBytes {
 		bad("max_buffer_bytes: %d is below flush_bytes (%d)", c.MaxBufferBytes, c.FlushBytes)
+	}
+	if c.MaxBufferedBytes < 0 {
+		bad("max_buffered_bytes: %d is negative", c.MaxBufferedBytes)
 	}
 	if c.FlushInterval < 0 {
 		bad("flush_interval: %s is negative", c.FlushInterval)

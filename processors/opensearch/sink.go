@@ -15,7 +15,14 @@
 // is dead-lettered with the cluster's reason. A whole request that fails
 // (connection refused, 429, 5xx, timeout) is retried with backoff until
 // the shard stops: the shard lags and Write blocks (backpressure), and
-// nothing is dropped. See docs/EVENTS.md, "OpenSearch sink".
+// nothing is dropped.
+//
+// Memory is bounded per shard (max_buffer_bytes) and per worker: all
+// shard sinks of one Sink share max_buffered_bytes (a
+// processors.MemoryBudget in the shared searchbulk.Engine, as the S3
+// sink's shards share theirs). A shard that finds the budget spent sends
+// what it holds and waits for room; one holding nothing waits and asks
+// the others to send theirs. See docs/EVENTS.md, "OpenSearch sink".
 package opensearch
 
 import (
@@ -127,7 +134,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*Sink, error) {
 	s.retention = &searchbulk.Setup{Retention: cfg.Retention, Pattern: pattern, Cluster: lifecycle{s}, Log: s.log}
 	s.engine = searchbulk.NewEngine(searchbulk.Options{
 		Product: "opensearch", Name: cfg.Name,
-		FlushBytes: int64(cfg.FlushBytes), MaxBufferBytes: int64(cfg.MaxBufferBytes), FlushInterval: cfg.FlushInterval,
+		FlushBytes: int64(cfg.FlushBytes), MaxBufferBytes: int64(cfg.MaxBufferBytes), MaxBufferedBytes: int64(cfg.MaxBufferedBytes), FlushInterval: cfg.FlushInterval,
 		MaxRetries: cfg.MaxRetries, BackoffMin: cfg.BackoffMin, BackoffMax: cfg.BackoffMax, RequestTimeout: cfg.RequestTimeout,
 	}, pattern, cluster{s}, s.log)
 	if *cfg.Template {

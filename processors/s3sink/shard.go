@@ -188,33 +188,30 @@ func (ss *shardSink) Write(ctx context.Context, msgs []*processors.Message) erro
 }
 
 // reserve takes n bytes from the sink's budget for a record about to be
-// buffered. When the budget is spent it writes out this shard's buffers
-// (which gives their bytes back) and tries again; a shard that holds
-// nothing waits until another gives memory back, having asked them all to
-// write out what they hold. It blocks; its errors are drain's or ctx's.
+// buffered (processors.MemoryBudget.Reserve): when the budget is spent it
+// writes out this shard's buffers, which gives their bytes back, and
+// tries again; a shard that holds nothing waits until another gives
+// memory back, having asked them all to write out what they hold. It
+// blocks; its errors are drain's or ctx's.
 func (ss *shardSink) reserve(ctx context.Context, n int64) error {
-	for {
-		ok, freed := ss.s.budget.Acquire(n)
-		if ok {
-			ss.mu.Lock()
-			ss.held += n
-			ss.mu.Unlock()
-			return nil
-		}
+	held := func() int64 {
 		ss.mu.Lock()
-		own := ss.held
+		defer ss.mu.Unlock()
+		return ss.held
+	}
+	writeOut := func(ctx context.Context) error {
+		ss.mu.Lock()
 		ss.sealAllLocked()
 		ss.mu.Unlock()
-		if own > 0 {
-			if err := ss.drain(ctx); err != nil {
-				return err
-			}
-			continue
-		}
-		if err := ss.s.budget.Wait(ctx, freed); err != nil {
-			return fmt.Errorf("s3sink: waiting for buffer memory (max_buffered_bytes %d): %w", ss.s.opts.MaxBufferedBytes, err)
-		}
+		return ss.drain(ctx)
 	}
+	if err := ss.s.budget.Reserve(ctx, n, held, writeOut); err != nil {
+		return err
+	}
+	ss.mu.Lock()
+	ss.held += n
+	ss.mu.Unlock()
+	return nil
 }
 
 // Flush writes out every open buffer and returns once all of them are in

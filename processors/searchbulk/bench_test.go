@@ -47,14 +47,14 @@ func BenchmarkBulkBody(b *testing.B) {
 	b.Run("sink", func(b *testing.B) {
 		ss := &shardSink{s: e, namer: indexNamer{p: p}}
 		for _, m := range msgs {
-			ss.appendLocked(m)
+			ss.appendLocked(ss.encode(m))
 		}
 		b.SetBytes(int64(len(ss.pend.buf)))
 		b.ReportAllocs()
 		for b.Loop() {
 			ss.pend.buf, ss.pend.items = ss.pend.buf[:0], ss.pend.items[:0]
 			for _, m := range msgs {
-				ss.appendLocked(m)
+				ss.appendLocked(ss.encode(m))
 			}
 		}
 	})

@@ -28,6 +28,11 @@ type Cluster interface {
 	Ready(ctx context.Context) error
 }
 
+// DefaultMaxBufferedBytes is the search sinks' default max_buffered_bytes
+// (Options.MaxBufferedBytes): about a second of 32 busy shards' traffic,
+// plus requests in flight.
+const DefaultMaxBufferedBytes = 64 << 20
+
 // Options tune an Engine; every field is required (the sinks' configs
 // apply the defaults and validate them).
 type Options struct {
@@ -41,6 +46,12 @@ type Options struct {
 	// durable (Write blocks beyond it).
 	FlushBytes, MaxBufferBytes int64
 	FlushInterval              time.Duration
+	// MaxBufferedBytes bounds the bytes not yet durable of every shard of
+	// the engine together, one worker's (a processors.MemoryBudget, as
+	// the S3 sink's shards share): a shard that finds it spent sends what
+	// it holds and waits; one holding nothing waits and asks the others
+	// to send theirs. 0 leaves only MaxBufferBytes per shard.
+	MaxBufferedBytes int64
 	// MaxRetries bounds the attempts of one bulk request; 0 retries until
 	// the shard stops.
 	MaxRetries int
@@ -66,6 +77,7 @@ type Engine struct {
 	stalls  processors.Stalls // shards whose bulk requests fail and are retried
 	// buffered is the bytes accepted by every shard sink, not yet durable.
 	buffered atomic.Int64
+	budget   *processors.MemoryBudget // MaxBufferedBytes; nil when 0 (unlimited)
 }
 
 // NewEngine returns an engine that names indices with pattern and talks to
@@ -74,7 +86,11 @@ func NewEngine(opts Options, pattern IndexPattern, cluster Cluster, log *zap.Log
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Engine{opts: opts, pattern: pattern, cluster: cluster, log: log}
+	e := &Engine{opts: opts, pattern: pattern, cluster: cluster, log: log}
+	if opts.MaxBufferedBytes > 0 {
+		e.budget = processors.NewMemoryBudget(opts.MaxBufferedBytes)
+	}
+	return e
 }
 
 // Open starts a shard sink and its flushing goroutine, which runs until
@@ -112,12 +128,13 @@ func (e *Engine) Stats() Stats {
 
 // State reports, for metrics and readiness, the shards whose writes fail
 // and are being retried (and which of them the cluster refuses until an
-// operator acts: ErrCannotWrite), and the bytes buffered over all shards.
-// It does not block; safe for concurrent use.
+// operator acts: ErrCannotWrite), and the bytes buffered over all shards
+// against MaxBufferedBytes. It does not block; safe for concurrent use.
 func (e *Engine) State() processors.SinkState {
 	var st processors.SinkState
 	e.stalls.Fill(&st)
 	st.BufferedBytes = e.buffered.Load()
+	e.budget.Fill(&st)
 	return st
 }
 

@@ -48,6 +48,10 @@ type shardSink struct {
 	// Used by Write only (shard goroutine), no lock.
 	namer   indexNamer
 	scratch []byte // for ids
+	enc     []byte // the item being encoded
+
+	// Used by run only (flusher goroutine), no lock.
+	squeezes uint64 // the budget's squeeze count run last answered
 
 	mu       sync.Mutex
 	pend     batch     // accepted, not yet taken by run (Write appends, run swaps)
@@ -70,19 +74,23 @@ func (s *Engine) open(ctx context.Context, shard worker.Shard, dl processors.Dea
 		namer:   indexNamer{p: s.pattern},
 		changed: make(chan struct{}),
 	}
+	ss.squeezes, _ = s.budget.Squeezes() // a shard that holds nothing yet has nothing to give
 	go ss.run(ctx)
 	return ss
 }
 
 // Write encodes and buffers msgs in order. It blocks while the shard holds
-// more than max_buffer_bytes not yet durable, until the flusher makes
-// room, ctx ends (ctx.Err()) or the flusher stops (its error, wrapping
-// ErrStopped, ErrRejected or ErrRetriesExhausted). Messages without a
-// parsed event, or too large to send, are accepted and dead-lettered in
-// order by the flusher.
+// more than max_buffer_bytes not yet durable, or while the shards of the
+// worker together hold max_buffered_bytes (Options.MaxBufferedBytes, a
+// processors.MemoryBudget), until the flusher makes room, ctx ends
+// (ctx.Err()) or the flusher stops (its error, wrapping ErrStopped,
+// ErrRejected or ErrRetriesExhausted). Messages without a parsed event, or
+// too large to send, are accepted and dead-lettered in order by the
+// flusher.
 func (ss *shardSink) Write(ctx context.Context, msgs []*processors.Message) error {
-	ss.mu.Lock()
 	for _, m := range msgs {
+		it := ss.encode(m)
+		ss.mu.Lock()
 		for ss.buffered >= int(ss.s.opts.MaxBufferBytes) && ss.err == nil {
 			ss.urgent = true
 			ch := ss.changed
@@ -95,46 +103,96 @@ func (ss *shardSink) Write(ctx context.Context, msgs []*processors.Message) erro
 			}
 			ss.mu.Lock()
 		}
+		err := ss.err
+		ss.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if n := int64(it.size()); n > 0 {
+			if err := ss.s.budget.Reserve(ctx, n, ss.held, ss.writeOut); err != nil {
+				return err
+			}
+		}
+		ss.mu.Lock()
 		if ss.err != nil {
 			err := ss.err
 			ss.mu.Unlock()
+			ss.s.budget.Release(int64(it.size()))
 			return err
 		}
-		ss.appendLocked(m)
+		ss.appendLocked(it)
+		ss.mu.Unlock()
 	}
-	ss.mu.Unlock()
 	ss.poke()
 	return nil
 }
 
-// appendLocked encodes m at the end of pend. ss.mu is held.
-func (ss *shardSink) appendLocked(m *processors.Message) {
-	if len(ss.pend.items) == 0 {
-		ss.pendAt = time.Now()
-	}
-	b := &ss.pend
-	it := item{msg: m, off: len(b.buf)}
+// encode returns m's item, its bulk lines in ss.enc[:end] (off 0). It
+// uses fields only Write uses, and takes no lock: the document is encoded
+// before it takes its bytes from the budget.
+func (ss *shardSink) encode(m *processors.Message) item {
+	it := item{msg: m}
 	if !m.Parsed {
-		it.end, it.fail = it.off, processors.Permanent(ErrNotParsed)
-		b.items = append(b.items, it)
-		ss.accepted++
-		return
+		it.fail = processors.Permanent(ErrNotParsed)
+		return it
 	}
 	index := ss.namer.get(m.Event.EventTime)
 	ss.scratch = DocID(ss.scratch[:0], m, ss.shard.StreamName)
 	it.id = string(ss.scratch)
-	b.buf = AppendIndex(b.buf, index, it.id, &m.Event)
-	it.end = len(b.buf)
+	ss.enc = AppendIndex(ss.enc[:0], index, it.id, &m.Event)
+	it.end = len(ss.enc)
 	if limit := int(ss.s.opts.FlushBytes); it.size() > limit {
 		it.index = string(index)
 		it.fail = processors.Permanent(fmt.Errorf("%w: %d bytes with its action line, above flush_bytes (%d); not sent", ErrDocumentTooLarge, it.size(), limit))
-		b.buf = b.buf[:it.off]
-		it.end = it.off
+		it.end = 0
 	}
+	return it
+}
+
+// appendLocked adds it, encoded by encode, at the end of pend. ss.mu is
+// held; its bytes are taken from the budget already.
+func (ss *shardSink) appendLocked(it item) {
+	if len(ss.pend.items) == 0 {
+		ss.pendAt = time.Now()
+	}
+	b := &ss.pend
+	it.off = len(b.buf)
+	b.buf = append(b.buf, ss.enc[:it.end]...)
+	it.end = len(b.buf)
 	ss.buffered += it.size()
 	ss.s.buffered.Add(int64(it.size()))
 	b.items = append(b.items, it)
 	ss.accepted++
+}
+
+// held is the bytes this shard holds of the worker's budget (accepted,
+// not yet durable).
+func (ss *shardSink) held() int64 {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return int64(ss.buffered)
+}
+
+// writeOut is the budget's way to make this shard give memory back: it
+// asks the flusher to send what it holds now and waits for it to make
+// progress (which releases bytes) or stop.
+func (ss *shardSink) writeOut(ctx context.Context) error {
+	ss.mu.Lock()
+	if ss.err != nil {
+		err := ss.err
+		ss.mu.Unlock()
+		return err
+	}
+	ss.urgent = true
+	ch := ss.changed
+	ss.mu.Unlock()
+	ss.poke()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // poke wakes the flusher without blocking.
@@ -188,15 +246,18 @@ func (ss *shardSink) Close() error {
 	ss.cancel()
 	<-ss.done
 	ss.mu.Lock()
-	ss.s.buffered.Add(-int64(ss.buffered))
+	held := int64(ss.buffered)
+	ss.s.buffered.Add(-held)
 	ss.buffered = 0
 	ss.mu.Unlock()
+	ss.s.budget.Release(held)
 	ss.s.stalls.Forget(ss.shard.ShardID)
 	return nil
 }
 
 // run is the flusher: it takes the buffer when it is full, old enough or
-// urgent, and delivers it. It returns when ctx ends or delivery fails for
+// urgent, or when another shard waits for buffer memory (a squeeze of the
+// budget), and delivers it. It returns when ctx ends or delivery fails for
 // good, recording why in ss.err.
 func (ss *shardSink) run(ctx context.Context) {
 	defer close(ss.done)
@@ -204,10 +265,13 @@ func (ss *shardSink) run(ctx context.Context) {
 	timer.Stop()
 	var spare batch
 	for {
+		sq, squeeze := ss.s.budget.Squeezes()
+		squeezed := sq != ss.squeezes
+		ss.squeezes = sq // sending pend below answers every squeeze so far
 		ss.mu.Lock()
 		n := len(ss.pend.items)
 		age := time.Since(ss.pendAt)
-		ready := n > 0 && (ss.urgent || len(ss.pend.buf) >= int(ss.s.opts.FlushBytes) || age >= ss.s.opts.FlushInterval)
+		ready := n > 0 && (ss.urgent || squeezed || len(ss.pend.buf) >= int(ss.s.opts.FlushBytes) || age >= ss.s.opts.FlushInterval)
 		var taken batch
 		if ready {
 			taken, ss.pend = ss.pend, batch{buf: spare.buf[:0], items: spare.items[:0]}
@@ -226,6 +290,7 @@ func (ss *shardSink) run(ctx context.Context) {
 				return
 			case <-ss.kick:
 			case <-timer.C:
+			case <-squeeze:
 			}
 			timer.Stop()
 			continue
@@ -273,6 +338,7 @@ func (ss *shardSink) advance(items []item) {
 	ss.durable = items[len(items)-1].msg.Position()
 	ss.buffered -= bytes
 	ss.s.buffered.Add(-int64(bytes))
+	ss.s.budget.Release(int64(bytes))
 	close(ss.changed)
 	ss.changed = make(chan struct{})
 }
