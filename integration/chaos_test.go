@@ -53,6 +53,10 @@ func TestChaosMatrix(t *testing.T) {
 		t.Parallel()
 		chaosDynamoDBThrottled(t, e)
 	})
+	t.Run("archive bucket missing, dynamodb and dead letters denied", func(t *testing.T) {
+		t.Parallel()
+		chaosCannotWrite(t, e)
+	})
 }
 
 // chaosOpenSearchOutage: two workers; OpenSearch rejects every bulk
@@ -158,6 +162,135 @@ func chaosDynamoDBThrottled(t *testing.T, e testenv.Endpoints) {
 	}
 }
 
+// chaosCannotWrite: destinations that refuse until an operator acts. The
+// workers start while the archive bucket does not exist (NoSuchBucket);
+// DynamoDB denies the sink's BatchWriteItem and S3 denies the dead-letter
+// PUTs (AccessDenied) for the first 20 s. Each sink — and the dead-letter
+// store — must report "cannot write" at once on /readyz and in
+// leasehold_sink_cannot_write_shards, log an Error when it starts and an
+// Info when it recovers, and keep its shards (no "shard stopped"); once
+// the operator creates the bucket and the denials end, every record
+// lands exactly once and only the bad input is dead-lettered.
+func chaosCannotWrite(t *testing.T, e testenv.Endpoints) {
+	c := newChaosWith(t, e, "chcw", false)
+	recs := c.records(14, 2)
+	c.ddb.SetRule(func(r *http.Request) *faultproxy.Fault {
+		if faultproxy.Operation(r) == "BatchWriteItem" {
+			return faultproxy.DynamoDBAccessDenied()
+		}
+		return nil
+	})
+	c.s3.SetRule(func(r *http.Request) *faultproxy.Fault {
+		if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/dead-letter/") {
+			return faultproxy.S3AccessDenied()
+		}
+		return nil
+	})
+	// The bad input first, so that a dead letter is due while the
+	// dead-letter store refuses (later ones would wait behind the sinks).
+	var bad, good [][]byte
+	for _, r := range recs {
+		if _, ok := c.bad[string(r)]; ok {
+			bad = append(bad, r)
+		} else {
+			good = append(good, r)
+		}
+	}
+	c.start("c1")
+	c.start("c2")
+	watch := c.watchCannotWrite("c1", "c2")
+	putAll(t, c.kc, c.stream, bad)
+	putAll(t, c.kc, c.stream, good)
+	time.Sleep(20 * time.Second)
+	if _, err := c.s3c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: &c.bucket}); err != nil {
+		t.Fatal(err)
+	}
+	c.ddb.SetRule(nil)
+	c.s3.SetRule(nil)
+	seen := watch()
+	for _, sink := range []string{"s3", "dynamodb", "dead_letter"} {
+		if !seen[sink] {
+			t.Errorf("the worker never reported that sink %s cannot write (saw %v)", sink, seen)
+		}
+	}
+	c.finish("c1", "c2")
+	logs := c.f.log("c1") + c.f.log("c2")
+	for _, want := range []string{"s3 cannot write", "dynamodb cannot write", "dead-letter store cannot write",
+		"s3 requests succeed again", "dynamodb writes succeed again", "dead-letter writes succeed again"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("no worker logged %q", want)
+		}
+	}
+	if strings.Contains(logs, "processor failed; shard stopped") {
+		t.Error("a shard stopped: a destination that cannot write must hold the shard, not stop it")
+	}
+}
+
+// watchCannotWrite polls the workers' /readyz and /metrics until the
+// returned func is called, which reports the sinks some worker said
+// cannot write in both (a 503 naming "sink X cannot write" and
+// leasehold_sink_cannot_write_shards{sink="X"} > 0). All workers are
+// watched: which one holds the shards while they wait depends on timing.
+func (c *chaos) watchCannotWrite(ids ...string) func() map[string]bool {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	red, metric := map[string]bool{}, map[string]bool{}
+	for _, id := range ids {
+		c.mu.Lock()
+		addr := c.addrs[id]
+		c.mu.Unlock()
+		wg.Go(func() {
+			client := &http.Client{Timeout: 2 * time.Second}
+			for {
+				if resp, err := client.Get("http://" + addr + "/readyz"); err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					for _, sink := range []string{"s3", "dynamodb", "dead_letter", "opensearch"} {
+						if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(b), "sink "+sink+" cannot write") {
+							mu.Lock()
+							red[sink] = true
+							mu.Unlock()
+						}
+					}
+				}
+				if resp, err := client.Get("http://" + addr + "/metrics"); err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					for _, line := range strings.Split(string(b), "\n") {
+						rest, ok := strings.CutPrefix(line, `leasehold_sink_cannot_write_shards{sink="`)
+						if !ok {
+							continue
+						}
+						if sink, v, ok := strings.Cut(rest, `"} `); ok && v != "0" {
+							mu.Lock()
+							metric[sink] = true
+							mu.Unlock()
+						}
+					}
+				}
+				c.noteRSS(id)
+				select {
+				case <-stop:
+					return
+				case <-time.After(300 * time.Millisecond):
+				}
+			}
+		})
+	}
+	return func() map[string]bool {
+		close(stop)
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		both := map[string]bool{}
+		for sink := range red {
+			both[sink] = metric[sink]
+		}
+		return both
+	}
+}
+
 // chaos is one scenario's world.
 type chaos struct {
 	t                            *testing.T
@@ -180,12 +313,20 @@ type chaos struct {
 }
 
 func newChaos(t *testing.T, e testenv.Endpoints, name string) *chaos {
+	return newChaosWith(t, e, name, true)
+}
+
+// newChaosWith is newChaos; without withBucket the bucket of the archive
+// and the dead letters is left for the test to create.
+func newChaosWith(t *testing.T, e testenv.Endpoints, name string, withBucket bool) *chaos {
 	c := &chaos{t: t, e: e, kc: testenv.Kinesis(e), s3c: testenv.S3(e), db: testenv.DynamoDB(e),
 		stream: testenv.Name(t, name), bucket: testenv.Name(t, name+"-bkt"), table: testenv.Name(t, name+"-tbl"),
 		index: strings.ToLower(testenv.Name(t, name+"-idx")), exp: newExpected(), bad: map[string]string{}, rss: map[string]int64{}, addrs: map[string]string{}, pids: map[string]int{}}
 	createStream(t, c.kc, c.stream, 4)
-	if _, err := c.s3c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: &c.bucket}); err != nil {
-		t.Fatal(err)
+	if withBucket {
+		if _, err := c.s3c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: &c.bucket}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, p := range []struct {
 		dst    **faultproxy.Proxy
@@ -458,7 +599,7 @@ func (c *chaos) finish(workers ...string) {
 	c.mu.Unlock()
 	t.Logf("peak RSS of the -race workers: %s", strings.Join(figures, ", "))
 	if t.Failed() {
-		for _, id := range []string{"a1", "a2", "a3", "b1", "b2", "d1", "d2"} {
+		for _, id := range []string{"a1", "a2", "a3", "b1", "b2", "d1", "d2", "c1", "c2"} {
 			if _, err := os.Stat(filepath.Join(c.f.dir, id+".log")); err == nil {
 				t.Logf("log of %s:\n%s", id, c.f.logTail(id))
 			}

@@ -161,6 +161,12 @@ func (f *fleet) logTail(id string) string {
 	return s
 }
 
+// log returns worker id's whole log.
+func (f *fleet) log(id string) string {
+	b, _ := os.ReadFile(filepath.Join(f.dir, id+".log"))
+	return string(b)
+}
+
 func (f *fleet) sinks(ids ...string) []string {
 	var out []string
 	for _, id := range ids {

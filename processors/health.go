@@ -132,14 +132,23 @@ func (s *Stalls) Fill(st *SinkState) {
 	}
 }
 
+// DeadLetterState is the name under which SinkStates reports the
+// dead-letter destination, when it reports a state (the S3 one does): it
+// is written to like a sink, and a shard waits for it like for a sink.
+const DeadLetterState = "dead_letter"
+
 // SinkStates returns the state of every sink that reports one, by sink
-// name. It does not block.
+// name, and the dead-letter destination's under DeadLetterState. It does
+// not block.
 func (p *Pipeline) SinkStates() map[string]SinkState {
 	out := map[string]SinkState{}
 	for _, s := range p.sinks {
 		if r, ok := s.(StateReporter); ok {
 			out[s.Name()] = r.State()
 		}
+	}
+	if r, ok := p.dl.(StateReporter); ok {
+		out[DeadLetterState] = r.State()
 	}
 	return out
 }

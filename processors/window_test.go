@@ -187,6 +187,31 @@ func TestReadyReportsSinksThatCannotWrite(t *testing.T) {
 	}
 }
 
+// stateDL is a dead-letter destination that reports a fixed SinkState.
+type stateDL struct {
+	memDL
+	st processors.SinkState
+}
+
+func (d *stateDL) State() processors.SinkState { return d.st }
+
+// A dead-letter store that cannot write holds its shards like a sink that
+// cannot write: readiness and the metrics say so.
+func TestReadyReportsDeadLetterStoreThatCannotWrite(t *testing.T) {
+	dl := &stateDL{}
+	p, _ := processors.NewPipeline(nil, []processors.Sink{&memSink{name: "plain"}}, dl, zap.NewNop())
+	if err := p.Ready(); err != nil {
+		t.Fatalf("healthy: %v", err)
+	}
+	dl.st = processors.SinkState{Stalled: 1, CannotWrite: 1, StalledSince: time.Now(), LastError: "deadletter: put s3://dl/x: AccessDenied"}
+	if err := p.Ready(); err == nil || !strings.Contains(err.Error(), "sink dead_letter cannot write (1 shards waiting): deadletter: put") {
+		t.Fatalf("cannot write: %v", err)
+	}
+	if got := p.SinkStates(); got[processors.DeadLetterState].CannotWrite != 1 {
+		t.Fatalf("states %+v", got)
+	}
+}
+
 func TestStalls(t *testing.T) {
 	var s processors.Stalls
 	if !s.Failed("a", errors.New("503"), false) {

@@ -146,6 +146,19 @@ func DynamoDBThrottled() *Fault {
 		Body: `{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded (injected by faultproxy)"}`}
 }
 
+// DynamoDBAccessDenied is DynamoDB's 400 AccessDeniedException: the
+// caller's policy does not allow the operation.
+func DynamoDBAccessDenied() *Fault {
+	return &Fault{Status: http.StatusBadRequest, Header: http.Header{"Content-Type": {"application/x-amz-json-1.0"}, "X-Amzn-Requestid": {"faultproxy"}},
+		Body: `{"__type":"com.amazon.coral.service#AccessDeniedException","message":"User is not authorized to perform: dynamodb:BatchWriteItem (injected by faultproxy)"}`}
+}
+
+// S3AccessDenied is S3's 403 AccessDenied.
+func S3AccessDenied() *Fault {
+	return &Fault{Status: http.StatusForbidden, Header: http.Header{"Content-Type": {"application/xml"}},
+		Body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied (injected by faultproxy)</Message><RequestId>faultproxy</RequestId></Error>`}
+}
+
 // Operation is the AWS JSON-protocol operation of r (its X-Amz-Target
 // after the dot: "BatchWriteItem", "PutRecords"), or "".
 func Operation(r *http.Request) string {

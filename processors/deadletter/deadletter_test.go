@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -286,8 +287,22 @@ func TestS3Errors(t *testing.T) {
 			}
 			return nil
 		}, false, true},
-		{"access denied", func(int) error { return &apiErr{"AccessDenied", 403} }, true, false},
-		{"no such bucket", func(int) error { return &apiErr{"NoSuchBucket", 404} }, true, false},
+		// The issue 12 review: this writer's own copy of the S3
+		// classifier treated these as permanent, so a dead letter
+		// failed its shard where the S3 sink would have retried.
+		{"token refresh required then ok", func(c int) error {
+			if c < 3 {
+				return &apiErr{"TokenRefreshRequired", 400}
+			}
+			return nil
+		}, false, true},
+		{"internal error then ok", func(c int) error {
+			if c < 3 {
+				return &apiErr{"InternalError", 200}
+			}
+			return nil
+		}, false, true},
+		{"a malformed request", func(int) error { return &apiErr{"InvalidArgument", 400} }, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -302,6 +317,39 @@ func TestS3Errors(t *testing.T) {
 			}
 			if err == nil || processors.IsPermanent(err) != tt.permanent {
 				t.Fatalf("err %v, want permanent=%v", err, tt.permanent)
+			}
+		})
+	}
+	// AccessDenied and NoSuchBucket are an operator's to fix: the writer
+	// keeps retrying (the shard waits: its records have nowhere else to
+	// go), reports the shard as unable to write, and stores the dead
+	// letters once the bucket is right.
+	for _, code := range []string{"AccessDenied", "NoSuchBucket"} {
+		t.Run(code+" waits and is reported", func(t *testing.T) {
+			var refuse atomic.Bool
+			refuse.Store(true)
+			f := &fakeS3{objects: map[string][]byte{}, fail: func(int) error {
+				if refuse.Load() {
+					return &apiErr{code, 403}
+				}
+				return nil
+			}}
+			d := newS3(t, f)
+			msgs := []*processors.Message{failed("shardId-1", 1, "parse", errors.New("x"))}
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
+			defer cancel()
+			if err := d.DeadLetter(ctx, msgs); !errors.Is(err, context.DeadlineExceeded) || processors.IsPermanent(err) {
+				t.Fatalf("err %v, want retries until the context ends", err)
+			}
+			if st := d.State(); st.CannotWrite != 1 || !strings.Contains(st.LastError, code) {
+				t.Fatalf("state %+v, want one shard that cannot write", st)
+			}
+			refuse.Store(false)
+			if err := d.DeadLetter(t.Context(), msgs); err != nil || len(f.objects) != 1 {
+				t.Fatalf("err %v, %d objects", err, len(f.objects))
+			}
+			if st := d.State(); st.Stalled != 0 {
+				t.Fatalf("state after recovery %+v", st)
 			}
 		})
 	}

@@ -17,9 +17,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
 	"go.uber.org/zap"
 
+	"github.com/leasehold/leasehold/internal/awserr"
 	"github.com/leasehold/leasehold/processors"
 )
 
@@ -60,6 +60,7 @@ type S3 struct {
 	bucket string
 	prefix string
 	log    *zap.Logger
+	stalls processors.Stalls // shards whose dead letters fail to be stored and are retried
 
 	now      func() time.Time
 	sleep    func(ctx context.Context, d time.Duration) error
@@ -138,10 +139,14 @@ func safe(s string) string {
 }
 
 // DeadLetter writes one object per shard and stage among msgs and returns
-// once all are stored. Retryable S3 errors are retried with backoff until
-// ctx ends; a permanent one (AccessDenied, NoSuchBucket) is returned at
-// once, wrapped with processors.ErrPermanent. An object that already
-// exists under the key (412) holds these very failures: that is success.
+// once all are stored. S3 errors are classified by internal/awserr, as
+// the S3 sink's: transient ones are retried with backoff until ctx ends;
+// so are those an operator must fix (AccessDenied, NoSuchBucket, refused
+// credentials), which are logged at Error when they start and reported in
+// State (the shard waits: its records have nowhere else to go). A request
+// S3 rejects as malformed is returned at once, wrapped with
+// processors.ErrPermanent. An object that already exists under the key
+// (412) holds these very failures: that is success.
 func (d *S3) DeadLetter(ctx context.Context, msgs []*processors.Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -160,7 +165,7 @@ func (d *S3) DeadLetter(ctx context.Context, msgs []*processors.Message) error {
 		if err := zw.Close(); err != nil {
 			return fmt.Errorf("deadletter: gzip: %w", err)
 		}
-		if err := d.put(ctx, Key(d.prefix, at, g), buf.Bytes(), len(g)); err != nil {
+		if err := d.put(ctx, g[0].Record.ShardID, Key(d.prefix, at, g), buf.Bytes(), len(g)); err != nil {
 			return err
 		}
 	}
@@ -188,7 +193,10 @@ func group(msgs []*processors.Message) [][]*processors.Message {
 	return out
 }
 
-func (d *S3) put(ctx context.Context, key string, body []byte, n int) error {
+// put stores one object, retrying until it is stored or ctx ends; shard
+// names the shard in State. Failures are classified by awserr.S3, as the
+// S3 sink's are.
+func (d *S3) put(ctx context.Context, shard, key string, body []byte, n int) error {
 	sum := md5.Sum(body)
 	wait := d.retryMin
 	for attempt := 1; ; attempt++ {
@@ -199,16 +207,31 @@ func (d *S3) put(ctx context.Context, key string, body []byte, n int) error {
 			IfNoneMatch: aws.String("*"),
 			Metadata:    map[string]string{"records": strconv.Itoa(n)},
 		})
-		switch {
-		case err == nil, status(err) == 412 || errorCode(err) == "PreconditionFailed":
+		if err == nil || awserr.Status(err) == 412 || awserr.Code(err) == "PreconditionFailed" {
+			if dur := d.stalls.Recovered(shard); dur > 0 {
+				d.log.Info("dead-letter writes succeed again", zap.String("shard_id", shard), zap.Duration("failed_for", dur.Round(time.Millisecond)))
+			}
 			return nil
-		case ctx.Err() != nil:
+		}
+		if ctx.Err() != nil {
 			return fmt.Errorf("deadletter: put s3://%s/%s: %w", d.bucket, key, ctx.Err())
-		case permanent(err):
+		}
+		class := awserr.S3(err)
+		if class == awserr.Reject {
 			return fmt.Errorf("deadletter: put s3://%s/%s: %w", d.bucket, key, processors.Permanent(err))
 		}
+		cannotWrite := class == awserr.CannotWrite
+		news := d.stalls.Failed(shard, fmt.Errorf("deadletter: put s3://%s/%s: %w", d.bucket, key, err), cannotWrite)
 		w := wait/2 + time.Duration(rand.Int64N(int64(wait)))
-		d.log.Warn("dead-letter put failed; retrying", zap.String("key", key), zap.Int("attempt", attempt), zap.Duration("wait", w), zap.Error(err))
+		fields := []zap.Field{zap.String("shard_id", shard), zap.String("key", key), zap.Int("attempt", attempt), zap.Duration("wait", w), zap.Error(err)}
+		switch {
+		case cannotWrite && news:
+			d.log.Error("dead-letter store cannot write; the shard waits and retries until an operator fixes the bucket or the permissions", fields...)
+		case cannotWrite:
+			d.log.Warn("dead-letter store still cannot write; retrying", fields...)
+		default:
+			d.log.Warn("dead-letter put failed; retrying", fields...)
+		}
 		if err := d.sleep(ctx, w); err != nil {
 			return fmt.Errorf("deadletter: put s3://%s/%s: %w", d.bucket, key, err)
 		}
@@ -216,35 +239,14 @@ func (d *S3) put(ctx context.Context, key string, body []byte, n int) error {
 	}
 }
 
-func status(err error) int {
-	var sc interface{ HTTPStatusCode() int }
-	if errors.As(err, &sc) {
-		return sc.HTTPStatusCode()
-	}
-	return 0
-}
-
-func errorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
-// permanent: client errors other than timeouts, throttling and conflicts
-// (AccessDenied, NoSuchBucket, ...). 5xx, connection errors and anything
-// unknown are retryable.
-func permanent(err error) bool {
-	switch errorCode(err) {
-	case "RequestTimeout", "SlowDown", "Throttling", "ThrottlingException", "TooManyRequests",
-		"RequestTimeTooSkewed", "ExpiredToken", "OperationAborted", "ConditionalRequestConflict":
-		return false
-	case "AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidBucketName":
-		return true
-	}
-	s := status(err)
-	return s >= 400 && s < 500 && s != 408 && s != 409 && s != 429
+// State reports, for metrics and readiness, the shards whose dead letters
+// cannot be stored now and are being retried (processors.StateReporter;
+// the pipeline reports it under the name "dead_letter"). It does not
+// block; safe for concurrent use.
+func (d *S3) State() processors.SinkState {
+	var st processors.SinkState
+	d.stalls.Fill(&st)
+	return st
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

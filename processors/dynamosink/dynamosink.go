@@ -26,9 +26,14 @@
 // An item over 400 KB is dead-lettered without a request; one DynamoDB
 // refuses (ValidationException, e.g. a sort key over 1,024 bytes) makes
 // the sink retry its batch item by item and dead-letter that item alone.
-// Messages without a parsed event are dead-lettered too. Throttling, 5xx and connection
-// errors are retried until the context ends; other client errors (the
-// table is gone, access denied) stop the shard.
+// Messages without a parsed event are dead-lettered too. Errors are
+// classified by internal/awserr: throttling, 5xx and connection errors are
+// retried until the context ends; so are those an operator must fix (the
+// table is gone, access denied, refused credentials), which also mark the
+// shard "cannot write" in State (readiness red, a metric) and are logged
+// at Error when they start and at Info when writes succeed again — the
+// items are fine, so nothing is dead-lettered for it. Another rejected
+// request stops the shard.
 package dynamosink
 
 import (

@@ -317,8 +317,6 @@ func TestWriteErrors(t *testing.T) {
 		fail      error
 		permanent bool
 	}{
-		{"table deleted", &types.ResourceNotFoundException{Message: aws.String("gone")}, true},
-		{"access denied", &apiErr{"AccessDeniedException", "no", 400}, true},
 		{"bad request", &apiErr{"SerializationException", "no", 400}, true},
 	}
 	for _, tt := range tests {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/leasehold/leasehold/checkpoint"
+	"github.com/leasehold/leasehold/internal/awserr"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/worker"
 )
@@ -182,22 +183,25 @@ func (e *validationError) Is(target error) bool {
 }
 
 // batch sends reqs with BatchWriteItem until none is unprocessed,
-// backing off between tries. A ValidationException comes back as a
-// *validationError; permanent errors are wrapped with
-// processors.ErrPermanent.
+// backing off between tries. Errors are classified by awserr.DynamoDB:
+// throttling and transient failures are retried; so are those an
+// operator must fix (the table is missing, access denied, refused
+// credentials), which also mark the shard "cannot write" in the sink's
+// State and are logged at Error when they start. A ValidationException
+// comes back as a *validationError; another rejected request is wrapped
+// with processors.ErrPermanent.
 func (ss *shardSink) batch(ctx context.Context, reqs []types.WriteRequest) error {
 	table := ss.s.opts.Table
 	wait := ss.s.retryMin
 	for attempt := 1; ; attempt++ {
 		out, err := ss.s.api.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: reqs}})
-		switch {
-		case err == nil:
+		if err == nil {
 			left := out.UnprocessedItems[table]
 			if len(left) == 0 {
-				if attempt > 1 {
-					if d := ss.s.stalls.Recovered(ss.shard); d > 0 {
-						ss.log.Info("dynamodb writes succeed again", zap.Duration("throttled_for", d.Round(time.Millisecond)))
-					}
+				// Also on a first attempt: the failures may have been
+				// an earlier call's, ended by its context.
+				if d := ss.s.stalls.Recovered(ss.shard); d > 0 {
+					ss.log.Info("dynamodb writes succeed again", zap.Duration("failed_for", d.Round(time.Millisecond)))
 				}
 				return nil
 			}
@@ -207,17 +211,30 @@ func (ss *shardSink) batch(ctx context.Context, reqs []types.WriteRequest) error
 			reqs = left
 			ss.s.stalls.Failed(ss.shard, fmt.Errorf("dynamodb: %d unprocessed items of a batch write to %s (throttled)", len(left), table), false)
 			ss.log.Debug("unprocessed items; retrying", zap.Int("items", len(left)), zap.Int("attempt", attempt))
-		case ctx.Err() != nil:
-			return fmt.Errorf("dynamosink: batch write %s: %w", table, ctx.Err())
-		case errorCode(err) == "ValidationException":
-			var ae smithy.APIError
-			errors.As(err, &ae)
-			return &validationError{msg: ae.ErrorMessage()}
-		case permanent(err):
-			return fmt.Errorf("dynamosink: batch write %s: %w", table, processors.Permanent(err))
-		default:
-			ss.s.stalls.Failed(ss.shard, fmt.Errorf("dynamodb: batch write %s: %w", table, err), false)
-			ss.log.Warn("batch write failed; the shard waits and retries", zap.Int("attempt", attempt), zap.Error(err))
+		} else {
+			if ctx.Err() != nil {
+				return fmt.Errorf("dynamosink: batch write %s: %w", table, ctx.Err())
+			}
+			if awserr.Code(err) == "ValidationException" {
+				var ae smithy.APIError
+				errors.As(err, &ae)
+				return &validationError{msg: ae.ErrorMessage()}
+			}
+			class := awserr.DynamoDB(err)
+			if class == awserr.Reject {
+				return fmt.Errorf("dynamosink: batch write %s: %w", table, processors.Permanent(err))
+			}
+			cannotWrite := class == awserr.CannotWrite
+			news := ss.s.stalls.Failed(ss.shard, fmt.Errorf("dynamodb: batch write %s: %w", table, err), cannotWrite)
+			fields := []zap.Field{zap.Int("attempt", attempt), zap.Error(err)}
+			switch {
+			case cannotWrite && news:
+				ss.log.Error("dynamodb cannot write; the shard waits and retries until an operator fixes the table or the permissions (nothing is dead-lettered)", fields...)
+			case cannotWrite:
+				ss.log.Warn("dynamodb still cannot write; retrying", fields...)
+			default:
+				ss.log.Warn("batch write failed; the shard waits and retries", fields...)
+			}
 		}
 		d := wait/2 + time.Duration(rand.Int64N(int64(wait)))
 		if err := ss.s.sleep(ctx, d); err != nil {
@@ -225,34 +242,4 @@ func (ss *shardSink) batch(ctx context.Context, reqs []types.WriteRequest) error
 		}
 		wait = min(wait*2, ss.s.retryMax)
 	}
-}
-
-func errorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
-// permanent decides whether a DynamoDB error is worth retrying: throttling
-// and 5xx are not permanent, nor is anything unknown (connection errors);
-// other client errors are (a missing table, access denied, bad
-// credentials).
-func permanent(err error) bool {
-	switch errorCode(err) {
-	case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-		"LimitExceededException", "InternalServerError", "ServiceUnavailable", "TransactionInProgressException",
-		"ExpiredTokenException", "RequestTimeout":
-		return false
-	case "ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException",
-		"MissingAuthenticationTokenException", "InvalidSignatureException", "ItemCollectionSizeLimitExceededException":
-		return true
-	}
-	var sc interface{ HTTPStatusCode() int }
-	if errors.As(err, &sc) {
-		s := sc.HTTPStatusCode()
-		return s >= 400 && s < 500 && s != 408 && s != 429
-	}
-	return false
 }

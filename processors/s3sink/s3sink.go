@@ -44,12 +44,18 @@
 // pressure objects are therefore smaller than max_bytes: about
 // max_buffered_bytes divided by the busy shards.
 //
-// Retryable S3 errors (5xx, throttling, timeouts, connection errors) are
-// retried with backoff until the context ends; a permanent one
-// (AccessDenied, NoSuchBucket, another 4xx) stops the shard: Write or
-// Flush return it, wrapped with processors.ErrPermanent. A message with no
-// parsed event (or, when partitioning by event time, no event time) is
-// dead-lettered, not archived.
+// S3 errors are classified by internal/awserr, which the S3 dead-letter
+// writer shares. Transient ones (5xx, throttling, timeouts, connection
+// errors) are retried with backoff until the context ends; so are those
+// an operator must fix (AccessDenied, NoSuchBucket, refused credentials,
+// a disabled KMS key), which also mark the shard "cannot write" in State
+// (readiness goes red, leasehold_sink_cannot_write_shards) and are logged
+// at Error when they start and at Info when writes succeed again: the
+// records are fine, so nothing is dead-lettered and the shard keeps its
+// lease. Only a request S3 rejects as malformed (another 4xx) stops the
+// shard: Write or Flush return it, wrapped with processors.ErrPermanent.
+// A message with no parsed event (or, when partitioning by event time, no
+// event time) is dead-lettered, not archived.
 package s3sink
 
 import (

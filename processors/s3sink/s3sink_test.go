@@ -668,8 +668,6 @@ func TestErrors(t *testing.T) {
 		permanent bool
 		puts      int // successful puts
 	}{
-		{"access denied", "archive", func(int) error { return &apiErr{"AccessDenied", 403} }, true, 0},
-		{"no such bucket", "other", nil, true, 0},
 		{"bad request", "archive", func(int) error { return &apiErr{"InvalidArgument", 400} }, true, 0},
 		{"503 twice then ok", "archive", func(n int) error {
 			if n <= 2 {

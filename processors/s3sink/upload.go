@@ -16,10 +16,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/smithy-go"
 	"go.uber.org/zap"
 
 	"github.com/leasehold/leasehold/checkpoint"
+	"github.com/leasehold/leasehold/internal/awserr"
 	"github.com/leasehold/leasehold/processors"
 )
 
@@ -323,29 +323,44 @@ func (ss *shardSink) head(ctx context.Context, key string, first checkpoint.Posi
 var errNotFound = errors.New("s3sink: not found")
 
 // retry calls f until it succeeds, returns a sentinel of this package, or
-// fails permanently, backing off between tries until ctx ends. Permanent
-// errors are wrapped with processors.ErrPermanent. While retryable errors
-// last, the shard counts as stalled in the sink's State.
+// is rejected (awserr.Reject: the request is wrong, wrapped with
+// processors.ErrPermanent), backing off between tries until ctx ends.
+// While a failure lasts the shard counts as stalled in the sink's State;
+// one an operator must fix (awserr.CannotWrite: AccessDenied,
+// NoSuchBucket, refused credentials) also counts as "cannot write" and is
+// logged at Error when it starts. It is retried all the same: the records
+// are fine, and nothing is dead-lettered for it.
 func (ss *shardSink) retry(ctx context.Context, op string, f func() error) error {
 	wait := ss.s.retryMin
 	for attempt := 1; ; attempt++ {
 		err := f()
-		switch {
-		case err == nil || errors.Is(err, errExists) || errors.Is(err, errNotFound):
-			if attempt > 1 {
-				if d := ss.s.stalls.Recovered(ss.shard.ShardID); d > 0 {
-					ss.log.Info("s3 requests succeed again", zap.String("op", op), zap.Duration("failed_for", d.Round(time.Millisecond)))
-				}
+		if err == nil || errors.Is(err, errExists) || errors.Is(err, errNotFound) {
+			// Also on a first attempt: the failures may have been an
+			// earlier call's, ended by its context.
+			if d := ss.s.stalls.Recovered(ss.shard.ShardID); d > 0 {
+				ss.log.Info("s3 requests succeed again", zap.String("op", op), zap.Duration("failed_for", d.Round(time.Millisecond)))
 			}
 			return err
-		case ctx.Err() != nil:
+		}
+		if ctx.Err() != nil {
 			return fmt.Errorf("s3sink: %s: %w", op, ctx.Err())
-		case permanent(err):
+		}
+		class := awserr.S3(err)
+		if class == awserr.Reject {
 			return fmt.Errorf("s3sink: %s: %w", op, processors.Permanent(err))
 		}
-		ss.s.stalls.Failed(ss.shard.ShardID, fmt.Errorf("s3sink: %s: %w", op, err), false)
+		cannotWrite := class == awserr.CannotWrite
+		news := ss.s.stalls.Failed(ss.shard.ShardID, fmt.Errorf("s3sink: %s: %w", op, err), cannotWrite)
 		d := wait/2 + time.Duration(rand.Int64N(int64(wait)))
-		ss.log.Warn("s3 request failed; the shard waits and retries", zap.String("op", op), zap.Int("attempt", attempt), zap.Duration("wait", d), zap.Error(err))
+		fields := []zap.Field{zap.String("op", op), zap.Int("attempt", attempt), zap.Duration("wait", d), zap.Error(err)}
+		switch {
+		case cannotWrite && news:
+			ss.log.Error("s3 cannot write; the shard waits and retries until an operator fixes the bucket or the permissions (nothing is dead-lettered)", fields...)
+		case cannotWrite:
+			ss.log.Warn("s3 still cannot write; retrying", fields...)
+		default:
+			ss.log.Warn("s3 request failed; the shard waits and retries", fields...)
+		}
 		if err := ss.s.sleep(ctx, d); err != nil {
 			return fmt.Errorf("s3sink: %s: %w", op, err)
 		}
@@ -353,55 +368,19 @@ func (ss *shardSink) retry(ctx context.Context, op string, f func() error) error
 	}
 }
 
-type statusCoder interface{ HTTPStatusCode() int }
-
-func status(err error) int {
-	var sc statusCoder
-	if errors.As(err, &sc) {
-		return sc.HTTPStatusCode()
-	}
-	return 0
-}
-
-func errorCode(err error) string {
-	var ae smithy.APIError
-	if errors.As(err, &ae) {
-		return ae.ErrorCode()
-	}
-	return ""
-}
-
 func preconditionFailed(err error) bool {
-	return err != nil && (status(err) == 412 || errorCode(err) == "PreconditionFailed")
+	return err != nil && (awserr.Status(err) == 412 || awserr.Code(err) == "PreconditionFailed")
 }
 
 func notFound(err error) bool {
 	if err == nil {
 		return false
 	}
-	switch errorCode(err) {
+	switch awserr.Code(err) {
 	case "NotFound", "NoSuchKey":
 		return true
 	case "NoSuchBucket":
 		return false
 	}
-	return status(err) == 404 && errorCode(err) == ""
-}
-
-// permanent decides whether an S3 error is worth retrying: client errors
-// (4xx) are permanent (AccessDenied, NoSuchBucket, a bad key) except
-// timeouts, throttling, conflicts and credential or clock trouble that
-// goes away; 5xx, connection errors and everything unknown are retryable.
-func permanent(err error) bool {
-	switch errorCode(err) {
-	case "RequestTimeout", "SlowDown", "Throttling", "ThrottlingException", "TooManyRequests",
-		"RequestTimeTooSkewed", "ExpiredToken", "TokenRefreshRequired", "OperationAborted",
-		"ConditionalRequestConflict", "InternalError", "ServiceUnavailable":
-		return false
-	case "AccessDenied", "NoSuchBucket", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-		"InvalidBucketName", "AllAccessDisabled", "AccountProblem", "InvalidArgument":
-		return true
-	}
-	s := status(err)
-	return s >= 400 && s < 500 && s != 408 && s != 409 && s != 429
+	return awserr.Status(err) == 404 && awserr.Code(err) == ""
 }
