@@ -105,7 +105,7 @@ func (p *Pipeline) Factory() worker.ProcessorFactory {
 	return func(ctx context.Context, shard worker.Shard) (worker.ShardProcessor, error) {
 		sp := &shardPipeline{p: p, shard: shard, last: shard.Start.Position, log: p.log.With(zap.String("shard_id", shard.ShardID))}
 		for _, s := range p.sinks {
-			ss, err := s.Open(ctx, shard, p.deadLetterer())
+			ss, err := s.Open(ctx, shard, sinkDL{p.deadLetterer()})
 			if err != nil {
 				sp.Close()
 				return nil, fmt.Errorf("open sink %s for %s: %w", s.Name(), shard.ShardID, err)
@@ -370,6 +370,30 @@ func (o observedDL) DeadLetter(ctx context.Context, msgs []*Message) error {
 		o.obs.DeadLettered(stage, n)
 	}
 	return nil
+}
+
+// sinkDL is the dead-letter destination a sink is given: it marks what
+// the sink gives up on as a sink's failure (Failure.Sink), also when the
+// sink marked it with Fail rather than FailedCopy, so that a replay knows
+// the other sinks have the record. The messages it is given are the
+// sink's copies; a message it must mark is copied again.
+type sinkDL struct{ next DeadLetterer }
+
+func (s sinkDL) DeadLetter(ctx context.Context, msgs []*Message) error {
+	out := msgs
+	for i, m := range msgs {
+		f := m.Failed()
+		if f == nil || f.Sink {
+			continue
+		}
+		if &out[0] == &msgs[0] {
+			out = append([]*Message(nil), msgs...)
+		}
+		c := *m
+		c.FailWith(Failure{Stage: f.Stage, Err: f.Err, Attempts: f.Attempts, Sink: true})
+		out[i] = &c
+	}
+	return s.next.DeadLetter(ctx, out)
 }
 
 // redactingDL passes each message through the pipeline's Redactors before

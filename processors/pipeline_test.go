@@ -181,6 +181,57 @@ func TestPipelineSinkFailuresAreDeadLettered(t *testing.T) {
 	}
 }
 
+// kindDL records, per record data, whether its failure is a sink's.
+type kindDL struct {
+	mu   sync.Mutex
+	sink map[string]bool
+}
+
+func (d *kindDL) DeadLetter(_ context.Context, msgs []*processors.Message) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, m := range msgs {
+		d.sink[string(m.Record.Data)] = m.Failed().Sink
+	}
+	return nil
+}
+
+// A dead letter says whether a sink or a processor gave up on its record
+// (deadletter.Line.StageKind), so that a replay need not guess from the
+// configured sink names: whatever a sink dead-letters is marked a sink's,
+// also when the sink used Fail instead of FailedCopy, and a processor's
+// failure is not.
+func TestPipelineMarksSinkFailures(t *testing.T) {
+	ctx := context.Background()
+	a, dl := &memSink{name: "a"}, &kindDL{sink: map[string]bool{}}
+	poison := processors.ProcessorFunc(func(_ context.Context, b []*processors.Message) ([]*processors.Message, error) {
+		for _, m := range b {
+			if string(m.Record.Data) == "1" {
+				m.Fail("parse", 1, errors.New("bad input"))
+			}
+		}
+		return b, nil
+	})
+	p, _ := processors.NewPipeline([]processors.Stage{{Name: "parse", Processor: poison}}, []processors.Sink{a}, dl, zap.NewNop())
+	sp, _ := p.Factory()(ctx, worker.Shard{ShardID: "s", Start: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}})
+	a.open[0].failOn = "2" // memShard marks it with Fail, not FailedCopy
+	if err := sp.Process(ctx, recs(0, 4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sp.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sink, ok := dl.sink["2"]; !ok || !sink {
+		t.Errorf("the sink's dead letter: marked a sink's = %v (stored %v), want true", sink, ok)
+	}
+	if sink, ok := dl.sink["1"]; !ok || sink {
+		t.Errorf("the processor's dead letter: marked a sink's = %v (stored %v), want false", sink, ok)
+	}
+	if m := (&processors.Message{}).FailedCopy("s3", 1, errors.New("x")); !m.Failed().Sink {
+		t.Error("FailedCopy must mark a sink's failure")
+	}
+}
+
 func TestPipelineSkipsWhatASinkAlreadyHas(t *testing.T) {
 	ctx := context.Background()
 	a, b, dl := &memSink{name: "a"}, &memSink{name: "b"}, &memDL{}

@@ -58,25 +58,35 @@ type Failure struct {
 	Stage    string // the processor or sink that gave up, e.g. "cloudfront", "opensearch"
 	Err      error
 	Attempts int
+	// Sink says Stage is a sink: the other sinks have the record, and a
+	// replay writes it to that sink alone. False for a processor or the
+	// pipeline itself ("deaggregate", "event_time"): no sink has it. Set
+	// by FailedCopy, and by the pipeline for whatever a sink dead-letters.
+	Sink bool
 }
 
-// Fail marks m as permanently failed at stage. The pipeline dead-letters
-// it and passes it to no further stage. attempts counts the tries made.
+// Fail marks m as permanently failed at stage, a processor's (Sink
+// false). The pipeline dead-letters it and passes it to no further stage.
+// attempts counts the tries made.
 func (m *Message) Fail(stage string, attempts int, err error) {
 	m.failed = &Failure{Stage: stage, Err: err, Attempts: attempts}
 }
 
+// FailWith marks m as failed with a copy of f. A Redactor uses it to
+// replace the reason's text while keeping the rest of the failure.
+func (m *Message) FailWith(f Failure) { m.failed = &f }
+
 // Failed returns m's failure, or nil.
 func (m *Message) Failed() *Failure { return m.failed }
 
-// FailedCopy returns a copy of m marked as failed at stage, leaving m
-// untouched. Sinks use it: the message they were given is shared with the
+// FailedCopy returns a copy of m marked as failed at stage, a sink
+// (Failure.Sink), leaving m untouched. Sinks use it: the message they were given is shared with the
 // other sinks (see Message), so marking it would be a data race and would
 // make the others see a failure that is not theirs. The copy shares m's
 // Record.Data and Event slices, which nobody may change.
 func (m *Message) FailedCopy(stage string, attempts int, err error) *Message {
 	c := *m
-	c.Fail(stage, attempts, err)
+	c.failed = &Failure{Stage: stage, Err: err, Attempts: attempts, Sink: true}
 	return &c
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/leasehold/leasehold/checkpoint"
 	"github.com/leasehold/leasehold/event"
 	"github.com/leasehold/leasehold/kpl"
+	"github.com/leasehold/leasehold/processors/deadletter"
 	"github.com/leasehold/leasehold/worker"
 )
 
@@ -52,11 +53,18 @@ type Letter struct {
 	Event json.RawMessage `json:"event,omitempty"`
 	// Redacted: the pipeline truncated the addresses in Data, Event and
 	// Error (anonymize_ip), so Data is not byte for byte the stream's.
-	Redacted bool      `json:"redacted,omitempty"`
-	Error    string    `json:"error"`
-	Stage    string    `json:"stage"`
-	Attempts int       `json:"attempts"`
-	FailedAt time.Time `json:"failed_at"`
+	Redacted bool   `json:"redacted,omitempty"`
+	Error    string `json:"error"`
+	Stage    string `json:"stage"`
+	// StageKind is "sink" or "processor" (deadletter.StageSink,
+	// StageProcessor); empty in dead letters written before it existed.
+	// See IsSink.
+	StageKind string    `json:"stage_kind,omitempty"`
+	Attempts  int       `json:"attempts"`
+	FailedAt  time.Time `json:"failed_at"`
+	// ArrivalTime is when the record arrived in the stream; zero in dead
+	// letters written before it existed. See Record.
+	ArrivalTime time.Time `json:"arrival_time,omitzero"`
 
 	// Origin is where the line was read: "s3://bucket/key#line" or
 	// "path#line".
@@ -93,12 +101,32 @@ func (l Letter) Position() checkpoint.Position {
 }
 
 // Record rebuilds the record the pipeline received, with its identity,
-// so sinks derive the same ids. Its arrival time is the failure time:
-// the dead letter does not carry the arrival, and the failure followed it
-// closely unless a sink was down for long.
+// so sinks derive the same ids, and its arrival time, so that the
+// pipeline judges the event-time window as it did the first time. A dead
+// letter written before arrival_time existed gives the failure time
+// instead, which followed the arrival closely unless a sink was down for
+// long.
 func (l Letter) Record() worker.Record {
+	arrival := l.ArrivalTime
+	if arrival.IsZero() {
+		arrival = l.FailedAt
+	}
 	return worker.Record{StreamName: l.Stream, ShardID: l.ShardID, SequenceNumber: l.SequenceNumber,
-		SubSequenceNumber: l.SubSequenceNumber, PartitionKey: l.PartitionKey, Data: l.Data, ArrivalTime: l.FailedAt}
+		SubSequenceNumber: l.SubSequenceNumber, PartitionKey: l.PartitionKey, Data: l.Data, ArrivalTime: arrival}
+}
+
+// IsSink reports whether a sink gave up on the record (the other sinks
+// have it), as the dead letter's stage_kind says. For a dead letter
+// written before stage_kind existed it asks isSinkName whether the stage
+// is the name of a configured sink, as replays used to.
+func (l Letter) IsSink(isSinkName func(stage string) bool) bool {
+	switch l.StageKind {
+	case deadletter.StageSink:
+		return true
+	case deadletter.StageProcessor:
+		return false
+	}
+	return isSinkName(l.Stage)
 }
 
 // Document decodes the event the pipeline had built, if the dead letter

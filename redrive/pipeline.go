@@ -29,7 +29,13 @@ const watchType = "redrive-watch"
 //     then that sink alone;
 //   - one of a processor (parse, deaggregate, the event-time window, ...)
 //     runs through every processor and every sink, as the worker would
-//     have run it.
+//     have run it, with the record's original arrival time (the window is
+//     judged against it).
+//
+// Whether a dead letter is a sink's is its stage_kind (Letter.IsSink); a
+// dead letter written before stage_kind existed is a sink's when the
+// config has a sink of its stage's name. A sink's dead letter whose sink
+// the config no longer has is refused (ErrRefused).
 //
 // Records keep their stream, shard and sequence numbers, so sinks derive
 // the same document ids, archive keys and item keys as the first time. A
@@ -165,9 +171,14 @@ func (t *Pipeline) Replay(ctx context.Context, letters []Letter) ([]error, error
 	}
 	byRoute := map[route][]Letter{}
 	var order []route
-	for _, l := range letters {
+	out := make([]error, len(letters))
+	for i, l := range letters {
 		r := route{}
-		if _, isSink := t.sinkSpec(l.Stage); isSink {
+		if l.IsSink(t.hasSink) {
+			if !t.hasSink(l.Stage) {
+				out[i] = fmt.Errorf("%w: dead letter of sink %s, which the pipeline config no longer has; configure a sink of that name to replay it", ErrRefused, l.Stage)
+				continue
+			}
 			r.sink = l.Stage
 			_, r.document = l.Document()
 		}
@@ -187,13 +198,20 @@ func (t *Pipeline) Replay(ctx context.Context, letters []Letter) ([]error, error
 			return nil, err
 		}
 	}
-	out := make([]error, len(letters))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for i, l := range letters {
-		out[i] = t.failed[posKey(l.Record())]
+		if out[i] == nil {
+			out[i] = t.failed[posKey(l.Record())]
+		}
 	}
 	return out, nil
+}
+
+// hasSink reports whether the pipeline config has a sink named name.
+func (t *Pipeline) hasSink(name string) bool {
+	_, ok := t.sinkSpec(name)
+	return ok
 }
 
 // throughChain runs letters (one shard's) through the processors and the

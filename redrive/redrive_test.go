@@ -2,6 +2,7 @@ package redrive_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,11 +28,15 @@ var t0 = time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
 
 func seq(n int) string { return fmt.Sprintf("49%054d", n) }
 
-// msg is a failed message of shard, sequence n, at stage.
+// testSinks are the stages the tests' dead letters name as sinks.
+var testSinks = map[string]bool{"opensearch": true, "archive": true, "mem-a": true, "mem-b": true}
+
+// msg is a failed message of shard, sequence n, at stage: a sink's
+// failure when testSinks has the stage, else a processor's.
 func msg(shard string, n int, stage, data string) *processors.Message {
 	m := &processors.Message{Record: worker.Record{StreamName: "events", ShardID: shard, SequenceNumber: seq(n),
 		PartitionKey: fmt.Sprintf("asset-%d", n%3), Data: []byte(data)}}
-	m.Fail(stage, 1, fmt.Errorf("%s said no to %d", stage, n))
+	m.FailWith(processors.Failure{Stage: stage, Attempts: 1, Err: fmt.Errorf("%s said no to %d", stage, n), Sink: testSinks[stage]})
 	return m
 }
 
@@ -455,5 +460,172 @@ func TestLetterReadsTheDeadLetterFormat(t *testing.T) {
 	}
 	if r := l.Record(); r.ShardID != "shard-3" || r.SequenceNumber != seq(42) || r.PartitionKey != "asset-0" || !r.ArrivalTime.Equal(t0) {
 		t.Fatalf("record %+v", r)
+	}
+}
+
+// replayWorld is a pipeline of the appjson processor (JSON app events)
+// and the sinks mem-a and mem-b, with a file dead-letter destination.
+type replayWorld struct {
+	dlPath string
+	target *redrive.Pipeline
+	mu     sync.Mutex
+	got    map[string][]string
+}
+
+func newReplayWorld(t *testing.T, extra string) *replayWorld {
+	t.Helper()
+	w := &replayWorld{dlPath: filepath.Join(t.TempDir(), "dead.ndjson"), got: map[string][]string{}}
+	reg := processors.NewRegistry()
+	deadletter.Register(reg)
+	reg.RegisterProcessor("appjson", func(context.Context, processors.Options, processors.Env) (processors.Processor, error) {
+		return processors.ProcessorFunc(func(_ context.Context, batch []*processors.Message) ([]*processors.Message, error) {
+			for _, m := range batch {
+				var v struct {
+					EventID    string    `json:"event_id"`
+					OccurredAt time.Time `json:"occurred_at"`
+				}
+				if err := json.Unmarshal(m.Record.Data, &v); err != nil {
+					m.Fail("appjson", 1, err)
+					continue
+				}
+				m.Event.EventID, m.Event.EventTime, m.Parsed = v.EventID, v.OccurredAt, true
+			}
+			return batch, nil
+		}), nil
+	})
+	for _, name := range []string{"mem-a", "mem-b"} {
+		reg.RegisterSink(name, func(_ context.Context, o processors.Options, _ processors.Env) (processors.Sink, error) {
+			return memSink{name: o.Name(), mu: &w.mu, got: w.got}, nil
+		})
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(fmt.Sprintf("processors:\n  - type: appjson\nsinks:\n  - type: mem-a\n  - type: mem-b\ndead_letter:\n  type: file\n  path: %s\n%s", w.dlPath, extra)), &doc); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := processors.ParseSpec(doc.Content[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.target, err = redrive.NewPipeline(context.Background(), reg, spec, processors.Env{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.target.Close(context.Background()) })
+	return w
+}
+
+func (w *replayWorld) replay(t *testing.T) redrive.Summary {
+	t.Helper()
+	sum, err := redrive.Replay(context.Background(), redrive.NewFileStore(w.dlPath), w.target, redrive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sum
+}
+
+// Issue 11 follow-up: a replay judged the event-time window against the
+// dead letter's failed_at, so a record that failed long after it arrived
+// (a sink down for weeks, a worker far behind) was refused again although
+// the worker had accepted it. The dead letter now carries the record's
+// arrival time, and the replay judges against that; a dead letter without
+// it keeps the old behaviour.
+func TestReplayJudgesTheWindowAgainstArrival(t *testing.T) {
+	occurred := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC) // appData's occurred_at
+	late := occurred.Add(40 * 24 * time.Hour)                 // beyond the default 30 days
+	tests := []struct {
+		name      string
+		arrival   time.Time
+		delivered bool
+	}{
+		{"arrival_time kept", occurred.Add(5 * time.Minute), true},
+		{"an old dead letter without it", time.Time{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newReplayWorld(t, "")
+			m := msg("s", 5, "appjson", appData(5))
+			m.Record.ArrivalTime = tt.arrival
+			writeLetters(t, w.dlPath, late, m)
+			sum := w.replay(t)
+			if got := sum.Replayed == 1; got != tt.delivered {
+				t.Fatalf("delivered %v, want %v: %+v", got, tt.delivered, sum)
+			}
+			if !tt.delivered && (len(sum.Failures) != 1 || !errors.Is(sum.Failures[0].Err, processors.ErrEventTimeOutOfRange)) {
+				t.Fatalf("failures %v, want the event-time window", sum.Failures)
+			}
+		})
+	}
+}
+
+// Issue 11 follow-up: whether a dead letter is a sink's or a processor's
+// came from comparing its stage with the config's sink names, so a
+// renamed sink's dead letters were run through every sink, and a
+// processor sharing a name with a sink was taken for it. The dead letter
+// now says (stage_kind); only an old one without it is judged by name.
+func TestStageKindDecidesTheRoute(t *testing.T) {
+	w := newReplayWorld(t, "")
+	proc := msg("s", 1, "mem-a", appData(1)) // a processor named like a sink
+	proc.FailWith(processors.Failure{Stage: "mem-a", Attempts: 1, Err: errors.New("lookup down")})
+	gone := msg("s", 2, "old-archive", appData(2)) // a sink the config no longer has
+	gone.FailWith(processors.Failure{Stage: "old-archive", Attempts: 1, Err: errors.New("refused"), Sink: true})
+	sink := msg("s", 3, "mem-b", appData(3))
+	writeLetters(t, w.dlPath, t0, proc, gone, sink)
+	// A dead letter of a sink written before stage_kind existed.
+	legacy := `{"stream":"events","shard_id":"s","sequence_number":"` + seq(4) + `","sub_sequence_number":0,"partition_key":"k",` +
+		`"data_base64":"` + base64.StdEncoding.EncodeToString([]byte(appData(4))) + `","error":"x","stage":"mem-a","attempts":1,"failed_at":"2026-11-30T10:00:00Z"}` + "\n"
+	f, _ := os.OpenFile(w.dlPath, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(legacy)
+	f.Close()
+
+	sum := w.replay(t)
+	want := map[string][]string{
+		"mem-a": {"1:ev-1", "4:ev-4"}, // the processor's through every sink; the legacy sink's to its sink
+		"mem-b": {"1:ev-1", "3:ev-3"},
+	}
+	for k, v := range want {
+		if fmt.Sprint(w.got[k]) != fmt.Sprint(v) {
+			t.Errorf("sink %s got %v, want %v", k, w.got[k], v)
+		}
+	}
+	if sum.Replayed != 3 || sum.Refused != 1 || !errors.Is(sum.Failures[0].Err, redrive.ErrRefused) ||
+		!strings.Contains(sum.Failures[0].Err.Error(), "old-archive") {
+		t.Fatalf("summary %+v, want the gone sink's dead letter refused", sum)
+	}
+
+	// The stream target refuses by stage_kind too.
+	k := producertest.NewKinesis(1)
+	st, err := redrive.NewStream(k, "events", []string{"mem-a", "mem-b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "dead.ndjson")
+	writeLetters(t, path, t0, proc, gone)
+	sum, err = redrive.Replay(context.Background(), redrive.NewFileStore(path), st, redrive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Replayed != 1 || sum.Refused != 1 || len(k.Written()) != 1 || string(k.Written()[0].Data) != appData(1) {
+		t.Fatalf("stream target: %+v, written %d", sum, len(k.Written()))
+	}
+}
+
+// A record that fails again at the same stage with a new reason is a new
+// dead letter (its S3 key differs: deadletter.Key); a replay still sends
+// the record once, choosing the latest failure.
+func TestReplayDedupesOnPositionAndStage(t *testing.T) {
+	w := newReplayWorld(t, "")
+	first := msg("s", 7, "mem-b", appData(7))
+	writeLetters(t, w.dlPath, t0, first)
+	again := msg("s", 7, "mem-b", appData(7))
+	again.FailWith(processors.Failure{Stage: "mem-b", Attempts: 1, Err: errors.New("a new reason"), Sink: true})
+	writeLetters(t, w.dlPath, t0.Add(time.Hour), again)
+	if deadletter.Key("p/", t0, []*processors.Message{first}) == deadletter.Key("p/", t0, []*processors.Message{again}) {
+		t.Fatal("the two failures share an S3 key: the second would be lost to If-None-Match")
+	}
+	sum := w.replay(t)
+	if sum.Scanned != 2 || sum.Duplicates != 1 || sum.Selected != 1 || sum.Replayed != 1 || len(w.got["mem-b"]) != 1 {
+		t.Fatalf("summary %+v, mem-b got %v; want one record sent once", sum, w.got["mem-b"])
 	}
 }

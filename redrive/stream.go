@@ -30,8 +30,9 @@ type Stream struct {
 }
 
 // NewStream returns a Stream writing to stream through client; its
-// producer gives up on a record after its usual attempts. sinkStages
-// names the pipeline's sinks, whose dead letters it refuses. Close stops
+// producer gives up on a record after its usual attempts. It refuses the
+// dead letters of sinks (Letter.IsSink); sinkStages names the pipeline's
+// sinks, for dead letters written before stage_kind existed. Close stops
 // it.
 func NewStream(client producer.KinesisAPI, stream string, sinkStages []string, opts ...producer.Option) (*Stream, error) {
 	s := &Stream{sinkStages: map[string]bool{}, results: map[int]error{}, done: make(chan struct{})}
@@ -68,7 +69,7 @@ func (s *Stream) Replay(ctx context.Context, letters []Letter) ([]error, error) 
 	s.mu.Unlock()
 	var put []int
 	for i, l := range letters {
-		if s.sinkStages[l.Stage] {
+		if l.IsSink(func(stage string) bool { return s.sinkStages[stage] }) {
 			out[i] = fmt.Errorf("%w: dead letter of sink %s; the other sinks have the record: replay it --to pipeline", ErrRefused, l.Stage)
 			continue
 		}

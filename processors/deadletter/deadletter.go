@@ -8,9 +8,10 @@
 //   - "file": the same lines appended to a local file, fsynced before
 //     DeadLetter returns (tests, local debugging).
 //
-// Each line is a Line: where the record came from, its data in base64,
-// the event as the pipeline had built it (when the record was parsed), the
-// error, the stage that gave up, the attempts made and when. A replay
+// Each line is a Line: where the record came from and when it arrived in
+// the stream, its data in base64, the event as the pipeline had built it
+// (when the record was parsed), the error, the stage that gave up and
+// whether it is a sink or a processor, the attempts made and when. A replay
 // runs the data through the pipeline again; the event keeps the
 // document's id. When the pipeline anonymizes addresses, the data, the
 // event and the error have them truncated and the line says "redacted". Both
@@ -62,11 +63,29 @@ type Line struct {
 	// Error is the reason, Stage the processor or sink that gave up
 	// ("deaggregate", "cloudfront", "opensearch", ...), Attempts how
 	// many tries it made.
-	Error    string    `json:"error"`
-	Stage    string    `json:"stage"`
-	Attempts int       `json:"attempts"`
-	FailedAt time.Time `json:"failed_at"`
+	Error string `json:"error"`
+	Stage string `json:"stage"`
+	// StageKind is StageSink when Stage is a sink (the other sinks have
+	// the record: a replay writes it to that sink alone), StageProcessor
+	// for a processor or the pipeline itself (no sink has it: a replay
+	// runs it through everything). Absent in dead letters written before
+	// the field existed: readers then decide by the configured sinks'
+	// names.
+	StageKind string    `json:"stage_kind,omitempty"`
+	Attempts  int       `json:"attempts"`
+	FailedAt  time.Time `json:"failed_at"`
+	// ArrivalTime is the record's Kinesis approximate arrival time, the
+	// instant the event-time window is judged against: a replay judges it
+	// again against this, not against FailedAt. Absent when unknown (and
+	// in dead letters written before the field existed).
+	ArrivalTime time.Time `json:"arrival_time,omitzero"`
 }
+
+// Values of Line.StageKind.
+const (
+	StageSink      = "sink"
+	StageProcessor = "processor"
+)
 
 // NewLine describes m, failed at the given time. A message without a
 // Failure (a caller's mistake) gets stage and error "unknown", so it is
@@ -81,8 +100,14 @@ func NewLine(m *processors.Message, failedAt time.Time) Line {
 	if m.Parsed {
 		l.Event = m.Event.AppendJSON(nil)
 	}
+	if !r.ArrivalTime.IsZero() {
+		l.ArrivalTime = r.ArrivalTime.UTC()
+	}
 	if f := m.Failed(); f != nil {
-		l.Stage, l.Attempts = f.Stage, f.Attempts
+		l.Stage, l.Attempts, l.StageKind = f.Stage, f.Attempts, StageProcessor
+		if f.Sink {
+			l.StageKind = StageSink
+		}
 		if f.Err != nil {
 			l.Error = f.Err.Error()
 		}

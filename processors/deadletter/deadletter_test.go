@@ -38,6 +38,13 @@ func failed(shard string, n int, stage string, err error) *processors.Message {
 	return m
 }
 
+// arrived sets m's Kinesis arrival time to an hour before t0, in another
+// zone (a line is in UTC).
+func arrived(m *processors.Message) *processors.Message {
+	m.Record.ArrivalTime = t0.Add(-time.Hour).In(time.FixedZone("y", -3600))
+	return m
+}
+
 func decode(t *testing.T, r io.Reader) []Line {
 	t.Helper()
 	var out []Line
@@ -63,7 +70,11 @@ func TestNewLine(t *testing.T) {
 	}{
 		{"failed", failed("shardId-1", 4, "cloudfront", errors.New("bad line")), Line{Stream: "events", ShardID: "shardId-1",
 			SequenceNumber: fmt.Sprintf("49%054d", 4), SubSequenceNumber: 1, PartitionKey: "pk-4", Data: []byte{0, 1, 2, 4, '\n', '"'},
-			Error: "bad line", Stage: "cloudfront", Attempts: 3, FailedAt: t0}},
+			Error: "bad line", Stage: "cloudfront", StageKind: StageProcessor, Attempts: 3, FailedAt: t0}},
+		{"a sink's, with the arrival time", arrived(failed("shardId-1", 4, "", nil).FailedCopy("opensearch", 2, errors.New("mapper_parsing_exception"))),
+			Line{Stream: "events", ShardID: "shardId-1", SequenceNumber: fmt.Sprintf("49%054d", 4), SubSequenceNumber: 1, PartitionKey: "pk-4",
+				Data: []byte{0, 1, 2, 4, '\n', '"'}, Error: "mapper_parsing_exception", Stage: "opensearch", StageKind: StageSink, Attempts: 2,
+				FailedAt: t0, ArrivalTime: t0.Add(-time.Hour)}},
 		{"no failure recorded", failed("shardId-1", 4, "", nil), Line{Stream: "events", ShardID: "shardId-1",
 			SequenceNumber: fmt.Sprintf("49%054d", 4), SubSequenceNumber: 1, PartitionKey: "pk-4", Data: []byte{0, 1, 2, 4, '\n', '"'},
 			Error: "unknown", Stage: "unknown", FailedAt: t0}},
@@ -265,6 +276,36 @@ func TestS3Groups(t *testing.T) {
 	}
 	if len(f.objects) != 4 {
 		t.Fatalf("%d objects, want 4: a different set must not be lost to a 412", len(f.objects))
+	}
+	// The same record failing again at the same stage for another
+	// reason (a fix that did not suffice): stored beside the first.
+	again := failed("shardId-1", 1, "parse", errors.New("a, differently"))
+	if err := d.DeadLetter(t.Context(), []*processors.Message{again}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.objects) != 5 {
+		t.Fatalf("%d objects, want 5: a new reason must not be lost to a 412", len(f.objects))
+	}
+}
+
+// The key's digest covers each record's position, stage and reason.
+func TestKeyDigest(t *testing.T) {
+	key := func(ms ...*processors.Message) string { return Key("dl/", t0, ms) }
+	a := failed("shardId-1", 1, "parse", errors.New("bad"))
+	tests := []struct {
+		name string
+		same bool
+		m    *processors.Message
+	}{
+		{"the same failure again", true, failed("shardId-1", 1, "parse", errors.New("bad"))},
+		{"another reason", false, failed("shardId-1", 1, "parse", errors.New("worse"))},
+		{"another stage", false, failed("shardId-1", 1, "cloudfront", errors.New("bad"))},
+		{"another record", false, failed("shardId-1", 2, "parse", errors.New("bad"))},
+	}
+	for _, tt := range tests {
+		if got := key(tt.m) == key(a); got != tt.same {
+			t.Errorf("%s: same key = %v, want %v", tt.name, got, tt.same)
+		}
 	}
 }
 

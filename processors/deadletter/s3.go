@@ -104,10 +104,14 @@ func S3FromConfig(_ context.Context, o processors.Options, env processors.Env) (
 
 // Key returns the object key for a group of dead letters of one shard and
 // stage: <prefix>dt=<failure date>/<shard>/<first-seq>-<first-sub>-<stage>-<digest>.ndjson.gz.
-// The digest covers the stream, shard, stage and every record position,
-// so the same failures dead-lettered again on the same day get the same
-// key (a replay writes nothing new), and a different set never collides.
-// msgs must not be empty; the first message names the shard and stage.
+// The digest covers the stream, shard and stage, and every record's
+// position and reason, so the same failures dead-lettered again on the
+// same day (a worker's replay after a crash) get the same key and write
+// nothing new, while a record failing again for another reason — after a
+// fix that did not suffice — is stored beside its first dead letter
+// instead of being taken for it by If-None-Match. Readers deduplicate on
+// the record's position and stage (redrive.Letter.Key). msgs must not be
+// empty; the first message names the shard and stage.
 func Key(prefix string, failedAt time.Time, msgs []*processors.Message) string {
 	first := msgs[0].Record
 	stage := "unknown"
@@ -117,7 +121,11 @@ func Key(prefix string, failedAt time.Time, msgs []*processors.Message) string {
 	h := sha256.New()
 	h.Write([]byte(first.StreamName + "\x00" + first.ShardID + "\x00" + stage))
 	for _, m := range msgs {
-		h.Write([]byte("\x00" + m.Record.SequenceNumber + "/" + strconv.FormatInt(m.Record.SubSequenceNumber, 10)))
+		reason := ""
+		if f := m.Failed(); f != nil && f.Err != nil {
+			reason = f.Err.Error()
+		}
+		h.Write([]byte("\x00" + m.Record.SequenceNumber + "/" + strconv.FormatInt(m.Record.SubSequenceNumber, 10) + "\x00" + reason))
 	}
 	shard := first.ShardID
 	if shard == "" {

@@ -119,7 +119,9 @@ func (a *AnonymizeIP) Redact(m *processors.Message) *processors.Message {
 	}
 	if f := m.Failed(); f != nil && f.Err != nil {
 		if msg := string(a.ScrubText([]byte(f.Err.Error()))); msg != f.Err.Error() {
-			c.Fail(f.Stage, f.Attempts, &scrubbedError{msg: msg, err: f.Err})
+			scrubbed := *f
+			scrubbed.Err = &scrubbedError{msg: msg, err: f.Err}
+			c.FailWith(scrubbed)
 		}
 	}
 	c.Redacted = true

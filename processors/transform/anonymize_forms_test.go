@@ -129,8 +129,8 @@ func TestRedactDeadLetters(t *testing.T) {
 		if string(m.Record.Data) != data {
 			t.Error("Redact changed the shared record")
 		}
-		if r.Failed().Stage != m.Failed().Stage {
-			t.Errorf("stage %q, want %q", r.Failed().Stage, m.Failed().Stage)
+		if r.Failed().Stage != m.Failed().Stage || r.Failed().Sink != m.Failed().Sink || r.Failed().Attempts != m.Failed().Attempts {
+			t.Errorf("failure %+v, want %+v with the reason scrubbed", r.Failed(), m.Failed())
 		}
 	}
 	if shared[0] != "for=203.0.113.0" {
