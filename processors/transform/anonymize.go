@@ -332,60 +332,6 @@ func looksLikeAddress(s string) bool {
 	return digit && sep
 }
 
-// ScrubText returns text with every IP address in it truncated as the
-// event's addresses are: IPv4 (leading zeros too) and IPv6 literals,
-// found between any characters that cannot be part of one (a URL escape
-// such as %2C or %20 counts as such a separator), with a port kept. It is
-// for raw records and error messages, whose format is not known; text
-// without an address comes back as it is (the same slice).
-func (a *AnonymizeIP) ScrubText(text []byte) []byte {
-	var out []byte // nil until the first change
-	last := 0
-	for i := 0; i < len(text); {
-		if !addrByte(text[i]) {
-			i += escapeLen(text, i)
-			continue
-		}
-		j := i
-		for j < len(text) && addrByte(text[j]) {
-			j++
-		}
-		run := string(text[i:j])
-		if masked, n, ok := a.scrubRun(run); ok {
-			out = append(out, text[last:i]...)
-			out = append(out, masked...)
-			last = i + n
-		}
-		i = j
-	}
-	if out == nil {
-		return text
-	}
-	return append(out, text[last:]...)
-}
-
-// scrubRun truncates the address at the start of a run of address bytes:
-// it returns the replacement and how many bytes of run it replaces.
-func (a *AnonymizeIP) scrubRun(run string) (string, int, bool) {
-	if !strings.ContainsAny(run, ".:") {
-		return "", 0, false
-	}
-	for cand := run; cand != ""; cand = strings.TrimRight(cand, ".:") {
-		if addr, ok := parseAddr(cand); ok {
-			return a.mask(addr).String(), len(cand), true
-		}
-		if i := strings.LastIndexByte(cand, ':'); i > 0 && isPort(cand[i+1:]) {
-			if addr, ok := parseIPv4(cand[:i]); ok {
-				return a.mask(addr).String() + cand[i:], len(cand), true
-			}
-		}
-		if t := strings.TrimRight(cand, ".:"); t == cand {
-			break
-		}
-	}
-	return "", 0, false
-}
-
 // addrByte reports a byte that can be part of an IPv4 or IPv6 literal.
 func addrByte(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '.' || c == ':'
