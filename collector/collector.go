@@ -29,7 +29,10 @@
 // at most Config.BufferRecords events. With Config.SpoolDir every event is
 // written and fsynced to a local spool (package spool) before its 202,
 // replayed by the next Serve, and forgotten once Kinesis confirms it, so a
-// crash loses nothing. Kinesis delivery is at least once (a timed-out call
+// crash loses nothing; with a spool the collector can also start while
+// Kinesis is unreachable (StartWithoutKinesis): it accepts events into the
+// spool and reports Kinesis unreachable on Ready until Kinesis answers.
+// Kinesis delivery is at least once (a timed-out call
 // is retried; a crash between Kinesis' confirmation and the spool's mark
 // sends the event again), so consumers deduplicate by event_id, as the
 // OpenSearch sink does with its document id.
@@ -178,7 +181,11 @@ type Collector struct {
 	hasToken bool
 	token    [sha256.Size]byte // SHA-256 of cfg.Token: compared in constant time whatever its length
 
-	state atomic.Int32
+	client producer.KinesisAPI // for the reachability probe
+	stream string
+
+	state       atomic.Int32
+	kinesisDown atomic.Pointer[error] // set by StartWithoutKinesis until Kinesis answers
 }
 
 // EventRef rides on each event's producer.Record.Meta: its event_id and,
@@ -214,6 +221,8 @@ func New(client producer.KinesisAPI, stream string, cfg Config, log *zap.Logger,
 		budget:   newBudget(cfg.BufferRecords, cfg.BufferBytes),
 		hasToken: cfg.Token != "",
 		token:    sha256.Sum256([]byte(cfg.Token)),
+		client:   client,
+		stream:   stream,
 	}
 	opts = append(opts[:len(opts):len(opts)],
 		producer.WithBuffer(cfg.BufferRecords, cfg.BufferBytes),
@@ -233,7 +242,7 @@ func New(client producer.KinesisAPI, stream string, cfg Config, log *zap.Logger,
 		}
 		c.spool, c.replay = d, pending
 	}
-	c.m = newMetrics(p.Stats, c.budget, c.spool)
+	c.m = newMetrics(p.Stats, c.budget, c.spool, func() bool { return c.kinesisDown.Load() != nil })
 	return c, nil
 }
 
@@ -247,6 +256,7 @@ func (c *Collector) onResult(res producer.Result) {
 	c.budget.release(1, len(res.Record.Data)+len(res.Record.PartitionKey))
 	ref, _ := res.Record.Meta.(EventRef)
 	if res.Err == nil {
+		c.kinesisAnswered("write")
 		if c.spool != nil {
 			failpoint.Hit(failpoint.CollectorBeforeSpoolDone)
 			c.spool.Done(ref.SpoolID)
@@ -267,14 +277,19 @@ func (c *Collector) onResult(res producer.Result) {
 
 // Ready reports whether the collector takes requests: nil while Serve
 // serves, ErrNotServing before, ErrShuttingDown once the graceful shutdown
-// has begun. For /readyz. Safe for concurrent use.
+// has begun. While Kinesis has not answered since a start without it
+// (StartWithoutKinesis) it reports ErrKinesisUnreachable, although
+// requests are accepted into the spool. For /readyz. Safe for concurrent
+// use.
 func (c *Collector) Ready() error {
 	switch c.state.Load() {
 	case stateServing:
 		if c.spool != nil {
-			return c.spool.Err()
+			if err := c.spool.Err(); err != nil {
+				return err
+			}
 		}
-		return nil
+		return c.kinesisErr()
 	case stateNew, stateReplaying:
 		return ErrNotServing
 	}
@@ -326,6 +341,16 @@ func (c *Collector) Serve(ctx context.Context, ln net.Listener) error {
 		spoolDone = make(chan error, 1)
 		go func() { spoolDone <- c.spool.Run(spoolCtx) }()
 	}
+	probeCtx, stopProbe := context.WithCancel(ctx)
+	probeDone := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		c.probeKinesis(probeCtx)
+	}()
+	defer func() {
+		stopProbe()
+		<-probeDone
+	}()
 	c.replaySpool(ctx)
 	c.state.CompareAndSwap(stateReplaying, stateServing)
 

@@ -24,9 +24,12 @@ type metrics struct {
 	// spoolAppend times the write and fsync a request waits for.
 	spoolAppend prometheus.Histogram
 
-	stats  func() producer.Stats
-	budget *budget
-	spool  *spool.Dir // nil without a spool
+	stats       func() producer.Stats
+	budget      *budget
+	spool       *spool.Dir  // nil without a spool
+	unreachable func() bool // Kinesis not reached since a start without it
+
+	kinesisUnreachable *prometheus.Desc
 
 	spoolEvents, spoolUnsynced, spoolSegments, spoolBytes, spoolAppended, spoolDone, spoolSyncs, spoolCompacted *prometheus.Desc
 
@@ -35,7 +38,7 @@ type metrics struct {
 	calls, callErrors, buffered, bufferedBytes, callsInFlight *prometheus.Desc
 }
 
-func newMetrics(stats func() producer.Stats, b *budget, sp *spool.Dir) *metrics {
+func newMetrics(stats func() producer.Stats, b *budget, sp *spool.Dir, unreachable func() bool) *metrics {
 	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
 	return &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -76,9 +79,12 @@ func newMetrics(stats func() producer.Stats, b *budget, sp *spool.Dir) *metrics 
 			Help:    "Time a request waits for its events to be written and fsynced to the spool (shared fsyncs included).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
-		stats:  stats,
-		budget: b,
-		spool:  sp,
+		stats:       stats,
+		budget:      b,
+		spool:       sp,
+		unreachable: unreachable,
+
+		kinesisUnreachable: d("leasehold_collector_kinesis_unreachable", "1 while Kinesis has not answered since the collector started without reaching it (events are accepted into the spool meanwhile), else 0."),
 
 		spoolEvents:    d("leasehold_collector_spool_events", "Events in the spool not yet confirmed by Kinesis."),
 		spoolUnsynced:  d("leasehold_collector_spool_unsynced_marks", "Confirmed events whose done mark is not yet durable (sent again after a crash now)."),
@@ -137,7 +143,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 		}
 	}
 	for _, d := range []*prometheus.Desc{m.bufEvents, m.bufBytes, m.put, m.written, m.pfailed, m.retried, m.throttled,
-		m.kinRecords, m.calls, m.callErrors, m.buffered, m.bufferedBytes, m.callsInFlight} {
+		m.kinRecords, m.calls, m.callErrors, m.buffered, m.bufferedBytes, m.callsInFlight, m.kinesisUnreachable} {
 		ch <- d
 	}
 }
@@ -171,6 +177,11 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	gauge(m.buffered, s.BufferedRecords)
 	gauge(m.bufferedBytes, s.BufferedBytes)
 	gauge(m.callsInFlight, s.InFlightCalls)
+	down := 0
+	if m.unreachable() {
+		down = 1
+	}
+	gauge(m.kinesisUnreachable, down)
 	if m.spool == nil {
 		return
 	}

@@ -287,3 +287,116 @@ func TestCollectorSpoolDuplicateWindow(t *testing.T) {
 	}
 	t.Logf("%d events of the interrupted confirmation sent twice, as documented (docs/COLLECTOR.md, Delivery)", len(dups))
 }
+
+// readyz returns the collector's /readyz status and body.
+func (p *collectProc) readyz() (int, string) {
+	resp, err := http.Get(p.metrics + "/readyz")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestCollectorStartsWithoutKinesis: with collect.spool_dir, `leasehold
+// collect` starts although Kinesis is unreachable (before, its start-up
+// check refused to), answers 202 to events it spools, says on /readyz and
+// in leasehold_collector_kinesis_unreachable that Kinesis is unreachable,
+// and once Kinesis is back delivers every event exactly once. Without a
+// spool it still refuses to start, with exit code 2 and a message naming
+// collect.spool_dir.
+func TestCollectorStartsWithoutKinesis(t *testing.T) {
+	e := testenv.Require(t, "kinesis")
+	kc := testenv.Kinesis(e)
+	stream := testenv.Name(t, "collect-nokin")
+	createStream(t, kc, stream, 2)
+	u, err := url.Parse(e.Kinesis)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultproxy.NewTCP(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	proxy.SetDown(true)
+	env := binaryEnv(e, stream, "AWS_ENDPOINT_URL_KINESIS=http://"+proxy.Addr(),
+		"LEASEHOLD_COLLECT_LISTEN=127.0.0.1:0", "LEASEHOLD_COLLECT_METRICS_ADDR=127.0.0.1:0",
+		"LEASEHOLD_COLLECT_MAX_EVENTS_PER_REQUEST=50", "LEASEHOLD_COLLECT_SHUTDOWN_GRACE=10s")
+
+	t.Run("without a spool it does not start", func(t *testing.T) {
+		cmd := exec.Command(binary, "collect")
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+			t.Fatalf("exit %v, want 2; output:\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "collect.spool_dir") || !strings.Contains(string(out), "unreachable") {
+			t.Fatalf("the error does not say Kinesis is unreachable and what a spool would do:\n%s", out)
+		}
+	})
+
+	httpc := &http.Client{Timeout: 10 * time.Second}
+	c := startCollect(t, append(env, "LEASEHOLD_COLLECT_SPOOL_DIR="+t.TempDir()))
+	if !strings.Contains(c.log.String(), "kinesis unreachable at start-up") {
+		t.Errorf("no log line says Kinesis is unreachable:\n%s", c.log.String())
+	}
+	if status, body := c.readyz(); status != http.StatusServiceUnavailable || !strings.Contains(body, "kinesis unreachable") {
+		t.Fatalf("/readyz while Kinesis is unreachable: %d %q", status, body)
+	}
+	var acked []string
+	for i := 0; i < 150; i += 50 {
+		status, _, ids := postBatch(t, httpc, c.api, "n", i, 50)
+		if status != 202 {
+			t.Fatalf("Kinesis unreachable, with a spool: status %d, want 202", status)
+		}
+		acked = append(acked, ids...)
+	}
+	c.waitMetrics(map[string]float64{"leasehold_collector_kinesis_unreachable": 1, "leasehold_collector_spool_events": 150,
+		"leasehold_collector_events_sent_total": 0})
+
+	proxy.SetDown(false)
+	c.waitMetrics(map[string]float64{"leasehold_collector_kinesis_unreachable": 0, "leasehold_collector_events_sent_total": 150,
+		"leasehold_collector_spool_events": 0})
+	if status, body := c.readyz(); status != http.StatusOK {
+		t.Fatalf("/readyz once Kinesis answers: %d %q", status, body)
+	}
+	status, _, ids := postBatch(t, httpc, c.api, "m", 0, 20)
+	if status != 202 {
+		t.Fatalf("after Kinesis came back: status %d", status)
+	}
+	acked = append(acked, ids...)
+	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-c.exited:
+		if err != nil {
+			t.Fatalf("collect exited with %v after SIGTERM; log:\n%s", err, c.log.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("collect did not exit after SIGTERM")
+	}
+
+	inStream := streamEventIDs(t, kc, stream)
+	sort.Strings(acked)
+	if fmt.Sprint(inStream) != fmt.Sprint(acked) {
+		count := map[string]int{}
+		for _, id := range inStream {
+			count[id]++
+		}
+		var lost, dup []string
+		for _, id := range acked {
+			switch count[id] {
+			case 0:
+				lost = append(lost, id)
+			case 1:
+			default:
+				dup = append(dup, id)
+			}
+		}
+		t.Fatalf("stream holds %d events for %d acknowledged: %d lost (first %v), %d duplicated (first %v)",
+			len(inStream), len(acked), len(lost), first(lost), len(dup), first(dup))
+	}
+}

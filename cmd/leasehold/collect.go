@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/leasehold/leasehold/collector"
 	"github.com/leasehold/leasehold/internal/awsconf"
+	"github.com/leasehold/leasehold/internal/awserr"
 	"github.com/leasehold/leasehold/internal/config"
 	"github.com/leasehold/leasehold/internal/telemetry"
 	"github.com/leasehold/leasehold/producer"
@@ -36,8 +38,14 @@ Metrics, /healthz and /readyz are served on collect.metrics_addr. On SIGTERM or
 Ctrl-C /readyz turns 503, requests in progress finish and everything buffered
 is sent, within collect.shutdown_grace.
 
+Kinesis must be reachable at start-up, unless collect.spool_dir is set: then
+the collector starts anyway, accepts events into the spool, sends them once
+Kinesis answers, and /readyz reports Kinesis unreachable meanwhile. A stream
+that does not exist or is refused always stops start-up.
+
 Exit codes: 0 after a clean shutdown, 1 when accepted events could not be
-sent or the server failed, 2 for a configuration mistake.`,
+sent or the server failed, 2 for a configuration mistake (and for Kinesis
+unreachable at start-up without a spool).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, log, err := loadConfig(cmd)
@@ -52,13 +60,21 @@ sent or the server failed, 2 for a configuration mistake.`,
 			reg := telemetry.NewRegistry()
 			telemetry.CountAWSCalls(&awsCfg, reg)
 			kc := awsconf.Kinesis(awsCfg)
-			if err := checkStream(cmd.Context(), kc, c.Stream.Name); err != nil {
+			unreachable, err := checkCollectStream(cmd.Context(), kc, c.Stream.Name, c.Collect.SpoolDir != "")
+			if err != nil {
 				return usageError{err}
 			}
 			col, err := collector.New(kc, c.Stream.Name, collectorConfig(c.Collect), log,
 				producer.WithAggregation(c.Collect.Aggregate), producer.WithLogger(log))
 			if err != nil {
 				return usageError{err}
+			}
+			if unreachable != nil {
+				if err := col.StartWithoutKinesis(unreachable); err != nil {
+					return usageError{err}
+				}
+				log.Error("kinesis unreachable at start-up; accepting events into the spool and sending them when it answers (/readyz says so meanwhile)",
+					zap.String("stream", c.Stream.Name), zap.String("spool_dir", c.Collect.SpoolDir), zap.Error(unreachable))
 			}
 			reg.MustRegister(col.Metrics())
 			ln, err := net.Listen("tcp", c.Collect.Listen)
@@ -94,14 +110,39 @@ func collectorConfig(co config.Collect) collector.Config {
 	return cfg
 }
 
+// streamCheckTimeout bounds the start-up check of the stream.
+const streamCheckTimeout = 15 * time.Second
+
 // checkStream fails at start-up, naming the key, when the stream cannot be
 // described (missing, no permission, endpoint unreachable), instead of
 // accepting events that can never be written.
 func checkStream(ctx context.Context, kc *kinesis.Client, name string) error {
+	ctx, cancel := context.WithTimeout(ctx, streamCheckTimeout)
+	defer cancel()
 	if _, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)}); err != nil {
 		return fmt.Errorf("stream.name: stream %q: %w", name, err)
 	}
 	return nil
+}
+
+// checkCollectStream is checkStream for the collector. When Kinesis
+// cannot be reached (no answer, a timeout, 5xx, throttling) it is an
+// error too unless withSpool: the collector then starts, spools what it
+// accepts and sends it when Kinesis answers, and checkCollectStream
+// returns why it could not reach Kinesis as unreachable. A stream that is
+// missing or refused is always an error.
+func checkCollectStream(ctx context.Context, kc *kinesis.Client, name string, withSpool bool) (unreachable, err error) {
+	err = checkStream(ctx, kc, name)
+	switch {
+	case err == nil:
+		return nil, nil
+	case awserr.Kinesis(err) != awserr.Retry:
+		return nil, err
+	case withSpool:
+		return err, nil
+	}
+	return nil, fmt.Errorf("%w; Kinesis is unreachable at start-up, and without collect.spool_dir the collector does not start then "+
+		"(what it accepted would be held in memory only); with a spool it starts and sends the events when Kinesis answers", err)
 }
 
 // serveTelemetry starts /metrics, /healthz and /readyz on addr (nothing

@@ -1,7 +1,8 @@
 // Package awserr decides, once per AWS service, what a failed call means
 // for a writer: try again soon, wait for an operator, or give up on the
 // request. The S3 archive sink, the S3 dead-letter writer and the DynamoDB
-// sink all ask it, so that they cannot drift apart (the dead-letter
+// sink all ask it (and the collector, whether Kinesis is reachable), so
+// that they cannot drift apart (the dead-letter
 // writer's own copy once treated InternalError, ServiceUnavailable and
 // TokenRefreshRequired as permanent).
 //
@@ -111,6 +112,30 @@ func DynamoDB(err error) Class {
 		return CannotWrite
 	case "ValidationException", "ItemCollectionSizeLimitExceededException":
 		return Reject
+	}
+	return byStatus(Status(err))
+}
+
+// Kinesis classifies a Kinesis error of a whole call (not a PutRecords
+// entry's code: the producer classifies those, telling throttling apart).
+// Throttling, 5xx, an unreachable endpoint and a stream being created or
+// updated are Retry; a missing stream, access denied, refused credentials
+// and KMS trouble CannotWrite.
+func Kinesis(err error) Class {
+	code := Code(err)
+	switch code {
+	case "ProvisionedThroughputExceededException", "LimitExceededException", "ThrottlingException",
+		"InternalFailure", "InternalFailureException", "ServiceUnavailable", "ExpiredTokenException",
+		"ResourceInUseException": // the stream is being created or updated: it passes
+		return Retry
+	case "ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException",
+		"MissingAuthenticationTokenException", "InvalidSignatureException", "IncompleteSignatureException":
+		return CannotWrite
+	case "ValidationException", "InvalidArgumentException":
+		return Reject
+	}
+	if strings.HasPrefix(code, "KMS") {
+		return CannotWrite // KMSDisabledException, KMSAccessDeniedException, ...
 	}
 	return byStatus(Status(err))
 }

@@ -88,3 +88,25 @@ func TestDynamoDB(t *testing.T) {
 		}
 	}
 }
+
+func TestKinesis(t *testing.T) {
+	tests := []struct {
+		err  error
+		want awserr.Class
+	}{
+		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, awserr.Retry},
+		{fmt.Errorf("describe: %w", context.DeadlineExceeded), awserr.Retry},
+		{apiErr("LimitExceededException", 400), awserr.Retry},
+		{apiErr("ResourceInUseException", 400), awserr.Retry},
+		{apiErr("", 500), awserr.Retry},
+		{apiErr("ResourceNotFoundException", 400), awserr.CannotWrite},
+		{apiErr("AccessDeniedException", 400), awserr.CannotWrite},
+		{apiErr("KMSDisabledException", 400), awserr.CannotWrite},
+		{apiErr("InvalidArgumentException", 400), awserr.Reject},
+	}
+	for _, tc := range tests {
+		if got := awserr.Kinesis(tc.err); got != tc.want {
+			t.Errorf("Kinesis(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
