@@ -122,7 +122,7 @@ pipeline:
 	s3sink.Register(reg)
 	deadletter.Register(reg)
 	ctx := testenv.Context(t, 5*time.Minute)
-	p, err := processors.Build(ctx, reg, spec, processors.Env{s3sink.EnvS3Client: sc}, zap.NewNop())
+	p, err := processors.Build(ctx, reg, spec, processors.Deps{S3: sc}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -586,7 +586,7 @@ func TestSinksPipelineFromConfig(t *testing.T) {
 	s3sink.Register(reg)
 	dynamosink.Register(reg)
 	deadletter.Register(reg)
-	reg.RegisterProcessor("appevent", func(context.Context, processors.Options, processors.Env) (processors.Processor, error) {
+	reg.RegisterProcessor("appevent", func(context.Context, processors.Options, processors.Deps) (processors.Processor, error) {
 		return processors.ProcessorFunc(func(_ context.Context, batch []*processors.Message) ([]*processors.Message, error) {
 			for _, m := range batch {
 				ev, err := appevent.Parse(m.Record.Data)
@@ -622,7 +622,7 @@ event_time:
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := processors.Build(ctx, reg, spec, processors.Env{s3sink.EnvS3Client: sc, dynamosink.EnvDynamoDBClient: dc}, zap.NewNop())
+	p, err := processors.Build(ctx, reg, spec, processors.Deps{S3: sc, DynamoDB: dc}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

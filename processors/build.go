@@ -149,7 +149,7 @@ func parseStage(path string, n *yaml.Node) (StageSpec, error) {
 
 // Build constructs the pipeline from spec with the registry's
 // constructors. Every stage's error is reported, naming its config path.
-func Build(ctx context.Context, reg *Registry, spec Spec, env Env, log *zap.Logger) (*Pipeline, error) {
+func Build(ctx context.Context, reg *Registry, spec Spec, deps Deps, log *zap.Logger) (*Pipeline, error) {
 	var errs []error
 	var stages []Stage
 	for _, st := range spec.Processors {
@@ -158,7 +158,7 @@ func Build(ctx context.Context, reg *Registry, spec Spec, env Env, log *zap.Logg
 			errs = append(errs, fmt.Errorf("%s: %w", st.Options.Path(), err))
 			continue
 		}
-		p, err := ctor(ctx, st.Options, env)
+		p, err := ctor(ctx, st.Options, deps)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s (%s): %w", st.Options.Path(), st.Type, err))
 			continue
@@ -172,7 +172,7 @@ func Build(ctx context.Context, reg *Registry, spec Spec, env Env, log *zap.Logg
 			errs = append(errs, fmt.Errorf("%s: %w", st.Options.Path(), err))
 			continue
 		}
-		s, err := ctor(ctx, st.Options, env)
+		s, err := ctor(ctx, st.Options, deps)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s (%s): %w", st.Options.Path(), st.Type, err))
 			continue
@@ -184,7 +184,7 @@ func Build(ctx context.Context, reg *Registry, spec Spec, env Env, log *zap.Logg
 		ctor, err := reg.DeadLetter(spec.DeadLetter.Type)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("pipeline.dead_letter: %w", err))
-		} else if dl, err = ctor(ctx, spec.DeadLetter.Options, env); err != nil {
+		} else if dl, err = ctor(ctx, spec.DeadLetter.Options, deps); err != nil {
 			errs = append(errs, fmt.Errorf("pipeline.dead_letter (%s): %w", spec.DeadLetter.Type, err))
 		}
 	}

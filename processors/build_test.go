@@ -43,26 +43,26 @@ type opts struct {
 
 func TestBuildReportsUnknownTypesAndBadOptions(t *testing.T) {
 	reg := processors.NewRegistry()
-	reg.RegisterSink("mem", func(ctx context.Context, o processors.Options, env processors.Env) (processors.Sink, error) {
+	reg.RegisterSink("mem", func(ctx context.Context, o processors.Options, deps processors.Deps) (processors.Sink, error) {
 		var v opts
 		if err := o.Decode(&v); err != nil {
 			return nil, err
 		}
 		return &memSink{name: "mem"}, nil
 	})
-	reg.RegisterDeadLetter("mem", func(ctx context.Context, o processors.Options, env processors.Env) (processors.DeadLetterer, error) {
+	reg.RegisterDeadLetter("mem", func(ctx context.Context, o processors.Options, deps processors.Deps) (processors.DeadLetterer, error) {
 		return &memDL{}, nil
 	})
 	s, err := spec(t, "processors: [{type: nope}]\nsinks: [{type: mem, sise: 3}]\ndead_letter: {type: mem}\n")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = processors.Build(context.Background(), reg, s, nil, zap.NewNop())
+	_, err = processors.Build(context.Background(), reg, s, processors.Deps{}, zap.NewNop())
 	if err == nil || !strings.Contains(err.Error(), `pipeline.processors[0]: unknown processor type "nope"`) || !strings.Contains(err.Error(), "pipeline.sinks[0]: ") || !strings.Contains(err.Error(), "sise") {
 		t.Fatalf("got %v", err)
 	}
 	s, _ = spec(t, "sinks: [{type: mem, size: 3}]\ndead_letter: {type: mem}\n")
-	if _, err := processors.Build(context.Background(), reg, s, nil, zap.NewNop()); err != nil {
+	if _, err := processors.Build(context.Background(), reg, s, processors.Deps{}, zap.NewNop()); err != nil {
 		t.Fatal(err)
 	}
 }

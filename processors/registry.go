@@ -10,12 +10,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// Env is what a constructor may use: a logger-free context of shared
-// dependencies (AWS clients and the like) supplied by the caller that
-// builds the pipeline. Values are looked up by key; constructors document
-// the keys they need.
-type Env map[string]any
-
 // Options decodes a stage's YAML options strictly into a struct (unknown
 // keys are errors naming the key).
 type Options struct {
@@ -57,14 +51,17 @@ func NewOptions(path, name string, node *yaml.Node) Options {
 	return Options{node: node, path: path, name: name}
 }
 
-// ProcessorCtor builds a Processor from its options.
-type ProcessorCtor func(ctx context.Context, opts Options, env Env) (Processor, error)
+// ProcessorCtor builds a Processor from its options and the shared
+// dependencies. A dependency the type needs but deps lacks is an error
+// naming the Deps field.
+type ProcessorCtor func(ctx context.Context, opts Options, deps Deps) (Processor, error)
 
-// SinkCtor builds a Sink from its options.
-type SinkCtor func(ctx context.Context, opts Options, env Env) (Sink, error)
+// SinkCtor builds a Sink from its options and the shared dependencies.
+type SinkCtor func(ctx context.Context, opts Options, deps Deps) (Sink, error)
 
-// DeadLetterCtor builds a DeadLetterer from its options.
-type DeadLetterCtor func(ctx context.Context, opts Options, env Env) (DeadLetterer, error)
+// DeadLetterCtor builds a DeadLetterer from its options and the shared
+// dependencies.
+type DeadLetterCtor func(ctx context.Context, opts Options, deps Deps) (DeadLetterer, error)
 
 // Registry maps the type names used in a pipeline config to constructors.
 // A program builds one, registers the built-ins and its own, and hands it

@@ -44,7 +44,7 @@ const watchType = "redrive-watch"
 type Pipeline struct {
 	reg  *processors.Registry
 	spec processors.Spec
-	env  processors.Env
+	deps processors.Deps
 	log  *zap.Logger
 	dl   processors.DeadLetterer // the configured destination
 
@@ -56,11 +56,11 @@ type Pipeline struct {
 }
 
 // NewPipeline prepares the target from a pipeline spec and the registry
-// and environment the worker builds it with. It registers a dead-letter
+// and dependencies the worker builds it with. It registers a dead-letter
 // type on reg (so call it once per registry), builds the configured
 // dead-letter destination, and builds processors and sinks when first
 // needed.
-func NewPipeline(ctx context.Context, reg *processors.Registry, spec processors.Spec, env processors.Env, log *zap.Logger) (*Pipeline, error) {
+func NewPipeline(ctx context.Context, reg *processors.Registry, spec processors.Spec, deps processors.Deps, log *zap.Logger) (*Pipeline, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
@@ -68,13 +68,13 @@ func NewPipeline(ctx context.Context, reg *processors.Registry, spec processors.
 	if err != nil {
 		return nil, fmt.Errorf("pipeline.dead_letter: %w", err)
 	}
-	dl, err := ctor(ctx, spec.DeadLetter.Options, env)
+	dl, err := ctor(ctx, spec.DeadLetter.Options, deps)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline.dead_letter (%s): %w", spec.DeadLetter.Type, err)
 	}
-	t := &Pipeline{reg: reg, spec: spec, env: env, log: log, dl: dl, failed: map[string]error{},
+	t := &Pipeline{reg: reg, spec: spec, deps: deps, log: log, dl: dl, failed: map[string]error{},
 		chains: map[string]*processors.Pipeline{}, sinks: map[string]processors.Sink{}}
-	reg.RegisterDeadLetter(watchType, func(context.Context, processors.Options, processors.Env) (processors.DeadLetterer, error) {
+	reg.RegisterDeadLetter(watchType, func(context.Context, processors.Options, processors.Deps) (processors.DeadLetterer, error) {
 		return watch{t}, nil
 	})
 	return t, nil
@@ -133,7 +133,7 @@ func (t *Pipeline) chain(ctx context.Context, only string) (*processors.Pipeline
 		s, _ := t.sinkSpec(only)
 		spec.Sinks = []processors.StageSpec{s}
 	}
-	p, err := processors.Build(ctx, t.reg, spec, t.env, t.log)
+	p, err := processors.Build(ctx, t.reg, spec, t.deps, t.log)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func (t *Pipeline) sink(ctx context.Context, name string) (processors.Sink, erro
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", st.Options.Path(), err)
 	}
-	s, err := ctor(ctx, st.Options, t.env)
+	s, err := ctor(ctx, st.Options, t.deps)
 	if err != nil {
 		return nil, fmt.Errorf("%s (%s): %w", st.Options.Path(), st.Type, err)
 	}

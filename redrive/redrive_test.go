@@ -337,7 +337,7 @@ func TestPipelineTarget(t *testing.T) {
 	var processed int
 	reg := processors.NewRegistry()
 	deadletter.Register(reg)
-	reg.RegisterProcessor("appjson", func(context.Context, processors.Options, processors.Env) (processors.Processor, error) {
+	reg.RegisterProcessor("appjson", func(context.Context, processors.Options, processors.Deps) (processors.Processor, error) {
 		return processors.ProcessorFunc(func(_ context.Context, batch []*processors.Message) ([]*processors.Message, error) {
 			for _, m := range batch {
 				mu.Lock()
@@ -357,7 +357,7 @@ func TestPipelineTarget(t *testing.T) {
 		}), nil
 	})
 	for _, name := range []string{"mem-a", "mem-b"} {
-		reg.RegisterSink(name, func(_ context.Context, o processors.Options, _ processors.Env) (processors.Sink, error) {
+		reg.RegisterSink(name, func(_ context.Context, o processors.Options, _ processors.Deps) (processors.Sink, error) {
 			return memSink{name: o.Name(), mu: &mu, got: got, fail: func(m *processors.Message) error {
 				if m.Event.EventID == "ev-66" && o.Name() == "mem-b" {
 					return errors.New("mapping conflict, still")
@@ -387,7 +387,7 @@ func TestPipelineTarget(t *testing.T) {
 	f.WriteString(withEvent)
 	f.Close()
 
-	target, err := redrive.NewPipeline(context.Background(), reg, spec, processors.Env{}, nil)
+	target, err := redrive.NewPipeline(context.Background(), reg, spec, processors.Deps{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +477,7 @@ func newReplayWorld(t *testing.T, extra string) *replayWorld {
 	w := &replayWorld{dlPath: filepath.Join(t.TempDir(), "dead.ndjson"), got: map[string][]string{}}
 	reg := processors.NewRegistry()
 	deadletter.Register(reg)
-	reg.RegisterProcessor("appjson", func(context.Context, processors.Options, processors.Env) (processors.Processor, error) {
+	reg.RegisterProcessor("appjson", func(context.Context, processors.Options, processors.Deps) (processors.Processor, error) {
 		return processors.ProcessorFunc(func(_ context.Context, batch []*processors.Message) ([]*processors.Message, error) {
 			for _, m := range batch {
 				var v struct {
@@ -494,7 +494,7 @@ func newReplayWorld(t *testing.T, extra string) *replayWorld {
 		}), nil
 	})
 	for _, name := range []string{"mem-a", "mem-b"} {
-		reg.RegisterSink(name, func(_ context.Context, o processors.Options, _ processors.Env) (processors.Sink, error) {
+		reg.RegisterSink(name, func(_ context.Context, o processors.Options, _ processors.Deps) (processors.Sink, error) {
 			return memSink{name: o.Name(), mu: &w.mu, got: w.got}, nil
 		})
 	}
@@ -506,7 +506,7 @@ func newReplayWorld(t *testing.T, extra string) *replayWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.target, err = redrive.NewPipeline(context.Background(), reg, spec, processors.Env{}, nil); err != nil {
+	if w.target, err = redrive.NewPipeline(context.Background(), reg, spec, processors.Deps{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = w.target.Close(context.Background()) })

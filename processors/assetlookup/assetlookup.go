@@ -33,15 +33,6 @@ import (
 // Type is the processor type name used in the pipeline config.
 const Type = "asset_lookup"
 
-// Env keys the config constructor reads.
-const (
-	// EnvDynamoDBClient holds the DynamoDB client (a ScanAPI); required
-	// only when Options.Table is set.
-	EnvDynamoDBClient = "dynamodb"
-	// EnvLogger optionally holds a *zap.Logger for refresh warnings.
-	EnvLogger = "logger"
-)
-
 // DefaultRefresh is how often the catalog is reloaded when
 // Options.Refresh is 0.
 const DefaultRefresh = 5 * time.Minute
@@ -162,17 +153,22 @@ func New(ctx context.Context, o Options, api ScanAPI, log *zap.Logger) (*Lookup,
 	return l, nil
 }
 
-// Register adds the asset_lookup type to r. Its constructor reads the
-// DynamoDB client and logger from the Env keys above.
+// Register adds the asset_lookup type to r. Its constructor takes the
+// DynamoDB client from deps.DynamoDB (required only when Options.Table is
+// set) and the logger for refresh warnings from deps.Logger (optional).
 func Register(r *processors.Registry) {
-	r.RegisterProcessor(Type, func(ctx context.Context, opts processors.Options, env processors.Env) (processors.Processor, error) {
+	r.RegisterProcessor(Type, func(ctx context.Context, opts processors.Options, deps processors.Deps) (processors.Processor, error) {
 		var o Options
 		if err := opts.Decode(&o); err != nil {
 			return nil, err
 		}
-		api, _ := env[EnvDynamoDBClient].(ScanAPI)
-		log, _ := env[EnvLogger].(*zap.Logger)
-		return New(ctx, o, api, log)
+		var api ScanAPI
+		if deps.DynamoDB != nil {
+			api = deps.DynamoDB
+		} else if o.Table != "" {
+			return nil, processors.MissingDep("DynamoDB", "asset_lookup reads its table with it")
+		}
+		return New(ctx, o, api, deps.Logger)
 	})
 }
 

@@ -182,11 +182,11 @@ func TestConfigErrors(t *testing.T) {
 		{"file: " + good + "\nrefresh: 10ms", "refresh: 10ms is too short"},
 		{"file: /nonexistent/cat.ndjson", "file: "},
 		{"file: " + good + "\nfiles: x", "field files not found"},
-		{"table: catalog", "no DynamoDB client"},
+		{"table: catalog", "Deps.DynamoDB"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.want, func(t *testing.T) {
-			_, err := build(t, tc.opts, processors.Env{})
+			_, err := build(t, tc.opts, processors.Deps{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want %q", err, tc.want)
 			}
@@ -194,7 +194,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-func build(t *testing.T, opts string, env processors.Env) (processors.Processor, error) {
+func build(t *testing.T, opts string, deps processors.Deps) (processors.Processor, error) {
 	t.Helper()
 	var doc yaml.Node
 	if err := yaml.Unmarshal([]byte(opts), &doc); err != nil {
@@ -206,7 +206,7 @@ func build(t *testing.T, opts string, env processors.Env) (processors.Processor,
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ctor(context.Background(), processors.NewOptions("pipeline.processors[0]", "", doc.Content[0]), env)
+	p, err := ctor(context.Background(), processors.NewOptions("pipeline.processors[0]", "", doc.Content[0]), deps)
 	if c, ok := p.(interface{ Close() error }); ok && err == nil {
 		t.Cleanup(func() { _ = c.Close() })
 	}
@@ -261,7 +261,7 @@ func TestDynamoDBCatalog(t *testing.T) {
 		put(fmt.Sprintf("a%04d", i), long)
 	}
 	file := writeFile(t, "cat.ndjson", `{"asset_id":"a0001","title":"from the file","customer":"other"}`+"\n"+`{"asset_id":"only-file","title":"file only"}`+"\n")
-	p, err := build(t, "table: "+table+"\nfile: "+file, processors.Env{assetlookup.EnvDynamoDBClient: db})
+	p, err := build(t, "table: "+table+"\nfile: "+file, processors.Deps{DynamoDB: db})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,14 +33,6 @@ const (
 	TypeFile = "file"
 )
 
-// EnvS3Client is the processors.Env key of the *s3.Client (or any API)
-// that the "s3" type uses.
-const EnvS3Client = "s3"
-
-// EnvLogger is the optional processors.Env key of a *zap.Logger for retry
-// warnings.
-const EnvLogger = "logger"
-
 // Line is one dead-lettered record, one JSON object per line.
 type Line struct {
 	Stream            string `json:"stream"`

@@ -152,7 +152,7 @@ func TestFileOptions(t *testing.T) {
 			if err := yaml.Unmarshal([]byte(tt.yaml), &doc); err != nil {
 				t.Fatal(err)
 			}
-			_, err := FileFromConfig(t.Context(), processors.NewOptions("pipeline.dead_letter", "", doc.Content[0]), nil)
+			_, err := FileFromConfig(t.Context(), processors.NewOptions("pipeline.dead_letter", "", doc.Content[0]), processors.Deps{})
 			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
 				t.Fatalf("err %v, want %q", err, tt.want)
 			}
@@ -173,6 +173,10 @@ func (e *apiErr) HTTPStatusCode() int           { return e.status }
 
 // fakeS3 stores objects and honours If-None-Match: *.
 type fakeS3 struct {
+	// S3Client completes processors.S3Client for Deps; the dead-letter
+	// writer calls only PutObject, which fakeS3 implements.
+	processors.S3Client
+
 	mu      sync.Mutex
 	objects map[string][]byte
 	calls   int
@@ -409,15 +413,15 @@ func TestS3Options(t *testing.T) {
 	f := &fakeS3{objects: map[string][]byte{}}
 	tests := []struct {
 		name, yaml string
-		env        processors.Env
+		deps       processors.Deps
 		want       string
 	}{
-		{"ok", "bucket: b", processors.Env{EnvS3Client: f}, ""},
-		{"prefix", "bucket: b\nprefix: dl/", processors.Env{EnvS3Client: f}, ""},
-		{"no bucket", "prefix: dl/", processors.Env{EnvS3Client: f}, "bucket is required"},
-		{"bad prefix", "bucket: b\nprefix: dl", processors.Env{EnvS3Client: f}, "prefix"},
-		{"unknown key", "bucket: b\nregion: x", processors.Env{EnvS3Client: f}, "region"},
-		{"no client", "bucket: b", processors.Env{}, EnvS3Client},
+		{"ok", "bucket: b", processors.Deps{S3: f}, ""},
+		{"prefix", "bucket: b\nprefix: dl/", processors.Deps{S3: f}, ""},
+		{"no bucket", "prefix: dl/", processors.Deps{S3: f}, "bucket is required"},
+		{"bad prefix", "bucket: b\nprefix: dl", processors.Deps{S3: f}, "prefix"},
+		{"unknown key", "bucket: b\nregion: x", processors.Deps{S3: f}, "region"},
+		{"no client", "bucket: b", processors.Deps{}, "Deps.S3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -425,7 +429,7 @@ func TestS3Options(t *testing.T) {
 			if err := yaml.Unmarshal([]byte(tt.yaml), &doc); err != nil {
 				t.Fatal(err)
 			}
-			_, err := S3FromConfig(t.Context(), processors.NewOptions("pipeline.dead_letter", "", doc.Content[0]), tt.env)
+			_, err := S3FromConfig(t.Context(), processors.NewOptions("pipeline.dead_letter", "", doc.Content[0]), tt.deps)
 			if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
 				t.Fatalf("err %v, want %q", err, tt.want)
 			}

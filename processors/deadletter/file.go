@@ -55,7 +55,7 @@ func NewFile(opts FileOptions) (*File, error) {
 }
 
 // FileFromConfig is the processors.DeadLetterCtor for type "file".
-func FileFromConfig(_ context.Context, o processors.Options, _ processors.Env) (processors.DeadLetterer, error) {
+func FileFromConfig(_ context.Context, o processors.Options, _ processors.Deps) (processors.DeadLetterer, error) {
 	var opts FileOptions
 	if err := o.Decode(&opts); err != nil {
 		return nil, err

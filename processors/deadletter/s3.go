@@ -88,18 +88,17 @@ func NewS3(api S3API, opts S3Options, log *zap.Logger) (*S3, error) {
 }
 
 // S3FromConfig is the processors.DeadLetterCtor for type "s3": options
-// decoded strictly, client from env[EnvS3Client].
-func S3FromConfig(_ context.Context, o processors.Options, env processors.Env) (processors.DeadLetterer, error) {
+// decoded strictly, the client from deps.S3 (required), the logger for
+// retry warnings from deps.Logger (optional).
+func S3FromConfig(_ context.Context, o processors.Options, deps processors.Deps) (processors.DeadLetterer, error) {
 	var opts S3Options
 	if err := o.Decode(&opts); err != nil {
 		return nil, err
 	}
-	api, ok := env[EnvS3Client].(S3API)
-	if !ok {
-		return nil, fmt.Errorf("deadletter: env[%q] holds no S3 client (got %T)", EnvS3Client, env[EnvS3Client])
+	if deps.S3 == nil {
+		return nil, processors.MissingDep("S3", "the s3 dead-letter type writes objects with it")
 	}
-	log, _ := env[EnvLogger].(*zap.Logger)
-	return NewS3(api, opts, log)
+	return NewS3(deps.S3, opts, deps.Logger)
 }
 
 // Key returns the object key for a group of dead letters of one shard and

@@ -52,14 +52,6 @@ import (
 // Type is the sink type name used in the pipeline config.
 const Type = "dynamodb"
 
-// EnvDynamoDBClient is the processors.Env key of the *dynamodb.Client (or
-// any API) that the config constructor uses. It is required.
-const EnvDynamoDBClient = "dynamodb"
-
-// EnvLogger is the optional processors.Env key of a *zap.Logger for retry
-// warnings; without it the sink logs nothing.
-const EnvLogger = "logger"
-
 // Defaults of Options.
 const (
 	DefaultConcurrency = 4
@@ -201,20 +193,19 @@ func New(ctx context.Context, api API, opts Options, log *zap.Logger) (*Sink, er
 }
 
 // FromConfig is the processors.SinkCtor for type "dynamodb": it decodes
-// the options strictly, takes the client from env[EnvDynamoDBClient], and
+// the options strictly, takes the client from deps.DynamoDB (required) and
+// the logger for retry warnings from deps.Logger (optional), and
 // blocks like New.
-func FromConfig(ctx context.Context, o processors.Options, env processors.Env) (processors.Sink, error) {
+func FromConfig(ctx context.Context, o processors.Options, deps processors.Deps) (processors.Sink, error) {
 	var opts Options
 	if err := o.Decode(&opts); err != nil {
 		return nil, err
 	}
 	opts.Name = o.Name()
-	api, ok := env[EnvDynamoDBClient].(API)
-	if !ok {
-		return nil, fmt.Errorf("dynamosink: env[%q] holds no DynamoDB client (got %T)", EnvDynamoDBClient, env[EnvDynamoDBClient])
+	if deps.DynamoDB == nil {
+		return nil, processors.MissingDep("DynamoDB", "the dynamodb sink writes items with it")
 	}
-	log, _ := env[EnvLogger].(*zap.Logger)
-	return New(ctx, api, opts, log)
+	return New(ctx, deps.DynamoDB, opts, deps.Logger)
 }
 
 // Register adds the "dynamodb" sink type to r. It panics if the type is

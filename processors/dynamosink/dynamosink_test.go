@@ -86,17 +86,17 @@ func TestOptions(t *testing.T) {
 	tests := []struct {
 		name string
 		yaml string
-		env  processors.Env
+		deps processors.Deps
 		want string // error substring, "" for success
 	}{
-		{"minimal", "table: backup", processors.Env{EnvDynamoDBClient: db}, ""},
-		{"all", "table: backup\ncreate_table: true\nskip_no_asset: true\nconcurrency: 2", processors.Env{EnvDynamoDBClient: db}, ""},
-		{"no table", "concurrency: 2", processors.Env{EnvDynamoDBClient: db}, "table is required"},
-		{"bad table name", "table: a/b", processors.Env{EnvDynamoDBClient: db}, "table \"a/b\""},
-		{"bad concurrency", "table: backup\nconcurrency: -1", processors.Env{EnvDynamoDBClient: db}, "concurrency"},
-		{"unknown key", "table: backup\nbatch_size: 10", processors.Env{EnvDynamoDBClient: db}, "batch_size"},
-		{"no client", "table: backup", processors.Env{}, EnvDynamoDBClient},
-		{"missing table without create", "table: other\ncreate_table: false", processors.Env{EnvDynamoDBClient: newFakeDB("x")}, "create_table is false"},
+		{"minimal", "table: backup", processors.Deps{DynamoDB: db}, ""},
+		{"all", "table: backup\ncreate_table: true\nskip_no_asset: true\nconcurrency: 2", processors.Deps{DynamoDB: db}, ""},
+		{"no table", "concurrency: 2", processors.Deps{DynamoDB: db}, "table is required"},
+		{"bad table name", "table: a/b", processors.Deps{DynamoDB: db}, "table \"a/b\""},
+		{"bad concurrency", "table: backup\nconcurrency: -1", processors.Deps{DynamoDB: db}, "concurrency"},
+		{"unknown key", "table: backup\nbatch_size: 10", processors.Deps{DynamoDB: db}, "batch_size"},
+		{"no client", "table: backup", processors.Deps{}, "Deps.DynamoDB"},
+		{"missing table without create", "table: other\ncreate_table: false", processors.Deps{DynamoDB: newFakeDB("x")}, "create_table is false"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -104,7 +104,7 @@ func TestOptions(t *testing.T) {
 			if err := yaml.Unmarshal([]byte(tt.yaml), &doc); err != nil {
 				t.Fatal(err)
 			}
-			s, err := FromConfig(t.Context(), processors.NewOptions("pipeline.sinks[0]", "", doc.Content[0]), tt.env)
+			s, err := FromConfig(t.Context(), processors.NewOptions("pipeline.sinks[0]", "", doc.Content[0]), tt.deps)
 			if tt.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.want) {
 					t.Fatalf("err %v, want one naming %q", err, tt.want)

@@ -2,6 +2,7 @@ package dynamosink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -115,6 +116,11 @@ func (f *fakeDB) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItem
 		out.UnprocessedItems = map[string][]types.WriteRequest{f.name: left}
 	}
 	return out, nil
+}
+
+// Scan completes processors.DynamoDBClient; the sink never scans.
+func (f *fakeDB) Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	return nil, errors.New("fakeDB: Scan not supported")
 }
 
 func (f *fakeDB) DescribeTable(_ context.Context, in *dynamodb.DescribeTableInput, _ ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error) {

@@ -37,23 +37,18 @@ import (
 // TypeName is the sink type in the pipeline config.
 const TypeName = "elasticsearch"
 
-// EnvLogger is the processors.Env key of an optional *zap.Logger for the
-// sinks Register builds; without it they log nothing.
-const EnvLogger = "logger"
-
 // Register adds the sink type "elasticsearch" to r. Its options are
 // Config's YAML fields, decoded strictly; construction (see New) fails on
 // an invalid option, naming it, or on a cluster that permanently rejects
-// the setup. It reads the optional Env key EnvLogger.
+// the setup. It uses deps.Logger (optional: without it the sink logs nothing).
 func Register(r *processors.Registry) {
-	r.RegisterSink(TypeName, func(ctx context.Context, opts processors.Options, env processors.Env) (processors.Sink, error) {
+	r.RegisterSink(TypeName, func(ctx context.Context, opts processors.Options, deps processors.Deps) (processors.Sink, error) {
 		var c Config
 		if err := opts.Decode(&c); err != nil {
 			return nil, err
 		}
 		c.Name = opts.Name()
-		log, _ := env[EnvLogger].(*zap.Logger)
-		return New(ctx, c, log)
+		return New(ctx, c, deps.Logger)
 	})
 }
 

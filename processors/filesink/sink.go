@@ -33,7 +33,7 @@ type Options struct {
 
 // Register adds the `file` sink type to r.
 func Register(r *processors.Registry) {
-	r.RegisterSink("file", func(ctx context.Context, o processors.Options, env processors.Env) (processors.Sink, error) {
+	r.RegisterSink("file", func(ctx context.Context, o processors.Options, deps processors.Deps) (processors.Sink, error) {
 		var opts Options
 		if err := o.Decode(&opts); err != nil {
 			return nil, err

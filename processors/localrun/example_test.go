@@ -16,7 +16,7 @@ import (
 func Example() {
 	reg := processors.NewRegistry()
 	transform.Register(reg)
-	reg.RegisterProcessor("tag_campaign", func(context.Context, processors.Options, processors.Env) (processors.Processor, error) {
+	reg.RegisterProcessor("tag_campaign", func(context.Context, processors.Options, processors.Deps) (processors.Processor, error) {
 		return processors.ProcessorFunc(func(_ context.Context, batch []*processors.Message) ([]*processors.Message, error) {
 			for _, m := range batch {
 				if strings.Contains(m.Event.Query, "utm_campaign=") {

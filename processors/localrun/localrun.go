@@ -33,7 +33,7 @@ import (
 var ErrUsage = errors.New("localrun: bad usage")
 
 // Options configures Run. Inputs, Pipeline and the flags' values come from
-// the user; the writers, the registry and the Env from the program.
+// the user; the writers, the registry and the Deps from the program.
 type Options struct {
 	// Inputs are the files to read, in order; "-" is Stdin. None means
 	// Stdin. Gzip files are decompressed whatever their name.
@@ -69,10 +69,10 @@ type Options struct {
 	// DeadLetterPath, when set, appends dead letters to this file as
 	// NDJSON (deadletter.Line, raw record in base64) instead of Stderr.
 	DeadLetterPath string
-	// Registry holds the processor and sink types; Env what their
+	// Registry holds the processor and sink types; Deps what their
 	// constructors need (AWS clients for the config's sinks).
 	Registry *processors.Registry
-	Env      processors.Env
+	Deps     processors.Deps
 	// Logger receives the pipeline's logs (retries, sink warnings); nil
 	// for none. Dead letters are reported by the run itself, not logged.
 	Logger *zap.Logger
@@ -161,16 +161,16 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	for i := range plan.spec.Sinks {
 		if plan.spec.Sinks[i].Type == stdoutSinkType {
 			plan.spec.Sinks[i].Type += suffix
-			reg.RegisterSink(plan.spec.Sinks[i].Type, func(context.Context, processors.Options, processors.Env) (processors.Sink, error) {
+			reg.RegisterSink(plan.spec.Sinks[i].Type, func(context.Context, processors.Options, processors.Deps) (processors.Sink, error) {
 				return stdout, nil
 			})
 		}
 	}
 	plan.spec.DeadLetter.Type += suffix
-	reg.RegisterDeadLetter(plan.spec.DeadLetter.Type, func(context.Context, processors.Options, processors.Env) (processors.DeadLetterer, error) {
+	reg.RegisterDeadLetter(plan.spec.DeadLetter.Type, func(context.Context, processors.Options, processors.Deps) (processors.DeadLetterer, error) {
 		return cdl, nil
 	})
-	p, err := processors.Build(ctx, reg, plan.spec, o.Env, quietDeadLetters(o.Logger))
+	p, err := processors.Build(ctx, reg, plan.spec, o.Deps, quietDeadLetters(o.Logger))
 	if err != nil {
 		return Summary{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}

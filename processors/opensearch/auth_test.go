@@ -136,8 +136,8 @@ func TestRegisterTakesTheAWSConfigFromEnv(t *testing.T) {
 	if err := yaml.Unmarshal([]byte("url: "+f.srv.URL+"\naws_sigv4: {region: ap-south-1}\n"), &n); err != nil {
 		t.Fatal(err)
 	}
-	env := processors.Env{EnvAWSConfig: aws.Config{Credentials: credentials.NewStaticCredentialsProvider("AKIDENV", "secret", "")}}
-	s, err := ctor(t.Context(), processors.NewOptions("pipeline.sinks[0]", "", n.Content[0]), env)
+	deps := processors.Deps{AWS: &aws.Config{Credentials: credentials.NewStaticCredentialsProvider("AKIDENV", "secret", "")}}
+	s, err := ctor(t.Context(), processors.NewOptions("pipeline.sinks[0]", "", n.Content[0]), deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -137,7 +137,7 @@ func TestRegisterDecodesYAML(t *testing.T) {
 			if err := yaml.Unmarshal([]byte(tt.yaml), &n); err != nil {
 				t.Fatal(err)
 			}
-			s, err := ctor(t.Context(), processors.NewOptions("pipeline.sinks[0]", "", n.Content[0]), nil)
+			s, err := ctor(t.Context(), processors.NewOptions("pipeline.sinks[0]", "", n.Content[0]), processors.Deps{})
 			if tt.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.want) {
 					t.Fatalf("got %v, want %q", err, tt.want)

@@ -38,7 +38,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	osclient "github.com/opensearch-project/opensearch-go/v4"
 	"github.com/opensearch-project/opensearch-go/v4/opensearchapi"
@@ -54,31 +53,23 @@ import (
 // TypeName is the sink type in the pipeline config.
 const TypeName = "opensearch"
 
-// EnvLogger is the processors.Env key of an optional *zap.Logger for the
-// sinks Register builds; without it they log nothing.
-const EnvLogger = "logger"
-
-// EnvAWSConfig is the processors.Env key of an optional aws.Config that
-// aws_sigv4 signs with; without it the sink loads the SDK's default chain.
-const EnvAWSConfig = "aws_config"
-
 // Register adds the sink type "opensearch" to r. Its options are Config's
 // YAML fields, decoded strictly; construction (see New) fails on an
 // invalid option, naming it, or on a cluster that permanently rejects the
-// index template. It reads the optional Env keys EnvLogger and
-// EnvAWSConfig.
+// index template. It uses deps.Logger (optional: without it the sink logs
+// nothing) and deps.AWS (optional: aws_sigv4 signs with its credentials;
+// without it the sink loads the SDK's default chain).
 func Register(r *processors.Registry) {
-	r.RegisterSink(TypeName, func(ctx context.Context, opts processors.Options, env processors.Env) (processors.Sink, error) {
+	r.RegisterSink(TypeName, func(ctx context.Context, opts processors.Options, deps processors.Deps) (processors.Sink, error) {
 		var c Config
 		if err := opts.Decode(&c); err != nil {
 			return nil, err
 		}
-		if a, ok := env[EnvAWSConfig].(aws.Config); ok {
-			c.AWSConfig = &a
+		if deps.AWS != nil {
+			c.AWSConfig = deps.AWS
 		}
 		c.Name = opts.Name()
-		log, _ := env[EnvLogger].(*zap.Logger)
-		return New(ctx, c, log)
+		return New(ctx, c, deps.Logger)
 	})
 }
 

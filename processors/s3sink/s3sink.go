@@ -74,14 +74,6 @@ import (
 // Type is the sink type name used in the pipeline config.
 const Type = "s3"
 
-// EnvS3Client is the processors.Env key of the *s3.Client (or any API)
-// that the config constructor uses. It is required.
-const EnvS3Client = "s3"
-
-// EnvLogger is the optional processors.Env key of a *zap.Logger for retry
-// warnings; without it the sink logs nothing.
-const EnvLogger = "logger"
-
 // Partitioning choices for Options.PartitionBy.
 const (
 	// PartitionByEventTime partitions by event.Event.EventTime: an
@@ -261,20 +253,19 @@ func New(api API, opts Options, log *zap.Logger) (*Sink, error) {
 }
 
 // FromConfig is the processors.SinkCtor for type "s3": it decodes the
-// options strictly and takes the S3 client from env[EnvS3Client]. It does
+// options strictly and takes the S3 client from deps.S3 (required) and the
+// logger for retry warnings from deps.Logger (optional). It does
 // not block.
-func FromConfig(_ context.Context, o processors.Options, env processors.Env) (processors.Sink, error) {
+func FromConfig(_ context.Context, o processors.Options, deps processors.Deps) (processors.Sink, error) {
 	var opts Options
 	if err := o.Decode(&opts); err != nil {
 		return nil, err
 	}
 	opts.Name = o.Name()
-	api, ok := env[EnvS3Client].(API)
-	if !ok {
-		return nil, fmt.Errorf("s3sink: env[%q] holds no S3 client (got %T)", EnvS3Client, env[EnvS3Client])
+	if deps.S3 == nil {
+		return nil, processors.MissingDep("S3", "the s3 sink writes objects with it")
 	}
-	log, _ := env[EnvLogger].(*zap.Logger)
-	return New(api, opts, log)
+	return New(deps.S3, opts, deps.Logger)
 }
 
 // Register adds the "s3" sink type to r. It panics if the type is already

@@ -219,18 +219,18 @@ func TestFromConfig(t *testing.T) {
 	tests := []struct {
 		name string
 		yaml string
-		env  processors.Env
+		deps processors.Deps
 		want string
 		opts Options
 	}{
-		{"defaults", "bucket: archive", processors.Env{EnvS3Client: api}, "",
+		{"defaults", "bucket: archive", processors.Deps{S3: api}, "",
 			Options{Bucket: "archive", Prefix: "events/", MaxBytes: 64 << 20, MaxBufferedBytes: 256 << 20, MaxRecords: 100000, MaxAge: time.Minute, PartitionBy: "event_time", Name: "s3"}},
-		{"all", "bucket: archive\nprefix: raw/\nmax_bytes: 1000\nmax_buffered_bytes: 5000\nmax_records: 10\nmax_age: 90s\npartition_by: arrival_time", processors.Env{EnvS3Client: api}, "",
+		{"all", "bucket: archive\nprefix: raw/\nmax_bytes: 1000\nmax_buffered_bytes: 5000\nmax_records: 10\nmax_age: 90s\npartition_by: arrival_time", processors.Deps{S3: api}, "",
 			Options{Bucket: "archive", Prefix: "raw/", MaxBytes: 1000, MaxBufferedBytes: 5000, MaxRecords: 10, MaxAge: 90 * time.Second, PartitionBy: "arrival_time", Name: "s3"}},
-		{"unknown key", "bucket: archive\nmax_size: 3", processors.Env{EnvS3Client: api}, "max_size", Options{}},
-		{"bad value", "bucket: archive\nmax_age: soon", processors.Env{EnvS3Client: api}, "pipeline.sinks[0]", Options{}},
-		{"no client", "bucket: archive", processors.Env{}, EnvS3Client, Options{}},
-		{"invalid", "prefix: x", processors.Env{EnvS3Client: api}, "bucket is required", Options{}},
+		{"unknown key", "bucket: archive\nmax_size: 3", processors.Deps{S3: api}, "max_size", Options{}},
+		{"bad value", "bucket: archive\nmax_age: soon", processors.Deps{S3: api}, "pipeline.sinks[0]", Options{}},
+		{"no client", "bucket: archive", processors.Deps{}, "Deps.S3", Options{}},
+		{"invalid", "prefix: x", processors.Deps{S3: api}, "bucket is required", Options{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -238,7 +238,7 @@ func TestFromConfig(t *testing.T) {
 			if err := yaml.Unmarshal([]byte(tt.yaml), &doc); err != nil {
 				t.Fatal(err)
 			}
-			s, err := FromConfig(t.Context(), processors.NewOptions("pipeline.sinks[0]", "", doc.Content[0]), tt.env)
+			s, err := FromConfig(t.Context(), processors.NewOptions("pipeline.sinks[0]", "", doc.Content[0]), tt.deps)
 			if tt.want != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.want) {
 					t.Fatalf("err %v, want one naming %q", err, tt.want)

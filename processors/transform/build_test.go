@@ -36,11 +36,11 @@ func buildFromYAML(t *testing.T, config string) (*processors.Pipeline, *memSink,
 	sink, dl := &memSink{}, &memDeadLetters{}
 	reg := processors.NewRegistry()
 	transform.Register(reg)
-	reg.RegisterSink("memory", func(context.Context, processors.Options, processors.Env) (processors.Sink, error) { return sink, nil })
-	reg.RegisterDeadLetter("memory", func(context.Context, processors.Options, processors.Env) (processors.DeadLetterer, error) {
+	reg.RegisterSink("memory", func(context.Context, processors.Options, processors.Deps) (processors.Sink, error) { return sink, nil })
+	reg.RegisterDeadLetter("memory", func(context.Context, processors.Options, processors.Deps) (processors.DeadLetterer, error) {
 		return dl, nil
 	})
-	p, err := processors.Build(context.Background(), reg, spec, nil, zap.NewNop())
+	p, err := processors.Build(context.Background(), reg, spec, processors.Deps{}, zap.NewNop())
 	return p, sink, dl, err
 }
 

@@ -73,7 +73,7 @@ func Register(r *processors.Registry) {
 // register adds a type whose options decode into O and whose constructor
 // is ctor.
 func register[O any, P processors.Processor](r *processors.Registry, name string, ctor func(O) (P, error)) {
-	r.RegisterProcessor(name, func(_ context.Context, opts processors.Options, _ processors.Env) (processors.Processor, error) {
+	r.RegisterProcessor(name, func(_ context.Context, opts processors.Options, _ processors.Deps) (processors.Processor, error) {
 		var o O
 		if err := opts.Decode(&o); err != nil {
 			return nil, err

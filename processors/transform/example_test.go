@@ -104,7 +104,7 @@ func Example() {
 	ctx := context.Background()
 	reg := processors.NewRegistry()
 	transform.Register(reg)
-	reg.RegisterProcessor("default_tenant", func(_ context.Context, opts processors.Options, _ processors.Env) (processors.Processor, error) {
+	reg.RegisterProcessor("default_tenant", func(_ context.Context, opts processors.Options, _ processors.Deps) (processors.Processor, error) {
 		var o struct {
 			Tenant string `yaml:"tenant"`
 		}
@@ -138,7 +138,7 @@ func Example() {
 		if err != nil {
 			panic(err)
 		}
-		p, err := ctor(ctx, processors.NewOptions(fmt.Sprintf("pipeline.processors[%d]", i), "", opts), nil)
+		p, err := ctor(ctx, processors.NewOptions(fmt.Sprintf("pipeline.processors[%d]", i), "", opts), processors.Deps{})
 		if err != nil {
 			panic(err)
 		}

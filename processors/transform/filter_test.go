@@ -32,7 +32,7 @@ func fromYAML(t testing.TB, typ, opts string) (processors.Processor, error) {
 	if len(doc.Content) > 0 {
 		node = doc.Content[0]
 	}
-	return ctor(context.Background(), processors.NewOptions("pipeline.processors[0]", "", node), nil)
+	return ctor(context.Background(), processors.NewOptions("pipeline.processors[0]", "", node), processors.Deps{})
 }
 
 func TestFilter(t *testing.T) {
