@@ -1,12 +1,12 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/internal/config"
 	"github.com/leasehold/leasehold/internal/logging"
 )
@@ -32,11 +32,8 @@ func loadConfig(cmd *cobra.Command) (config.Config, *zap.Logger, error) {
 	if err := config.ApplyFlags(cmd.Flags(), &c); err != nil {
 		return c, nil, usageError{err}
 	}
-	if err := c.LoadSecretFiles(); err != nil {
-		return c, nil, usageError{err}
-	}
-	if err := c.Validate(); err != nil {
-		return c, nil, usageError{fmt.Errorf("invalid configuration:\n%w", err)}
+	if err := leasehold.FinishConfig(&c); err != nil {
+		return c, nil, err // a *leasehold.ConfigError: exit code 2
 	}
 	log, err := logging.New(c.Log.Level, c.Log.Format)
 	if err != nil {

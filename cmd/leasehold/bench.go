@@ -106,6 +106,7 @@ each worker over the steady window.`,
 			if err != nil {
 				return err
 			}
+			inheritLocalCredentials()
 			self, err := os.Executable()
 			if err != nil {
 				return err
@@ -216,3 +217,15 @@ Markdown table. Refuses an OpenSearch that is not on loopback.`,
 }
 
 func numCPU() int { return runtime.NumCPU() }
+
+// inheritLocalCredentials puts the local stack's region and test
+// credentials (where the environment has none) into this process's
+// environment, for the worker processes `bench pipeline` starts: internal/bench builds their environment from os.Environ() and
+// its configs take no environment of their own yet (demo.Config.Env does).
+// Only these benchmark commands do this; they end when the benchmark does.
+func inheritLocalCredentials() {
+	for _, kv := range localChildEnv() {
+		k, v, _ := strings.Cut(kv, "=")
+		_ = os.Setenv(k, v)
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/ingest"
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/internal/config"
@@ -313,8 +314,7 @@ func replayTarget(ctx context.Context, c config.Config, to string, log *zap.Logg
 		if !hasPipeline {
 			return nil, usageError{errors.New("--to pipeline needs a config file with a pipeline section (--config)")}
 		}
-		env := processors.Env{"s3": awsconf.S3(awsCfg), "dynamodb": awsconf.DynamoDB(awsCfg), "aws_config": awsCfg, "logger": log}
-		t, err := redrive.NewPipeline(ctx, newRegistry(), spec, env, log)
+		t, err := redrive.NewPipeline(ctx, leasehold.NewRegistry(), spec, leasehold.AWSDeps(awsCfg, log), log)
 		if err != nil {
 			return nil, usageError{err}
 		}

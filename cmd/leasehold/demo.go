@@ -63,6 +63,7 @@ demos (on two stacks) on one machine.`,
 				Binary: self, Dir: filepath.Join(c.Dev.Dir, "demo"),
 				Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, S3: ls.S3, OpenSearch: ls.OpenSearch,
 				Out: cmd.OutOrStdout(), KeepWorkers: keep, Timeout: timeout, MetricsBase: metricsBase,
+				Env: localChildEnv(),
 			}
 			switch {
 			case noGeo:

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awscfg "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -32,9 +34,10 @@ type localStack struct {
 }
 
 // openLocalStack resolves the endpoints (AWS_ENDPOINT_URL_* or the dev.*
-// ports), refuses any that is not on loopback, fills the region and test
-// credentials the emulators accept unless the environment has them, and
-// builds the clients. Errors are the user's to fix.
+// ports), refuses any that is not on loopback, and builds the clients with
+// the region and test credentials the emulators accept unless the
+// environment has them (passed to the SDK as load options: the process
+// environment is left alone). Errors are the user's to fix.
 func openLocalStack(ctx context.Context, c config.Config) (localStack, error) {
 	ls := localStack{
 		Kinesis:       endpoint("AWS_ENDPOINT_URL_KINESIS", c.Dev.KinesisPort),
@@ -52,12 +55,7 @@ func openLocalStack(ctx context.Context, c config.Config) (localStack, error) {
 			return ls, usageError{err}
 		}
 	}
-	for k, v := range map[string]string{"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"} {
-		if os.Getenv(k) == "" {
-			os.Setenv(k, v)
-		}
-	}
-	awsCfg, err := awsconf.Load(ctx)
+	awsCfg, err := awsconf.Load(ctx, localDefaults()...)
 	if err != nil {
 		return ls, usageError{err}
 	}
@@ -65,6 +63,40 @@ func openLocalStack(ctx context.Context, c config.Config) (localStack, error) {
 	ls.db = dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String(ls.DynamoDB) })
 	ls.s3c = awsconf.S3At(awsCfg, ls.S3)
 	return ls, nil
+}
+
+// localDefaults returns the SDK load options that give the local stack's
+// region and test credentials where the environment sets none.
+func localDefaults() []func(*awscfg.LoadOptions) error {
+	var opts []func(*awscfg.LoadOptions) error
+	if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
+		opts = append(opts, awscfg.WithRegion(localRegion))
+	}
+	if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
+		opts = append(opts, awscfg.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(localKey, localKey, "")))
+	}
+	return opts
+}
+
+// The region and credentials the emulators accept.
+const (
+	localRegion = "us-east-1"
+	localKey    = "test"
+)
+
+// localChildEnv returns the variables a child process (a worker the demo
+// or a benchmark starts) needs to reach the local stack when the
+// environment sets no region or credentials: the children take them from
+// their environment, as any deployed worker does.
+func localChildEnv() []string {
+	var env []string
+	if os.Getenv("AWS_REGION") == "" && os.Getenv("AWS_DEFAULT_REGION") == "" {
+		env = append(env, "AWS_REGION="+localRegion)
+	}
+	if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
+		env = append(env, "AWS_ACCESS_KEY_ID="+localKey, "AWS_SECRET_ACCESS_KEY="+localKey)
+	}
+	return env
 }
 
 func endpoint(env string, port int) string {

@@ -11,10 +11,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/leasehold/leasehold"
 )
 
 // Exit codes scripts can rely on.
@@ -55,7 +56,8 @@ func exitCode(err error) int {
 		return exitOK
 	}
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	var ce *leasehold.ConfigError
+	if errors.As(err, &ue) || errors.As(err, &ce) {
 		return exitUsage
 	}
 	return exitFailed
@@ -96,17 +98,33 @@ AWS credentials, region and endpoints come from the AWS SDK's default chain
 		newDemoCmd(),
 		newExploreCmd(),
 	)
+	typeArgErrors(root)
 	return root
 }
 
-// isCobraUsage reports errors cobra raises for bad arguments or unknown
-// commands, which it does not type.
-func isCobraUsage(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "accepts ", "requires at least", "invalid argument"} {
-		if strings.Contains(msg, p) {
-			return true
+// typeArgErrors makes every positional-argument error of cmd and its
+// subcommands a usageError (exit code 2): cobra's own errors are untyped.
+// The root, which has subcommands, gets the check cobra would make for an
+// unknown command, and shows its help when run alone.
+func typeArgErrors(cmd *cobra.Command) {
+	if !cmd.HasParent() {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q (see '%s --help')", args[0], c.CommandPath(), c.CommandPath())
+			}
+			return nil
+		}
+		cmd.RunE = func(c *cobra.Command, _ []string) error { return c.Help() }
+	}
+	if check := cmd.Args; check != nil {
+		cmd.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return usageError{err}
+			}
+			return nil
 		}
 	}
-	return false
+	for _, sub := range cmd.Commands() {
+		typeArgErrors(sub)
+	}
 }

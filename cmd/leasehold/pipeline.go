@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/leasehold/leasehold/internal/awsconf"
+	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/processors/localrun"
 )
@@ -55,18 +55,18 @@ bad usage or configuration.`,
 				return err
 			}
 			defer log.Sync() //nolint:errcheck // stderr sync errors are not actionable
-			env := processors.Env{"logger": log}
+			deps := processors.Deps{Logger: log}
 			if useSinks {
-				awsCfg, err := awsconf.Load(cmd.Context())
+				awsCfg, err := leasehold.LoadAWSConfig(cmd.Context())
 				if err != nil {
-					return usageError{err}
+					return err
 				}
-				env["s3"], env["dynamodb"], env["aws_config"] = awsconf.S3(awsCfg), awsconf.DynamoDB(awsCfg), awsCfg
+				deps = leasehold.AWSDeps(awsCfg, log)
 			}
 			opts := localrun.Options{
 				Inputs: args, Stdin: cmd.InOrStdin(), Format: format, RealtimeFields: realtimeFields,
 				UseSinks: useSinks, Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), DeadLetterPath: deadLetters,
-				Registry: newRegistry(), Env: env, Logger: log,
+				Registry: leasehold.NewRegistry(), Deps: deps, Logger: log,
 			}
 			if c.Pipeline.Kind != 0 {
 				opts.Pipeline = &c.Pipeline

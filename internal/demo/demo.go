@@ -63,6 +63,9 @@ type Config struct {
 	Timeout                           time.Duration // for indexing to complete; default 10m
 	MetricsBase                       int           // first worker's metrics port; default 9471
 	KeepWorkers                       bool          // leave workers running until ctx ends
+	// Env is added to every child process's environment: the local
+	// stack's region and test credentials when the caller's has none.
+	Env []string
 }
 
 func (c *Config) defaults() {
@@ -410,9 +413,10 @@ func runProc(ctx context.Context, cfg Config, name string, args ...string) error
 }
 
 func procEnv(cfg Config) []string {
-	return append(os.Environ(),
+	env := append(os.Environ(),
 		"AWS_ENDPOINT_URL_KINESIS="+cfg.Kinesis, "AWS_ENDPOINT_URL_DYNAMODB="+cfg.DynamoDB, "AWS_ENDPOINT_URL_S3="+cfg.S3,
 		"LEASEHOLD_LOG_FORMAT=json")
+	return append(env, cfg.Env...)
 }
 
 func stopAll(cmds []*exec.Cmd, keep bool, ctx context.Context) {
