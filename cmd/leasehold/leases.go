@@ -12,6 +12,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
+	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/lease"
 )
@@ -86,15 +87,7 @@ func printLeases(out io.Writer, snap lease.Snapshot, now time.Time) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SHARD\tOWNER\tEPOCH\tCHECKPOINT\tLAG\tSTATE\tPARENTS\tLAST CHANGE")
 	for _, l := range snap.Leases {
-		state := "active"
-		switch {
-		case l.Ended():
-			state = "ended"
-		case l.Owner == "":
-			state = "unowned"
-		case l.HandoffTo != "":
-			state = "handoff→" + l.HandoffTo
-		}
+		state := leasehold.LeaseState(l)
 		owner := l.Owner
 		if owner == "" {
 			owner = "-"
