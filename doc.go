@@ -4,13 +4,12 @@
 // processors into sinks. It is the same recipe the leasehold binary's
 // `worker` command runs; cmd/leasehold is a thin user of this package.
 //
-// A program loads a Config (LoadConfig: defaults, a YAML file, LEASEHOLD_*
-// variables), adds its own processor and sink types next to the built-in
-// ones, and calls Run:
+// A program adds its own processor and sink types next to the built-in
+// ones and runs a worker from a YAML file (RunFile), or from a Config it
+// loaded (LoadConfig: defaults, a YAML file, LEASEHOLD_* variables) or
+// built (DefaultConfig) (Run):
 //
-//	cfg, err := leasehold.LoadConfig("leasehold.yaml")
-//	...
-//	err = leasehold.Run(ctx, cfg, leasehold.WithProcessor("tag_campaign", tag), leasehold.WithSignals())
+//	err := leasehold.RunFile(ctx, "leasehold.yaml", leasehold.WithProcessor("tag_campaign", tag), leasehold.WithSignals())
 //
 // Run takes AWS credentials, region and endpoints from the AWS SDK's
 // default chain (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_KINESIS, ...)

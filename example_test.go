@@ -22,12 +22,8 @@ func Example() {
 		}
 		return batch, nil
 	})
-	cfg, err := leasehold.LoadConfig("leasehold.yaml")
-	if err == nil {
-		// Run returns after SIGINT or SIGTERM, once it has checkpointed and released its leases.
-		err = leasehold.Run(context.Background(), cfg, leasehold.WithProcessor("tag_campaign", tagCampaign), leasehold.WithSignals())
-	}
-	if err != nil {
+	// Runs until SIGINT or SIGTERM, then checkpoints, releases its leases and returns.
+	if err := leasehold.RunFile(context.Background(), "leasehold.yaml", leasehold.WithProcessor("tag_campaign", tagCampaign), leasehold.WithSignals()); err != nil {
 		log.Fatal(err)
 	}
 }

@@ -104,6 +104,16 @@ func Run(ctx context.Context, c Config, opts ...Option) error {
 	return w.Run(ctx)
 }
 
+// RunFile loads the configuration from the YAML file at path and the
+// LEASEHOLD_* variables (LoadConfig) and runs a worker with it (Run).
+func RunFile(ctx context.Context, path string, opts ...Option) error {
+	c, err := LoadConfig(path)
+	if err != nil {
+		return err
+	}
+	return Run(ctx, c, opts...)
+}
+
 // New validates c, resolves the AWS configuration, builds the pipeline
 // from c.Pipeline (or the raw NDJSON file sink of worker.file_sink) with
 // the registry's types, creates the worker and starts serving /metrics,
