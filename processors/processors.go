@@ -168,6 +168,13 @@ type Redactor interface {
 	Redact(m *Message) *Message
 }
 
+// ErrNotParsed is what a sink dead-letters a message with when it reached
+// the sink without a parsed event: no parser processor is in the
+// pipeline, or the parser did not set Message.Parsed. Every built-in sink
+// that needs the event uses this one error (s3sink, dynamosink and
+// searchbulk re-export it under their own name).
+var ErrNotParsed = errors.New("processors: message reached a sink without a parsed event (no parse processor ran)")
+
 // ErrPermanent marks an error as not worth retrying (bad input, a mapping
 // conflict, a 4xx other than 429). Wrap it: fmt.Errorf("...: %w", ErrPermanent).
 var ErrPermanent = errors.New("processors: permanent failure")

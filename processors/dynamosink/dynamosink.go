@@ -79,8 +79,8 @@ var (
 	// ErrTableSchema: the table exists with another key schema.
 	ErrTableSchema = errors.New("dynamosink: table has the wrong key schema")
 	// ErrNotParsed: a message reached the sink without a parsed event; it
-	// is dead-lettered.
-	ErrNotParsed = errors.New("dynamosink: message has no parsed event")
+	// is dead-lettered. It is processors.ErrNotParsed.
+	ErrNotParsed = processors.ErrNotParsed
 	// ErrItemTooLarge: the item would exceed MaxItemBytes; it is
 	// dead-lettered without a request.
 	ErrItemTooLarge = errors.New("dynamosink: item exceeds 400 KB")

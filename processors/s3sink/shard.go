@@ -20,7 +20,8 @@ import (
 var (
 	// ErrNotParsed: the message reached the sink without a parsed event
 	// (no parser in the pipeline, or the parser did not set Parsed).
-	ErrNotParsed = errors.New("s3sink: message has no parsed event")
+	// It is processors.ErrNotParsed.
+	ErrNotParsed = processors.ErrNotParsed
 	// ErrNoEventTime: partitioning by event time, and the event has none.
 	ErrNoEventTime = errors.New("s3sink: event has no event_time to partition by")
 )

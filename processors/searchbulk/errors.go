@@ -17,8 +17,9 @@ var (
 	// request holding it alone. It is dead-lettered.
 	ErrDocumentTooLarge = errors.New("search sink: document too large")
 	// ErrNotParsed marks a message that reached the sink without a parsed
-	// event (no parser processor ran). It is dead-lettered.
-	ErrNotParsed = errors.New("search sink: message has no parsed event")
+	// event (no parser processor ran). It is dead-lettered. It is
+	// processors.ErrNotParsed.
+	ErrNotParsed = processors.ErrNotParsed
 	// ErrRejected marks a whole request the cluster refused for a reason
 	// retrying cannot fix (a malformed request): the sink is misconfigured
 	// or broken, and the shard stops without a checkpoint.
