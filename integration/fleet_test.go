@@ -31,7 +31,9 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "leasehold")
-	build := exec.Command("go", "build", "-race", "-o", binary, "../cmd/leasehold")
+	// -tags failpoint: the crash tests aim LEASEHOLD_FAILPOINT at exact
+	// stages; a binary built without the tag ignores it.
+	build := exec.Command("go", "build", "-race", "-tags", "failpoint", "-o", binary, "../cmd/leasehold")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build leasehold:", err)
