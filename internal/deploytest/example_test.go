@@ -40,7 +40,7 @@ func TestExamplePipelineIsValid(t *testing.T) {
 			var o transform.GeoIPOptions
 			err = st.Options.Decode(&o)
 		} else {
-			_, err = ctor(context.Background(), st.Options, nil)
+			_, err = ctor(context.Background(), st.Options, processors.Deps{})
 		}
 		if err != nil {
 			t.Errorf("%s: %v", st.Type, err)
