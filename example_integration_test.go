@@ -12,7 +12,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/leasehold/leasehold/internal/testenv"
 )
@@ -29,22 +28,7 @@ func TestExampleWorkerInProcess(t *testing.T) {
 	kc := testenv.Kinesis(e)
 	ctx := testenv.Context(t, 2*time.Minute)
 	stream, table := testenv.Name(t, "example"), testenv.Name(t, "example-leases")
-	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: &stream, ShardCount: aws.Int32(2)}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = kc.DeleteStream(ctx, &kinesis.DeleteStreamInput{StreamName: &stream, EnforceConsumerDeletion: aws.Bool(true)})
-	})
-	for {
-		out, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: &stream})
-		if err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatal("stream never became ACTIVE")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	testenv.CreateStream(t, kc, stream, 2)
 
 	dir := t.TempDir()
 	out := filepath.Join(dir, "documents.ndjson")

@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kinesistypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/leasehold/leasehold/internal/awsconf"
@@ -240,5 +241,29 @@ func moduleRoot() (string, error) {
 		if filepath.Dir(d) == d {
 			return "", fmt.Errorf("no go.mod at or above %s", wd)
 		}
+	}
+}
+
+// CreateStream creates a stream of n shards on the local Kinesis, waits
+// (up to a minute) until it is ACTIVE and deletes it when the test ends.
+func CreateStream(t testing.TB, kc *kinesis.Client, name string, n int32) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: &name, ShardCount: aws.Int32(n)}); err != nil {
+		t.Fatalf("create stream %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_, _ = kc.DeleteStream(context.Background(), &kinesis.DeleteStreamInput{StreamName: &name, EnforceConsumerDeletion: aws.Bool(true)})
+	})
+	for {
+		out, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: &name})
+		if err == nil && out.StreamDescriptionSummary.StreamStatus == kinesistypes.StreamStatusActive {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("stream %s never became ACTIVE", name)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
