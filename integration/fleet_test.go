@@ -91,7 +91,9 @@ func (f *fleet) start(id string, env ...string) {
 // metricsAddr returns the address worker id logged for its metrics server.
 func (f *fleet) metricsAddr(id string) string {
 	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		for _, line := range strings.Split(f.logTail(id), "\n") {
+		// The whole log: the line comes early, and a busy worker's later
+		// lines push it out of the tail.
+		for _, line := range strings.Split(f.log(id), "\n") {
 			if strings.Contains(line, `"metrics listening"`) {
 				var v struct{ Addr string }
 				if json.Unmarshal([]byte(line), &v) == nil && v.Addr != "" {
