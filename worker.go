@@ -2,7 +2,6 @@ package leasehold
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -255,19 +254,16 @@ func (w *Worker) Stats() worker.Stats { return w.w.Stats() }
 
 // serveMetrics starts /metrics, /healthz and /readyz on addr (nothing when
 // addr is empty). /readyz is not ready while the lease heartbeat is not
-// current or while a sink cannot write (sinksReady, which may be nil).
+// current, the lease table refuses coordination, shards stall on errors
+// that will not cure themselves (worker.Ready), or a sink cannot write
+// (sinksReady, which may be nil).
 // The server outlives the worker's graceful shutdown: Close stops it after
 // Run returned.
 func (w *Worker) serveMetrics(ctx context.Context, addr string, withPprof bool, reg *prometheus.Registry, sinksReady func() error) error {
 	if addr == "" {
 		return nil
 	}
-	srv, err := telemetry.Listen(addr, reg, telemetry.AllReady(func() error {
-		if !w.w.Coordinator().Healthy() {
-			return errors.New("lease heartbeat not current: not processing shards")
-		}
-		return nil
-	}, sinksReady))
+	srv, err := telemetry.Listen(addr, reg, telemetry.AllReady(w.w.Ready, sinksReady))
 	if err != nil {
 		return fmt.Errorf("worker.metrics_addr: %w", err)
 	}
@@ -319,6 +315,8 @@ func workerConfig(c Config) (worker.Config, error) {
 			RenewInterval: c.Lease.RenewInterval,
 			TakeInterval:  c.Lease.TakeInterval,
 			SafetyMargin:  c.Lease.SafetyMargin,
+			CallTimeout:   c.Lease.CallTimeout,
+			ScanInterval:  c.Lease.ScanInterval,
 		},
 	}, nil
 }

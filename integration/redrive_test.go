@@ -144,7 +144,7 @@ pipeline:
 	if _, err := sp.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sp.Close()
+	sp.Close(worker.CloseShutdown)
 	p.Close(ctx)
 	archived := func() int {
 		counts, _ := sinkArchive(t, sc, bucket)

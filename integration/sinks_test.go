@@ -640,7 +640,7 @@ event_time:
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sp.Close()
+	defer sp.Close(worker.CloseShutdown)
 	for i := 0; i < len(recs); i += 30 {
 		if err := sp.Process(ctx, recs[i:min(i+30, len(recs))]); err != nil {
 			t.Fatal(err)

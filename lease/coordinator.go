@@ -2,10 +2,12 @@ package lease
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,112 +16,69 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/leasehold/leasehold/checkpoint"
+	"github.com/leasehold/leasehold/internal/awserr"
 )
 
-// Config holds the coordinator's timings. Zero fields take the defaults
-// documented on each.
-type Config struct {
-	// WorkerID names this worker in the table. Required.
-	WorkerID string
-	// Duration: a worker whose heartbeat counter has not changed for this
-	// long, as seen by a peer, may lose its leases. Default 10s.
-	Duration time.Duration
-	// RenewInterval: how often the heartbeat is written. Default 4s. At
-	// most (Duration-SafetyMargin)/2 so that one failed heartbeat can be
-	// retried before the worker fences itself.
-	RenewInterval time.Duration
-	// TakeInterval: how often the table is scanned to take, balance and
-	// notice lost leases. Default 1s; jittered by ±10%.
-	TakeInterval time.Duration
-	// SafetyMargin: a worker that has not renewed for Duration minus this
-	// margin stops processing every shard on its own, before any peer may
-	// take them. Default 2s.
-	SafetyMargin time.Duration
-	// HandoffTimeout: a handoff this worker requested and that has not
-	// happened in this time is cancelled. Default 2 × Duration.
-	HandoffTimeout time.Duration
-}
-
-func (c *Config) defaults() {
-	if c.Duration == 0 {
-		c.Duration = 10 * time.Second
-	}
-	if c.SafetyMargin == 0 {
-		c.SafetyMargin = 2 * time.Second
-	}
-	if c.RenewInterval == 0 {
-		c.RenewInterval = min(4*time.Second, (c.Duration-c.SafetyMargin)/2)
-	}
-	if c.TakeInterval == 0 {
-		c.TakeInterval = time.Second
-	}
-	if c.HandoffTimeout == 0 {
-		c.HandoffTimeout = 2 * c.Duration
-	}
-}
-
-// Validate reports a configuration that cannot keep the lease promises.
-func (c Config) Validate() error {
-	var errs []error
-	if c.WorkerID == "" {
-		errs = append(errs, errors.New("lease: worker id must not be empty"))
-	}
-	if c.SafetyMargin <= 0 || c.SafetyMargin >= c.Duration {
-		errs = append(errs, fmt.Errorf("lease: safety margin %s must be above 0 and below the duration %s", c.SafetyMargin, c.Duration))
-	}
-	if c.RenewInterval <= 0 || c.RenewInterval > (c.Duration-c.SafetyMargin)/2 {
-		errs = append(errs, fmt.Errorf("lease: renew interval %s must be above 0 and at most (duration - safety margin)/2 = %s", c.RenewInterval, (c.Duration-c.SafetyMargin)/2))
-	}
-	if c.TakeInterval <= 0 {
-		errs = append(errs, errors.New("lease: take interval must be above 0"))
-	}
-	return errors.Join(errs...)
-}
-
-// Handler is told about ownership changes. Its methods are called from the
-// coordinator's goroutine and must return quickly (signal a consumer, do
-// not process records).
+// Handler is told about new grants. Its methods are called from the
+// coordinator's goroutine and must return quickly (start or signal a
+// consumer, do not process records); Acquired is called with the
+// coordinator's lock held, so it must not call the coordinator.
 type Handler interface {
-	// Acquired: start processing l's shard from l.Checkpoint. Checkpoints
-	// go through Coordinator.Checkpoint, which fences them on l.Epoch.
-	Acquired(l Lease)
-	// Lost: stop processing the shard at once and do not checkpoint; the
-	// lease is no longer this worker's.
-	Lost(shardID, reason string)
-	// HandoffRequested: another worker asked for the lease. Finish the
-	// in-flight batch, make it durable, then call Coordinator.Transfer
-	// with the final checkpoint and to.
-	HandoffRequested(shardID, to string)
+	// Acquired: start processing g's shard from g.Lease().Checkpoint, under
+	// g.Context. Checkpoints go through Coordinator.Checkpoint with g. When
+	// g ends (g.Done) stop at once and do not checkpoint.
+	Acquired(g *Grant)
+	// HandoffRequested: another worker asked for g's lease and this worker
+	// agreed. Finish the in-flight batch, make it durable, then call
+	// Coordinator.Transfer with g, the final checkpoint and to. Called once
+	// per grant and requester.
+	HandoffRequested(g *Grant, to string)
 }
 
 // Stats counts the coordinator's lease events since start.
 type Stats struct {
-	Taken, HandedOff, Released, Lost, Requested, HeartbeatFailures int64
+	Taken, HandedOff, Released, Lost, Fenced, Requested, HeartbeatFailures int64
+	// DeclaredDead counts peers this worker declared dead; Reincarnations
+	// counts times this worker was declared dead itself and rejoined.
+	DeclaredDead, Reincarnations int64
+	// Scans and Polls count whole-table reads and cheap polls.
+	Scans, Polls int64
 }
 
 // Coordinator runs one worker's side of the lease protocol: a heartbeat
-// goroutine and a coordination loop that takes, balances and notices lost
-// leases. Create with NewCoordinator, start with Run. Its methods are safe
-// for concurrent use.
+// loop, a fence timer that stops every shard when the heartbeat gets too
+// old, and a coordination loop that takes, balances, declares dead peers
+// and notices lost leases. Create with NewCoordinator, start with Run. Its
+// methods are safe for concurrent use.
 type Coordinator struct {
 	store Store
 	cfg   Config
 	h     Handler
 	log   *zap.Logger
-	now   func() time.Time // monotonic clock; injected in tests
+	base  time.Time // monotonic origin of the fence arithmetic; set once
 
 	kick chan struct{} // capacity 1: "run a pass soon"
 
-	mu        sync.Mutex
-	held      map[string]int64     // guarded by mu: shard -> epoch we process
-	requested map[string]time.Time // guarded by mu: our pending handoff requests
-	stopping  bool                 // guarded by mu
+	// fenceAt is the fence time in nanoseconds after base; 0 means fenced
+	// (no successful heartbeat of the current incarnation yet).
+	fenceAt    atomic.Int64
+	fenceMu    sync.Mutex  // guards fenceTimer
+	fenceTimer *time.Timer // fires at the fence time; nil outside Run
 
-	lastRenew atomic.Int64 // unix nanos (monotonic-derived) of the last successful heartbeat's start
-	started   time.Time
-	fenced    atomic.Bool
-	stats     struct{ taken, handedOff, released, lost, requested, hbFail atomic.Int64 }
-	rng       *rand.Rand // used only by the loop goroutine
+	mu        sync.Mutex
+	id        string               // guarded by mu: current incarnation's identity
+	grants    map[string]*Grant    // guarded by mu: shard -> the grant being processed
+	requested map[string]time.Time // guarded by mu: our pending handoff requests, by shard
+	stopping  bool                 // guarded by mu
+	announce  bool                 // guarded by mu: bump the generation on the next pass
+	dropped   map[string]dropped   // guarded by mu: own leases not to take back before a time
+	hbErr     error                // guarded by mu: heartbeats refused for good (access denied), nil when none
+	passErr   error                // guarded by mu: passes refused for good, nil when none
+
+	stats struct {
+		taken, handedOff, released, lost, fenced, requested, hbFail, declared, reincarnated, scans, polls atomic.Int64
+	}
+	rng *mrand.Rand // used only by the loop goroutine
 }
 
 // NewCoordinator returns a coordinator for store. cfg's zero fields take
@@ -131,55 +90,121 @@ func NewCoordinator(store Store, cfg Config, h Handler, log *zap.Logger) (*Coord
 	}
 	seed := fnv.New64a()
 	seed.Write([]byte(cfg.WorkerID))
-	return &Coordinator{
+	c := &Coordinator{
 		store:     store,
 		cfg:       cfg,
 		h:         h,
-		log:       log.With(zap.String("worker_id", cfg.WorkerID)),
-		now:       time.Now,
+		base:      time.Now(),
 		kick:      make(chan struct{}, 1),
-		held:      map[string]int64{},
+		grants:    map[string]*Grant{},
 		requested: map[string]time.Time{},
-		rng:       rand.New(rand.NewPCG(seed.Sum64(), uint64(time.Now().UnixNano()))),
-	}, nil
+		dropped:   map[string]dropped{},
+		rng:       mrand.New(mrand.NewPCG(seed.Sum64(), uint64(time.Now().UnixNano()))),
+	}
+	c.id = newIdentity(cfg.WorkerID)
+	c.log = log.With(zap.String("worker_id", cfg.WorkerID))
+	return c, nil
+}
+
+// newIdentity returns "<id>~<8 random hex digits>".
+func newIdentity(workerID string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return workerID + incarnationSep + hex.EncodeToString(b[:])
 }
 
 // Config returns the effective configuration (defaults applied).
 func (c *Coordinator) Config() Config { return c.cfg }
 
-// Run heartbeats and coordinates until ctx ends, then deletes the worker
-// item (with a fresh context bounded by the lease duration) and returns.
-// It returns an error only if the first heartbeat cannot be written before
-// ctx ends. Call BeginStop and release every lease before cancelling ctx for
-// a graceful shutdown.
+// Identity returns the current incarnation's identity, the owner name
+// this process writes into the table. It changes if the worker is
+// declared dead and rejoins.
+func (c *Coordinator) Identity() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id
+}
+
+// Run writes the first heartbeat (retrying until it succeeds or ctx ends),
+// then heartbeats, fences and coordinates until ctx ends, and returns.
+// Call Leave afterwards to remove the worker item. Run returns an error if
+// no heartbeat could be written before ctx ended or the table refuses for
+// good (access denied, say).
 func (c *Coordinator) Run(ctx context.Context) error {
-	c.started = c.now()
-	if err := c.heartbeat(ctx); err != nil {
-		return fmt.Errorf("lease: first heartbeat: %w", err)
+	if err := c.firstHeartbeat(ctx); err != nil {
+		return err
 	}
+	c.fenceMu.Lock()
+	c.fenceTimer = time.AfterFunc(c.untilFence(), c.onFenceTimer)
+	c.fenceMu.Unlock()
+	defer func() {
+		c.fenceMu.Lock()
+		c.fenceTimer.Stop()
+		c.fenceTimer = nil
+		c.fenceMu.Unlock()
+		// Without the fence timer nothing would stop a grant that is still
+		// processing: end them all.
+		c.endAll(fmt.Errorf("%w: coordinator stopped", ErrFenced))
+	}()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { c.renewLoop(gctx); return nil })
 	g.Go(func() error { c.coordinate(gctx); return nil })
-	_ = g.Wait()
-
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.Duration)
-	defer cancel()
-	if err := c.store.DeleteWorker(cctx, c.cfg.WorkerID); err != nil {
-		c.log.Warn("worker item not deleted; peers will judge it dead after the lease duration", zap.Error(err))
-	}
-	return nil
+	return g.Wait()
 }
 
-// BeginStop marks the worker as stopping: it takes and requests nothing
-// more, and tells peers at once (an immediate heartbeat) so they stop
-// counting it and take the leases it is about to release. It blocks for one
-// heartbeat write.
-func (c *Coordinator) BeginStop(ctx context.Context) {
+// firstHeartbeat retries the first heartbeat with backoff.
+func (c *Coordinator) firstHeartbeat(ctx context.Context) error {
+	wait := c.cfg.RenewInterval / 8
+	for {
+		err := c.heartbeat(ctx)
+		if err == nil {
+			c.announceChange()
+			return nil
+		}
+		if awserr.Permanent(err) || ctx.Err() != nil {
+			return fmt.Errorf("lease: first heartbeat: %w", err)
+		}
+		c.log.Warn("first heartbeat failed; retrying", zap.Error(err), zap.Duration("wait", wait))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("lease: first heartbeat: %w", err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, c.cfg.RenewInterval)
+	}
+}
+
+// Stop marks the worker as stopping, at once and without I/O: from its
+// return on, no grant reaches the handler (a lease taken meanwhile is
+// released again), and nothing more is taken or requested.
+func (c *Coordinator) Stop() {
 	c.mu.Lock()
 	c.stopping = true
 	c.mu.Unlock()
+}
+
+// BeginStop calls Stop and tells peers at once (a heartbeat and an
+// announcement, bounded by ctx) so they stop counting this worker and take
+// the leases it is about to release.
+func (c *Coordinator) BeginStop(ctx context.Context) {
+	c.Stop()
 	if err := c.heartbeat(ctx); err != nil {
 		c.log.Warn("stopping heartbeat failed", zap.Error(err))
+	}
+	c.announceChange()
+	c.Kick()
+}
+
+// Leave deletes the worker item after a clean shutdown, bounded by ctx and
+// CallTimeout. Call it after Run returned and every lease was released.
+func (c *Coordinator) Leave(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	if err := c.store.DeleteWorker(cctx, c.Identity()); err != nil {
+		c.log.Warn("worker item not deleted; peers will declare it dead after the lease duration", zap.Error(err))
+	}
+	if _, err := c.store.Bump(cctx); err != nil {
+		c.log.Debug("leave not announced", zap.Error(err))
 	}
 }
 
@@ -192,294 +217,183 @@ func (c *Coordinator) Kick() {
 	}
 }
 
-// Checkpoint writes cp for shardID, fenced on the epoch this worker was
-// granted. ErrLost (wrapped) means the lease is gone: stop processing.
-func (c *Coordinator) Checkpoint(ctx context.Context, shardID string, cp checkpoint.Checkpoint) error {
-	epoch, ok := c.epoch(shardID)
-	if !ok {
-		return fmt.Errorf("checkpoint %s: %w", shardID, ErrLost)
+// Announce tells peers, on the next pass, that the table changed in a way
+// they should look at (new leases were created), and kicks a pass. It
+// never blocks.
+func (c *Coordinator) Announce() {
+	c.announceChange()
+	c.Kick()
+}
+
+func (c *Coordinator) announceChange() {
+	c.mu.Lock()
+	c.announce = true
+	c.mu.Unlock()
+}
+
+// current reports whether g is the grant this worker processes its shard
+// under.
+func (c *Coordinator) current(g *Grant) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.grants[g.lease.ShardID] == g && !g.ended()
+}
+
+// Checkpoint writes cp for g's shard, fenced on the epoch g was granted,
+// bounded by CallTimeout. An error wrapping ErrLost (or g.Err()) means the
+// grant is over: stop processing.
+func (c *Coordinator) Checkpoint(ctx context.Context, g *Grant, cp checkpoint.Checkpoint) error {
+	if !c.current(g) {
+		return fmt.Errorf("checkpoint %s: %w", g.lease.ShardID, c.endedErr(g))
 	}
-	err := c.store.Checkpoint(ctx, shardID, c.cfg.WorkerID, epoch, cp)
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	err := c.store.Checkpoint(cctx, g.lease.ShardID, g.owner, g.lease.Epoch, cp)
 	if errors.Is(err, ErrLost) {
-		c.drop(shardID, epoch)
-		c.stats.lost.Add(1)
+		c.lose(g, err)
 	}
 	return err
 }
 
-// Transfer writes the final checkpoint and hands the lease to `to`, or
-// releases it when to is "". The lease is no longer held afterwards,
-// whatever the outcome.
-func (c *Coordinator) Transfer(ctx context.Context, shardID string, cp checkpoint.Checkpoint, to string) error {
-	epoch, ok := c.epoch(shardID)
-	if !ok {
-		return fmt.Errorf("transfer %s: %w", shardID, ErrLost)
+// Transfer writes the final checkpoint and hands g's lease to `to` (a
+// worker identity that requested it), or releases it when to is "",
+// bounded by ctx and CallTimeout. The grant ends unless the error wraps
+// ErrConflict: to withdrew its request, the lease is still this worker's
+// and processing may go on.
+func (c *Coordinator) Transfer(ctx context.Context, g *Grant, cp checkpoint.Checkpoint, to string) error {
+	if !c.current(g) {
+		return fmt.Errorf("transfer %s: %w", g.lease.ShardID, c.endedErr(g))
 	}
-	defer c.drop(shardID, epoch)
-	if _, err := c.store.Transfer(ctx, shardID, c.cfg.WorkerID, epoch, cp, to); err != nil {
-		return err
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.CallTimeout)
+	defer cancel()
+	_, err := c.store.Transfer(cctx, g.lease.ShardID, g.owner, g.lease.Epoch, cp, to)
+	switch {
+	case err == nil:
+		c.forget(g, errTransferred)
+		if to == "" {
+			c.stats.released.Add(1)
+			c.announceChange() // peers should take it
+			c.Kick()
+		} else {
+			c.stats.handedOff.Add(1)
+		}
+	case errors.Is(err, ErrConflict):
+		g.mu.Lock()
+		g.signaled = "" // a new request from the same worker is signalled again
+		g.mu.Unlock()
+	case errors.Is(err, ErrLost):
+		c.lose(g, err)
+	default:
+		// The write may or may not have landed: stop processing; the
+		// next pass takes the lease back if it is still ours.
+		c.forget(g, errTransferred)
 	}
-	if to == "" {
-		c.stats.released.Add(1)
-	} else {
-		c.stats.handedOff.Add(1)
-	}
-	return nil
+	return err
 }
 
-// Drop forgets a lease the handler stopped processing without a transfer
-// (e.g. it failed). The lease stays owned by this worker id in the table
-// and is taken back on the next pass, with a new epoch.
-func (c *Coordinator) Drop(shardID string) {
+// Drop ends g because its consumer cannot go on (the processor or the
+// shard iterator failed). The lease stays this worker's in the table and
+// is taken back on a later pass, with a new epoch and a fresh consumer,
+// after a wait that doubles with each drop of the same shard (from one
+// take interval up to a minute), so a failure that persists is not
+// retried in a hot loop.
+func (c *Coordinator) Drop(g *Grant) {
+	shard := g.lease.ShardID
 	c.mu.Lock()
-	delete(c.held, shardID)
+	d := c.dropped[shard]
+	if time.Since(d.until) > 5*time.Minute {
+		d.n = 0
+	}
+	d.until = time.Now().Add(min(c.cfg.TakeInterval<<d.n, time.Minute))
+	d.n = min(d.n+1, 16)
+	c.dropped[shard] = d
 	c.mu.Unlock()
+	c.forget(g, errTransferred)
+}
+
+// dropped is the back-off of an own lease whose consumer failed.
+type dropped struct {
+	until time.Time
+	n     int
+}
+
+// backingOff returns the own leases not to take back yet. c.mu is held.
+func (c *Coordinator) backingOff() map[string]bool {
+	now := time.Now()
+	out := map[string]bool{}
+	for shard, d := range c.dropped {
+		switch {
+		case now.Before(d.until):
+			out[shard] = true
+		case now.Sub(d.until) > 5*time.Minute:
+			delete(c.dropped, shard)
+		}
+	}
+	return out
+}
+
+func (c *Coordinator) endedErr(g *Grant) error {
+	if err := g.Err(); err != nil {
+		return err
+	}
+	return ErrLost
+}
+
+// forget removes g if it is the current grant of its shard, and ends it.
+func (c *Coordinator) forget(g *Grant, why error) bool {
+	c.mu.Lock()
+	if c.grants[g.lease.ShardID] == g {
+		delete(c.grants, g.lease.ShardID)
+	}
+	c.mu.Unlock()
+	return g.end(why)
+}
+
+// lose ends g as lost.
+func (c *Coordinator) lose(g *Grant, why error) {
+	if c.forget(g, why) {
+		c.stats.lost.Add(1)
+		c.log.Warn("lease lost", zap.String("shard_id", g.lease.ShardID), zap.Error(why))
+	}
 }
 
 // Held returns the shards this worker processes and their epochs.
 func (c *Coordinator) Held() map[string]int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]int64, len(c.held))
-	for k, v := range c.held {
-		out[k] = v
+	out := make(map[string]int64, len(c.grants))
+	for k, g := range c.grants {
+		out[k] = g.lease.Epoch
 	}
 	return out
 }
 
-// Healthy reports whether the heartbeat is current (the worker has not
-// fenced itself).
-func (c *Coordinator) Healthy() bool { return !c.fenced.Load() && c.lastRenew.Load() != 0 }
+// Health reports why the worker is not processing normally, or nil: the
+// fence is up (the heartbeat is not current), or the lease table refuses
+// with a permanent error (access denied, say).
+func (c *Coordinator) Health() error {
+	if !time.Now().Before(c.fenceTime()) {
+		return fmt.Errorf("%w: not processing any shard", ErrFenced)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hbErr != nil {
+		return c.hbErr
+	}
+	return c.passErr
+}
 
 // Stats returns event counts since start.
 func (c *Coordinator) Stats() Stats {
+	s := &c.stats
 	return Stats{
-		Taken: c.stats.taken.Load(), HandedOff: c.stats.handedOff.Load(), Released: c.stats.released.Load(),
-		Lost: c.stats.lost.Load(), Requested: c.stats.requested.Load(), HeartbeatFailures: c.stats.hbFail.Load(),
+		Taken: s.taken.Load(), HandedOff: s.handedOff.Load(), Released: s.released.Load(), Lost: s.lost.Load(),
+		Fenced: s.fenced.Load(), Requested: s.requested.Load(), HeartbeatFailures: s.hbFail.Load(),
+		DeclaredDead: s.declared.Load(), Reincarnations: s.reincarnated.Load(), Scans: s.scans.Load(), Polls: s.polls.Load(),
 	}
 }
 
-func (c *Coordinator) epoch(shardID string) (int64, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.held[shardID]
-	return e, ok
-}
-
-// drop removes shardID if it is still held at epoch (a newer take of the
-// same shard is left alone).
-func (c *Coordinator) drop(shardID string, epoch int64) {
-	c.mu.Lock()
-	if e, ok := c.held[shardID]; ok && e == epoch {
-		delete(c.held, shardID)
-	}
-	c.mu.Unlock()
-}
-
-// heartbeat writes one heartbeat. The renewal time recorded is when the
-// request was sent, not when it returned: peers can only have seen the new
-// counter after the send, so measuring from the send is conservative.
-func (c *Coordinator) heartbeat(ctx context.Context) error {
-	c.mu.Lock()
-	held, stopping := len(c.held), c.stopping
-	c.mu.Unlock()
-	sent := c.now()
-	hctx, cancel := context.WithTimeout(ctx, c.cfg.RenewInterval)
-	defer cancel()
-	if _, err := c.store.Heartbeat(hctx, c.cfg.WorkerID, held, stopping); err != nil {
-		c.stats.hbFail.Add(1)
-		return err
-	}
-	c.lastRenew.Store(sent.Sub(c.started).Nanoseconds() + 1)
-	if c.fenced.CompareAndSwap(true, false) {
-		c.log.Info("heartbeat recovered")
-	}
-	return nil
-}
-
-// sinceRenew is how long ago the last successful heartbeat was sent.
-func (c *Coordinator) sinceRenew() time.Duration {
-	last := c.lastRenew.Load()
-	if last == 0 {
-		return c.now().Sub(c.started)
-	}
-	return c.now().Sub(c.started) - time.Duration(last-1)
-}
-
-// renewLoop heartbeats every RenewInterval; after a failure it retries
-// every quarter interval so one lost request does not cost the leases.
-func (c *Coordinator) renewLoop(ctx context.Context) {
-	wait := c.cfg.RenewInterval
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		if err := c.heartbeat(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			c.log.Warn("heartbeat failed; retrying", zap.Error(err), zap.Duration("since_renew", c.sinceRenew()))
-			wait = c.cfg.RenewInterval / 4
-			continue
-		}
-		wait = c.cfg.RenewInterval
-	}
-}
-
-// coordinate is the loop: fence check, then a pass, every TakeInterval
-// (jittered) or when kicked.
-func (c *Coordinator) coordinate(ctx context.Context) {
-	live := newLiveness(c.cfg.Duration)
-	fenceTick := time.NewTicker(min(c.cfg.SafetyMargin/4, 250*time.Millisecond))
-	defer fenceTick.Stop()
-	next := time.After(0)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-fenceTick.C:
-			c.checkFence()
-			continue
-		case <-c.kick:
-		case <-next:
-		}
-		c.checkFence()
-		if err := c.pass(ctx, live); err != nil && ctx.Err() == nil {
-			c.log.Warn("coordination pass failed", zap.Error(err))
-		}
-		next = time.After(c.interval())
-	}
-}
-
-// checkFence stops every shard if the heartbeat is older than Duration -
-// SafetyMargin: from then on a peer may soon judge us dead, and we must
-// have stopped before it takes over.
-func (c *Coordinator) checkFence() {
-	since := c.sinceRenew()
-	if since < c.cfg.Duration-c.cfg.SafetyMargin {
-		return
-	}
-	c.mu.Lock()
-	held := c.held
-	c.held = map[string]int64{}
-	c.mu.Unlock()
-	if c.fenced.CompareAndSwap(false, true) {
-		c.log.Error("heartbeat too old; stopped processing every shard", zap.Duration("since_renew", since), zap.Int("shards", len(held)))
-	}
-	for shard := range held {
-		c.stats.lost.Add(1)
-		c.h.Lost(shard, fmt.Sprintf("no heartbeat for %s", since.Round(time.Millisecond)))
-	}
-}
-
-// pass reads the table once and acts on the plan.
-func (c *Coordinator) pass(ctx context.Context, live *liveness) error {
-	snap, err := c.store.Snapshot(ctx)
-	if err != nil {
-		return err
-	}
-	now := c.now()
-	live.observe(now, snap)
-	c.mu.Lock()
-	held := make(map[string]int64, len(c.held))
-	for k, v := range c.held {
-		held[k] = v
-	}
-	stopping := c.stopping
-	c.mu.Unlock()
-
-	out := plan(planInput{me: c.cfg.WorkerID, now: now, snap: snap, live: live, held: held, stopping: stopping || c.fenced.Load(), rng: c.rng})
-
-	for shard, reason := range out.lost {
-		c.drop(shard, held[shard])
-		c.stats.lost.Add(1)
-		c.log.Warn("lease lost", zap.String("shard_id", shard), zap.String("reason", reason))
-		c.h.Lost(shard, reason)
-	}
-	for shard, to := range out.handoffs {
-		c.log.Info("handoff requested", zap.String("shard_id", shard), zap.String("to", to))
-		c.h.HandoffRequested(shard, to)
-	}
-	for _, shard := range out.cancels {
-		l := findLease(snap, shard)
-		if err := c.store.CancelHandoff(ctx, shard, l.HandoffTo); err != nil {
-			return err
-		}
-	}
-	for _, t := range out.takes {
-		l, err := c.store.Take(ctx, t.shardID, c.cfg.WorkerID, t.epoch)
-		if errors.Is(err, ErrConflict) {
-			continue // a peer was faster; the next pass sees the new owner
-		}
-		if err != nil {
-			return err
-		}
-		c.mu.Lock()
-		c.held[l.ShardID] = l.Epoch
-		delete(c.requested, l.ShardID)
-		c.mu.Unlock()
-		c.stats.taken.Add(1)
-		c.log.Info("lease taken", zap.String("shard_id", l.ShardID), zap.Int64("epoch", l.Epoch), zap.String("reason", t.reason))
-		c.h.Acquired(l)
-	}
-	return c.balance(ctx, now, out.requests)
-}
-
-// balance sends new handoff requests and cancels ours that timed out. A
-// granted request shows up as a lease owned by this worker id but not held,
-// which the next pass takes (with a new epoch) and starts.
-func (c *Coordinator) balance(ctx context.Context, now time.Time, reqs []request) error {
-	for _, r := range reqs {
-		if err := c.store.RequestHandoff(ctx, r.shardID, r.owner, r.epoch, c.cfg.WorkerID); err != nil {
-			if errors.Is(err, ErrConflict) {
-				continue
-			}
-			return err
-		}
-		c.mu.Lock()
-		c.requested[r.shardID] = now
-		c.mu.Unlock()
-		c.stats.requested.Add(1)
-		c.log.Info("handoff request sent", zap.String("shard_id", r.shardID), zap.String("owner", r.owner))
-	}
-	c.mu.Lock()
-	var expired []string
-	for shard, t := range c.requested {
-		if now.Sub(t) > c.cfg.HandoffTimeout {
-			expired = append(expired, shard)
-			delete(c.requested, shard)
-		}
-	}
-	c.mu.Unlock()
-	for _, shard := range expired {
-		if err := c.store.CancelHandoff(ctx, shard, c.cfg.WorkerID); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// interval is the wait before the next pass: short while a handoff we
-// asked for is pending, so a granted lease starts promptly.
-func (c *Coordinator) interval() time.Duration {
-	c.mu.Lock()
-	pending := len(c.requested)
-	c.mu.Unlock()
-	d := c.cfg.TakeInterval
-	if pending > 0 {
-		d /= 5
-	}
-	jitter := time.Duration(c.rng.Int64N(int64(d)/5+1)) - d/10
-	return d + jitter
-}
-
-func findLease(snap Snapshot, shard string) Lease {
-	for _, l := range snap.Leases {
-		if l.ShardID == shard {
-			return l
-		}
-	}
-	return Lease{}
+// call bounds one lease-table call by CallTimeout.
+func (c *Coordinator) call(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cfg.CallTimeout)
 }

@@ -3,224 +3,412 @@ package lease_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"go.uber.org/zap"
+	"github.com/aws/smithy-go"
 
 	"github.com/leasehold/leasehold/checkpoint"
 	"github.com/leasehold/leasehold/lease"
 	"github.com/leasehold/leasehold/lease/leasetest"
 )
 
-// frozenStore wraps a store; while frozen every call fails, like a worker
-// that is paused or partitioned from DynamoDB.
-type frozenStore struct {
-	lease.Store
-	frozen atomic.Bool
-}
-
-var errPartitioned = errors.New("partitioned")
-
-func (f *frozenStore) Heartbeat(ctx context.Context, id string, held int, stopping bool) (int64, error) {
-	if f.frozen.Load() {
-		return 0, errPartitioned
-	}
-	return f.Store.Heartbeat(ctx, id, held, stopping)
-}
-
-func (f *frozenStore) Snapshot(ctx context.Context) (lease.Snapshot, error) {
-	if f.frozen.Load() {
-		return lease.Snapshot{}, errPartitioned
-	}
-	return f.Store.Snapshot(ctx)
-}
-
-// events records what every worker's handler was told, in order.
-type events struct {
-	mu  sync.Mutex
-	log []string
-}
-
-func (e *events) add(format string, args ...any) {
-	e.mu.Lock()
-	e.log = append(e.log, fmt.Sprintf(format, args...))
-	e.mu.Unlock()
-}
-
-// index returns the position of the first event s at or after from, or -1.
-func (e *events) index(s string, from int) int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for i := from; i < len(e.log); i++ {
-		if e.log[i] == s {
-			return i
+func TestCoordinatorsShareAndRebalance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 8)
+		defer c.stopAll()
+		c.start("A", fast)
+		c.start("B", fast)
+		c.start("C", fast)
+		c.eventually("8 shards spread over 3 workers", 10*time.Second, func() bool { return balanced(c.held(), 8, "A", "B", "C") })
+		t0 := time.Now()
+		d := c.start("D", fast)
+		c.eventually("scale-out to 4 workers balances by handoff", 10*time.Second, func() bool { return balanced(c.held(), 8, "A", "B", "C", "D") })
+		if took := time.Since(t0); took > 2*fast.TakeInterval+time.Second {
+			t.Errorf("scale-out took %s, want at most about 2 take intervals", took)
 		}
-	}
-	return -1
-}
-
-func (e *events) len() int {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return len(e.log)
-}
-
-type handler struct {
-	id    string
-	ev    *events
-	coord *lease.Coordinator
-}
-
-func (h *handler) Acquired(l lease.Lease) { h.ev.add("%s acquired %s", h.id, l.ShardID) }
-func (h *handler) Lost(shard, reason string) {
-	h.ev.add("%s lost %s", h.id, shard)
-}
-func (h *handler) HandoffRequested(shard, to string) {
-	h.ev.add("%s handoff %s to %s", h.id, shard, to)
-	go func() {
-		cp := checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: "42"}}
-		_ = h.coord.Transfer(context.Background(), shard, cp, to)
-	}()
-}
-
-type cluster struct {
-	t      *testing.T
-	fake   *leasetest.Fake
-	ev     *events
-	coords map[string]*lease.Coordinator
-	stores map[string]*frozenStore
-	cancel map[string]context.CancelFunc
-	done   map[string]chan struct{}
-}
-
-var fast = lease.Config{Duration: time.Second, SafetyMargin: 300 * time.Millisecond, RenewInterval: 200 * time.Millisecond, TakeInterval: 100 * time.Millisecond}
-
-func newCluster(t *testing.T, shards int) *cluster {
-	c := &cluster{t: t, fake: leasetest.NewFake(), ev: &events{}, coords: map[string]*lease.Coordinator{},
-		stores: map[string]*frozenStore{}, cancel: map[string]context.CancelFunc{}, done: map[string]chan struct{}{}}
-	for i := range shards {
-		if err := c.fake.Create(context.Background(), lease.Lease{ShardID: fmt.Sprintf("shard-%d", i), Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}}); err != nil {
-			t.Fatal(err)
+		// Graceful stop of D: it releases its leases; peers take them at once.
+		d.co.BeginStop(context.Background())
+		d.mu.Lock()
+		grants := d.grant
+		d.mu.Unlock()
+		for _, g := range grants {
+			_ = d.co.Transfer(context.Background(), g, checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: "7"}}, "")
 		}
-	}
-	t.Cleanup(func() {
-		for id, cancel := range c.cancel {
-			cancel()
-			<-c.done[id]
+		t1 := time.Now()
+		d.cancel()
+		<-d.done
+		d.co.Leave(context.Background())
+		delete(c.workers, "D")
+		c.eventually("D's leases taken by A, B, C", 10*time.Second, func() bool { return balanced(c.held(), 8, "A", "B", "C") })
+		if took := time.Since(t1); took > 2*time.Second {
+			t.Errorf("released leases taken after %s, want under 2 s", took)
 		}
+		c.checkNoOverlap()
 	})
-	return c
 }
 
-func (c *cluster) start(id string) {
-	st := &frozenStore{Store: c.fake}
-	h := &handler{id: id, ev: c.ev}
-	cfg := fast
-	cfg.WorkerID = id
-	co, err := lease.NewCoordinator(st, cfg, h, zap.NewNop())
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	h.coord = co
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	c.coords[id], c.stores[id], c.cancel[id], c.done[id] = co, st, cancel, done
-	go func() { defer close(done); _ = co.Run(ctx) }()
-}
-
-// owners returns shard count per owner in the table.
-func (c *cluster) owners() map[string]int {
-	snap, _ := c.fake.Snapshot(context.Background())
-	m := map[string]int{}
-	for _, l := range snap.Leases {
-		m[l.Owner]++
-	}
-	return m
-}
-
-func (c *cluster) eventually(what string, cond func() bool) {
-	c.t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
+// TestPartitionedWorkerFencesBeforeTakeover is promise 1 with a worker
+// cut off from the table: it stops processing before a peer starts, its
+// late checkpoint is rejected, and when it comes back it learns it was
+// declared dead and rejoins under a new incarnation.
+func TestPartitionedWorkerFencesBeforeTakeover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 4)
+		defer c.stopAll()
+		a := c.start("A", fast)
+		c.eventually("A holds all", 5*time.Second, func() bool { return c.owners()["A"] == 4 })
+		c.start("B", fast)
+		c.eventually("A and B share", 10*time.Second, func() bool { return balanced(c.held(), 4, "A", "B") })
+		a.mu.Lock()
+		var g *lease.Grant
+		for _, gr := range a.grant {
+			if !isDone(gr) {
+				g = gr
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.t.Fatalf("never: %s (owners %v)", what, c.owners())
+		a.mu.Unlock()
+		a.setFault(partitioned)
+		c.eventually("B takes A's leases", 30*time.Second, func() bool { return c.owners()["B"] == 4 })
+		c.checkNoOverlap()
+		if !errors.Is(g.Err(), lease.ErrFenced) {
+			t.Errorf("A's grant ended with %v, want ErrFenced", g.Err())
+		}
+		// The zombie's late checkpoint at its old epoch is rejected.
+		a.setFault(nil)
+		if err := a.co.Checkpoint(context.Background(), g, checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: "999"}}); err == nil {
+			t.Fatal("a fenced grant checkpointed")
+		}
+		err := c.fake.Checkpoint(context.Background(), g.ShardID(), g.Lease().Owner, g.Lease().Epoch, checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: "999"}})
+		if !errors.Is(err, lease.ErrLost) {
+			t.Fatalf("zombie checkpoint in the table: %v, want ErrLost", err)
+		}
+		// A comes back: it was declared dead, so it rejoins as a new
+		// incarnation and the leases rebalance cooperatively.
+		c.eventually("A rejoins and gets its share back", 30*time.Second, func() bool { return balanced(c.held(), 4, "A", "B") })
+		if s := a.co.Stats(); s.Reincarnations != 1 {
+			t.Errorf("A reincarnated %d times, want 1", s.Reincarnations)
+		}
+		c.checkNoOverlap()
+	})
 }
 
-func balanced(m map[string]int, ids ...string) bool {
-	if m[""] > 0 {
+func isDone(g *lease.Grant) bool {
+	select {
+	case <-g.Done():
+		return true
+	default:
 		return false
 	}
-	lo, hi := 1<<30, 0
-	for _, id := range ids {
-		lo, hi = min(lo, m[id]), max(hi, m[id])
-	}
-	return hi-lo <= 1
 }
 
-func TestCoordinatorsShareAndRebalance(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs coordinators on short real timers for a few seconds")
-	}
-	c := newCluster(t, 8)
-	c.start("A")
-	c.start("B")
-	c.start("C")
-	c.eventually("8 shards spread over 3 workers", func() bool { return balanced(c.owners(), "A", "B", "C") })
-	c.start("D")
-	c.eventually("scale-out to 4 workers balances by handoff", func() bool { return balanced(c.owners(), "A", "B", "C", "D") })
-	if c.owners()["D"] == 0 {
-		t.Fatal("D acquired nothing")
-	}
-	// Graceful stop of D: it releases its leases; peers take them at once.
-	c.coords["D"].BeginStop(context.Background())
-	for shard := range c.coords["D"].Held() {
-		if err := c.coords["D"].Transfer(context.Background(), shard, checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: "7"}}, ""); err != nil {
-			t.Fatal(err)
+// TestFenceFiresWhileTableCallsHang is defect 1: every call of A's to the
+// table is accepted and never answered. The fence used to run on the
+// goroutine making those calls, with no deadline, so it never fired and B
+// took the shards while A still processed them. The fence now has its own
+// timer: A's grants end exactly at the fence time its lease contexts
+// reported, and B starts only after.
+func TestFenceFiresWhileTableCallsHang(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 2)
+		defer c.stopAll()
+		a := c.start("A", fast)
+		c.eventually("A holds both", 5*time.Second, func() bool { return len(a.co.Held()) == 2 })
+		c.start("B", fast)
+		c.eventually("A and B share", 10*time.Second, func() bool { return balanced(c.held(), 2, "A", "B") })
+		a.mu.Lock()
+		var g *lease.Grant
+		for _, gr := range a.grant {
+			if !isDone(gr) {
+				g = gr
+			}
 		}
-	}
-	c.cancel["D"]()
-	<-c.done["D"]
-	delete(c.cancel, "D")
-	c.eventually("D's leases taken by A, B, C", func() bool { return balanced(c.owners(), "A", "B", "C") })
+		a.mu.Unlock()
+		ctx := g.Context(context.Background())
+		a.setFault(func(ctx context.Context, _ string) error { return leasetest.Hang(ctx) })
+		time.Sleep(fast.RenewInterval + time.Second) // the heartbeat in flight, if any, is over: the fence is fixed now
+		fence, ok := ctx.Deadline()
+		if !ok || ctx.Err() != nil {
+			t.Fatalf("lease context: deadline %v %v, err %v", fence, ok, ctx.Err())
+		}
+		c.eventually("B takes A's shard", 30*time.Second, func() bool { return c.owners()["B"] == 2 })
+		<-ctx.Done()
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			t.Errorf("lease context ended with %v, want DeadlineExceeded", ctx.Err())
+		}
+		spans := c.spansOf(g.ShardID())
+		var aEnd, bStart time.Time
+		for _, s := range spans {
+			if s.worker == "A" && s.epoch == g.Lease().Epoch {
+				aEnd = s.end
+			}
+			if s.worker == "B" && bStart.IsZero() {
+				bStart = s.start
+			}
+		}
+		if aEnd.After(fence) {
+			t.Errorf("A processed until %s, after its fence time %s", aEnd, fence)
+		}
+		if !bStart.After(fence.Add(fast.SafetyMargin - time.Millisecond)) {
+			t.Errorf("B started at %s, less than the safety margin after A's fence %s", bStart, fence)
+		}
+		c.checkNoOverlap()
+		a.setFault(nil) // let A's Run end
+	})
 }
 
-func TestZombieFencesItselfBeforeTakeover(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs coordinators on short real timers for a few seconds")
-	}
-	c := newCluster(t, 4)
-	c.start("A")
-	c.eventually("A holds all", func() bool { return c.owners()["A"] == 4 })
-	c.start("B")
-	c.eventually("A and B share", func() bool { return balanced(c.owners(), "A", "B") })
-	held := c.coords["A"].Held()
-	var shard string
-	var epoch int64
-	for s, e := range held {
-		shard, epoch = s, e
-	}
-	mark := c.ev.len()
-	c.stores["A"].frozen.Store(true) // A is partitioned: no heartbeats
-	c.eventually("B takes A's leases", func() bool { return c.owners()["B"] == 4 })
-	lostAt := c.ev.index("A lost "+shard, mark)
-	takenAt := c.ev.index("B acquired "+shard, mark)
-	if lostAt < 0 || takenAt < 0 || lostAt > takenAt {
-		t.Fatalf("A must stop processing %s (event %d) before B takes it (event %d)", shard, lostAt, takenAt)
-	}
-	// The zombie's late checkpoint at its old epoch is rejected.
-	err := c.fake.Checkpoint(context.Background(), shard, "A", epoch, checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: "999"}})
-	if !errors.Is(err, lease.ErrLost) {
-		t.Fatalf("zombie checkpoint: %v, want ErrLost", err)
-	}
-	// A comes back: it rejoins and the leases rebalance cooperatively.
-	c.stores["A"].frozen.Store(false)
-	c.eventually("A rejoins and gets its share back", func() bool { return balanced(c.owners(), "A", "B") })
+// TestLateAnswersDoNotExpireALiveOwner is defect 2: A's table is browning
+// out (three heartbeats of four fail, so its successes are about 7 s
+// apart, under the 8 s fence), and B's reads are slow every other time
+// (answered 4 s late). B used to time the quiet period from when answers
+// arrived, so a fast read followed by a slow one made A look dead while
+// it was processing. Timed from when the slow read was sent, A is alive.
+func TestLateAnswersDoNotExpireALiveOwner(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 2)
+		defer c.stopAll()
+		a := c.start("A", fast)
+		c.eventually("A holds both", 5*time.Second, func() bool { return len(a.co.Held()) == 2 })
+		var n atomic.Int64
+		a.setFault(func(ctx context.Context, method string) error {
+			if method != "Heartbeat" {
+				return nil
+			}
+			if n.Add(1)%4 != 0 {
+				return errors.New("InternalServerError (injected)")
+			}
+			return nil
+		})
+		b := c.start("B", fast)
+		var reads atomic.Int64
+		b.setLate(func(method string) time.Duration {
+			if method != "Snapshot" && method != "Poll" {
+				return 0
+			}
+			if reads.Add(1)%2 == 0 {
+				return 4 * time.Second
+			}
+			return 0
+		})
+		time.Sleep(3 * time.Minute)
+		if s := b.co.Stats(); s.DeclaredDead != 0 {
+			t.Errorf("B declared the live A dead %d times", s.DeclaredDead)
+		}
+		if s := a.co.Stats(); s.Fenced != 0 || s.Lost != 0 {
+			t.Errorf("A was fenced %d times and lost %d leases while renewing within the fence", s.Fenced, s.Lost)
+		}
+		c.checkNoOverlap()
+	})
+}
+
+// TestSameWorkerIDInTwoProcesses is defect 3: two processes configured
+// with the same worker id used to take the same leases back from each
+// other on every pass ("own lease not held here"), both consuming. Each
+// now has an incarnation of its own: they are two workers to the
+// protocol, share the shards and never process one at the same time.
+func TestSameWorkerIDInTwoProcesses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 4)
+		defer c.stopAll()
+		p1 := c.startAs("first", "w", fast)
+		c.eventually("first process holds all", 5*time.Second, func() bool { return len(p1.co.Held()) == 4 })
+		p2 := c.startAs("second", "w", fast)
+		time.Sleep(time.Minute)
+		if h1, h2 := len(p1.co.Held()), len(p2.co.Held()); h1 != 2 || h2 != 2 {
+			t.Errorf("processes hold %d and %d shards, want 2 and 2", h1, h2)
+		}
+		if p1.co.Identity() == p2.co.Identity() {
+			t.Fatalf("both processes have identity %s", p1.co.Identity())
+		}
+		if s1, s2 := p1.co.Stats(), p2.co.Stats(); s1.Taken+s2.Taken > 8 || s1.Lost+s2.Lost+s1.Fenced+s2.Fenced > 0 {
+			t.Errorf("leases bounced between the two processes: taken %d+%d, lost %d+%d", s1.Taken, s2.Taken, s1.Lost, s2.Lost)
+		}
+		c.checkNoOverlap()
+	})
+}
+
+// TestStaleGrantCannotCheckpointUnderANewerEpoch is defect 10: the epoch
+// used to be looked up by shard at write time, so a consumer from before
+// a fence could checkpoint under the epoch the same process was granted
+// later. A checkpoint names its grant now.
+func TestStaleGrantCannotCheckpointUnderANewerEpoch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 1)
+		defer c.stopAll()
+		a := c.start("A", fast)
+		c.eventually("A holds the shard", 5*time.Second, func() bool { return len(a.co.Held()) == 1 })
+		a.mu.Lock()
+		old := a.grant["shard-00"]
+		a.mu.Unlock()
+		// Heartbeats fail long enough to fence, then recover before anyone
+		// could declare A dead (nobody else is here anyway).
+		a.setFault(func(ctx context.Context, method string) error {
+			if method == "Heartbeat" {
+				return errors.New("injected")
+			}
+			return nil
+		})
+		<-old.Done()
+		a.setFault(nil)
+		c.eventually("A takes its lease back under a new epoch", 10*time.Second, func() bool {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return a.grant["shard-00"] != old && len(a.co.Held()) == 1
+		})
+		err := a.co.Checkpoint(context.Background(), old, checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: "666"}})
+		if !errors.Is(err, lease.ErrFenced) {
+			t.Errorf("stale grant's checkpoint: %v, want ErrFenced", err)
+		}
+		l, _ := c.fake.Get(context.Background(), "shard-00")
+		if l.Checkpoint.Position.Sequence == "666" {
+			t.Fatal("the stale consumer's checkpoint was written under the new epoch")
+		}
+		if l.Epoch <= old.Lease().Epoch {
+			t.Fatalf("epoch %d, want above the stale grant's %d", l.Epoch, old.Lease().Epoch)
+		}
+	})
+}
+
+// TestFailedPassesBackOffAndPermanentErrorsAreUnhealthy is defect 9: a
+// pass that fails was retried every take interval forever, and an access
+// denied looked healthy.
+func TestFailedPassesBackOffAndPermanentErrorsAreUnhealthy(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 2)
+		defer c.stopAll()
+		a := c.start("A", fast)
+		c.eventually("A holds both", 5*time.Second, func() bool { return len(a.co.Held()) == 2 })
+		if err := a.co.Health(); err != nil {
+			t.Fatalf("healthy worker: %v", err)
+		}
+		denied := &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not authorized to perform dynamodb:Scan"}
+		var reads atomic.Int64
+		a.setFault(func(ctx context.Context, method string) error {
+			if method == "Snapshot" || method == "Poll" {
+				reads.Add(1)
+				return denied
+			}
+			return nil
+		})
+		time.Sleep(time.Minute)
+		if reads := reads.Load(); reads > 12 {
+			t.Errorf("%d reads in a minute of failing passes, want backing off to about one per 8 s", reads)
+		}
+		if err := a.co.Health(); !errors.As(err, new(smithy.APIError)) {
+			t.Errorf("health = %v, want the access denied error", err)
+		}
+		a.setFault(nil)
+		c.eventually("health recovers", 20*time.Second, func() bool { return a.co.Health() == nil })
+	})
+}
+
+// TestReadsAtRestDoNotScaleWithWorkersTimesShards is defect 11's cost
+// half: every worker used to read the whole table with a strongly
+// consistent scan every second. At rest a worker now polls the fleet
+// generation and two neighbours' heartbeats (1.5 read units) and scans
+// (eventually consistent) every ScanInterval.
+func TestReadsAtRestDoNotScaleWithWorkersTimesShards(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const shards, workers = 400, 8
+		c := newCluster(t, shards)
+		defer c.stopAll()
+		var names []string
+		for i := range workers {
+			name := string(rune('A' + i))
+			names = append(names, name)
+			c.start(name, fast)
+		}
+		c.eventually("balanced", time.Minute, func() bool { return balanced(c.held(), shards, names...) })
+		time.Sleep(2*time.Minute + 10*time.Second) // past the convergence scans
+		before, calls0 := c.fake.Units(), c.fake.Calls()
+		window := 10 * time.Minute
+		time.Sleep(window)
+		after, calls1 := c.fake.Units(), c.fake.Calls()
+		reads := after.Read - before.Read
+		writes := after.Write - before.Write
+		perShardHour := func(u float64) float64 { return u / shards / window.Hours() }
+		// One strongly consistent scan of this table costs about 20 read
+		// units; the old protocol read it once a second per worker.
+		snap, _ := c.fake.Snapshot(context.Background())
+		oldReads := 2 * snap.ReadUnits * workers * window.Seconds()
+		t.Logf("at rest over %s: %.0f read units (%.1f per shard-hour; the old protocol: %.0f), %.0f write units (%.1f per shard-hour); scans %d, polls %d",
+			window, reads, perShardHour(reads), perShardHour(oldReads), writes, perShardHour(writes),
+			calls1["Snapshot"]-calls0["Snapshot"], calls1["Poll"]-calls0["Poll"])
+		// A poll of three small items is 1.5 units; a scan every 2 minutes.
+		want := float64(workers) * (1.5*window.Seconds()/fast.TakeInterval.Seconds() + snap.ReadUnits*window.Minutes()/2)
+		if reads > want*1.1 || reads > oldReads/5 {
+			t.Errorf("%.0f read units at rest, want about %.0f (and far below the old %.0f)", reads, want, oldReads)
+		}
+		if scans := calls1["Snapshot"] - calls0["Snapshot"]; scans > workers*(int(window/(2*time.Minute))+1) {
+			t.Errorf("%d scans at rest, want about one per worker per scan interval", scans)
+		}
+		// Writes at rest are heartbeats only.
+		if hb := float64(workers) * window.Seconds() / fast.RenewInterval.Seconds(); writes > hb*1.05 {
+			t.Errorf("%.0f write units at rest, want about %.0f heartbeats", writes, hb)
+		}
+	})
+}
+
+// TestEndedParentsAreDeletedOnceAChildStarts is defect 11's other half:
+// ended leases were never deleted.
+func TestEndedParentsAreDeletedOnceAChildStarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 0)
+		defer c.stopAll()
+		ctx := context.Background()
+		end := checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.ShardEnd}}
+		for _, l := range []lease.Lease{
+			{ShardID: "p1", Checkpoint: end},
+			{ShardID: "p2", Checkpoint: end},
+			{ShardID: "p3", Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: "5"}}},
+			{ShardID: "merged", Parents: []string{"p1", "p2"}, Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}},
+			{ShardID: "split", Parents: []string{"p3"}, Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}},
+		} {
+			if err := c.fake.Create(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		a := c.start("A", fast)
+		c.eventually("merged child taken", 5*time.Second, func() bool { return a.co.Held()["merged"] > 0 })
+		c.eventually("its parents deleted", 5*time.Second, func() bool {
+			_, e1 := c.fake.Get(ctx, "p1")
+			_, e2 := c.fake.Get(ctx, "p2")
+			return errors.Is(e1, lease.ErrNotFound) && errors.Is(e2, lease.ErrNotFound)
+		})
+		if _, err := c.fake.Get(ctx, "p3"); err != nil {
+			t.Fatalf("a parent that has not ended was touched: %v", err)
+		}
+		if a.co.Held()["split"] != 0 {
+			t.Fatal("the split child started before its parent ended")
+		}
+	})
+}
+
+// TestSlowTableKeepsAWorkerProcessing: with every call answered 3 s late,
+// a worker keeps its leases. Heartbeats go out every renew interval timed
+// from the sends, so each late answer still extends the fence before it
+// falls; they used to be timed from the answers (and cut off after the
+// renew interval), which fenced a worker on a slow table for good.
+func TestSlowTableKeepsAWorkerProcessing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCluster(t, 4)
+		defer c.stopAll()
+		a := c.start("A", fast)
+		b := c.start("B", fast)
+		c.eventually("A and B share", 10*time.Second, func() bool { return balanced(c.held(), 4, "A", "B") })
+		a.setLate(func(string) time.Duration { return 3 * time.Second })
+		time.Sleep(2 * time.Minute)
+		if s := a.co.Stats(); s.Fenced != 0 || s.Lost != 0 || s.Reincarnations != 0 {
+			t.Errorf("the slow worker was fenced %d times, lost %d leases, declared dead %d times", s.Fenced, s.Lost, s.Reincarnations)
+		}
+		if n := len(a.co.Held()); n != 2 {
+			t.Errorf("the slow worker processes %d shards, want 2", n)
+		}
+		if s := b.co.Stats(); s.DeclaredDead != 0 {
+			t.Errorf("the peer declared the slow worker dead")
+		}
+		c.checkNoOverlap()
+	})
 }

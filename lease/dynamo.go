@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,6 +21,7 @@ type DynamoAPI interface {
 	CreateTable(context.Context, *dynamodb.CreateTableInput, ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
 	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
@@ -28,31 +29,39 @@ type DynamoAPI interface {
 
 // Attribute names of the lease table; docs/LEASES.md describes each.
 const (
-	attrKey       = "key"        // "shard#<id>" or "worker#<id>"
-	attrShard     = "shard_id"   // lease: the shard
-	attrOwner     = "owner"      // lease: holding worker, absent when unowned
-	attrEpoch     = "epoch"      // lease: ownership counter
-	attrSeq       = "cp_seq"     // lease: checkpoint sequence or sentinel
-	attrSub       = "cp_sub"     // lease: checkpoint sub-sequence
-	attrSinks     = "cp_sinks"   // lease: map sink -> "seq/sub"
-	attrParents   = "parents"    // lease: list of parent shard ids
-	attrHandoff   = "handoff_to" // lease: requested new owner
-	attrLag       = "lag_ms"     // lease: MillisBehindLatest at the last checkpoint (for people)
-	attrUpdated   = "updated_at" // both: writer's wall clock, for people
-	attrWorker    = "worker_id"  // worker: id
-	attrHeartbeat = "heartbeat"  // worker: liveness counter
-	attrHeld      = "held"       // worker: leases held at last heartbeat
-	attrStopping  = "stopping"   // worker: shutting down
+	attrKey        = "key"        // "shard#<id>", "worker#<identity>" or "fleet#generation"
+	attrShard      = "shard_id"   // lease: the shard
+	attrOwner      = "owner"      // lease: holding worker incarnation, absent when unowned
+	attrEpoch      = "epoch"      // lease: ownership counter
+	attrSeq        = "cp_seq"     // lease: checkpoint sequence or sentinel
+	attrSub        = "cp_sub"     // lease: checkpoint sub-sequence
+	attrSinks      = "cp_sinks"   // lease: map sink -> "seq/sub"
+	attrParents    = "parents"    // lease: list of parent shard ids
+	attrHandoff    = "handoff_to" // lease: requested new owner
+	attrLag        = "lag_ms"     // lease: MillisBehindLatest at the last checkpoint (for people)
+	attrUpdated    = "updated_at" // all: writer's wall clock, for people
+	attrWorker     = "worker_id"  // worker: configured id
+	attrHeartbeat  = "heartbeat"  // worker: liveness counter
+	attrHeld       = "held"       // worker: leases held at last heartbeat
+	attrStopping   = "stopping"   // worker: shutting down
+	attrDead       = "dead"       // worker: declared dead by a peer
+	attrGeneration = "generation" // fleet: bumped on every change peers react to
 
-	shardPrefix  = "shard#"
-	workerPrefix = "worker#"
+	shardPrefix   = "shard#"
+	workerPrefix  = "worker#"
+	generationKey = "fleet#generation"
 )
 
-// DynamoStore is the Store on a DynamoDB table. It is safe for concurrent use.
+// DynamoStore is the Store on a DynamoDB table. It asks DynamoDB for the
+// capacity every call consumed and keeps the total (Units). It is safe for
+// concurrent use.
 type DynamoStore struct {
 	db    DynamoAPI
 	table string
 	now   func() time.Time
+
+	readHalves atomic.Int64 // read request units × 2
+	writeUnits atomic.Int64
 }
 
 // NewDynamoStore returns a store on table.
@@ -62,6 +71,30 @@ func NewDynamoStore(db DynamoAPI, table string) *DynamoStore {
 
 // Table returns the table name.
 func (s *DynamoStore) Table() string { return s.table }
+
+// Units returns the capacity consumed by this store's calls so far, as
+// DynamoDB reported it (a failed conditional write counts one write unit,
+// as DynamoDB bills it).
+func (s *DynamoStore) Units() Units {
+	return Units{Read: float64(s.readHalves.Load()) / 2, Write: float64(s.writeUnits.Load())}
+}
+
+func (s *DynamoStore) addRead(cc *types.ConsumedCapacity) {
+	if cc != nil && cc.CapacityUnits != nil {
+		s.readHalves.Add(int64(*cc.CapacityUnits*2 + 0.5))
+	}
+}
+
+func (s *DynamoStore) addWrite(cc *types.ConsumedCapacity, err error) {
+	switch {
+	case cc != nil && cc.CapacityUnits != nil:
+		s.writeUnits.Add(int64(*cc.CapacityUnits + 0.5))
+	case isConditional(err):
+		s.writeUnits.Add(1)
+	}
+}
+
+const total = types.ReturnConsumedCapacityTotal
 
 // EnsureTable creates the table (on-demand billing) if missing and waits
 // until it is ACTIVE. Creation races between workers started together are
@@ -99,23 +132,23 @@ func (s *DynamoStore) EnsureTable(ctx context.Context) error {
 	}
 }
 
-// Snapshot scans the whole table with strongly consistent reads.
+// Snapshot scans the whole table with eventually consistent reads (half
+// the price of strongly consistent ones; every decision taken from it is a
+// conditional write that re-checks the item).
 func (s *DynamoStore) Snapshot(ctx context.Context) (Snapshot, error) {
 	var snap Snapshot
 	var start map[string]types.AttributeValue
 	for {
-		out, err := s.db.Scan(ctx, &dynamodb.ScanInput{TableName: &s.table, ConsistentRead: aws.Bool(true), ExclusiveStartKey: start})
+		out, err := s.db.Scan(ctx, &dynamodb.ScanInput{TableName: &s.table, ExclusiveStartKey: start, ReturnConsumedCapacity: total})
 		if err != nil {
 			return Snapshot{}, fmt.Errorf("scan lease table %s: %w", s.table, err)
 		}
+		s.addRead(out.ConsumedCapacity)
+		if out.ConsumedCapacity != nil && out.ConsumedCapacity.CapacityUnits != nil {
+			snap.ReadUnits += *out.ConsumedCapacity.CapacityUnits
+		}
 		for _, it := range out.Items {
-			k := str(it[attrKey])
-			switch {
-			case strings.HasPrefix(k, shardPrefix):
-				snap.Leases = append(snap.Leases, decodeLease(it))
-			case strings.HasPrefix(k, workerPrefix):
-				snap.Workers = append(snap.Workers, decodeWorker(it))
-			}
+			decodeInto(it, &snap.Leases, &snap.Workers, &snap.Generation)
 		}
 		if len(out.LastEvaluatedKey) == 0 {
 			return snap, nil
@@ -124,12 +157,71 @@ func (s *DynamoStore) Snapshot(ctx context.Context) (Snapshot, error) {
 	}
 }
 
+// Poll reads the generation item and the named items in one eventually
+// consistent BatchGetItem (retrying unprocessed keys).
+func (s *DynamoStore) Poll(ctx context.Context, workers, shards []string) (Polled, error) {
+	seen := map[string]bool{}
+	var keys []map[string]types.AttributeValue
+	add := func(k string) {
+		if !seen[k] && len(keys) < 100 {
+			seen[k] = true
+			keys = append(keys, key(k))
+		}
+	}
+	add(generationKey)
+	for _, w := range workers {
+		add(workerPrefix + w)
+	}
+	for _, sh := range shards {
+		add(shardPrefix + sh)
+	}
+	var p Polled
+	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys}}
+	for len(req) > 0 {
+		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req, ReturnConsumedCapacity: total})
+		if err != nil {
+			return Polled{}, fmt.Errorf("poll lease table %s: %w", s.table, err)
+		}
+		for _, cc := range out.ConsumedCapacity {
+			s.addRead(&cc)
+			if cc.CapacityUnits != nil {
+				p.ReadUnits += *cc.CapacityUnits
+			}
+		}
+		for _, it := range out.Responses[s.table] {
+			decodeInto(it, &p.Leases, &p.Workers, &p.Generation)
+		}
+		req = out.UnprocessedKeys
+		if len(req) > 0 {
+			select {
+			case <-ctx.Done():
+				return Polled{}, fmt.Errorf("poll lease table %s: %w", s.table, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return p, nil
+}
+
+func decodeInto(it map[string]types.AttributeValue, leases *[]Lease, workers *[]Worker, gen *int64) {
+	k := str(it[attrKey])
+	switch {
+	case strings.HasPrefix(k, shardPrefix):
+		*leases = append(*leases, decodeLease(it))
+	case strings.HasPrefix(k, workerPrefix):
+		*workers = append(*workers, decodeWorker(it))
+	case k == generationKey:
+		*gen = numOf(it[attrGeneration])
+	}
+}
+
 // Get reads one lease with a strongly consistent read.
 func (s *DynamoStore) Get(ctx context.Context, shardID string) (Lease, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(shardPrefix + shardID), ConsistentRead: aws.Bool(true)})
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(shardPrefix + shardID), ConsistentRead: aws.Bool(true), ReturnConsumedCapacity: total})
 	if err != nil {
 		return Lease{}, fmt.Errorf("get lease %s: %w", shardID, err)
 	}
+	s.addRead(out.ConsumedCapacity)
 	if len(out.Item) == 0 {
 		return Lease{}, fmt.Errorf("get lease %s: %w", shardID, ErrNotFound)
 	}
@@ -138,35 +230,15 @@ func (s *DynamoStore) Get(ctx context.Context, shardID string) (Lease, error) {
 
 // Create puts a new lease if the shard has none.
 func (s *DynamoStore) Create(ctx context.Context, l Lease) error {
-	item := map[string]types.AttributeValue{
-		attrKey:     &types.AttributeValueMemberS{Value: shardPrefix + l.ShardID},
-		attrShard:   &types.AttributeValueMemberS{Value: l.ShardID},
-		attrEpoch:   num(l.Epoch),
-		attrSeq:     &types.AttributeValueMemberS{Value: l.Checkpoint.Position.Sequence},
-		attrSub:     num(l.Checkpoint.Position.Sub),
-		attrUpdated: s.stamp(),
-	}
-	if l.Owner != "" {
-		item[attrOwner] = &types.AttributeValueMemberS{Value: l.Owner}
-	}
-	if len(l.Parents) > 0 {
-		ps := make([]types.AttributeValue, len(l.Parents))
-		for i, p := range l.Parents {
-			ps[i] = &types.AttributeValueMemberS{Value: p}
-		}
-		item[attrParents] = &types.AttributeValueMemberL{Value: ps}
-	}
-	if len(l.Checkpoint.Sinks) > 0 {
-		item[attrSinks] = sinksAttr(l.Checkpoint.Sinks)
-	}
-	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:           &s.table,
-		Item:                item,
-		ConditionExpression: aws.String("attribute_not_exists(#k)"),
-		ExpressionAttributeNames: map[string]string{
-			"#k": attrKey,
-		},
+	l.UpdatedAt = s.now()
+	out, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                &s.table,
+		Item:                     encodeLease(l),
+		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
+		ExpressionAttributeNames: map[string]string{"#k": attrKey},
+		ReturnConsumedCapacity:   total,
 	})
+	s.addWrite(consumed(out, func(o *dynamodb.PutItemOutput) *types.ConsumedCapacity { return o.ConsumedCapacity }), err)
 	if isConditional(err) {
 		return fmt.Errorf("create lease %s: %w", l.ShardID, ErrExists)
 	}
@@ -176,18 +248,41 @@ func (s *DynamoStore) Create(ctx context.Context, l Lease) error {
 	return nil
 }
 
+// update runs one UpdateItem and counts its capacity.
+func (s *DynamoStore) update(ctx context.Context, in *dynamodb.UpdateItemInput) (*dynamodb.UpdateItemOutput, error) {
+	in.TableName = &s.table
+	in.ReturnConsumedCapacity = total
+	out, err := s.db.UpdateItem(ctx, in)
+	s.addWrite(consumed(out, func(o *dynamodb.UpdateItemOutput) *types.ConsumedCapacity { return o.ConsumedCapacity }), err)
+	return out, err
+}
+
+func (s *DynamoStore) delete(ctx context.Context, in *dynamodb.DeleteItemInput) error {
+	in.TableName = &s.table
+	in.ReturnConsumedCapacity = total
+	out, err := s.db.DeleteItem(ctx, in)
+	s.addWrite(consumed(out, func(o *dynamodb.DeleteItemOutput) *types.ConsumedCapacity { return o.ConsumedCapacity }), err)
+	return err
+}
+
+func consumed[T any](out *T, f func(*T) *types.ConsumedCapacity) *types.ConsumedCapacity {
+	if out == nil {
+		return nil
+	}
+	return f(out)
+}
+
 // Take moves the lease to owner if its epoch is unchanged.
 func (s *DynamoStore) Take(ctx context.Context, shardID, owner string, epoch int64) (Lease, error) {
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           &s.table,
+	out, err := s.update(ctx, &dynamodb.UpdateItemInput{
 		Key:                 key(shardPrefix + shardID),
-		UpdateExpression:    aws.String("SET #o = :o, #e = #e + :one, #u = :now REMOVE #h"),
+		UpdateExpression:    aws.String("SET #o = :o, #e = #e + :one, #u = :now"),
 		ConditionExpression: aws.String("#e = :e"),
 		ExpressionAttributeNames: map[string]string{
-			"#o": attrOwner, "#e": attrEpoch, "#u": attrUpdated, "#h": attrHandoff,
+			"#o": attrOwner, "#e": attrEpoch, "#u": attrUpdated,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":o": &types.AttributeValueMemberS{Value: owner}, ":one": num(1), ":e": num(epoch), ":now": s.stamp(),
+			":o": sv(owner), ":one": num(1), ":e": num(epoch), ":now": s.stamp(),
 		},
 		ReturnValues: types.ReturnValueAllNew,
 	})
@@ -202,17 +297,14 @@ func (s *DynamoStore) Take(ctx context.Context, shardID, owner string, epoch int
 
 // RequestHandoff records requester as the wanted next owner.
 func (s *DynamoStore) RequestHandoff(ctx context.Context, shardID, owner string, epoch int64, requester string) error {
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           &s.table,
+	_, err := s.update(ctx, &dynamodb.UpdateItemInput{
 		Key:                 key(shardPrefix + shardID),
 		UpdateExpression:    aws.String("SET #h = :r"),
 		ConditionExpression: aws.String("#o = :o AND #e = :e AND attribute_not_exists(#h)"),
 		ExpressionAttributeNames: map[string]string{
 			"#o": attrOwner, "#e": attrEpoch, "#h": attrHandoff,
 		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":o": &types.AttributeValueMemberS{Value: owner}, ":e": num(epoch), ":r": &types.AttributeValueMemberS{Value: requester},
-		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":o": sv(owner), ":e": num(epoch), ":r": sv(requester)},
 	})
 	if isConditional(err) {
 		return fmt.Errorf("request handoff of %s: %w", shardID, ErrConflict)
@@ -225,13 +317,12 @@ func (s *DynamoStore) RequestHandoff(ctx context.Context, shardID, owner string,
 
 // CancelHandoff clears requester's pending request, if it is still there.
 func (s *DynamoStore) CancelHandoff(ctx context.Context, shardID, requester string) error {
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
+	_, err := s.update(ctx, &dynamodb.UpdateItemInput{
 		Key:                       key(shardPrefix + shardID),
 		UpdateExpression:          aws.String("REMOVE #h"),
 		ConditionExpression:       aws.String("#h = :r"),
 		ExpressionAttributeNames:  map[string]string{"#h": attrHandoff},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":r": &types.AttributeValueMemberS{Value: requester}},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":r": sv(requester)},
 	})
 	if err != nil && !isConditional(err) {
 		return fmt.Errorf("cancel handoff of %s: %w", shardID, err)
@@ -241,16 +332,18 @@ func (s *DynamoStore) CancelHandoff(ctx context.Context, shardID, requester stri
 
 // Transfer checkpoints and moves (or releases) the lease in one write.
 func (s *DynamoStore) Transfer(ctx context.Context, shardID, owner string, epoch int64, cp checkpoint.Checkpoint, to string) (int64, error) {
-	set := "SET #e = #e + :one, #u = :now, #s = :seq, #b = :sub"
+	set := "SET #e = #e + :one, #u = :now, #s = :seq, #b = :sub, #lag = :lag"
 	remove := " REMOVE #h"
-	names := map[string]string{"#o": attrOwner, "#e": attrEpoch, "#u": attrUpdated, "#s": attrSeq, "#b": attrSub, "#h": attrHandoff}
+	cond := "#o = :me AND #e = :e"
+	names := map[string]string{"#o": attrOwner, "#e": attrEpoch, "#u": attrUpdated, "#s": attrSeq, "#b": attrSub, "#h": attrHandoff, "#lag": attrLag}
 	vals := map[string]types.AttributeValue{
-		":me": &types.AttributeValueMemberS{Value: owner}, ":e": num(epoch), ":one": num(1), ":now": s.stamp(),
-		":seq": &types.AttributeValueMemberS{Value: cp.Position.Sequence}, ":sub": num(cp.Position.Sub),
+		":me": sv(owner), ":e": num(epoch), ":one": num(1), ":now": s.stamp(),
+		":seq": sv(cp.Position.Sequence), ":sub": num(cp.Position.Sub), ":lag": num(cp.MillisBehind),
 	}
 	if to != "" {
 		set += ", #o = :to"
-		vals[":to"] = &types.AttributeValueMemberS{Value: to}
+		cond += " AND #h = :to"
+		vals[":to"] = sv(to)
 	} else {
 		remove += ", #o"
 	}
@@ -259,19 +352,21 @@ func (s *DynamoStore) Transfer(ctx context.Context, shardID, owner string, epoch
 		names["#k"] = attrSinks
 		vals[":sinks"] = sinksAttr(cp.Sinks)
 	}
-	set += ", #lag = :lag"
-	names["#lag"] = attrLag
-	vals[":lag"] = num(cp.MillisBehind)
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
+	out, err := s.update(ctx, &dynamodb.UpdateItemInput{
 		Key:                       key(shardPrefix + shardID),
 		UpdateExpression:          aws.String(set + remove),
-		ConditionExpression:       aws.String("#o = :me AND #e = :e"),
+		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: vals,
 		ReturnValues:              types.ReturnValueUpdatedNew,
 	})
 	if isConditional(err) {
+		if to != "" {
+			// Which part failed? Still ours at epoch: the request was withdrawn.
+			if l, gerr := s.Get(ctx, shardID); gerr == nil && l.Owner == owner && l.Epoch == epoch {
+				return 0, fmt.Errorf("hand lease %s to %s: request withdrawn: %w", shardID, to, ErrConflict)
+			}
+		}
 		return 0, fmt.Errorf("transfer lease %s at epoch %d: %w", shardID, epoch, ErrLost)
 	}
 	if err != nil {
@@ -282,22 +377,18 @@ func (s *DynamoStore) Transfer(ctx context.Context, shardID, owner string, epoch
 
 // Checkpoint writes cp, fenced on owner and epoch.
 func (s *DynamoStore) Checkpoint(ctx context.Context, shardID, owner string, epoch int64, cp checkpoint.Checkpoint) error {
-	set := "SET #s = :seq, #b = :sub, #u = :now"
-	names := map[string]string{"#o": attrOwner, "#e": attrEpoch, "#u": attrUpdated, "#s": attrSeq, "#b": attrSub}
+	set := "SET #s = :seq, #b = :sub, #u = :now, #lag = :lag"
+	names := map[string]string{"#o": attrOwner, "#e": attrEpoch, "#u": attrUpdated, "#s": attrSeq, "#b": attrSub, "#lag": attrLag}
 	vals := map[string]types.AttributeValue{
-		":me": &types.AttributeValueMemberS{Value: owner}, ":e": num(epoch), ":now": s.stamp(),
-		":seq": &types.AttributeValueMemberS{Value: cp.Position.Sequence}, ":sub": num(cp.Position.Sub),
+		":me": sv(owner), ":e": num(epoch), ":now": s.stamp(),
+		":seq": sv(cp.Position.Sequence), ":sub": num(cp.Position.Sub), ":lag": num(cp.MillisBehind),
 	}
 	if len(cp.Sinks) > 0 {
 		set += ", #k = :sinks"
 		names["#k"] = attrSinks
 		vals[":sinks"] = sinksAttr(cp.Sinks)
 	}
-	set += ", #lag = :lag"
-	names["#lag"] = attrLag
-	vals[":lag"] = num(cp.MillisBehind)
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
+	_, err := s.update(ctx, &dynamodb.UpdateItemInput{
 		Key:                       key(shardPrefix + shardID),
 		UpdateExpression:          aws.String(set),
 		ConditionExpression:       aws.String("#o = :me AND #e = :e"),
@@ -313,112 +404,120 @@ func (s *DynamoStore) Checkpoint(ctx context.Context, shardID, owner string, epo
 	return nil
 }
 
-// Heartbeat increments the worker's liveness counter.
-func (s *DynamoStore) Heartbeat(ctx context.Context, workerID string, held int, stopping bool) (int64, error) {
-	out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                &s.table,
-		Key:                      key(workerPrefix + workerID),
+// Heartbeat increments the worker's liveness counter unless a peer
+// declared it dead.
+func (s *DynamoStore) Heartbeat(ctx context.Context, id, name string, held int, stopping bool) (int64, error) {
+	out, err := s.update(ctx, &dynamodb.UpdateItemInput{
+		Key:                      key(workerPrefix + id),
 		UpdateExpression:         aws.String("SET #w = :w, #l = :held, #st = :st, #u = :now ADD #hb :one"),
-		ExpressionAttributeNames: map[string]string{"#w": attrWorker, "#l": attrHeld, "#st": attrStopping, "#u": attrUpdated, "#hb": attrHeartbeat},
+		ConditionExpression:      aws.String("attribute_not_exists(#d)"),
+		ExpressionAttributeNames: map[string]string{"#w": attrWorker, "#l": attrHeld, "#st": attrStopping, "#u": attrUpdated, "#hb": attrHeartbeat, "#d": attrDead},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":w": &types.AttributeValueMemberS{Value: workerID}, ":held": num(int64(held)), ":st": &types.AttributeValueMemberBOOL{Value: stopping},
+			":w": sv(name), ":held": num(int64(held)), ":st": &types.AttributeValueMemberBOOL{Value: stopping},
 			":now": s.stamp(), ":one": num(1),
 		},
 		ReturnValues: types.ReturnValueUpdatedNew,
 	})
+	if isConditional(err) {
+		return 0, fmt.Errorf("heartbeat %s: %w", id, ErrDeclaredDead)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("heartbeat %s: %w", workerID, err)
+		return 0, fmt.Errorf("heartbeat %s: %w", id, err)
 	}
 	return numOf(out.Attributes[attrHeartbeat]), nil
 }
 
-// DeleteWorker removes the worker item.
-func (s *DynamoStore) DeleteWorker(ctx context.Context, workerID string) error {
-	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: key(workerPrefix + workerID)})
+// MarkDead declares id dead if its counter has not moved (or, counter < 0,
+// if it still has no item).
+func (s *DynamoStore) MarkDead(ctx context.Context, id string, counter int64) error {
+	var err error
+	if counter < 0 {
+		var out *dynamodb.PutItemOutput
+		out, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                &s.table,
+			Item:                     encodeWorker(Worker{ID: id, Name: WorkerName(id), Dead: true, UpdatedAt: s.now()}),
+			ConditionExpression:      aws.String("attribute_not_exists(#k)"),
+			ExpressionAttributeNames: map[string]string{"#k": attrKey},
+			ReturnConsumedCapacity:   total,
+		})
+		s.addWrite(consumed(out, func(o *dynamodb.PutItemOutput) *types.ConsumedCapacity { return o.ConsumedCapacity }), err)
+	} else {
+		_, err = s.update(ctx, &dynamodb.UpdateItemInput{
+			Key:                       key(workerPrefix + id),
+			UpdateExpression:          aws.String("SET #d = :t, #u = :now"),
+			ConditionExpression:       aws.String("#hb = :c AND attribute_not_exists(#d)"),
+			ExpressionAttributeNames:  map[string]string{"#d": attrDead, "#u": attrUpdated, "#hb": attrHeartbeat},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":t": &types.AttributeValueMemberBOOL{Value: true}, ":now": s.stamp(), ":c": num(counter)},
+		})
+	}
+	if isConditional(err) {
+		return fmt.Errorf("declare %s dead: %w", id, ErrConflict)
+	}
 	if err != nil {
-		return fmt.Errorf("delete worker %s: %w", workerID, err)
+		return fmt.Errorf("declare %s dead: %w", id, err)
 	}
 	return nil
 }
 
-// Delete removes a lease.
+// DeleteWorker removes the worker item.
+func (s *DynamoStore) DeleteWorker(ctx context.Context, id string) error {
+	if err := s.delete(ctx, &dynamodb.DeleteItemInput{Key: key(workerPrefix + id)}); err != nil {
+		return fmt.Errorf("delete worker %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteDeadWorker removes a worker item marked dead.
+func (s *DynamoStore) DeleteDeadWorker(ctx context.Context, id string) error {
+	err := s.delete(ctx, &dynamodb.DeleteItemInput{
+		Key:                       key(workerPrefix + id),
+		ConditionExpression:       aws.String("#d = :t"),
+		ExpressionAttributeNames:  map[string]string{"#d": attrDead},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":t": &types.AttributeValueMemberBOOL{Value: true}},
+	})
+	if isConditional(err) {
+		return fmt.Errorf("delete dead worker %s: %w", id, ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("delete dead worker %s: %w", id, err)
+	}
+	return nil
+}
+
+// Delete removes an ended lease.
 func (s *DynamoStore) Delete(ctx context.Context, shardID string) error {
-	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: key(shardPrefix + shardID)})
+	err := s.delete(ctx, &dynamodb.DeleteItemInput{
+		Key:                       key(shardPrefix + shardID),
+		ConditionExpression:       aws.String("#s = :end"),
+		ExpressionAttributeNames:  map[string]string{"#s": attrSeq},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":end": sv(checkpoint.ShardEnd)},
+	})
+	if isConditional(err) {
+		return fmt.Errorf("delete lease %s: not ended: %w", shardID, ErrConflict)
+	}
 	if err != nil {
 		return fmt.Errorf("delete lease %s: %w", shardID, err)
 	}
 	return nil
 }
 
+// Bump increments the fleet generation.
+func (s *DynamoStore) Bump(ctx context.Context) (int64, error) {
+	out, err := s.update(ctx, &dynamodb.UpdateItemInput{
+		Key:                       key(generationKey),
+		UpdateExpression:          aws.String("ADD #g :one"),
+		ExpressionAttributeNames:  map[string]string{"#g": attrGeneration},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
+		ReturnValues:              types.ReturnValueUpdatedNew,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("bump fleet generation: %w", err)
+	}
+	return numOf(out.Attributes[attrGeneration]), nil
+}
+
 func (s *DynamoStore) stamp() types.AttributeValue {
-	return &types.AttributeValueMemberS{Value: s.now().UTC().Format(time.RFC3339Nano)}
-}
-
-func key(k string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{attrKey: &types.AttributeValueMemberS{Value: k}}
-}
-
-func num(n int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
-}
-
-func numOf(v types.AttributeValue) int64 {
-	if n, ok := v.(*types.AttributeValueMemberN); ok {
-		x, _ := strconv.ParseInt(n.Value, 10, 64)
-		return x
-	}
-	return 0
-}
-
-func str(v types.AttributeValue) string {
-	if s, ok := v.(*types.AttributeValueMemberS); ok {
-		return s.Value
-	}
-	return ""
-}
-
-func sinksAttr(m map[string]checkpoint.Position) types.AttributeValue {
-	out := make(map[string]types.AttributeValue, len(m))
-	for k, p := range m {
-		out[k] = &types.AttributeValueMemberS{Value: p.String()}
-	}
-	return &types.AttributeValueMemberM{Value: out}
-}
-
-func decodeLease(it map[string]types.AttributeValue) Lease {
-	l := Lease{
-		ShardID:   str(it[attrShard]),
-		Owner:     str(it[attrOwner]),
-		Epoch:     numOf(it[attrEpoch]),
-		HandoffTo: str(it[attrHandoff]),
-		Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{
-			Sequence: str(it[attrSeq]), Sub: numOf(it[attrSub]),
-		}, MillisBehind: numOf(it[attrLag])},
-	}
-	l.UpdatedAt, _ = time.Parse(time.RFC3339Nano, str(it[attrUpdated]))
-	if ps, ok := it[attrParents].(*types.AttributeValueMemberL); ok {
-		for _, p := range ps.Value {
-			l.Parents = append(l.Parents, str(p))
-		}
-	}
-	if m, ok := it[attrSinks].(*types.AttributeValueMemberM); ok && len(m.Value) > 0 {
-		l.Checkpoint.Sinks = make(map[string]checkpoint.Position, len(m.Value))
-		for k, v := range m.Value {
-			if p, err := checkpoint.Parse(str(v)); err == nil {
-				l.Checkpoint.Sinks[k] = p
-			}
-		}
-	}
-	return l
-}
-
-func decodeWorker(it map[string]types.AttributeValue) Worker {
-	w := Worker{ID: str(it[attrWorker]), Heartbeat: numOf(it[attrHeartbeat]), Held: int(numOf(it[attrHeld]))}
-	if b, ok := it[attrStopping].(*types.AttributeValueMemberBOOL); ok {
-		w.Stopping = b.Value
-	}
-	w.UpdatedAt, _ = time.Parse(time.RFC3339Nano, str(it[attrUpdated]))
-	return w
+	return sv(s.now().UTC().Format(time.RFC3339Nano))
 }
 
 func isConditional(err error) bool {

@@ -3,16 +3,17 @@ package lease
 import (
 	"math/rand/v2"
 	"sort"
-	"time"
 )
 
 // planInput is everything one coordination pass decides from.
 type planInput struct {
 	me       string
-	now      time.Time
 	snap     Snapshot
-	live     *liveness
 	held     map[string]int64 // shard -> epoch this process holds and processes
+	dead     map[string]bool  // identities declared dead
+	live     map[string]bool  // other identities counted for balance: alive, not stopping, not dead
+	incoming map[string]bool  // shards this worker asked for whose handoff is pending
+	noTake   map[string]bool  // own leases not to take back yet (dropped after a failure: backing off)
 	stopping bool             // shutting down: take nothing, request nothing
 	rng      *rand.Rand
 }
@@ -29,129 +30,221 @@ type request struct {
 	epoch   int64
 }
 
+type refusal struct {
+	shardID   string
+	requester string
+	reason    string
+}
+
 // planOutput is what the pass should do.
 type planOutput struct {
 	lost     map[string]string // shard -> reason: held here, but the table says otherwise
+	confirm  []string          // held here but missing from the read: confirm with a strong read
 	handoffs map[string]string // shard -> requester: hand over after the in-flight batch
-	cancels  []string          // shards whose pending request names a requester that is not alive
+	refusals []refusal         // requests on our leases to cancel
 	takes    []take
 	requests []request
-	target   int // balanced number of leases per live worker
+	floor    int // every live worker should hold at least this many
+	target   int // and at most this many (floor, or floor+1 when it does not divide)
 }
 
 // plan decides one pass. It is a pure function of its input so that the
-// lease logic can be tested with an injected clock and a made-up table.
+// lease logic can be tested with a made-up table. The read it works from is
+// eventually consistent: every write it asks for is conditional, so a stale
+// read costs a failed write, never safety.
 //
 // Rules, in order:
-//  1. A lease held here whose owner or epoch in the table differs is lost.
-//  2. A held lease with a handoff request from a live worker is handed off;
-//     a request from a worker that is not alive is cancelled.
-//  3. Processable leases are the ones not ended whose parents have all
-//     ended (or are gone from the table). target = ceil(processable / live
-//     workers).
-//  4. Take: leases owned by this worker id but not held here (a previous
-//     incarnation, or dropped after a renewal failure) are always taken
-//     back; unowned leases and leases of expired owners are taken up to
-//     target, in random order so that workers racing for the same orphans
-//     mostly pick different ones.
-//  5. Balance: while some live worker holds more than target, or at least
-//     two more than this one, ask it to hand one lease over (cooperative:
-//     the owner checkpoints first, so the move produces no duplicates).
+//  1. A lease held here whose table epoch is newer, or whose owner is
+//     another, is lost. An older epoch is a stale read and ignored; a lease
+//     missing from the read is confirmed with a strong read first.
+//  2. Processable leases are the ones not ended whose parents have all
+//     ended (or are gone from the table). With P of them and N live
+//     workers, everyone should end with floor = P/N or target = ⌈P/N⌉.
+//  3. Handoff requests on held leases are honoured only while the move
+//     helps: this worker keeps at least floor, and the requester is below
+//     floor or at least two behind. Others are refused (cancelled), as are
+//     requests from workers that are not alive. The owner judges from its
+//     own exact count, so concurrent requesters cannot drain it.
+//  4. Take: leases owned by this identity but not held (granted by a
+//     handoff, or dropped after a failure) are always taken; unowned leases
+//     and leases of workers declared dead are taken up to target, in random
+//     order so that workers racing for the same orphans mostly pick
+//     different ones.
+//  5. Request: while below floor, ask the most loaded live worker above
+//     floor for one lease; once at floor, ask for one more only if no other
+//     live worker is below floor and some worker holds at least two more.
+//     Counts exclude leases already promised to a requester and include
+//     leases promised to this worker, so requests are never doubled.
 func plan(in planInput) planOutput {
 	out := planOutput{lost: map[string]string{}, handoffs: map[string]string{}}
-	stopping := map[string]bool{}
-	for _, w := range in.snap.Workers {
-		if w.Stopping {
-			stopping[w.ID] = true
-		}
-	}
 	byShard := make(map[string]Lease, len(in.snap.Leases))
 	for _, l := range in.snap.Leases {
 		byShard[l.ShardID] = l
 	}
 
+	type candidate struct{ shard, requester string }
+	var candidates []candidate
 	for shard, epoch := range in.held {
 		l, ok := byShard[shard]
 		switch {
 		case !ok:
-			out.lost[shard] = "lease deleted"
+			out.confirm = append(out.confirm, shard)
+		case l.Epoch < epoch:
+			// stale read: we took it after this copy was made
+		case l.Epoch > epoch:
+			out.lost[shard] = "epoch moved to " + ownerName(l.Owner)
 		case l.Owner != in.me:
 			out.lost[shard] = "taken by " + ownerName(l.Owner)
-		case l.Epoch != epoch:
-			out.lost[shard] = "epoch moved"
 		case l.HandoffTo != "" && l.HandoffTo != in.me:
-			if in.live.alive(l.HandoffTo, in.now) && !stopping[l.HandoffTo] {
-				out.handoffs[shard] = l.HandoffTo
-			} else {
-				out.cancels = append(out.cancels, shard)
-			}
+			candidates = append(candidates, candidate{shard, l.HandoffTo})
 		}
 	}
+	sort.Strings(out.confirm)
+
+	workers := len(in.live)
+	if !in.stopping {
+		workers++
+	}
+	workers = max(workers, 1)
 
 	processable := 0
-	counts := map[string]int{} // live owner -> processable leases held
-	incoming := 0              // requests of ours still pending
+	eff := map[string]int{} // live worker -> processable leases it will hold: owned, minus promised away, plus promised to it
+	mine := 0
+	incoming := map[string]bool{}
+	for s := range in.incoming {
+		incoming[s] = true
+	}
 	var takeable []take
 	for _, l := range in.snap.Leases {
 		if l.Ended() || !parentsEnded(l, byShard) {
 			continue
 		}
 		processable++
-		if l.HandoffTo == in.me {
-			incoming++
+		_, isHeld := in.held[l.ShardID]
+		if isHeld && out.lost[l.ShardID] == "" {
+			mine++
 		}
-		_, mine := in.held[l.ShardID]
+		promised := l.HandoffTo != "" && l.HandoffTo != l.Owner
 		switch {
-		case l.Owner == in.me && !mine:
-			takeable = append(takeable, take{l.ShardID, l.Epoch, "own lease not held here"})
+		case l.Owner == in.me && !isHeld:
+			if !in.noTake[l.ShardID] {
+				takeable = append(takeable, take{l.ShardID, l.Epoch, reasonOwn})
+			}
+			continue
 		case l.Owner == "":
 			takeable = append(takeable, take{l.ShardID, l.Epoch, "unowned"})
-		case l.Owner != in.me && in.live.expired(l.Owner, in.now):
-			takeable = append(takeable, take{l.ShardID, l.Epoch, "owner " + l.Owner + " expired"})
-		case l.Owner == in.me || in.live.alive(l.Owner, in.now):
-			counts[l.Owner]++
+			continue
+		case l.Owner != in.me && in.dead[l.Owner]:
+			takeable = append(takeable, take{l.ShardID, l.Epoch, "owner " + l.Owner + " declared dead"})
+			continue
+		case in.live[l.Owner]:
+			eff[l.Owner]++
+			if promised {
+				eff[l.Owner]--
+			}
+		}
+		if promised {
+			if l.HandoffTo == in.me {
+				incoming[l.ShardID] = true
+			} else if in.live[l.HandoffTo] {
+				eff[l.HandoffTo]++
+			}
 		}
 	}
-
-	workers := 1 // this one
-	for _, w := range in.snap.Workers {
-		if w.ID != in.me && !w.Stopping && in.live.alive(w.ID, in.now) {
-			workers++
+	for s := range incoming {
+		if _, isHeld := in.held[s]; !isHeld {
+			mine++
 		}
 	}
-	if in.stopping {
-		workers = max(workers-1, 1)
-	}
+	out.floor = processable / workers
 	out.target = (processable + workers - 1) / workers
 	if in.stopping {
 		return out
 	}
 
-	mine := len(in.held) - len(out.lost)
-	in.rng.Shuffle(len(takeable), func(i, j int) { takeable[i], takeable[j] = takeable[j], takeable[i] })
-	sort.SliceStable(takeable, func(i, j int) bool { return ownFirst(takeable[i]) && !ownFirst(takeable[j]) })
+	// 3. Requests on our leases, the neediest requester first.
+	sort.Slice(candidates, func(i, j int) bool {
+		a, b := candidates[i], candidates[j]
+		if eff[a.requester] != eff[b.requester] {
+			return eff[a.requester] < eff[b.requester]
+		}
+		return a.shard < b.shard
+	})
+	// The owner's count: what it processes, plus own leases it takes back
+	// in this pass (just handed to it, say).
+	heldNow := 0
+	for s := range in.held {
+		if _, lost := out.lost[s]; !lost {
+			heldNow++
+		}
+	}
 	for _, t := range takeable {
-		if ownFirst(t) || mine < out.target {
+		if t.reason == reasonOwn {
+			heldNow++
+		}
+	}
+	for _, cd := range candidates {
+		their := eff[cd.requester] - 1 // without this lease
+		switch {
+		case !in.live[cd.requester]:
+			out.refusals = append(out.refusals, refusal{cd.shard, cd.requester, "requester not alive"})
+		case heldNow-1 >= out.floor && (their < out.floor || heldNow-their >= 2):
+			out.handoffs[cd.shard] = cd.requester
+			heldNow--
+			mine--
+		default:
+			out.refusals = append(out.refusals, refusal{cd.shard, cd.requester, "would not improve the balance"})
+		}
+	}
+
+	// 4. Takes.
+	in.rng.Shuffle(len(takeable), func(i, j int) { takeable[i], takeable[j] = takeable[j], takeable[i] })
+	sort.SliceStable(takeable, func(i, j int) bool { return takeable[i].reason == reasonOwn && takeable[j].reason != reasonOwn })
+	for _, t := range takeable {
+		if t.reason == reasonOwn {
+			out.takes = append(out.takes, t)
+			if !incoming[t.shardID] {
+				mine++
+			}
+			continue
+		}
+		if mine < out.target {
 			out.takes = append(out.takes, t)
 			mine++
 		}
 	}
 
-	mine += incoming
+	// 5. Requests.
 	donors := map[string][]Lease{}
 	for _, l := range in.snap.Leases {
-		if l.Owner != "" && l.Owner != in.me && !stopping[l.Owner] && l.HandoffTo == "" && !l.Ended() && counts[l.Owner] > 0 && parentsEnded(l, byShard) {
+		if l.Owner != "" && l.Owner != in.me && in.live[l.Owner] && l.HandoffTo == "" && !l.Ended() && parentsEnded(l, byShard) {
 			donors[l.Owner] = append(donors[l.Owner], l)
 		}
+	}
+	for id := range donors {
+		sort.Slice(donors[id], func(i, j int) bool { return donors[id][i].ShardID < donors[id][j].ShardID })
+	}
+	othersBelow := func() bool {
+		for id := range in.live {
+			if eff[id] < out.floor {
+				return true
+			}
+		}
+		return false
 	}
 	for {
 		best := ""
 		for id, ls := range donors {
-			if len(ls) > 0 && (best == "" || counts[id] > counts[best] || (counts[id] == counts[best] && id < best)) {
+			if len(ls) > 0 && (best == "" || eff[id] > eff[best] || (eff[id] == eff[best] && id < best)) {
 				best = id
 			}
 		}
-		if best == "" || !(counts[best] > out.target && mine < out.target || counts[best]-mine >= 2) {
+		if best == "" {
+			break
+		}
+		ok := mine < out.floor && eff[best] > out.floor ||
+			mine < out.target && eff[best] >= mine+2 && !othersBelow()
+		if !ok {
 			break
 		}
 		ls := donors[best]
@@ -159,17 +252,17 @@ func plan(in planInput) planOutput {
 		l := ls[i]
 		donors[best] = append(ls[:i], ls[i+1:]...)
 		out.requests = append(out.requests, request{l.ShardID, l.Owner, l.Epoch})
-		counts[best]--
+		eff[best]--
 		mine++
 	}
 	return out
 }
 
-func ownFirst(t take) bool { return t.reason == "own lease not held here" }
+const reasonOwn = "own lease not held here"
 
 // parentsEnded reports whether every parent of l has reached SHARD_END. A
-// parent with no lease is taken as ended: shard sync creates a lease for
-// every shard the stream lists, so a missing parent was trimmed away.
+// parent with no lease is taken as ended: its lease was deleted once its
+// children started, or the shard was trimmed before it had one.
 func parentsEnded(l Lease, byShard map[string]Lease) bool {
 	for _, p := range l.Parents {
 		if pl, ok := byShard[p]; ok && !pl.Ended() {

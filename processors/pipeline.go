@@ -107,7 +107,7 @@ func (p *Pipeline) Factory() worker.ProcessorFactory {
 		for _, s := range p.sinks {
 			ss, err := s.Open(ctx, shard, sinkDL{p.deadLetterer()})
 			if err != nil {
-				sp.Close()
+				sp.Close(worker.CloseFailed)
 				return nil, fmt.Errorf("open sink %s for %s: %w", s.Name(), shard.ShardID, err)
 			}
 			sp.sinks = append(sp.sinks, sinkState{name: s.Name(), sink: ss, start: shard.Start.Sinks[s.Name()]})
@@ -209,6 +209,11 @@ func (sp *shardPipeline) Process(ctx context.Context, recs []worker.Record) erro
 		}
 		if len(sub) == 0 {
 			continue
+		}
+		// ctx is the lease context: past the fence time (or once the
+		// lease is lost) no write may begin.
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("sink %s: lease context: %w", s.name, err)
 		}
 		began := time.Now()
 		if err := s.sink.Write(ctx, sub); err != nil {
@@ -339,7 +344,7 @@ func maxPos(a, b checkpoint.Position) checkpoint.Position {
 }
 
 // Close closes every shard sink.
-func (sp *shardPipeline) Close() error {
+func (sp *shardPipeline) Close(worker.CloseReason) error {
 	var errs []error
 	for _, s := range sp.sinks {
 		if err := s.sink.Close(); err != nil {

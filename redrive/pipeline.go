@@ -226,7 +226,7 @@ func (t *Pipeline) throughChain(ctx context.Context, only string, letters []Lett
 	if err != nil {
 		return err
 	}
-	defer sp.Close()
+	defer sp.Close(worker.CloseShutdown)
 	recs := make([]worker.Record, len(letters))
 	for i, l := range letters {
 		recs[i] = l.Record()

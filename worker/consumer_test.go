@@ -3,7 +3,9 @@ package worker
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,11 +31,22 @@ type fakeKinesis struct {
 	expireOnce  bool
 	throttleOne bool
 	iterCalls   []string
+	// Optional faults, consulted with mu held: a non-nil error is the
+	// call's answer.
+	onList     func() error
+	onIterator func(shard string) error
+	onRecords  func(shard string) error
+	unlisted   map[string]bool // shards ListShards leaves out (trimmed)
 }
 
 func (f *fakeKinesis) ListShards(ctx context.Context, in *kinesis.ListShardsInput, _ ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.onList != nil {
+		if err := f.onList(); err != nil {
+			return nil, err
+		}
+	}
 	parent := map[string]string{}
 	for p, children := range f.closed {
 		for _, c := range children {
@@ -42,6 +55,9 @@ func (f *fakeKinesis) ListShards(ctx context.Context, in *kinesis.ListShardsInpu
 	}
 	var out kinesis.ListShardsOutput
 	for id := range f.records {
+		if f.unlisted[id] {
+			continue
+		}
 		sh := types.Shard{ShardId: aws.String(id)}
 		if p, ok := parent[id]; ok {
 			sh.ParentShardId = aws.String(p)
@@ -56,8 +72,21 @@ func (f *fakeKinesis) GetShardIterator(ctx context.Context, in *kinesis.GetShard
 	defer f.mu.Unlock()
 	shard := aws.ToString(in.ShardId)
 	f.iterCalls = append(f.iterCalls, string(in.ShardIteratorType)+":"+aws.ToString(in.StartingSequenceNumber))
+	if f.onIterator != nil {
+		if err := f.onIterator(shard); err != nil {
+			return nil, err
+		}
+	}
 	idx := 0
 	switch in.ShardIteratorType {
+	case types.ShardIteratorTypeAtTimestamp:
+		idx = len(f.records[shard])
+		for i, r := range f.records[shard] {
+			if !aws.ToTime(r.ApproximateArrivalTimestamp).Before(aws.ToTime(in.Timestamp)) {
+				idx = i
+				break
+			}
+		}
 	case types.ShardIteratorTypeTrimHorizon:
 	case types.ShardIteratorTypeLatest:
 		idx = len(f.records[shard])
@@ -77,6 +106,11 @@ func (f *fakeKinesis) GetRecords(ctx context.Context, in *kinesis.GetRecordsInpu
 	if f.throttleOne {
 		f.throttleOne = false
 		return nil, &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}
+	}
+	if f.onRecords != nil {
+		if err := f.onRecords(strings.SplitN(aws.ToString(in.ShardIterator), "|", 2)[0]); err != nil {
+			return nil, err
+		}
 	}
 	var shard string
 	var idx int
@@ -137,7 +171,7 @@ func (s *collectorShard) Flush(ctx context.Context) (checkpoint.Checkpoint, erro
 func (s *collectorShard) Durable() checkpoint.Checkpoint {
 	return checkpoint.Checkpoint{Position: s.pos}
 }
-func (s *collectorShard) Close() error { return nil }
+func (s *collectorShard) Close(CloseReason) error { return nil }
 
 func rec(seq int, data []byte) types.Record {
 	return types.Record{SequenceNumber: aws.String(strconv.Itoa(seq)), PartitionKey: aws.String("pk"), Data: data, ApproximateArrivalTimestamp: aws.Time(time.Unix(0, 0))}
@@ -166,11 +200,19 @@ func newTestWorker(t *testing.T, kin KinesisAPI, store lease.Store, c *collector
 	w, err := New(kin, store, c.factory, Config{
 		StreamName: "st", IdleTime: 200 * time.Millisecond, MaxReadRate: 5, CheckpointInterval: 10 * time.Millisecond, ShutdownGrace: 5 * time.Second,
 		Lease: lease.Config{WorkerID: "w", Duration: time.Second, SafetyMargin: 300 * time.Millisecond, RenewInterval: 200 * time.Millisecond, TakeInterval: 50 * time.Millisecond},
-	}, zap.NewNop())
+	}, testLog())
 	if err != nil {
 		t.Fatal(err)
 	}
 	return w
+}
+
+func testLog() *zap.Logger {
+	if os.Getenv("WORKER_TEST_LOG") != "" {
+		l, _ := zap.NewDevelopment()
+		return l
+	}
+	return zap.NewNop()
 }
 
 func TestConsumerResumesInsideAnAggregate(t *testing.T) {
@@ -257,7 +299,9 @@ func TestShardEndCreatesChildrenAndTheyStartAfterTheParent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !parent.Ended() || fmt.Sprint(child.Parents) != "[s0]" {
+	// The parent's lease is deleted once its child started (ended leases
+	// are not kept forever).
+	if parent.ShardID != "" || fmt.Sprint(child.Parents) != "[s0]" {
 		t.Fatalf("parent %+v child %+v", parent, child)
 	}
 	if fmt.Sprint(c.got["s0"]) != "[1/0:p1 2/0:p2 3/0:p3]" || fmt.Sprint(c.got["s1"]) != "[10/0:c1]" {
@@ -288,7 +332,7 @@ func TestInitialPositionOnlyAppliesToShardsWithoutCheckpoint(t *testing.T) {
 		want  string
 	}{
 		{"trim horizon", checkpoint.Position{Sequence: checkpoint.TrimHorizon}, "TRIM_HORIZON:"},
-		{"latest", checkpoint.Position{Sequence: checkpoint.Latest}, "LATEST:"},
+		{"latest (fixed as a timestamp at the first take)", checkpoint.Position{Sequence: checkpoint.Latest}, "AT_TIMESTAMP:"},
 		{"at timestamp", checkpoint.AtTimestamp(ts), "AT_TIMESTAMP:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

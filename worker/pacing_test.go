@@ -120,7 +120,7 @@ func (p *latencyProc) Durable() checkpoint.Checkpoint {
 	defer p.mu.Unlock()
 	return checkpoint.Checkpoint{Position: p.last}
 }
-func (p *latencyProc) Close() error { return nil }
+func (p *latencyProc) Close(CloseReason) error { return nil }
 
 func (p *latencyProc) count() int {
 	p.mu.Lock()

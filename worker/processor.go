@@ -44,6 +44,13 @@ type Shard struct {
 // this worker holds the shard's lease. A worker calls its methods from one
 // goroutine at a time.
 //
+// The ctx given to the factory, Process and Flush is the lease context:
+// it ends when the lease is lost, when the worker fences itself (its
+// heartbeat is too old) or on a hard stop, and its Deadline is the fence
+// time. Check ctx.Err() before every write to a destination and bound
+// background writes by ctx: a write begun after the fence could land after
+// another worker took the shard over.
+//
 // Delivery contract: the worker checkpoints only a position returned by
 // Flush or Durable, so a ShardProcessor must report only what every sink
 // has durably written. After a crash the records after the checkpoint are
@@ -62,10 +69,49 @@ type ShardProcessor interface {
 	// Durable returns, without blocking, the checkpoint through which
 	// records are durable now; the zero value means nothing new.
 	Durable() checkpoint.Checkpoint
-	// Close releases resources. It is called once, after the last Flush or
-	// when the lease was lost (then unflushed records are dropped; they
-	// are replayed by the next owner).
-	Close() error
+	// Close releases resources. It is called once, with why: after the
+	// last Flush (CloseHandoff, CloseShardEnd, CloseShutdown) or without
+	// one (CloseLeaseLost, CloseFailed: unflushed records are dropped;
+	// they are replayed by the next owner).
+	Close(reason CloseReason) error
+}
+
+// CloseReason says why a ShardProcessor is closed.
+type CloseReason int
+
+const (
+	// CloseShutdown: the worker is stopping; the lease was released after
+	// a final Flush and checkpoint.
+	CloseShutdown CloseReason = iota + 1
+	// CloseHandoff: the lease was handed to another worker for balance
+	// after a final Flush and checkpoint.
+	CloseHandoff
+	// CloseShardEnd: the shard is closed (split, merged or trimmed) and
+	// every record was processed, flushed and checkpointed.
+	CloseShardEnd
+	// CloseLeaseLost: the lease is no longer this worker's (taken by a
+	// peer, or fenced: the heartbeat got too old); nothing more may be
+	// written.
+	CloseLeaseLost
+	// CloseFailed: processing failed (the processor, a flush, or the shard
+	// iterator); the lease is taken back later and the records replayed.
+	CloseFailed
+)
+
+func (r CloseReason) String() string {
+	switch r {
+	case CloseShutdown:
+		return "shutdown"
+	case CloseHandoff:
+		return "handoff"
+	case CloseShardEnd:
+		return "shard end"
+	case CloseLeaseLost:
+		return "lease lost"
+	case CloseFailed:
+		return "failed"
+	}
+	return "unknown"
 }
 
 // ProcessorFactory creates a ShardProcessor for each lease the worker

@@ -57,10 +57,12 @@ type Stream struct {
 // Lease configures the DynamoDB lease table and lease timings.
 type Lease struct {
 	Table         string        `yaml:"table" doc:"DynamoDB lease table name (created on start if missing)"`
-	Duration      time.Duration `yaml:"duration" doc:"a lease not renewed for this long may be taken by another worker"`
+	Duration      time.Duration `yaml:"duration" doc:"a worker whose heartbeat a peer sees unchanged for this long is declared dead and its leases taken"`
 	RenewInterval time.Duration `yaml:"renew_interval" doc:"how often a worker writes its heartbeat"`
-	TakeInterval  time.Duration `yaml:"take_interval" doc:"how often a worker looks for unowned, expired or unbalanced leases"`
-	SafetyMargin  time.Duration `yaml:"safety_margin" doc:"a worker that cannot renew for duration minus this margin stops processing its shards"`
+	TakeInterval  time.Duration `yaml:"take_interval" doc:"how often a worker looks at the table (a cheap poll, or a scan when it changed) for unowned, orphaned or unbalanced leases"`
+	SafetyMargin  time.Duration `yaml:"safety_margin" doc:"a worker whose last successful heartbeat is older than duration minus this margin stops processing its shards"`
+	CallTimeout   time.Duration `yaml:"call_timeout" doc:"a lease-table call (but a heartbeat) is abandoned after this long; the fence does not depend on it"`
+	ScanInterval  time.Duration `yaml:"scan_interval" doc:"the whole lease table is read at least this often even when nothing changed"`
 	ShardSync     time.Duration `yaml:"shard_sync_interval" doc:"how often ListShards runs to find new shards"`
 }
 
@@ -172,6 +174,8 @@ func Default() Config {
 			RenewInterval: 4 * time.Second,
 			TakeInterval:  time.Second,
 			SafetyMargin:  2 * time.Second,
+			CallTimeout:   5 * time.Second,
+			ScanInterval:  2 * time.Minute,
 			ShardSync:     60 * time.Second,
 		},
 		Worker: Worker{
@@ -373,6 +377,12 @@ func (c Config) Validate() error {
 	}
 	if l.TakeInterval <= 0 {
 		bad("lease.take_interval", "must be above 0")
+	}
+	if l.CallTimeout < 100*time.Millisecond {
+		bad("lease.call_timeout", "%s is too short; use at least 100ms (default 5s)", l.CallTimeout)
+	}
+	if l.ScanInterval < l.TakeInterval {
+		bad("lease.scan_interval", "%s must be at least lease.take_interval (%s)", l.ScanInterval, l.TakeInterval)
 	}
 	if l.ShardSync < time.Second {
 		bad("lease.shard_sync_interval", "%s is too short; use at least 1s", l.ShardSync)

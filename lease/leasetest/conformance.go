@@ -77,9 +77,16 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 		if _, err := s.Take(ctx(t), "s1", "B", 0); !errors.Is(err, lease.ErrConflict) {
 			t.Fatalf("stale take: got %v, want ErrConflict", err)
 		}
+		if err := s.RequestHandoff(ctx(t), "s1", "A", 1, "C"); err != nil {
+			t.Fatal(err)
+		}
 		b, err := s.Take(ctx(t), "s1", "B", 1)
 		if err != nil || b.Owner != "B" || b.Epoch != 2 {
 			t.Fatalf("take at current epoch: %+v, %v", b, err)
+		}
+		// A request asks whoever owns the lease: it survives the take.
+		if got, _ := s.Get(ctx(t), "s1"); got.HandoffTo != "C" {
+			t.Fatalf("take dropped the pending request: %+v", got)
 		}
 	})
 
@@ -200,12 +207,12 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 		mustCreate(t, s, "s1")
 		mustCreate(t, s, "s2")
 		for i := int64(1); i <= 3; i++ {
-			n, err := s.Heartbeat(ctx(t), "A", 2, false)
+			n, err := s.Heartbeat(ctx(t), "A~1", "A", 2, false)
 			if err != nil || n != i {
 				t.Fatalf("heartbeat %d: got %d, %v", i, n, err)
 			}
 		}
-		if _, err := s.Heartbeat(ctx(t), "B", 0, true); err != nil {
+		if _, err := s.Heartbeat(ctx(t), "B~1", "B", 0, true); err != nil {
 			t.Fatal(err)
 		}
 		snap, err := s.Snapshot(ctx(t))
@@ -216,22 +223,143 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 			t.Fatalf("snapshot: %d leases, %d workers", len(snap.Leases), len(snap.Workers))
 		}
 		for _, w := range snap.Workers {
-			if w.ID == "A" && (w.Heartbeat != 3 || w.Held != 2 || w.Stopping) {
+			if w.ID == "A~1" && (w.Name != "A" || w.Heartbeat != 3 || w.Held != 2 || w.Stopping || w.Dead) {
 				t.Fatalf("worker A: %+v", w)
 			}
-			if w.ID == "B" && !w.Stopping {
+			if w.ID == "B~1" && !w.Stopping {
 				t.Fatalf("worker B: %+v, want stopping", w)
 			}
 		}
-		if err := s.DeleteWorker(ctx(t), "B"); err != nil {
+		if snap.ReadUnits <= 0 {
+			t.Fatalf("snapshot read units %v, want > 0", snap.ReadUnits)
+		}
+		if err := s.DeleteWorker(ctx(t), "B~1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(ctx(t), "s2"); !errors.Is(err, lease.ErrConflict) {
+			t.Fatalf("delete of a lease that has not ended: got %v, want ErrConflict", err)
+		}
+		if _, err := s.Take(ctx(t), "s2", "A~1", 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Transfer(ctx(t), "s2", "A~1", 1, cp(checkpoint.ShardEnd, 0), ""); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Delete(ctx(t), "s2"); err != nil {
-			t.Fatal(err)
+			t.Fatalf("delete ended lease: %v", err)
 		}
 		snap, _ = s.Snapshot(ctx(t))
 		if len(snap.Leases) != 1 || len(snap.Workers) != 1 {
 			t.Fatalf("after deletes: %d leases, %d workers", len(snap.Leases), len(snap.Workers))
+		}
+	})
+
+	t.Run("DeclaredDeadIsFinal", func(t *testing.T) {
+		s := newStore(t)
+		n, err := s.Heartbeat(ctx(t), "A~1", "A", 0, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkDead(ctx(t), "A~1", n-1); !errors.Is(err, lease.ErrConflict) {
+			t.Fatalf("mark dead at an old counter: got %v, want ErrConflict", err)
+		}
+		if err := s.MarkDead(ctx(t), "A~1", n); err != nil {
+			t.Fatalf("mark dead: %v", err)
+		}
+		if err := s.MarkDead(ctx(t), "A~1", n); !errors.Is(err, lease.ErrConflict) {
+			t.Fatalf("second mark: got %v, want ErrConflict", err)
+		}
+		if _, err := s.Heartbeat(ctx(t), "A~1", "A", 0, false); !errors.Is(err, lease.ErrDeclaredDead) {
+			t.Fatalf("heartbeat after being declared dead: got %v, want ErrDeclaredDead", err)
+		}
+		// An owner with no item at all is declared dead with a tombstone,
+		// and only if it still has none.
+		if err := s.MarkDead(ctx(t), "ghost~1", -1); err != nil {
+			t.Fatalf("tombstone: %v", err)
+		}
+		if _, err := s.Heartbeat(ctx(t), "ghost~1", "ghost", 0, false); !errors.Is(err, lease.ErrDeclaredDead) {
+			t.Fatalf("ghost heartbeat: got %v, want ErrDeclaredDead", err)
+		}
+		if _, err := s.Heartbeat(ctx(t), "B~1", "B", 0, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkDead(ctx(t), "B~1", -1); !errors.Is(err, lease.ErrConflict) {
+			t.Fatalf("tombstone over a live item: got %v, want ErrConflict", err)
+		}
+		if err := s.DeleteDeadWorker(ctx(t), "B~1"); !errors.Is(err, lease.ErrConflict) {
+			t.Fatalf("delete a live worker as dead: got %v, want ErrConflict", err)
+		}
+		for _, id := range []string{"A~1", "ghost~1"} {
+			if err := s.DeleteDeadWorker(ctx(t), id); err != nil {
+				t.Fatalf("delete dead %s: %v", id, err)
+			}
+		}
+		snap, err := s.Snapshot(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(snap.Workers) != 1 || snap.Workers[0].ID != "B~1" || snap.Workers[0].Dead {
+			t.Fatalf("workers after cleanup: %+v", snap.Workers)
+		}
+	})
+
+	t.Run("GenerationAndPoll", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, "s1")
+		if _, err := s.Heartbeat(ctx(t), "A~1", "A", 1, false); err != nil {
+			t.Fatal(err)
+		}
+		for i := int64(1); i <= 2; i++ {
+			g, err := s.Bump(ctx(t))
+			if err != nil || g != i {
+				t.Fatalf("bump %d: %d, %v", i, g, err)
+			}
+		}
+		snap, err := s.Snapshot(ctx(t))
+		if err != nil || snap.Generation != 2 || len(snap.Leases) != 1 || len(snap.Workers) != 1 {
+			t.Fatalf("snapshot %+v, %v: want generation 2, one lease, one worker (the fleet item is neither)", snap, err)
+		}
+		var p lease.Polled
+		// Eventually consistent: the emulator and the fake answer at once,
+		// DynamoDB usually within a second.
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			p, err = s.Poll(ctx(t), []string{"A~1", "nobody~1"}, []string{"s1", "s9", "s1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Generation == 2 || time.Now().After(end) {
+				break
+			}
+		}
+		if p.Generation != 2 || len(p.Workers) != 1 || p.Workers[0].Heartbeat != 1 || len(p.Leases) != 1 || p.Leases[0].ShardID != "s1" {
+			t.Fatalf("poll: %+v", p)
+		}
+		if p.ReadUnits != 2.5 {
+			t.Fatalf("poll of 5 keys (3 found) cost %v read units, want 2.5: half a unit per key asked", p.ReadUnits)
+		}
+	})
+
+	t.Run("HandoffWithdrawnIsConflictNotLost", func(t *testing.T) {
+		s := newStore(t)
+		mustCreate(t, s, "s1")
+		if _, err := s.Take(ctx(t), "s1", "A", 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RequestHandoff(ctx(t), "s1", "A", 1, "B"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CancelHandoff(ctx(t), "s1", "B"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Transfer(ctx(t), "s1", "A", 1, cp("9", 0), "B"); !errors.Is(err, lease.ErrConflict) {
+			t.Fatalf("hand over after the request was withdrawn: got %v, want ErrConflict", err)
+		}
+		got, _ := s.Get(ctx(t), "s1")
+		if got.Owner != "A" || got.Epoch != 1 {
+			t.Fatalf("lease moved: %+v", got)
+		}
+		if _, err := s.Transfer(ctx(t), "s1", "A", 0, cp("9", 0), "B"); !errors.Is(err, lease.ErrLost) {
+			t.Fatalf("hand over at an old epoch: got %v, want ErrLost", err)
 		}
 	})
 

@@ -16,16 +16,30 @@ import (
 	"github.com/leasehold/leasehold/lease"
 )
 
-// Fake is an in-memory lease.Store. It is safe for concurrent use. Calls
-// counts every method call by name, for tests of cost.
+// Fake is an in-memory lease.Store. It is safe for concurrent use. It
+// counts every call by method, and the capacity each would consume on
+// DynamoDB (item sizes by DynamoDB's rules, eventually consistent reads at
+// half price, scans by total size per 1 MB page), so cost can be measured
+// without AWS.
 type Fake struct {
+	// Before, when set, is called ahead of every call, outside the store's
+	// lock, with the method name and the shard or worker it is about. A
+	// non-nil error is returned as the call's error and the call is not
+	// applied. It may block (a slow or black-holed table); it should
+	// return when ctx ends.
+	Before func(ctx context.Context, method, id string) error
+	// After, when set, is called once a call was applied, outside the lock.
+	// It may block (an answer that comes back late); a non-nil error
+	// replaces the call's result (an answer lost on the way back).
+	After func(ctx context.Context, method, id string) error
+
 	mu      sync.Mutex
 	leases  map[string]lease.Lease
 	workers map[string]lease.Worker
+	gen     int64
 	calls   map[string]int
-	// Fail, when set, is consulted before every call; a non-nil result is
-	// returned as that call's error (fault injection).
-	Fail func(method, shardOrWorker string) error
+	reads   float64 // read request units
+	writes  float64 // write request units
 }
 
 // NewFake returns an empty store.
@@ -40,12 +54,67 @@ func (f *Fake) Calls() map[string]int {
 	return maps.Clone(f.calls)
 }
 
-func (f *Fake) enter(method, id string) error {
-	f.calls[method]++
-	if f.Fail != nil {
-		return f.Fail(method, id)
+// Units returns the capacity the calls so far would have consumed on
+// DynamoDB.
+func (f *Fake) Units() lease.Units {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return lease.Units{Read: f.reads, Write: f.writes}
+}
+
+// call runs op under the lock between the hooks.
+func (f *Fake) call(ctx context.Context, method, id string, op func() error) error {
+	if f.Before != nil {
+		if err := f.Before(ctx, method, id); err != nil {
+			return err
+		}
 	}
-	return nil
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.calls[method]++
+	err := op()
+	f.mu.Unlock()
+	if f.After != nil {
+		if aerr := f.After(ctx, method, id); aerr != nil {
+			return aerr
+		}
+	}
+	return err
+}
+
+func readUnits(bytes int, consistent bool) float64 {
+	u := float64((bytes + 4095) / 4096)
+	if u == 0 {
+		u = 1
+	}
+	if !consistent {
+		u /= 2
+	}
+	return u
+}
+
+func writeUnits(bytes ...int) float64 {
+	b := 0
+	for _, x := range bytes {
+		b = max(b, x)
+	}
+	return float64(max((b+1023)/1024, 1))
+}
+
+func (f *Fake) leaseBytes(id string) int {
+	if l, ok := f.leases[id]; ok {
+		return lease.LeaseItemBytes(l)
+	}
+	return 0
+}
+
+func (f *Fake) workerBytes(id string) int {
+	if w, ok := f.workers[id]; ok {
+		return lease.WorkerItemBytes(w)
+	}
+	return 0
 }
 
 func clone(l lease.Lease) lease.Lease {
@@ -56,181 +125,298 @@ func clone(l lease.Lease) lease.Lease {
 
 // EnsureTable implements lease.Store.
 func (f *Fake) EnsureTable(ctx context.Context) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.enter("EnsureTable", "")
+	return f.call(ctx, "EnsureTable", "", func() error { return nil })
 }
 
 // Snapshot implements lease.Store.
 func (f *Fake) Snapshot(ctx context.Context) (lease.Snapshot, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter("Snapshot", ""); err != nil {
-		return lease.Snapshot{}, err
-	}
 	var s lease.Snapshot
-	for _, l := range f.leases {
-		s.Leases = append(s.Leases, clone(l))
-	}
-	for _, w := range f.workers {
-		s.Workers = append(s.Workers, w)
+	err := f.call(ctx, "Snapshot", "", func() error {
+		page, units := 0, 0.0
+		account := func(b int) {
+			page += b
+			if page >= 1<<20 { // a Scan page ends at 1 MB
+				units += readUnits(page, false)
+				page = 0
+			}
+		}
+		for _, l := range f.leases {
+			s.Leases = append(s.Leases, clone(l))
+			account(lease.LeaseItemBytes(l))
+		}
+		for _, w := range f.workers {
+			s.Workers = append(s.Workers, w)
+			account(lease.WorkerItemBytes(w))
+		}
+		s.Generation = f.gen
+		if f.gen != 0 {
+			account(lease.GenerationItemBytes(f.gen))
+		}
+		if page > 0 || units == 0 {
+			units += readUnits(page, false)
+		}
+		s.ReadUnits = units
+		f.reads += units
+		return nil
+	})
+	if err != nil {
+		return lease.Snapshot{}, err
 	}
 	sort.Slice(s.Leases, func(i, j int) bool { return s.Leases[i].ShardID < s.Leases[j].ShardID })
 	sort.Slice(s.Workers, func(i, j int) bool { return s.Workers[i].ID < s.Workers[j].ID })
 	return s, nil
 }
 
+// Poll implements lease.Store.
+func (f *Fake) Poll(ctx context.Context, workers, shards []string) (lease.Polled, error) {
+	var p lease.Polled
+	err := f.call(ctx, "Poll", "", func() error {
+		// Every key asked for is billed, found or not.
+		units := readUnits(lease.GenerationItemBytes(f.gen), false)
+		p.Generation = f.gen
+		seen := map[string]bool{}
+		for _, id := range workers {
+			if seen["w"+id] {
+				continue
+			}
+			seen["w"+id] = true
+			w, ok := f.workers[id]
+			units += readUnits(lease.WorkerItemBytes(w), false)
+			if ok {
+				p.Workers = append(p.Workers, w)
+			}
+		}
+		for _, id := range shards {
+			if seen["s"+id] {
+				continue
+			}
+			seen["s"+id] = true
+			l, ok := f.leases[id]
+			units += readUnits(f.leaseBytes(id), false)
+			if ok {
+				p.Leases = append(p.Leases, clone(l))
+			}
+		}
+		p.ReadUnits = units
+		f.reads += units
+		return nil
+	})
+	if err != nil {
+		return lease.Polled{}, err
+	}
+	return p, nil
+}
+
 // Get implements lease.Store.
 func (f *Fake) Get(ctx context.Context, shardID string) (lease.Lease, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter("Get", shardID); err != nil {
-		return lease.Lease{}, err
-	}
-	l, ok := f.leases[shardID]
-	if !ok {
-		return lease.Lease{}, fmt.Errorf("get lease %s: %w", shardID, lease.ErrNotFound)
-	}
-	return clone(l), nil
+	var l lease.Lease
+	err := f.call(ctx, "Get", shardID, func() error {
+		f.reads += readUnits(f.leaseBytes(shardID), true)
+		got, ok := f.leases[shardID]
+		if !ok {
+			return fmt.Errorf("get lease %s: %w", shardID, lease.ErrNotFound)
+		}
+		l = clone(got)
+		return nil
+	})
+	return l, err
 }
 
 // Create implements lease.Store.
 func (f *Fake) Create(ctx context.Context, l lease.Lease) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter("Create", l.ShardID); err != nil {
-		return err
-	}
-	if _, ok := f.leases[l.ShardID]; ok {
-		return fmt.Errorf("create lease %s: %w", l.ShardID, lease.ErrExists)
-	}
-	l = clone(l)
-	l.HandoffTo = ""
-	l.UpdatedAt = time.Now()
-	f.leases[l.ShardID] = l
-	return nil
+	return f.call(ctx, "Create", l.ShardID, func() error {
+		l = clone(l)
+		l.HandoffTo = ""
+		l.UpdatedAt = time.Now()
+		f.writes += writeUnits(f.leaseBytes(l.ShardID), lease.LeaseItemBytes(l))
+		if _, ok := f.leases[l.ShardID]; ok {
+			return fmt.Errorf("create lease %s: %w", l.ShardID, lease.ErrExists)
+		}
+		f.leases[l.ShardID] = l
+		return nil
+	})
 }
 
 // Take implements lease.Store.
 func (f *Fake) Take(ctx context.Context, shardID, owner string, epoch int64) (lease.Lease, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter("Take", shardID); err != nil {
-		return lease.Lease{}, err
-	}
-	l, ok := f.leases[shardID]
-	if !ok || l.Epoch != epoch {
-		return lease.Lease{}, fmt.Errorf("take lease %s at epoch %d: %w", shardID, epoch, lease.ErrConflict)
-	}
-	l.Owner, l.Epoch, l.HandoffTo, l.UpdatedAt = owner, l.Epoch+1, "", time.Now()
-	f.leases[shardID] = l
-	return clone(l), nil
+	var out lease.Lease
+	err := f.call(ctx, "Take", shardID, func() error {
+		l, ok := f.leases[shardID]
+		if !ok || l.Epoch != epoch {
+			f.writes += writeUnits(f.leaseBytes(shardID))
+			return fmt.Errorf("take lease %s at epoch %d: %w", shardID, epoch, lease.ErrConflict)
+		}
+		old := lease.LeaseItemBytes(l)
+		l.Owner, l.Epoch, l.UpdatedAt = owner, l.Epoch+1, time.Now()
+		f.leases[shardID] = l
+		f.writes += writeUnits(old, lease.LeaseItemBytes(l))
+		out = clone(l)
+		return nil
+	})
+	return out, err
 }
 
 // RequestHandoff implements lease.Store.
 func (f *Fake) RequestHandoff(ctx context.Context, shardID, owner string, epoch int64, requester string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter("RequestHandoff", shardID); err != nil {
-		return err
-	}
-	l, ok := f.leases[shardID]
-	if !ok || l.Owner != owner || l.Epoch != epoch || l.HandoffTo != "" {
-		return fmt.Errorf("request handoff of %s: %w", shardID, lease.ErrConflict)
-	}
-	l.HandoffTo = requester
-	f.leases[shardID] = l
-	return nil
+	return f.call(ctx, "RequestHandoff", shardID, func() error {
+		l, ok := f.leases[shardID]
+		if !ok || l.Owner != owner || l.Epoch != epoch || l.HandoffTo != "" {
+			f.writes += writeUnits(f.leaseBytes(shardID))
+			return fmt.Errorf("request handoff of %s: %w", shardID, lease.ErrConflict)
+		}
+		old := lease.LeaseItemBytes(l)
+		l.HandoffTo = requester
+		f.leases[shardID] = l
+		f.writes += writeUnits(old, lease.LeaseItemBytes(l))
+		return nil
+	})
 }
 
 // CancelHandoff implements lease.Store.
 func (f *Fake) CancelHandoff(ctx context.Context, shardID, requester string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter("CancelHandoff", shardID); err != nil {
-		return err
-	}
-	if l, ok := f.leases[shardID]; ok && l.HandoffTo == requester {
-		l.HandoffTo = ""
-		f.leases[shardID] = l
-	}
-	return nil
+	return f.call(ctx, "CancelHandoff", shardID, func() error {
+		f.writes += writeUnits(f.leaseBytes(shardID))
+		if l, ok := f.leases[shardID]; ok && l.HandoffTo == requester {
+			l.HandoffTo = ""
+			f.leases[shardID] = l
+		}
+		return nil
+	})
 }
 
 // Transfer implements lease.Store.
 func (f *Fake) Transfer(ctx context.Context, shardID, owner string, epoch int64, cp checkpoint.Checkpoint, to string) (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter("Transfer", shardID); err != nil {
-		return 0, err
-	}
-	l, ok := f.leases[shardID]
-	if !ok || l.Owner != owner || l.Epoch != epoch {
-		return 0, fmt.Errorf("transfer lease %s at epoch %d: %w", shardID, epoch, lease.ErrLost)
-	}
-	l.Owner, l.Epoch, l.HandoffTo, l.UpdatedAt = to, l.Epoch+1, "", time.Now()
-	l.Checkpoint.Position, l.Checkpoint.MillisBehind = cp.Position, cp.MillisBehind
-	if len(cp.Sinks) > 0 {
-		l.Checkpoint.Sinks = maps.Clone(cp.Sinks)
-	}
-	f.leases[shardID] = l
-	return l.Epoch, nil
+	var e int64
+	err := f.call(ctx, "Transfer", shardID, func() error {
+		l, ok := f.leases[shardID]
+		if !ok || l.Owner != owner || l.Epoch != epoch {
+			f.writes += writeUnits(f.leaseBytes(shardID))
+			return fmt.Errorf("transfer lease %s at epoch %d: %w", shardID, epoch, lease.ErrLost)
+		}
+		if to != "" && l.HandoffTo != to {
+			f.writes += writeUnits(f.leaseBytes(shardID))
+			return fmt.Errorf("hand lease %s to %s: request withdrawn: %w", shardID, to, lease.ErrConflict)
+		}
+		old := lease.LeaseItemBytes(l)
+		l.Owner, l.Epoch, l.HandoffTo, l.UpdatedAt = to, l.Epoch+1, "", time.Now()
+		l.Checkpoint.Position, l.Checkpoint.MillisBehind = cp.Position, cp.MillisBehind
+		if len(cp.Sinks) > 0 {
+			l.Checkpoint.Sinks = maps.Clone(cp.Sinks)
+		}
+		f.leases[shardID] = l
+		f.writes += writeUnits(old, lease.LeaseItemBytes(l))
+		e = l.Epoch
+		return nil
+	})
+	return e, err
 }
 
 // Checkpoint implements lease.Store.
 func (f *Fake) Checkpoint(ctx context.Context, shardID, owner string, epoch int64, cp checkpoint.Checkpoint) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter("Checkpoint", shardID); err != nil {
-		return err
-	}
-	l, ok := f.leases[shardID]
-	if !ok || l.Owner != owner || l.Epoch != epoch {
-		return fmt.Errorf("checkpoint %s at epoch %d: %w", shardID, epoch, lease.ErrLost)
-	}
-	l.Checkpoint.Position, l.Checkpoint.MillisBehind = cp.Position, cp.MillisBehind
-	if len(cp.Sinks) > 0 {
-		l.Checkpoint.Sinks = maps.Clone(cp.Sinks)
-	}
-	l.UpdatedAt = time.Now()
-	f.leases[shardID] = l
-	return nil
+	return f.call(ctx, "Checkpoint", shardID, func() error {
+		l, ok := f.leases[shardID]
+		if !ok || l.Owner != owner || l.Epoch != epoch {
+			f.writes += writeUnits(f.leaseBytes(shardID))
+			return fmt.Errorf("checkpoint %s at epoch %d: %w", shardID, epoch, lease.ErrLost)
+		}
+		old := lease.LeaseItemBytes(l)
+		l.Checkpoint.Position, l.Checkpoint.MillisBehind = cp.Position, cp.MillisBehind
+		if len(cp.Sinks) > 0 {
+			l.Checkpoint.Sinks = maps.Clone(cp.Sinks)
+		}
+		l.UpdatedAt = time.Now()
+		f.leases[shardID] = l
+		f.writes += writeUnits(old, lease.LeaseItemBytes(l))
+		return nil
+	})
 }
 
 // Heartbeat implements lease.Store.
-func (f *Fake) Heartbeat(ctx context.Context, workerID string, held int, stopping bool) (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter("Heartbeat", workerID); err != nil {
-		return 0, err
-	}
-	w := f.workers[workerID]
-	w.ID, w.Held, w.Stopping, w.UpdatedAt = workerID, held, stopping, time.Now()
-	w.Heartbeat++
-	f.workers[workerID] = w
-	return w.Heartbeat, nil
+func (f *Fake) Heartbeat(ctx context.Context, id, name string, held int, stopping bool) (int64, error) {
+	var n int64
+	err := f.call(ctx, "Heartbeat", id, func() error {
+		w, ok := f.workers[id]
+		if ok && w.Dead {
+			f.writes += writeUnits(f.workerBytes(id))
+			return fmt.Errorf("heartbeat %s: %w", id, lease.ErrDeclaredDead)
+		}
+		old := f.workerBytes(id)
+		w.ID, w.Name, w.Held, w.Stopping, w.UpdatedAt = id, name, held, stopping, time.Now()
+		w.Heartbeat++
+		f.workers[id] = w
+		f.writes += writeUnits(old, lease.WorkerItemBytes(w))
+		n = w.Heartbeat
+		return nil
+	})
+	return n, err
+}
+
+// MarkDead implements lease.Store.
+func (f *Fake) MarkDead(ctx context.Context, id string, counter int64) error {
+	return f.call(ctx, "MarkDead", id, func() error {
+		w, ok := f.workers[id]
+		old := f.workerBytes(id)
+		switch {
+		case counter < 0 && ok, counter >= 0 && (!ok || w.Heartbeat != counter || w.Dead):
+			f.writes += writeUnits(old)
+			return fmt.Errorf("declare %s dead: %w", id, lease.ErrConflict)
+		case counter < 0:
+			w = lease.Worker{ID: id, Name: lease.WorkerName(id)}
+		}
+		w.Dead, w.UpdatedAt = true, time.Now()
+		f.workers[id] = w
+		f.writes += writeUnits(old, lease.WorkerItemBytes(w))
+		return nil
+	})
 }
 
 // DeleteWorker implements lease.Store.
-func (f *Fake) DeleteWorker(ctx context.Context, workerID string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter("DeleteWorker", workerID); err != nil {
-		return err
-	}
-	delete(f.workers, workerID)
-	return nil
+func (f *Fake) DeleteWorker(ctx context.Context, id string) error {
+	return f.call(ctx, "DeleteWorker", id, func() error {
+		f.writes += writeUnits(f.workerBytes(id))
+		delete(f.workers, id)
+		return nil
+	})
+}
+
+// DeleteDeadWorker implements lease.Store.
+func (f *Fake) DeleteDeadWorker(ctx context.Context, id string) error {
+	return f.call(ctx, "DeleteDeadWorker", id, func() error {
+		f.writes += writeUnits(f.workerBytes(id))
+		if w, ok := f.workers[id]; !ok || !w.Dead {
+			return fmt.Errorf("delete dead worker %s: %w", id, lease.ErrConflict)
+		}
+		delete(f.workers, id)
+		return nil
+	})
 }
 
 // Delete implements lease.Store.
 func (f *Fake) Delete(ctx context.Context, shardID string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.enter("Delete", shardID); err != nil {
-		return err
-	}
-	delete(f.leases, shardID)
-	return nil
+	return f.call(ctx, "Delete", shardID, func() error {
+		f.writes += writeUnits(f.leaseBytes(shardID))
+		if l, ok := f.leases[shardID]; !ok || !l.Ended() {
+			return fmt.Errorf("delete lease %s: not ended: %w", shardID, lease.ErrConflict)
+		}
+		delete(f.leases, shardID)
+		return nil
+	})
 }
 
-var _ lease.Store = (*Fake)(nil)
+// Bump implements lease.Store.
+func (f *Fake) Bump(ctx context.Context) (int64, error) {
+	var g int64
+	err := f.call(ctx, "Bump", "", func() error {
+		f.gen++
+		g = f.gen
+		f.writes += writeUnits(lease.GenerationItemBytes(f.gen))
+		return nil
+	})
+	return g, err
+}
+
+var (
+	_ lease.Store   = (*Fake)(nil)
+	_ lease.Metered = (*Fake)(nil)
+	_ lease.Metered = (*lease.DynamoStore)(nil)
+)

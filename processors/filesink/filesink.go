@@ -93,9 +93,14 @@ type shardWriter struct {
 }
 
 func (w *shardWriter) Process(ctx context.Context, recs []worker.Record) error {
-	now := time.Now().UTC()
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
+	// ctx is the lease context: past the fence time (or once the lease is
+	// lost) nothing may be written.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("filesink: lease context: %w", err)
+	}
+	now := time.Now().UTC()
 	for _, r := range recs {
 		// The encoder writes the JSON and a newline straight into the
 		// buffered file, with no copy per line.
@@ -141,4 +146,4 @@ func (w *shardWriter) Durable() checkpoint.Checkpoint {
 	return checkpoint.Checkpoint{Position: w.durable}
 }
 
-func (w *shardWriter) Close() error { return nil }
+func (w *shardWriter) Close(worker.CloseReason) error { return nil }

@@ -224,7 +224,7 @@ func runInput(ctx context.Context, o Options, plan plan, name string, factory wo
 	if err != nil {
 		return 0, nil, fmt.Errorf("open the pipeline for %s: %w", name, err)
 	}
-	defer sp.Close()
+	defer sp.Close(worker.CloseShutdown)
 
 	recs := newRecordSource(src, plan, shard)
 	batch := make([]worker.Record, 0, o.BatchSize)

@@ -170,7 +170,7 @@ func TestFailuresDoNotTouchTheSharedMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sp.Close()
+	defer sp.Close(worker.CloseShutdown)
 	for i := range 20 {
 		msgs := testMsgs(i*10, 10)
 		recs := make([]worker.Record, len(msgs))

@@ -83,7 +83,7 @@ pipeline:
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sp.Close()
+	defer sp.Close(worker.CloseShutdown)
 	data := fixtureRecords(t)
 	recs := make([]worker.Record, len(data))
 	for i, d := range data {

@@ -154,7 +154,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	defer shard.Close()
+	defer shard.Close(worker.CloseShutdown)
 
 	view := "2019-12-04\t21:02:31\tLAX1\t392\t89.160.20.112\tGET\td111111abcdef8.cloudfront.net\t/assets/a-1/film.mp4\t200\t-\t" +
 		"Mozilla/5.0%20(Windows%20NT%2010.0;%20Win64;%20x64)%20AppleWebKit/537.36%20(KHTML,%20like%20Gecko)%20Chrome/78.0.3904.108%20Safari/537.36" +

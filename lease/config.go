@@ -1,0 +1,99 @@
+package lease
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config holds the coordinator's timings. Zero fields take the defaults
+// documented on each.
+type Config struct {
+	// WorkerID names this worker in the table, logs and metrics. Required.
+	// Each process adds an incarnation of its own (see WorkerName), so two
+	// processes with the same id never share leases.
+	WorkerID string
+	// Duration: a worker whose heartbeat counter has not changed for this
+	// long, as seen by a peer, is declared dead and loses its leases.
+	// Default 10s.
+	Duration time.Duration
+	// RenewInterval: how often the heartbeat is written. Default 4s. At
+	// most (Duration-SafetyMargin)/2 so that one failed heartbeat can be
+	// retried before the worker fences itself.
+	RenewInterval time.Duration
+	// TakeInterval: how often the coordinator looks at the table (a cheap
+	// poll of the fleet generation and its neighbours' heartbeats, or a
+	// scan when the table is small or changed). Default 1s; jittered by
+	// ±10%.
+	TakeInterval time.Duration
+	// SafetyMargin: a worker whose last successful heartbeat was sent more
+	// than Duration minus this margin ago stops processing every shard on
+	// its own timer, before any peer may take them. The margin must cover
+	// a write already sent to a sink reaching it. Default 2s.
+	SafetyMargin time.Duration
+	// HandoffTimeout: a handoff this worker requested and that has not
+	// happened in this time is cancelled. Default 2 × Duration.
+	HandoffTimeout time.Duration
+	// CallTimeout bounds every lease-table call but heartbeats (a scan:
+	// five times this), so that a hung connection delays a pass, never the
+	// fence, which runs on its own timer. Safety does not depend on it.
+	// Default 5s. (A heartbeat is bounded by Duration - SafetyMargin: an
+	// answer after that could no longer extend the fence.)
+	CallTimeout time.Duration
+	// ScanInterval: even when nothing changed, the whole table is read at
+	// least this often (eventually consistent), to see every worker and
+	// catch a change whose announcement was lost. Default 2m.
+	ScanInterval time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.SafetyMargin == 0 {
+		c.SafetyMargin = 2 * time.Second
+	}
+	if c.RenewInterval == 0 {
+		c.RenewInterval = min(4*time.Second, (c.Duration-c.SafetyMargin)/2)
+	}
+	if c.TakeInterval == 0 {
+		c.TakeInterval = time.Second
+	}
+	if c.HandoffTimeout == 0 {
+		c.HandoffTimeout = 2 * c.Duration
+	}
+	if c.CallTimeout == 0 {
+		c.CallTimeout = 5 * time.Second
+	}
+	if c.ScanInterval == 0 {
+		c.ScanInterval = 2 * time.Minute
+	}
+}
+
+// Validate reports a configuration that cannot keep the lease promises.
+func (c Config) Validate() error {
+	var errs []error
+	if c.WorkerID == "" {
+		errs = append(errs, errors.New("lease: worker id must not be empty"))
+	}
+	if strings.ContainsAny(c.WorkerID, incarnationSep+"\x00\n") {
+		errs = append(errs, fmt.Errorf("lease: worker id %q must not contain %q or control characters", c.WorkerID, incarnationSep))
+	}
+	if c.SafetyMargin <= 0 || c.SafetyMargin >= c.Duration {
+		errs = append(errs, fmt.Errorf("lease: safety margin %s must be above 0 and below the duration %s", c.SafetyMargin, c.Duration))
+	}
+	if c.RenewInterval <= 0 || c.RenewInterval > (c.Duration-c.SafetyMargin)/2 {
+		errs = append(errs, fmt.Errorf("lease: renew interval %s must be above 0 and at most (duration - safety margin)/2 = %s", c.RenewInterval, (c.Duration-c.SafetyMargin)/2))
+	}
+	if c.TakeInterval <= 0 {
+		errs = append(errs, errors.New("lease: take interval must be above 0"))
+	}
+	if c.CallTimeout <= 0 {
+		errs = append(errs, errors.New("lease: call timeout must be above 0"))
+	}
+	if c.ScanInterval < c.TakeInterval {
+		errs = append(errs, fmt.Errorf("lease: scan interval %s must be at least the take interval %s", c.ScanInterval, c.TakeInterval))
+	}
+	return errors.Join(errs...)
+}

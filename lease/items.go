@@ -1,0 +1,190 @@
+package lease
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/leasehold/leasehold/checkpoint"
+)
+
+// encodeLease is the lease item as DynamoDB stores it.
+func encodeLease(l Lease) map[string]types.AttributeValue {
+	item := map[string]types.AttributeValue{
+		attrKey:     sv(shardPrefix + l.ShardID),
+		attrShard:   sv(l.ShardID),
+		attrEpoch:   num(l.Epoch),
+		attrSeq:     sv(l.Checkpoint.Position.Sequence),
+		attrSub:     num(l.Checkpoint.Position.Sub),
+		attrLag:     num(l.Checkpoint.MillisBehind),
+		attrUpdated: sv(l.UpdatedAt.UTC().Format(time.RFC3339Nano)),
+	}
+	if l.Owner != "" {
+		item[attrOwner] = sv(l.Owner)
+	}
+	if l.HandoffTo != "" {
+		item[attrHandoff] = sv(l.HandoffTo)
+	}
+	if len(l.Parents) > 0 {
+		ps := make([]types.AttributeValue, len(l.Parents))
+		for i, p := range l.Parents {
+			ps[i] = sv(p)
+		}
+		item[attrParents] = &types.AttributeValueMemberL{Value: ps}
+	}
+	if len(l.Checkpoint.Sinks) > 0 {
+		item[attrSinks] = sinksAttr(l.Checkpoint.Sinks)
+	}
+	return item
+}
+
+func decodeLease(it map[string]types.AttributeValue) Lease {
+	l := Lease{
+		ShardID:   str(it[attrShard]),
+		Owner:     str(it[attrOwner]),
+		Epoch:     numOf(it[attrEpoch]),
+		HandoffTo: str(it[attrHandoff]),
+		Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{
+			Sequence: str(it[attrSeq]), Sub: numOf(it[attrSub]),
+		}, MillisBehind: numOf(it[attrLag])},
+	}
+	if l.ShardID == "" {
+		l.ShardID = strings.TrimPrefix(str(it[attrKey]), shardPrefix)
+	}
+	l.UpdatedAt, _ = time.Parse(time.RFC3339Nano, str(it[attrUpdated]))
+	if ps, ok := it[attrParents].(*types.AttributeValueMemberL); ok {
+		for _, p := range ps.Value {
+			l.Parents = append(l.Parents, str(p))
+		}
+	}
+	if m, ok := it[attrSinks].(*types.AttributeValueMemberM); ok && len(m.Value) > 0 {
+		l.Checkpoint.Sinks = make(map[string]checkpoint.Position, len(m.Value))
+		for k, v := range m.Value {
+			if p, err := checkpoint.Parse(str(v)); err == nil {
+				l.Checkpoint.Sinks[k] = p
+			}
+		}
+	}
+	return l
+}
+
+// encodeWorker is the worker item as DynamoDB stores it.
+func encodeWorker(w Worker) map[string]types.AttributeValue {
+	item := map[string]types.AttributeValue{
+		attrKey:       sv(workerPrefix + w.ID),
+		attrWorker:    sv(w.Name),
+		attrHeartbeat: num(w.Heartbeat),
+		attrHeld:      num(int64(w.Held)),
+		attrStopping:  &types.AttributeValueMemberBOOL{Value: w.Stopping},
+		attrUpdated:   sv(w.UpdatedAt.UTC().Format(time.RFC3339Nano)),
+	}
+	if w.Dead {
+		item[attrDead] = &types.AttributeValueMemberBOOL{Value: true}
+	}
+	return item
+}
+
+func decodeWorker(it map[string]types.AttributeValue) Worker {
+	w := Worker{
+		ID:        strings.TrimPrefix(str(it[attrKey]), workerPrefix),
+		Name:      str(it[attrWorker]),
+		Heartbeat: numOf(it[attrHeartbeat]),
+		Held:      int(numOf(it[attrHeld])),
+	}
+	if b, ok := it[attrStopping].(*types.AttributeValueMemberBOOL); ok {
+		w.Stopping = b.Value
+	}
+	if b, ok := it[attrDead].(*types.AttributeValueMemberBOOL); ok {
+		w.Dead = b.Value
+	}
+	if w.Name == "" {
+		w.Name = WorkerName(w.ID)
+	}
+	w.UpdatedAt, _ = time.Parse(time.RFC3339Nano, str(it[attrUpdated]))
+	return w
+}
+
+// LeaseItemBytes is the size DynamoDB bills for l's item (attribute names
+// plus values, by DynamoDB's item size rules). In-memory stores use it to
+// count capacity as DynamoDB would.
+func LeaseItemBytes(l Lease) int { return itemBytes(encodeLease(l)) }
+
+// WorkerItemBytes is the size DynamoDB bills for w's item.
+func WorkerItemBytes(w Worker) int { return itemBytes(encodeWorker(w)) }
+
+// GenerationItemBytes is the size DynamoDB bills for the fleet item.
+func GenerationItemBytes(gen int64) int {
+	return itemBytes(map[string]types.AttributeValue{attrKey: sv(generationKey), attrGeneration: num(gen)})
+}
+
+func itemBytes(item map[string]types.AttributeValue) int {
+	n := 0
+	for name, v := range item {
+		n += len(name) + valueBytes(v)
+	}
+	return n
+}
+
+// valueBytes follows DynamoDB's item size rules: strings by UTF-8 length,
+// numbers about one byte per two significant digits plus one, booleans
+// one byte, lists and maps three bytes plus one per element plus the
+// elements.
+func valueBytes(v types.AttributeValue) int {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(v.Value)
+	case *types.AttributeValueMemberN:
+		digits := strings.TrimLeft(strings.TrimPrefix(v.Value, "-"), "0")
+		return (len(digits)+1)/2 + 1
+	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
+		return 1
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range v.Value {
+			n += 1 + valueBytes(e)
+		}
+		return n
+	case *types.AttributeValueMemberM:
+		n := 3
+		for k, e := range v.Value {
+			n += 1 + len(k) + valueBytes(e)
+		}
+		return n
+	}
+	return 0
+}
+
+func sv(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func key(k string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrKey: sv(k)}
+}
+
+func num(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func numOf(v types.AttributeValue) int64 {
+	if n, ok := v.(*types.AttributeValueMemberN); ok {
+		x, _ := strconv.ParseInt(n.Value, 10, 64)
+		return x
+	}
+	return 0
+}
+
+func str(v types.AttributeValue) string {
+	if s, ok := v.(*types.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	return ""
+}
+
+func sinksAttr(m map[string]checkpoint.Position) types.AttributeValue {
+	out := make(map[string]types.AttributeValue, len(m))
+	for k, p := range m {
+		out[k] = sv(p.String())
+	}
+	return &types.AttributeValueMemberM{Value: out}
+}

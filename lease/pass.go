@@ -1,0 +1,569 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold/internal/awserr"
+)
+
+// watchNeighbours is how many ring successors each worker watches between
+// scans. Two, so that two workers dying together are still noticed.
+const watchNeighbours = 2
+
+// loopState is what the coordination loop remembers between passes. Only
+// the loop goroutine touches it.
+type loopState struct {
+	live      *liveness
+	gen       int64     // fleet generation at the last scan; -1 before the first
+	scanned   time.Time // when the last scan was sent
+	scanUnits float64   // what the last scan cost
+	rescan    bool      // the last read looked stale or a write conflicted: scan next pass
+	ring      []string  // identities watched between scans
+	failures  int       // consecutive failed passes
+}
+
+// coordinate is the loop: a pass every TakeInterval (jittered, backing
+// off after failures) or when kicked.
+func (c *Coordinator) coordinate(ctx context.Context) {
+	st := &loopState{live: newLiveness(c.cfg.Duration), gen: -1}
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.kick:
+		case <-timer.C:
+		}
+		err := c.pass(ctx, st)
+		switch {
+		case err == nil:
+			st.failures = 0
+			c.setPassHealth(nil)
+		case ctx.Err() != nil:
+			return
+		default:
+			st.failures++
+			st.rescan = true
+			if awserr.Permanent(err) {
+				c.setPassHealth(fmt.Errorf("lease table refuses coordination: %w", err))
+			}
+			c.log.Warn("coordination pass failed", zap.Error(err), zap.Int("failures", st.failures))
+		}
+		timer.Stop()
+		select {
+		case <-timer.C:
+		default:
+		}
+		timer.Reset(c.interval(st.failures))
+	}
+}
+
+func (c *Coordinator) setPassHealth(err error) {
+	c.mu.Lock()
+	c.passErr = err
+	c.mu.Unlock()
+}
+
+// interval is the wait before the next pass: short while a handoff we
+// asked for is pending, so a granted lease starts promptly; doubling after
+// each failed pass up to 8 intervals, so a failing table is not hammered.
+func (c *Coordinator) interval(failures int) time.Duration {
+	c.mu.Lock()
+	pending := len(c.requested)
+	c.mu.Unlock()
+	d := c.cfg.TakeInterval
+	if failures > 0 {
+		d <<= min(failures, 3)
+	} else if pending > 0 {
+		d /= 5
+	}
+	jitter := time.Duration(c.rng.Int64N(int64(d)/5+1)) - d/10
+	return d + jitter
+}
+
+// pass looks at the table once and acts. Between changes it only polls:
+// the fleet generation, the heartbeats of the ring neighbours it watches
+// and the leases it asked for. It scans the whole table (eventually
+// consistent) when the generation moved, when a previous read or write
+// showed its view stale, every ScanInterval, and on every pass when the
+// table is so small that a scan costs no more than a poll.
+func (c *Coordinator) pass(ctx context.Context, st *loopState) error {
+	c.mu.Lock()
+	me, stopping, announce := c.id, c.stopping, c.announce
+	c.announce = false
+	reqShards := make([]string, 0, len(c.requested))
+	for s := range c.requested {
+		reqShards = append(reqShards, s)
+	}
+	c.mu.Unlock()
+	var errs []error
+	if announce {
+		if err := c.bump(ctx); err != nil {
+			c.announceChange() // try again next pass
+			errs = append(errs, err)
+		}
+	}
+
+	pollUnits := 0.5 * float64(1+len(st.ring)+len(reqShards))
+	scan := st.gen < 0 || st.rescan || stopping || time.Since(st.scanned) >= c.cfg.ScanInterval || st.scanUnits <= pollUnits
+	if !scan {
+		pctx, cancel := c.call(ctx)
+		sent := time.Now()
+		p, err := c.store.Poll(pctx, st.ring, reqShards)
+		cancel()
+		if err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		c.stats.polls.Add(1)
+		returned := time.Now()
+		if p.Generation != st.gen {
+			scan = true
+		} else {
+			errs = append(errs, c.afterPoll(ctx, st, me, p, sent, returned))
+		}
+	}
+	if scan {
+		errs = append(errs, c.afterScan(ctx, st, me, stopping))
+	}
+	if c.takeAnnouncement() {
+		if err := c.bump(ctx); err != nil {
+			c.announceChange()
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// takeAnnouncement clears and returns the announce flag.
+func (c *Coordinator) takeAnnouncement() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.announce
+	c.announce = false
+	return a
+}
+
+func (c *Coordinator) bump(ctx context.Context) error {
+	bctx, cancel := c.call(ctx)
+	defer cancel()
+	_, err := c.store.Bump(bctx)
+	return err
+}
+
+// afterPoll acts on a poll that showed no change: declare dead a watched
+// neighbour whose heartbeat stopped, take leases handed to us, forget
+// requests that were refused.
+func (c *Coordinator) afterPoll(ctx context.Context, st *loopState, me string, p Polled, sent, returned time.Time) error {
+	found := map[string]bool{}
+	for _, w := range p.Workers {
+		found[w.ID] = true
+		if w.Dead {
+			st.rescan = true // someone else declared it: look at the table
+			continue
+		}
+		st.live.observe(w.ID, w.Heartbeat, sent, returned)
+	}
+	var errs []error
+	for _, id := range st.ring {
+		if !found[id] {
+			st.rescan = true // it left; the ring must change
+			continue
+		}
+		if exp, counter := st.live.expired(id); exp {
+			if err := c.declareDead(ctx, st, id, counter); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	byShard := map[string]Lease{}
+	for _, l := range p.Leases {
+		byShard[l.ShardID] = l
+	}
+	var takes []take
+	for _, shard := range c.pendingShards() {
+		l, ok := byShard[shard]
+		if ok && l.Owner == me {
+			takes = append(takes, take{shard, l.Epoch, "handed over"})
+		}
+	}
+	errs = append(errs, c.take(ctx, st, me, takes, nil))
+	errs = append(errs, c.expireRequests(ctx, byShard, false))
+	return errors.Join(errs...)
+}
+
+// afterScan reads the whole table and runs the plan.
+func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, stopping bool) error {
+	sctx, cancel := context.WithTimeout(ctx, 5*c.cfg.CallTimeout)
+	sent := time.Now()
+	snap, err := c.store.Snapshot(sctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	returned := time.Now()
+	c.stats.scans.Add(1)
+	if snap.Generation < st.gen {
+		st.rescan = true // an older copy than one we saw
+	} else {
+		st.gen, st.rescan = snap.Generation, false
+	}
+	st.scanned, st.scanUnits = sent, snap.ReadUnits
+
+	dead := map[string]bool{}
+	present := map[string]Worker{}
+	for _, w := range snap.Workers {
+		present[w.ID] = w
+		if w.Dead {
+			dead[w.ID] = true
+			st.live.forget(w.ID)
+			continue
+		}
+		if w.ID != me {
+			st.live.observe(w.ID, w.Heartbeat, sent, returned)
+		}
+	}
+	owners := map[string]bool{}
+	for _, l := range snap.Leases {
+		for _, id := range []string{l.Owner, l.HandoffTo} {
+			if id == "" || id == me {
+				continue
+			}
+			owners[id] = true
+			if _, ok := present[id]; !ok {
+				st.live.observe(id, -1, sent, returned) // an owner with no item: judged by the same rule
+			}
+		}
+	}
+	for id := range st.live.seen {
+		if _, ok := present[id]; !ok && !owners[id] {
+			st.live.forget(id)
+		}
+	}
+
+	var errs []error
+	// Declare dead every peer (or item-less owner) whose counter stood
+	// still for the lease duration.
+	ids := make([]string, 0, len(st.live.seen))
+	for id := range st.live.seen {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if exp, counter := st.live.expired(id); exp && !dead[id] {
+			if err := c.declareDead(ctx, st, id, counter); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			dead[id] = true
+		}
+	}
+
+	live := map[string]bool{}
+	var ring []string
+	for id, w := range present {
+		if id == me || w.Dead {
+			continue
+		}
+		ring = append(ring, id)
+		if exp, _ := st.live.expired(id); !w.Stopping && !exp {
+			live[id] = true
+		}
+	}
+	st.ring = successors(me, ring, watchNeighbours)
+
+	c.mu.Lock()
+	held := make(map[string]int64, len(c.grants))
+	for s, g := range c.grants {
+		held[s] = g.lease.Epoch
+	}
+	incoming := map[string]bool{}
+	for s := range c.requested {
+		incoming[s] = true
+	}
+	noTake := c.backingOff()
+	c.mu.Unlock()
+
+	out := plan(planInput{me: me, snap: snap, held: held, dead: dead, live: live, incoming: incoming, noTake: noTake, stopping: stopping, rng: c.rng})
+
+	for shard, reason := range out.lost {
+		if g := c.grant(shard); g != nil {
+			c.lose(g, fmt.Errorf("%w: %s", ErrLost, reason))
+		}
+	}
+	for _, shard := range out.confirm {
+		errs = append(errs, c.confirm(ctx, me, shard))
+	}
+	for shard, to := range out.handoffs {
+		if g := c.grant(shard); g != nil && g.signal(to) {
+			c.log.Info("handoff agreed", zap.String("shard_id", shard), zap.String("to", to))
+			c.h.HandoffRequested(g, to)
+		}
+	}
+	for _, r := range out.refusals {
+		cctx, cancel := c.call(ctx)
+		err := c.store.CancelHandoff(cctx, r.shardID, r.requester)
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.log.Info("handoff request refused", zap.String("shard_id", r.shardID), zap.String("requester", r.requester), zap.String("reason", r.reason))
+	}
+	byShard := make(map[string]Lease, len(snap.Leases))
+	for _, l := range snap.Leases {
+		byShard[l.ShardID] = l
+	}
+	errs = append(errs, c.take(ctx, st, me, out.takes, byShard))
+	errs = append(errs, c.request(ctx, st, me, out.requests))
+	errs = append(errs, c.expireRequests(ctx, byShard, true))
+	errs = append(errs, c.sweep(ctx, me, live, snap))
+	return errors.Join(errs...)
+}
+
+// successors returns the n identities after me in sorted order, wrapping.
+func successors(me string, others []string, n int) []string {
+	sort.Strings(others)
+	if len(others) <= n {
+		return others
+	}
+	i := sort.SearchStrings(others, me)
+	out := make([]string, 0, n)
+	for k := 0; k < n; k++ {
+		out = append(out, others[(i+k)%len(others)])
+	}
+	return out
+}
+
+// declareDead marks id dead if its counter is still counter, and
+// announces it. A conflict means it came back (or someone was first).
+func (c *Coordinator) declareDead(ctx context.Context, st *loopState, id string, counter int64) error {
+	cctx, cancel := c.call(ctx)
+	defer cancel()
+	err := c.store.MarkDead(cctx, id, counter)
+	switch {
+	case err == nil:
+		c.stats.declared.Add(1)
+		c.log.Warn("worker declared dead: heartbeat unchanged for the lease duration", zap.String("peer", id), zap.Int64("counter", counter))
+		st.live.forget(id)
+		c.announceChange()
+		return nil
+	case errors.Is(err, ErrConflict):
+		st.rescan = true
+		st.live.forget(id) // start watching it afresh
+		return nil
+	}
+	return err
+}
+
+func (c *Coordinator) grant(shard string) *Grant {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.grants[shard]
+}
+
+func (c *Coordinator) pendingShards() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.requested))
+	for s := range c.requested {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// confirm checks, with a strong read, a held lease an eventually
+// consistent read did not show.
+func (c *Coordinator) confirm(ctx context.Context, me, shard string) error {
+	g := c.grant(shard)
+	if g == nil {
+		return nil
+	}
+	cctx, cancel := c.call(ctx)
+	defer cancel()
+	l, err := c.store.Get(cctx, shard)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		c.lose(g, fmt.Errorf("%w: lease deleted", ErrLost))
+		return nil
+	case err != nil:
+		return err
+	case l.Owner != me || l.Epoch != g.lease.Epoch:
+		c.lose(g, fmt.Errorf("%w: taken by %s", ErrLost, ownerName(l.Owner)))
+	}
+	return nil
+}
+
+// take runs the takes and starts a grant for each that succeeds, unless
+// the worker is fenced or stopping by then (the lease stays this
+// identity's and is taken back later). The first take of a child shard
+// deletes its ended parents' leases: the child running means they are no
+// longer needed to gate anything.
+func (c *Coordinator) take(ctx context.Context, st *loopState, me string, takes []take, byShard map[string]Lease) error {
+	var errs []error
+	for _, t := range takes {
+		cctx, cancel := c.call(ctx)
+		l, err := c.store.Take(cctx, t.shardID, me, t.epoch)
+		cancel()
+		if errors.Is(err, ErrConflict) {
+			st.rescan = true // a peer was faster, or our copy was stale
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.stats.taken.Add(1)
+		c.mu.Lock()
+		delete(c.requested, l.ShardID)
+		switch {
+		case c.id != me || !time.Now().Before(c.fenceTime()) || c.grants[l.ShardID] != nil:
+			c.mu.Unlock()
+			continue // it stays this identity's and is taken back later
+		case c.stopping:
+			c.mu.Unlock()
+			errs = append(errs, c.releaseUnstarted(ctx, me, l))
+			continue
+		}
+		g := newGrant(c, l, me)
+		c.grants[l.ShardID] = g
+		c.log.Info("lease taken", zap.String("shard_id", l.ShardID), zap.Int64("epoch", l.Epoch), zap.String("reason", t.reason))
+		// Under c.mu: once Stop has marked the worker stopping, no grant
+		// reaches the handler.
+		c.h.Acquired(g)
+		c.mu.Unlock()
+		if t.epoch == 0 {
+			errs = append(errs, c.deleteParents(ctx, l, byShard))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// releaseUnstarted gives back a lease taken while the worker began to
+// stop: nobody processed it, so its checkpoint is unchanged.
+func (c *Coordinator) releaseUnstarted(ctx context.Context, me string, l Lease) error {
+	cctx, cancel := c.call(ctx)
+	defer cancel()
+	if _, err := c.store.Transfer(cctx, l.ShardID, me, l.Epoch, l.Checkpoint, ""); err != nil && !errors.Is(err, ErrLost) {
+		return err
+	}
+	c.announceChange()
+	return nil
+}
+
+func (c *Coordinator) deleteParents(ctx context.Context, child Lease, byShard map[string]Lease) error {
+	var errs []error
+	for _, p := range child.Parents {
+		if pl, ok := byShard[p]; !ok || !pl.Ended() {
+			continue
+		}
+		cctx, cancel := c.call(ctx)
+		err := c.store.Delete(cctx, p)
+		cancel()
+		switch {
+		case err == nil:
+			c.log.Info("ended parent lease deleted", zap.String("shard_id", p), zap.String("child", child.ShardID))
+		case !errors.Is(err, ErrConflict):
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// request sends handoff requests and announces them (owners notice on
+// their next pass).
+func (c *Coordinator) request(ctx context.Context, st *loopState, me string, reqs []request) error {
+	var errs []error
+	sent := 0
+	for _, r := range reqs {
+		cctx, cancel := c.call(ctx)
+		err := c.store.RequestHandoff(cctx, r.shardID, r.owner, r.epoch, me)
+		cancel()
+		if errors.Is(err, ErrConflict) {
+			st.rescan = true
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sent++
+		c.mu.Lock()
+		c.requested[r.shardID] = time.Now()
+		c.mu.Unlock()
+		c.stats.requested.Add(1)
+		c.log.Info("handoff request sent", zap.String("shard_id", r.shardID), zap.String("owner", r.owner))
+	}
+	if sent > 0 {
+		c.announceChange()
+	}
+	return errors.Join(errs...)
+}
+
+// expireRequests forgets requests that were refused or withdrawn and
+// cancels ours that timed out. From a scan (complete) a request no longer
+// on its lease is forgotten once it is older than an eventually consistent
+// read can lag; a poll only shows the leases asked for, so the same rule
+// applies to them.
+func (c *Coordinator) expireRequests(ctx context.Context, byShard map[string]Lease, complete bool) error {
+	me := c.Identity()
+	now := time.Now()
+	staleAfter := max(c.cfg.TakeInterval, time.Second)
+	c.mu.Lock()
+	var cancelIDs []string
+	for shard, at := range c.requested {
+		l, ok := byShard[shard]
+		switch {
+		case now.Sub(at) > c.cfg.HandoffTimeout:
+			cancelIDs = append(cancelIDs, shard)
+			delete(c.requested, shard)
+		case (ok || complete) && l.HandoffTo != me && l.Owner != me && now.Sub(at) > staleAfter:
+			delete(c.requested, shard) // refused, or the lease moved on
+		}
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, shard := range cancelIDs {
+		cctx, cancel := c.call(ctx)
+		if err := c.store.CancelHandoff(cctx, shard, me); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
+// sweep deletes worker items declared dead that no lease names any more.
+// One worker does it, the live one with the smallest identity, so peers
+// do not race for the same deletes.
+func (c *Coordinator) sweep(ctx context.Context, me string, live map[string]bool, snap Snapshot) error {
+	for id := range live {
+		if id < me {
+			return nil
+		}
+	}
+	named := map[string]bool{}
+	for _, l := range snap.Leases {
+		named[l.Owner], named[l.HandoffTo] = true, true
+	}
+	var errs []error
+	for _, w := range snap.Workers {
+		if !w.Dead || named[w.ID] {
+			continue
+		}
+		cctx, cancel := c.call(ctx)
+		err := c.store.DeleteDeadWorker(cctx, w.ID)
+		cancel()
+		if err != nil && !errors.Is(err, ErrConflict) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
