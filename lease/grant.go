@@ -55,6 +55,11 @@ func (g *Grant) Err() error {
 	return g.err
 }
 
+// Fenced reports whether the fence time has passed: the worker's last
+// successful heartbeat is too old for it to write anything more. The
+// grant ends a moment later, when the fence timer runs.
+func (g *Grant) Fenced() bool { return !time.Now().Before(g.c.fenceTime()) }
+
 func (g *Grant) ended() bool {
 	select {
 	case <-g.done:

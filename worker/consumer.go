@@ -250,14 +250,21 @@ func (c *consumer) afterIteratorError(ctx context.Context, proc ShardProcessor, 
 	return CloseFailed, true
 }
 
-// stopped is the reason when the lease context ended.
+// stopped is the reason when the lease context ended: the lease was lost
+// or the fence time passed (the grant may end a moment after the context
+// saw the clock pass it), or else a hard stop past the grace period.
 func (c *consumer) stopped() CloseReason {
-	if err := c.g.Err(); err != nil {
-		c.log.Warn("shard stopped: lease lost", zap.Error(err))
-		return CloseLeaseLost
+	err := c.g.Err()
+	if err == nil && !c.g.Fenced() {
+		return CloseShutdown
 	}
-	return CloseShutdown // hard stop past the grace period
+	if err == nil {
+		err = lease.ErrFenced
+	}
+	c.log.Warn("shard stopped: lease lost", zap.Error(err))
+	return CloseLeaseLost
 }
+
 
 // sleep waits d; false if the wait was cut short by the end of ctx or by
 // a stop request (kept for the loop to act on).
