@@ -265,7 +265,6 @@ func (c *consumer) stopped() CloseReason {
 	return CloseLeaseLost
 }
 
-
 // sleep waits d; false if the wait was cut short by the end of ctx or by
 // a stop request (kept for the loop to act on).
 func (c *consumer) sleep(ctx context.Context, d time.Duration) bool {

@@ -607,7 +607,9 @@ func TestHandoffLostAndStopPaths(t *testing.T) {
 		for s := range d {
 			seqs = append(seqs, s)
 		}
-		sort.Slice(seqs, func(i, j int) bool { return len(seqs[i]) < len(seqs[j]) || len(seqs[i]) == len(seqs[j]) && seqs[i] < seqs[j] })
+		sort.Slice(seqs, func(i, j int) bool {
+			return len(seqs[i]) < len(seqs[j]) || len(seqs[i]) == len(seqs[j]) && seqs[i] < seqs[j]
+		})
 		if rel.Owner != "" || rel.Checkpoint.Position.Sequence != seqs[len(seqs)-1] {
 			t.Errorf("B released %+v, want unowned at the last record written, %s", rel, seqs[len(seqs)-1])
 		}
