@@ -269,6 +269,7 @@ func TestFleetChaos(t *testing.T) {
 		}
 	}
 	checkParentsBeforeChildren(t, kc, stream, lines)
+	checkGrants(t, lines)
 }
 
 // checkParentsBeforeChildren checks that for every partition key, every
@@ -374,8 +375,9 @@ func TestZombieWorker(t *testing.T) {
 	if lost != 0 {
 		t.Fatalf("%d records lost; z1 log:\n%s\nz2 log:\n%s", lost, f.logTail("z1"), f.logTail("z2"))
 	}
+	checkGrants(t, readLines(t, f.sinks("z1", "z2")...))
 	log := f.logTail("z1")
-	if !strings.Contains(log, "heartbeat too old") && !strings.Contains(log, "lease lost") && !strings.Contains(log, "checkpoint rejected") {
+	if !strings.Contains(log, "heartbeat too old") && !strings.Contains(log, "lease lost") && !strings.Contains(log, "checkpoint rejected") && !strings.Contains(log, "declared dead") {
 		t.Errorf("the zombie never noticed it lost its leases; log:\n%s", log)
 	}
 }

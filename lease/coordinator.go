@@ -67,6 +67,7 @@ type Coordinator struct {
 
 	mu        sync.Mutex
 	id        string               // guarded by mu: current incarnation's identity
+	joined    bool                 // guarded by mu: the identity's item was created (its first heartbeat succeeded)
 	grants    map[string]*Grant    // guarded by mu: shard -> the grant being processed
 	requested map[string]time.Time // guarded by mu: our pending handoff requests, by shard
 	stopping  bool                 // guarded by mu

@@ -406,12 +406,18 @@ func (s *DynamoStore) Checkpoint(ctx context.Context, shardID, owner string, epo
 
 // Heartbeat increments the worker's liveness counter unless a peer
 // declared it dead.
-func (s *DynamoStore) Heartbeat(ctx context.Context, id, name string, held int, stopping bool) (int64, error) {
+func (s *DynamoStore) Heartbeat(ctx context.Context, id, name string, held int, stopping, first bool) (int64, error) {
+	names := map[string]string{"#w": attrWorker, "#l": attrHeld, "#st": attrStopping, "#u": attrUpdated, "#hb": attrHeartbeat, "#d": attrDead}
+	cond := "attribute_not_exists(#d)"
+	if !first {
+		cond += " AND attribute_exists(#k)"
+		names["#k"] = attrKey
+	}
 	out, err := s.update(ctx, &dynamodb.UpdateItemInput{
 		Key:                      key(workerPrefix + id),
 		UpdateExpression:         aws.String("SET #w = :w, #l = :held, #st = :st, #u = :now ADD #hb :one"),
-		ConditionExpression:      aws.String("attribute_not_exists(#d)"),
-		ExpressionAttributeNames: map[string]string{"#w": attrWorker, "#l": attrHeld, "#st": attrStopping, "#u": attrUpdated, "#hb": attrHeartbeat, "#d": attrDead},
+		ConditionExpression:      aws.String(cond),
+		ExpressionAttributeNames: names,
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":w": sv(name), ":held": num(int64(held)), ":st": &types.AttributeValueMemberBOOL{Value: stopping},
 			":now": s.stamp(), ":one": num(1),

@@ -107,12 +107,12 @@ func (c *Coordinator) endAll(why error) {
 // timing the fence from the send is conservative.
 func (c *Coordinator) heartbeat(ctx context.Context) error {
 	c.mu.Lock()
-	id, held, stopping := c.id, len(c.grants), c.stopping
+	id, held, stopping, first := c.id, len(c.grants), c.stopping, !c.joined
 	c.mu.Unlock()
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.Duration-c.cfg.SafetyMargin)
 	defer cancel()
 	sent := time.Now()
-	_, err := c.store.Heartbeat(hctx, id, c.cfg.WorkerID, held, stopping)
+	_, err := c.store.Heartbeat(hctx, id, c.cfg.WorkerID, held, stopping, first)
 	if err != nil {
 		c.stats.hbFail.Add(1)
 		if errors.Is(err, ErrDeclaredDead) {
@@ -122,6 +122,9 @@ func (c *Coordinator) heartbeat(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	still := c.id == id
+	if still {
+		c.joined = true
+	}
 	c.mu.Unlock()
 	if !still {
 		return nil
@@ -146,6 +149,7 @@ func (c *Coordinator) reincarnate(old string) {
 		return
 	}
 	c.id = newIdentity(c.cfg.WorkerID)
+	c.joined = false
 	c.requested = map[string]time.Time{}
 	id := c.id
 	c.mu.Unlock()

@@ -175,10 +175,12 @@ type Store interface {
 	// Checkpoint writes cp if owner still holds the lease at epoch; ErrLost
 	// otherwise.
 	Checkpoint(ctx context.Context, shardID, owner string, epoch int64, cp checkpoint.Checkpoint) error
-	// Heartbeat increments the worker incarnation's counter (creating its
-	// item if needed) and records its name, held and stopping; it returns
-	// the new counter. ErrDeclaredDead if a peer declared it dead.
-	Heartbeat(ctx context.Context, id, name string, held int, stopping bool) (int64, error)
+	// Heartbeat increments the worker incarnation's counter and records
+	// its name, held and stopping; it returns the new counter. The first
+	// heartbeat of an incarnation creates its item; later ones require it:
+	// ErrDeclaredDead if a peer declared it dead (or the item was swept
+	// away after that).
+	Heartbeat(ctx context.Context, id, name string, held int, stopping, first bool) (int64, error)
 	// MarkDead declares worker incarnation id dead if its counter is still
 	// counter (counter < 0: if it has no item, by writing a dead one).
 	// ErrConflict if the counter moved, the item appeared, or it is dead

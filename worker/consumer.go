@@ -88,7 +88,7 @@ func (c *consumer) run(parent context.Context) {
 		}
 		return
 	}
-	shard := Shard{StreamName: c.w.cfg.StreamName, ShardID: c.lease.ShardID, WorkerID: c.w.cfg.Lease.WorkerID, Start: c.checkpointed}
+	shard := Shard{StreamName: c.w.cfg.StreamName, ShardID: c.lease.ShardID, WorkerID: c.w.cfg.Lease.WorkerID, Epoch: c.lease.Epoch, Start: c.checkpointed}
 	proc, err := c.w.factory(ctx, shard)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -34,6 +34,10 @@ type Shard struct {
 	StreamName string
 	ShardID    string
 	WorkerID   string
+	// Epoch is the lease epoch this worker holds the shard at; it grows
+	// with every change of owner, so records a sink writes can be told
+	// apart by the grant they were processed under.
+	Epoch int64
 	// Start is the checkpoint the shard resumes from, including each
 	// sink's own progress, so a sink that is ahead can skip what it has
 	// already written.

@@ -1,4 +1,10 @@
-// Package faultproxy injects Kinesis failures into an HTTP client: an
+// Package faultproxy injects AWS failures for tests and benchmarks.
+//
+// DynamoProxy (dynamo.go) is an HTTP proxy in front of DynamoDB that adds
+// latency, black-holes requests or answers 5xx and throttling, per client,
+// and counts calls and capacity units.
+//
+// Transport injects Kinesis failures into an HTTP client: an
 // http.RoundTripper that wraps the real transport and, for PutRecords
 // calls, fails some entries of the call or the whole call, the way
 // Kinesis does under load. Other operations pass through untouched.

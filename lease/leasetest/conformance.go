@@ -207,12 +207,12 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 		mustCreate(t, s, "s1")
 		mustCreate(t, s, "s2")
 		for i := int64(1); i <= 3; i++ {
-			n, err := s.Heartbeat(ctx(t), "A~1", "A", 2, false)
+			n, err := s.Heartbeat(ctx(t), "A~1", "A", 2, false, i == 1)
 			if err != nil || n != i {
 				t.Fatalf("heartbeat %d: got %d, %v", i, n, err)
 			}
 		}
-		if _, err := s.Heartbeat(ctx(t), "B~1", "B", 0, true); err != nil {
+		if _, err := s.Heartbeat(ctx(t), "B~1", "B", 0, true, true); err != nil {
 			t.Fatal(err)
 		}
 		snap, err := s.Snapshot(ctx(t))
@@ -256,7 +256,10 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 
 	t.Run("DeclaredDeadIsFinal", func(t *testing.T) {
 		s := newStore(t)
-		n, err := s.Heartbeat(ctx(t), "A~1", "A", 0, false)
+		if _, err := s.Heartbeat(ctx(t), "A~1", "A", 0, false, false); !errors.Is(err, lease.ErrDeclaredDead) {
+			t.Fatalf("a heartbeat that is not the first needs the item: got %v, want ErrDeclaredDead", err)
+		}
+		n, err := s.Heartbeat(ctx(t), "A~1", "A", 0, false, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +272,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 		if err := s.MarkDead(ctx(t), "A~1", n); !errors.Is(err, lease.ErrConflict) {
 			t.Fatalf("second mark: got %v, want ErrConflict", err)
 		}
-		if _, err := s.Heartbeat(ctx(t), "A~1", "A", 0, false); !errors.Is(err, lease.ErrDeclaredDead) {
+		if _, err := s.Heartbeat(ctx(t), "A~1", "A", 0, false, false); !errors.Is(err, lease.ErrDeclaredDead) {
 			t.Fatalf("heartbeat after being declared dead: got %v, want ErrDeclaredDead", err)
 		}
 		// An owner with no item at all is declared dead with a tombstone,
@@ -277,10 +280,10 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 		if err := s.MarkDead(ctx(t), "ghost~1", -1); err != nil {
 			t.Fatalf("tombstone: %v", err)
 		}
-		if _, err := s.Heartbeat(ctx(t), "ghost~1", "ghost", 0, false); !errors.Is(err, lease.ErrDeclaredDead) {
+		if _, err := s.Heartbeat(ctx(t), "ghost~1", "ghost", 0, false, true); !errors.Is(err, lease.ErrDeclaredDead) {
 			t.Fatalf("ghost heartbeat: got %v, want ErrDeclaredDead", err)
 		}
-		if _, err := s.Heartbeat(ctx(t), "B~1", "B", 0, false); err != nil {
+		if _, err := s.Heartbeat(ctx(t), "B~1", "B", 0, false, true); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.MarkDead(ctx(t), "B~1", -1); !errors.Is(err, lease.ErrConflict) {
@@ -294,6 +297,10 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 				t.Fatalf("delete dead %s: %v", id, err)
 			}
 		}
+		// Swept away, a dead worker still cannot heartbeat back to life.
+		if _, err := s.Heartbeat(ctx(t), "A~1", "A", 0, false, false); !errors.Is(err, lease.ErrDeclaredDead) {
+			t.Fatalf("heartbeat after the sweep: got %v, want ErrDeclaredDead", err)
+		}
 		snap, err := s.Snapshot(ctx(t))
 		if err != nil {
 			t.Fatal(err)
@@ -306,7 +313,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 	t.Run("GenerationAndPoll", func(t *testing.T) {
 		s := newStore(t)
 		mustCreate(t, s, "s1")
-		if _, err := s.Heartbeat(ctx(t), "A~1", "A", 1, false); err != nil {
+		if _, err := s.Heartbeat(ctx(t), "A~1", "A", 1, false, true); err != nil {
 			t.Fatal(err)
 		}
 		for i := int64(1); i <= 2; i++ {

@@ -332,11 +332,11 @@ func (f *Fake) Checkpoint(ctx context.Context, shardID, owner string, epoch int6
 }
 
 // Heartbeat implements lease.Store.
-func (f *Fake) Heartbeat(ctx context.Context, id, name string, held int, stopping bool) (int64, error) {
+func (f *Fake) Heartbeat(ctx context.Context, id, name string, held int, stopping, first bool) (int64, error) {
 	var n int64
 	err := f.call(ctx, "Heartbeat", id, func() error {
 		w, ok := f.workers[id]
-		if ok && w.Dead {
+		if ok && w.Dead || !ok && !first {
 			f.writes += writeUnits(f.workerBytes(id))
 			return fmt.Errorf("heartbeat %s: %w", id, lease.ErrDeclaredDead)
 		}

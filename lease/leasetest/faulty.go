@@ -140,11 +140,11 @@ func (f *Faulty) Checkpoint(ctx context.Context, shardID, owner string, epoch in
 }
 
 // Heartbeat implements lease.Store.
-func (f *Faulty) Heartbeat(ctx context.Context, id, name string, held int, stopping bool) (int64, error) {
+func (f *Faulty) Heartbeat(ctx context.Context, id, name string, held int, stopping, first bool) (int64, error) {
 	if err := f.before(ctx, "Heartbeat"); err != nil {
 		return 0, err
 	}
-	n, err := f.Store.Heartbeat(ctx, id, name, held, stopping)
+	n, err := f.Store.Heartbeat(ctx, id, name, held, stopping, first)
 	if err = f.after(ctx, "Heartbeat", err); err != nil {
 		return 0, err
 	}

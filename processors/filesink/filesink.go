@@ -21,6 +21,7 @@ import (
 type Line struct {
 	WorkerID          string    `json:"worker_id"`
 	ShardID           string    `json:"shard_id"`
+	Epoch             int64     `json:"epoch,omitempty"` // the lease epoch the record was processed under
 	SequenceNumber    string    `json:"sequence_number"`
 	SubSequenceNumber int64     `json:"sub_sequence_number"`
 	PartitionKey      string    `json:"partition_key"`
@@ -105,7 +106,7 @@ func (w *shardWriter) Process(ctx context.Context, recs []worker.Record) error {
 		// The encoder writes the JSON and a newline straight into the
 		// buffered file, with no copy per line.
 		if err := w.s.enc.Encode(Line{
-			WorkerID: w.shard.WorkerID, ShardID: r.ShardID, SequenceNumber: r.SequenceNumber, SubSequenceNumber: r.SubSequenceNumber,
+			WorkerID: w.shard.WorkerID, ShardID: r.ShardID, Epoch: w.shard.Epoch, SequenceNumber: r.SequenceNumber, SubSequenceNumber: r.SubSequenceNumber,
 			PartitionKey: r.PartitionKey, Data: string(r.Data), ProcessedAt: now,
 		}); err != nil {
 			return fmt.Errorf("filesink: write: %w", err)
