@@ -3,101 +3,32 @@ package integration
 import (
 	"context"
 	"os"
-	"sort"
 	"testing"
 	"time"
 
+	"github.com/leasehold/leasehold/internal/bench"
 	"github.com/leasehold/leasehold/internal/faultproxy"
 	"github.com/leasehold/leasehold/internal/testenv"
 	"github.com/leasehold/leasehold/lease"
 )
 
-// takeover is what checkGrants measured on one shard where ownership
-// changed: how long, and how many records, a grant kept processing after
-// a newer grant had processed its first record (both 0 when the protocol
-// holds), and the gap between them.
-type takeover struct {
-	shard        string
-	from, to     int64 // epochs
-	overlap      time.Duration
-	lateRecords  int
-	gap          time.Duration
-	fromWorkerID string
-	toWorkerID   string
-}
-
 // checkGrants asserts promise 1 from what the sinks received: for every
 // shard, no record was processed under an older lease epoch after the
-// first record processed under a newer one. Every line carries the epoch
-// its worker held the shard at.
-func checkGrants(t *testing.T, lines []lineT) []takeover {
+// first record processed under a newer one (every line carries the epoch
+// its worker held the shard at).
+func checkGrants(t *testing.T, lines []lineT) []bench.Takeover {
 	t.Helper()
-	type grant struct {
-		worker      string
-		first, last time.Time
-		times       []time.Time
+	moves, err := bench.Takeovers(lines)
+	if err != nil {
+		t.Fatal(err)
 	}
-	byShard := map[string]map[int64]*grant{}
-	for _, l := range lines {
-		if l.Epoch == 0 {
-			t.Fatalf("sink line without an epoch: %+v", l)
-		}
-		m := byShard[l.ShardID]
-		if m == nil {
-			m = map[int64]*grant{}
-			byShard[l.ShardID] = m
-		}
-		g := m[l.Epoch]
-		if g == nil {
-			g = &grant{worker: l.WorkerID, first: l.ProcessedAt, last: l.ProcessedAt}
-			m[l.Epoch] = g
-		}
-		g.first, g.last = minTime(g.first, l.ProcessedAt), maxTime(g.last, l.ProcessedAt)
-		g.times = append(g.times, l.ProcessedAt)
-	}
-	var out []takeover
-	for shard, m := range byShard {
-		var epochs []int64
-		for e := range m {
-			epochs = append(epochs, e)
-		}
-		sort.Slice(epochs, func(i, j int) bool { return epochs[i] < epochs[j] })
-		for i := 1; i < len(epochs); i++ {
-			next := m[epochs[i]]
-			for _, e := range epochs[:i] {
-				prev := m[e]
-				to := takeover{shard: shard, from: e, to: epochs[i], fromWorkerID: prev.worker, toWorkerID: next.worker, gap: next.first.Sub(prev.last)}
-				for _, at := range prev.times {
-					if at.After(next.first) {
-						to.lateRecords++
-						to.overlap = max(to.overlap, at.Sub(next.first))
-					}
-				}
-				if to.lateRecords > 0 {
-					t.Errorf("shard %s: %d records processed by %s under epoch %d up to %s after %s began under epoch %d",
-						shard, to.lateRecords, prev.worker, e, to.overlap, next.worker, epochs[i])
-				}
-				if e == epochs[i-1] {
-					out = append(out, to)
-				}
-			}
+	for _, m := range moves {
+		if m.Late > 0 {
+			t.Errorf("shard %s: %d records processed under an epoch before %d (%s) up to %s after its first record",
+				m.Shard, m.Late, m.To, m.ToID, m.Overlap)
 		}
 	}
-	return out
-}
-
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
-	}
-	return a
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
+	return moves
 }
 
 // TestLeaseTableFaults runs two worker processes, each talking to DynamoDB
@@ -163,7 +94,7 @@ func TestLeaseTableFaults(t *testing.T) {
 			lost, dups := tally(lines, sent)
 			moves := checkGrants(t, lines)
 			for _, m := range moves {
-				t.Logf("shard %s: epoch %d (%s) → %d (%s): gap %s, %d late records", m.shard, m.from, m.fromWorkerID, m.to, m.toWorkerID, m.gap.Round(time.Millisecond), m.lateRecords)
+				t.Logf("shard %s: epoch %d (%s) → %d (%s): gap %s, %d late records", m.Shard, m.From, m.FromID, m.To, m.ToID, m.Gap.Round(time.Millisecond), m.Late)
 			}
 			s := proxies["f1"].Stats()
 			t.Logf("sent %d; lost %d; duplicated %d; f1's proxy: %d calls, %d injected errors, %d black-holed", sent, lost, len(dups), s.Forwarded+s.Injected+s.BlackHoled, s.Injected, s.BlackHoled)

@@ -159,7 +159,6 @@ func (c *Coordinator) firstHeartbeat(ctx context.Context) error {
 	for {
 		err := c.heartbeat(ctx)
 		if err == nil {
-			c.announceChange()
 			return nil
 		}
 		if awserr.Permanent(err) || ctx.Err() != nil {
@@ -192,7 +191,6 @@ func (c *Coordinator) BeginStop(ctx context.Context) {
 	if err := c.heartbeat(ctx); err != nil {
 		c.log.Warn("stopping heartbeat failed", zap.Error(err))
 	}
-	c.announceChange()
 	c.Kick()
 }
 

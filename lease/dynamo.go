@@ -45,6 +45,7 @@ const (
 	attrHeld       = "held"       // worker: leases held at last heartbeat
 	attrStopping   = "stopping"   // worker: shutting down
 	attrDead       = "dead"       // worker: declared dead by a peer
+	attrInbox      = "inbox"      // worker: bumped by peers that asked it for a lease
 	attrGeneration = "generation" // fleet: bumped on every change peers react to
 
 	shardPrefix   = "shard#"
@@ -520,6 +521,21 @@ func (s *DynamoStore) Bump(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("bump fleet generation: %w", err)
 	}
 	return numOf(out.Attributes[attrGeneration]), nil
+}
+
+// Notify bumps the worker's inbox, if it has an item.
+func (s *DynamoStore) Notify(ctx context.Context, id string) error {
+	_, err := s.update(ctx, &dynamodb.UpdateItemInput{
+		Key:                       key(workerPrefix + id),
+		UpdateExpression:          aws.String("ADD #i :one"),
+		ConditionExpression:       aws.String("attribute_exists(#k)"),
+		ExpressionAttributeNames:  map[string]string{"#i": attrInbox, "#k": attrKey},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
+	})
+	if err != nil && !isConditional(err) {
+		return fmt.Errorf("notify %s: %w", id, err)
+	}
+	return nil
 }
 
 func (s *DynamoStore) stamp() types.AttributeValue {

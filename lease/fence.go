@@ -129,12 +129,8 @@ func (c *Coordinator) heartbeat(ctx context.Context) error {
 	if !still {
 		return nil
 	}
-	first, recovered := c.extendFence(sent)
-	if recovered {
+	if _, recovered := c.extendFence(sent); recovered {
 		c.log.Info("heartbeat current again", zap.String("identity", id))
-	}
-	if first || recovered {
-		c.announceChange() // joined or back: peers should count this worker
 	}
 	return nil
 }

@@ -83,6 +83,9 @@ func encodeWorker(w Worker) map[string]types.AttributeValue {
 	if w.Dead {
 		item[attrDead] = &types.AttributeValueMemberBOOL{Value: true}
 	}
+	if w.Inbox != 0 {
+		item[attrInbox] = num(w.Inbox)
+	}
 	return item
 }
 
@@ -92,6 +95,7 @@ func decodeWorker(it map[string]types.AttributeValue) Worker {
 		Name:      str(it[attrWorker]),
 		Heartbeat: numOf(it[attrHeartbeat]),
 		Held:      int(numOf(it[attrHeld])),
+		Inbox:     numOf(it[attrInbox]),
 	}
 	if b, ok := it[attrStopping].(*types.AttributeValueMemberBOOL); ok {
 		w.Stopping = b.Value

@@ -107,6 +107,9 @@ type Worker struct {
 	// Dead is set by a peer that saw the heartbeat unchanged for the lease
 	// duration; the incarnation's leases may then be taken by anyone.
 	Dead bool
+	// Inbox is bumped by a peer that asked this worker for a lease, so the
+	// worker (which polls its own item) looks at the table.
+	Inbox int64
 	// UpdatedAt is the worker's own wall clock at the last heartbeat; shown
 	// to people, never used to judge expiry.
 	UpdatedAt time.Time
@@ -196,6 +199,9 @@ type Store interface {
 	Delete(ctx context.Context, shardID string) error
 	// Bump increments the fleet generation and returns it.
 	Bump(ctx context.Context) (int64, error)
+	// Notify bumps worker id's inbox, telling it a request waits on one
+	// of its leases; no error if the worker has no item.
+	Notify(ctx context.Context, id string) error
 }
 
 // Units is lease-table capacity consumed, as DynamoDB bills it.

@@ -25,14 +25,18 @@ type loopState struct {
 	scanUnits float64   // what the last scan cost
 	rescan    bool      // the last read looked stale or a write conflicted: scan next pass
 	ring      []string  // identities watched between scans
+	inbox     int64     // our own item's inbox at the last scan
 	failures  int       // consecutive failed passes
 }
 
 // coordinate is the loop: a pass every TakeInterval (jittered, backing
-// off after failures) or when kicked.
+// off after failures) or when kicked. The first pass waits one interval:
+// workers started together have all heartbeated by then, so each sees the
+// whole fleet and takes only its share of the unowned leases, instead of
+// the first to look taking everything and handing most of it over again.
 func (c *Coordinator) coordinate(ctx context.Context) {
 	st := &loopState{live: newLiveness(c.cfg.Duration), gen: -1}
-	timer := time.NewTimer(0)
+	timer := time.NewTimer(c.interval(0))
 	defer timer.Stop()
 	for {
 		select {
@@ -111,21 +115,27 @@ func (c *Coordinator) pass(ctx context.Context, st *loopState) error {
 		}
 	}
 
-	pollUnits := 0.5 * float64(1+len(st.ring)+len(reqShards))
+	pollUnits := 0.5 * float64(2+len(st.ring)+len(reqShards))
 	scan := st.gen < 0 || st.rescan || stopping || time.Since(st.scanned) >= c.cfg.ScanInterval || st.scanUnits <= pollUnits
 	if !scan {
 		pctx, cancel := c.call(ctx)
 		sent := time.Now()
-		p, err := c.store.Poll(pctx, st.ring, reqShards)
+		p, err := c.store.Poll(pctx, append([]string{me}, st.ring...), reqShards)
 		cancel()
 		if err != nil {
 			return errors.Join(append(errs, err)...)
 		}
 		c.stats.polls.Add(1)
 		returned := time.Now()
+		for _, w := range p.Workers {
+			if w.ID == me && w.Inbox != st.inbox {
+				scan = true // a peer asked us for a lease
+			}
+		}
 		if p.Generation != st.gen {
 			scan = true
-		} else {
+		}
+		if !scan {
 			errs = append(errs, c.afterPoll(ctx, st, me, p, sent, returned))
 		}
 	}
@@ -163,6 +173,9 @@ func (c *Coordinator) bump(ctx context.Context) error {
 func (c *Coordinator) afterPoll(ctx context.Context, st *loopState, me string, p Polled, sent, returned time.Time) error {
 	found := map[string]bool{}
 	for _, w := range p.Workers {
+		if w.ID == me {
+			continue
+		}
 		found[w.ID] = true
 		if w.Dead {
 			st.rescan = true // someone else declared it: look at the table
@@ -220,6 +233,9 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 	present := map[string]Worker{}
 	for _, w := range snap.Workers {
 		present[w.ID] = w
+		if w.ID == me {
+			st.inbox = w.Inbox
+		}
 		if w.Dead {
 			dead[w.ID] = true
 			st.live.forget(w.ID)
@@ -291,6 +307,14 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 	c.mu.Unlock()
 
 	out := plan(planInput{me: me, snap: snap, held: held, dead: dead, live: live, incoming: incoming, noTake: noTake, stopping: stopping, rng: c.rng})
+	switch {
+	case !out.settled || len(out.takes) > 0 || len(out.lost) > 0:
+		st.rescan = true // not balanced yet from here: plan again next pass
+	case out.lookAgain && c.rng.IntN(5) == 0:
+		// Workers at floor that could take one more look again about every
+		// fifth pass, not all of them every pass.
+		st.rescan = true
+	}
 
 	for shard, reason := range out.lost {
 		if g := c.grant(shard); g != nil {
@@ -316,9 +340,32 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 		}
 		c.log.Info("handoff request refused", zap.String("shard_id", r.shardID), zap.String("requester", r.requester), zap.String("reason", r.reason))
 	}
-	byShard := make(map[string]Lease, len(snap.Leases))
+	// Look up only what the takes and pending requests need: parents of
+	// first takes (to delete them) and the leases asked for.
+	want := map[string]bool{}
+	for _, s := range c.pendingShards() {
+		want[s] = true
+	}
+	firstTakes := map[string]bool{}
+	for _, t := range out.takes {
+		if t.epoch == 0 {
+			firstTakes[t.shardID] = true
+		}
+	}
+	if len(firstTakes) > 0 {
+		for _, l := range snap.Leases {
+			if firstTakes[l.ShardID] {
+				for _, p := range l.Parents {
+					want[p] = true
+				}
+			}
+		}
+	}
+	byShard := make(map[string]Lease, len(want))
 	for _, l := range snap.Leases {
-		byShard[l.ShardID] = l
+		if want[l.ShardID] {
+			byShard[l.ShardID] = l
+		}
 	}
 	errs = append(errs, c.take(ctx, st, me, out.takes, byShard))
 	errs = append(errs, c.request(ctx, st, me, out.requests))
@@ -481,7 +528,7 @@ func (c *Coordinator) deleteParents(ctx context.Context, child Lease, byShard ma
 // their next pass).
 func (c *Coordinator) request(ctx context.Context, st *loopState, me string, reqs []request) error {
 	var errs []error
-	sent := 0
+	owners := map[string]bool{}
 	for _, r := range reqs {
 		cctx, cancel := c.call(ctx)
 		err := c.store.RequestHandoff(cctx, r.shardID, r.owner, r.epoch, me)
@@ -494,15 +541,20 @@ func (c *Coordinator) request(ctx context.Context, st *loopState, me string, req
 			errs = append(errs, err)
 			continue
 		}
-		sent++
+		owners[r.owner] = true
 		c.mu.Lock()
 		c.requested[r.shardID] = time.Now()
 		c.mu.Unlock()
 		c.stats.requested.Add(1)
 		c.log.Info("handoff request sent", zap.String("shard_id", r.shardID), zap.String("owner", r.owner))
 	}
-	if sent > 0 {
-		c.announceChange()
+	// Tell only the owners asked; the rest of the fleet need not look.
+	for owner := range owners {
+		cctx, cancel := c.call(ctx)
+		if err := c.store.Notify(cctx, owner); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
 	}
 	return errors.Join(errs...)
 }

@@ -46,6 +46,11 @@ type planOutput struct {
 	requests []request
 	floor    int // every live worker should hold at least this many
 	target   int // and at most this many (floor, or floor+1 when it does not divide)
+	// settled is false while this worker should look again soon: it asked
+	// for leases, or it is below floor and someone has more. lookAgain is
+	// true when it is at floor and could take one more once nobody is
+	// below floor: worth a look now and then, not every pass.
+	settled, lookAgain bool
 }
 
 // plan decides one pass. It is a pure function of its input so that the
@@ -77,18 +82,34 @@ type planOutput struct {
 //     leases promised to this worker, so requests are never doubled.
 func plan(in planInput) planOutput {
 	out := planOutput{lost: map[string]string{}, handoffs: map[string]string{}}
-	byShard := make(map[string]Lease, len(in.snap.Leases))
+	// Only parents need looking up by id; a table of 10,000 leases has few.
+	parents := map[string]*Lease{}
 	for _, l := range in.snap.Leases {
-		byShard[l.ShardID] = l
+		for _, p := range l.Parents {
+			parents[p] = nil
+		}
+	}
+	index := make(map[string]int, len(in.held))
+	for i := range in.snap.Leases {
+		l := &in.snap.Leases[i]
+		if _, ok := parents[l.ShardID]; ok {
+			parents[l.ShardID] = l
+		}
+		if _, ok := in.held[l.ShardID]; ok {
+			index[l.ShardID] = i
+		}
 	}
 
 	type candidate struct{ shard, requester string }
 	var candidates []candidate
 	for shard, epoch := range in.held {
-		l, ok := byShard[shard]
-		switch {
-		case !ok:
+		i, ok := index[shard]
+		if !ok {
 			out.confirm = append(out.confirm, shard)
+			continue
+		}
+		l := in.snap.Leases[i]
+		switch {
 		case l.Epoch < epoch:
 			// stale read: we took it after this copy was made
 		case l.Epoch > epoch:
@@ -115,10 +136,12 @@ func plan(in planInput) planOutput {
 		incoming[s] = true
 	}
 	var takeable []take
-	for _, l := range in.snap.Leases {
-		if l.Ended() || !parentsEnded(l, byShard) {
+	ok := make([]bool, len(in.snap.Leases)) // processable
+	for i, l := range in.snap.Leases {
+		if l.Ended() || !parentsEnded(l, parents) {
 			continue
 		}
+		ok[i] = true
 		processable++
 		_, isHeld := in.held[l.ShardID]
 		if isHeld && out.lost[l.ShardID] == "" {
@@ -159,10 +182,13 @@ func plan(in planInput) planOutput {
 	out.floor = processable / workers
 	out.target = (processable + workers - 1) / workers
 	if in.stopping {
+		out.settled = true
 		return out
 	}
 
-	// 3. Requests on our leases, the neediest requester first.
+	// 3. Requests on our leases, the neediest requester first. The
+	// owner's count: what it processes, plus own leases it takes back in
+	// this pass (just handed to it, say).
 	sort.Slice(candidates, func(i, j int) bool {
 		a, b := candidates[i], candidates[j]
 		if eff[a.requester] != eff[b.requester] {
@@ -170,8 +196,6 @@ func plan(in planInput) planOutput {
 		}
 		return a.shard < b.shard
 	})
-	// The owner's count: what it processes, plus own leases it takes back
-	// in this pass (just handed to it, say).
 	heldNow := 0
 	for s := range in.held {
 		if _, lost := out.lost[s]; !lost {
@@ -215,14 +239,9 @@ func plan(in planInput) planOutput {
 	}
 
 	// 5. Requests.
-	donors := map[string][]Lease{}
-	for _, l := range in.snap.Leases {
-		if l.Owner != "" && l.Owner != in.me && in.live[l.Owner] && l.HandoffTo == "" && !l.Ended() && parentsEnded(l, byShard) {
-			donors[l.Owner] = append(donors[l.Owner], l)
-		}
-	}
-	for id := range donors {
-		sort.Slice(donors[id], func(i, j int) bool { return donors[id][i].ShardID < donors[id][j].ShardID })
+	most := 0
+	for id := range in.live {
+		most = max(most, eff[id])
 	}
 	othersBelow := func() bool {
 		for id := range in.live {
@@ -232,29 +251,42 @@ func plan(in planInput) planOutput {
 		}
 		return false
 	}
-	for {
-		best := ""
-		for id, ls := range donors {
-			if len(ls) > 0 && (best == "" || eff[id] > eff[best] || (eff[id] == eff[best] && id < best)) {
-				best = id
+	if mine < out.floor || mine < out.target && most >= mine+2 {
+		donors := map[string][]int{} // live owner -> indexes of leases it could hand over
+		for i, l := range in.snap.Leases {
+			if ok[i] && l.Owner != "" && l.Owner != in.me && in.live[l.Owner] && l.HandoffTo == "" {
+				donors[l.Owner] = append(donors[l.Owner], i)
 			}
 		}
-		if best == "" {
-			break
+		for {
+			best := ""
+			for id, ls := range donors {
+				if len(ls) > 0 && (best == "" || eff[id] > eff[best] || (eff[id] == eff[best] && id < best)) {
+					best = id
+				}
+			}
+			if best == "" {
+				break
+			}
+			if !(mine < out.floor && eff[best] > out.floor || mine < out.target && eff[best] >= mine+2 && !othersBelow()) {
+				break
+			}
+			ls := donors[best]
+			k := in.rng.IntN(len(ls))
+			l := in.snap.Leases[ls[k]]
+			ls[k] = ls[len(ls)-1]
+			donors[best] = ls[:len(ls)-1]
+			out.requests = append(out.requests, request{l.ShardID, l.Owner, l.Epoch})
+			eff[best]--
+			mine++
 		}
-		ok := mine < out.floor && eff[best] > out.floor ||
-			mine < out.target && eff[best] >= mine+2 && !othersBelow()
-		if !ok {
-			break
+		most = 0
+		for id := range in.live {
+			most = max(most, eff[id])
 		}
-		ls := donors[best]
-		i := in.rng.IntN(len(ls))
-		l := ls[i]
-		donors[best] = append(ls[:i], ls[i+1:]...)
-		out.requests = append(out.requests, request{l.ShardID, l.Owner, l.Epoch})
-		eff[best]--
-		mine++
 	}
+	out.settled = len(out.requests) == 0 && len(incoming) == 0 && mine >= out.floor
+	out.lookAgain = out.settled && mine < out.target && most >= mine+2
 	return out
 }
 
@@ -263,9 +295,9 @@ const reasonOwn = "own lease not held here"
 // parentsEnded reports whether every parent of l has reached SHARD_END. A
 // parent with no lease is taken as ended: its lease was deleted once its
 // children started, or the shard was trimmed before it had one.
-func parentsEnded(l Lease, byShard map[string]Lease) bool {
+func parentsEnded(l Lease, parents map[string]*Lease) bool {
 	for _, p := range l.Parents {
-		if pl, ok := byShard[p]; ok && !pl.Ended() {
+		if pl := parents[p]; pl != nil && !pl.Ended() {
 			return false
 		}
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,11 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/spf13/cobra"
 
 	"github.com/leasehold/leasehold/internal/bench"
 	"github.com/leasehold/leasehold/internal/devstack"
 	"github.com/leasehold/leasehold/internal/faultproxy"
+	"github.com/leasehold/leasehold/lease"
+	"github.com/leasehold/leasehold/lease/leasetest"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -21,16 +25,26 @@ func newBenchCmd() *cobra.Command {
 		Short: "Measure leasehold on the local stack and print the figures",
 	}
 	var shards, workers int
-	var rest time.Duration
+	var rest, consuming, hold time.Duration
+	var faults, scale bool
 	leases := &cobra.Command{
 		Use:   "leases",
-		Short: "Crash failover, SIGTERM handoff, scale-out convergence and DynamoDB calls at rest, with real worker processes",
+		Short: "Failover, handoff, scale-out, lease-table faults, DynamoDB cost and scale, with real worker processes",
 		Long: `Runs worker processes of this binary against the local stack (leasehold dev up)
-and prints a Markdown table: failover after SIGKILL, handoff after SIGTERM,
-scale-out convergence, duplicates, and DynamoDB writes and reads per
-shard-hour at rest, counted at a proxy in front of DynamoDB. Lease timings
-come from the lease.* settings. Refuses endpoints that are not on loopback:
-it creates and deletes streams and tables.`,
+and prints Markdown tables: failover after SIGKILL, handoff after SIGTERM,
+scale-out convergence and planned moves, duplicates, and DynamoDB read and
+write units and dollars per shard-month while consuming and at rest,
+counted at a proxy in front of DynamoDB for each worker.
+
+--faults adds one worker's lease table misbehaving (latency, a black hole,
+5xx and throttling): takeover time, records processed by the old owner
+after the takeover, overlap. --scale adds lease coordinators in this
+process: 1,000 shards and 20 workers on the local DynamoDB, and 10,000
+shards and 200 workers on an in-memory store that counts capacity as
+DynamoDB bills it: convergence, planned moves and cost at rest.
+
+Lease timings come from the lease.* settings. Refuses endpoints that are
+not on loopback: it creates and deletes streams and tables.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := loadConfig(cmd)
@@ -48,20 +62,46 @@ it creates and deletes streams and tables.`,
 			start := time.Now()
 			res, err := bench.RunLeases(cmd.Context(), ls.kc, ls.db, bench.LeaseConfig{
 				Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, Shards: shards, Workers: workers,
-				Duration: c.Lease.Duration, TakeInterval: c.Lease.TakeInterval, Renew: c.Lease.RenewInterval,
-				Rest: rest, Progress: cmd.ErrOrStderr(),
+				Duration: c.Lease.Duration, TakeInterval: c.Lease.TakeInterval, Renew: c.Lease.RenewInterval, Margin: c.Lease.SafetyMargin,
+				Rest: rest, Consuming: consuming, Faults: faults, FaultHold: hold, Progress: cmd.ErrOrStderr(),
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "leasehold bench leases — %s, %d cores, took %s\n\n", time.Now().UTC().Format("2006-01-02"), numCPU(), time.Since(start).Round(time.Second))
-			bench.PrintLeases(cmd.OutOrStdout(), res)
+			var scales []bench.ScaleResult
+			if scale {
+				lc := lease.Config{Duration: c.Lease.Duration, RenewInterval: c.Lease.RenewInterval, TakeInterval: c.Lease.TakeInterval, SafetyMargin: c.Lease.SafetyMargin}
+				table := fmt.Sprintf("bench-scale-%d", time.Now().UnixNano()%1e9)
+				defer ls.db.DeleteTable(context.WithoutCancel(cmd.Context()), &dynamodb.DeleteTableInput{TableName: &table}) //nolint:errcheck // best effort
+				for _, sc := range []bench.ScaleConfig{
+					{Backend: "local DynamoDB", Store: lease.NewDynamoStore(ls.db, table), Shards: 1000, Workers: 20},
+					{Backend: "in-memory, DynamoDB billing", Store: leasetest.NewFake(), Shards: 10000, Workers: 200},
+				} {
+					sc.Lease, sc.Progress = lc, cmd.ErrOrStderr()
+					r, err := bench.RunScale(cmd.Context(), sc)
+					if err != nil {
+						return err
+					}
+					scales = append(scales, r)
+				}
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "leasehold bench leases — %s, %d cores, took %s\n\n", time.Now().UTC().Format("2006-01-02"), numCPU(), time.Since(start).Round(time.Second))
+			bench.PrintLeases(out, res)
+			if len(scales) > 0 {
+				fmt.Fprintf(out, "\n### Scale: lease coordinators in one process, no records\n\n")
+				bench.PrintScale(out, scales)
+			}
 			return nil
 		},
 	}
 	leases.Flags().IntVar(&shards, "shards", 8, "shards in the benchmark stream")
 	leases.Flags().IntVar(&workers, "workers", 3, "workers before the scale-out (one more is started)")
-	leases.Flags().DurationVar(&rest, "rest", 60*time.Second, "window over which DynamoDB calls at rest are counted")
+	leases.Flags().DurationVar(&rest, "rest", 60*time.Second, "window over which DynamoDB units at rest are counted")
+	leases.Flags().DurationVar(&consuming, "consuming", 30*time.Second, "window over which DynamoDB units are counted while records flow")
+	leases.Flags().BoolVar(&faults, "faults", true, "run the lease-table fault scenarios")
+	leases.Flags().DurationVar(&hold, "fault-hold", 0, "how long each fault lasts (default 3 × lease.duration)")
+	leases.Flags().BoolVar(&scale, "scale", true, "run the scale scenarios (1,000 shards / 20 workers, 10,000 / 200)")
 	cmd.AddCommand(leases, newBenchPipelineCmd(), newBenchExplorerCmd())
 	return cmd
 }

@@ -1,19 +1,14 @@
 package bench
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
 	"strconv"
+	"sync/atomic"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -22,21 +17,27 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/leasehold/leasehold/lease"
-	"github.com/leasehold/leasehold/processors/filesink"
 )
 
 // LeaseConfig describes one lease benchmark run.
 type LeaseConfig struct {
 	Binary       string // the leasehold executable to run workers with
 	Kinesis      string // endpoint URL
-	DynamoDB     string // endpoint URL (the proxy goes in front of it)
+	DynamoDB     string // endpoint URL (each worker gets a proxy in front of it)
 	Shards       int    // default 8
 	Workers      int    // before scale-out; default 3
 	Duration     time.Duration
 	TakeInterval time.Duration
 	Renew        time.Duration
-	Rest         time.Duration // at-rest window for DynamoDB counts; default 60s
-	Progress     io.Writer     // progress lines; may be nil
+	Margin       time.Duration
+	Consuming    time.Duration // window for DynamoDB units while records flow; default 30s
+	Rest         time.Duration // at-rest window for DynamoDB units; default 60s
+	// Faults runs the fault scenarios (latency, black hole, 5xx and
+	// throttling on one worker's lease table), each held for FaultHold
+	// (default 3 × Duration).
+	Faults    bool
+	FaultHold time.Duration
+	Progress  io.Writer // progress lines; may be nil
 }
 
 func (c *LeaseConfig) defaults() {
@@ -55,8 +56,17 @@ func (c *LeaseConfig) defaults() {
 	if c.Renew == 0 {
 		c.Renew = 4 * time.Second
 	}
+	if c.Margin == 0 {
+		c.Margin = 2 * time.Second
+	}
+	if c.Consuming == 0 {
+		c.Consuming = 30 * time.Second
+	}
 	if c.Rest == 0 {
 		c.Rest = 60 * time.Second
+	}
+	if c.FaultHold == 0 {
+		c.FaultHold = 3 * c.Duration
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard
@@ -72,13 +82,12 @@ type LeaseResult struct {
 	FailoverTaken          time.Duration // SIGKILL -> every orphaned lease owned by a peer (max)
 	Handoff                time.Duration // SIGTERM -> every released shard read by a peer (max)
 	Convergence            time.Duration // start of worker N+1 -> balanced spread
-	RestWindow             time.Duration
-	RestWrites, RestReads  int64
-	WritesPerShardHour     float64
-	ReadsPerShardHour      float64
-	RestOps                map[string]int64
+	ScaleOutMoves          int           // planned moves for the scale-out; the minimum is ⌊shards/(workers+1)⌋
+	Consuming, Rest        Cost
 	PlannedDuplicates      int // stream records processed twice with no copy from the killed worker
 	KillDuplicates         int // stream records processed twice, one copy from the killed worker
+	Late                   int // records processed under an old epoch after the new one's first (promise 1: 0)
+	Faults                 []FaultResult
 }
 
 // RunLeases runs the scenario. It creates (and deletes) its own stream and
@@ -89,39 +98,16 @@ func RunLeases(ctx context.Context, kc *kinesis.Client, db *dynamodb.Client, cfg
 	res := LeaseResult{Shards: cfg.Shards, Workers: cfg.Workers, Duration: cfg.Duration, TakeInterval: cfg.TakeInterval, Renew: cfg.Renew}
 	say := func(format string, args ...any) { fmt.Fprintf(cfg.Progress, format+"\n", args...) }
 
-	proxy, err := startDDBProxy(cfg.DynamoDB)
+	f, stream, cleanup, err := newFleet(ctx, kc, db, cfg, "bench")
 	if err != nil {
 		return res, err
 	}
-	defer proxy.Close()
-
-	run := fmt.Sprintf("bench-%d", time.Now().UnixNano()%1e9)
-	stream, table := run, run+"-leases"
-	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: &stream, ShardCount: aws.Int32(int32(cfg.Shards))}); err != nil {
-		return res, fmt.Errorf("create stream: %w", err)
-	}
-	defer kc.DeleteStream(context.WithoutCancel(ctx), &kinesis.DeleteStreamInput{StreamName: &stream})
-	defer db.DeleteTable(context.WithoutCancel(ctx), &dynamodb.DeleteTableInput{TableName: &table})
-	if err := waitStream(ctx, kc, stream); err != nil {
-		return res, err
-	}
-	dir, err := os.MkdirTemp("", "leasehold-bench")
-	if err != nil {
-		return res, err
-	}
-	if os.Getenv("LEASEHOLD_BENCH_KEEP_DIR") == "" {
-		defer os.RemoveAll(dir)
-	} else {
-		say("keeping %s", dir)
-	}
-
-	f := &procs{cfg: cfg, dir: dir, stream: stream, table: table, ddb: proxy.URL(), byID: map[string]*exec.Cmd{}}
-	defer f.stopAll()
-	store := lease.NewDynamoStore(db, table)
+	defer cleanup()
+	store := lease.NewDynamoStore(db, f.table)
 
 	pctx, stopProducer := context.WithCancel(ctx)
 	defer stopProducer()
-	go produce(pctx, kc, stream)
+	sent := startProduce(pctx, kc, stream)
 
 	say("starting %d workers on %d shards", cfg.Workers, cfg.Shards)
 	var ids []string
@@ -135,20 +121,31 @@ func RunLeases(ctx context.Context, kc *kinesis.Client, db *dynamodb.Client, cfg
 	if _, err := waitBalanced(ctx, store, ids, 60*time.Second); err != nil {
 		return res, err
 	}
+	time.Sleep(2 * time.Second)
 
 	// Scale-out N -> N+1.
 	newID := fmt.Sprintf("bench-w%d", cfg.Workers+1)
 	ids = append(ids, newID)
 	say("scale-out: starting %s", newID)
+	moves0 := f.labelCalls("hand over")
 	t0 := time.Now()
 	if err := f.start(newID); err != nil {
 		return res, err
 	}
-	if res.Convergence, err = waitBalanced(ctx, store, ids, 60*time.Second); err != nil {
+	if _, err = waitBalanced(ctx, store, ids, 60*time.Second); err != nil {
 		return res, err
 	}
 	res.Convergence = time.Since(t0)
 	time.Sleep(2 * time.Second)
+	res.ScaleOutMoves = int(f.labelCalls("hand over") - moves0)
+
+	// While consuming: records flow, checkpoints are written.
+	say("consuming: counting DynamoDB units for %s", cfg.Consuming)
+	f.resetStats()
+	if err := sleep(ctx, cfg.Consuming); err != nil {
+		return res, err
+	}
+	res.Consuming = costOf(f.stats(), cfg.Consuming, cfg.Shards)
 
 	// SIGKILL one worker.
 	victim := ids[0]
@@ -179,29 +176,29 @@ func RunLeases(ctx context.Context, kc *kinesis.Client, db *dynamodb.Client, cfg
 	}
 	f.wait(leaving)
 
-	// At rest: no records, count DynamoDB calls.
+	// At rest: no records.
 	stopProducer()
-	say("at rest: counting DynamoDB calls for %s", cfg.Rest)
+	say("at rest: counting DynamoDB units for %s", cfg.Rest)
 	time.Sleep(cfg.CheckpointSettle())
-	proxy.snapshot()
-	select {
-	case <-ctx.Done():
-		return res, ctx.Err()
-	case <-time.After(cfg.Rest):
+	f.resetStats()
+	if err := sleep(ctx, cfg.Rest); err != nil {
+		return res, err
 	}
-	res.RestOps = proxy.snapshot()
-	for op, n := range res.RestOps {
-		if isWrite(op) {
-			res.RestWrites += n
-		} else {
-			res.RestReads += n
+	res.Rest = costOf(f.stats(), cfg.Rest, cfg.Shards)
+	res.PlannedDuplicates, res.KillDuplicates = f.duplicates(victim)
+	if moves, err := Takeovers(f.lines()); err == nil {
+		for _, m := range moves {
+			res.Late += m.Late
 		}
 	}
-	res.RestWindow = cfg.Rest
-	shardHours := float64(cfg.Shards) * cfg.Rest.Hours()
-	res.WritesPerShardHour = float64(res.RestWrites) / shardHours
-	res.ReadsPerShardHour = float64(res.RestReads) / shardHours
-	res.PlannedDuplicates, res.KillDuplicates = f.duplicates(victim)
+	_ = sent
+	f.stopAll()
+
+	if cfg.Faults {
+		if res.Faults, err = runFaults(ctx, kc, db, cfg); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
 }
 
@@ -209,265 +206,72 @@ func RunLeases(ctx context.Context, kc *kinesis.Client, db *dynamodb.Client, cfg
 // counting: the last checkpoints of in-flight records land in it.
 func (c LeaseConfig) CheckpointSettle() time.Duration { return 8 * time.Second }
 
-// procs runs worker processes of the real binary.
-type procs struct {
-	cfg                LeaseConfig
-	dir, stream, table string
-	ddb                string
-	byID               map[string]*exec.Cmd
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
-func (f *procs) start(id string) error {
-	cmd := exec.Command(f.cfg.Binary, "worker")
-	cmd.Env = append(os.Environ(),
-		"AWS_ENDPOINT_URL_KINESIS="+f.cfg.Kinesis, "AWS_ENDPOINT_URL_DYNAMODB="+f.ddb,
-		"LEASEHOLD_STREAM_NAME="+f.stream, "LEASEHOLD_LEASE_TABLE="+f.table, "LEASEHOLD_WORKER_ID="+id,
-		"LEASEHOLD_WORKER_FILE_SINK="+filepath.Join(f.dir, id+".ndjson"), "LEASEHOLD_LOG_FORMAT=json", "LEASEHOLD_LOG_LEVEL=info",
-		"LEASEHOLD_LEASE_DURATION="+f.cfg.Duration.String(), "LEASEHOLD_LEASE_TAKE_INTERVAL="+f.cfg.TakeInterval.String(),
-		"LEASEHOLD_LEASE_RENEW_INTERVAL="+f.cfg.Renew.String(), "LEASEHOLD_WORKER_CHECKPOINT_INTERVAL=1s", "LEASEHOLD_WORKER_IDLE_TIME=200ms", "LEASEHOLD_WORKER_MAX_READ_RATE=5", "LEASEHOLD_WORKER_METRICS_ADDR=127.0.0.1:0",
-	)
-	if os.Getenv("AWS_REGION") == "" {
-		cmd.Env = append(cmd.Env, "AWS_REGION=us-east-1")
+// newFleet creates a stream of cfg.Shards shards and a worker-process
+// fleet on a fresh lease table; cleanup stops the workers and deletes
+// both.
+func newFleet(ctx context.Context, kc *kinesis.Client, db *dynamodb.Client, cfg LeaseConfig, prefix string) (*procs, string, func(), error) {
+	run := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1e9)
+	stream, table := run, run+"-leases"
+	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: &stream, ShardCount: aws.Int32(int32(cfg.Shards))}); err != nil {
+		return nil, "", nil, fmt.Errorf("create stream: %w", err)
 	}
-	if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
-		cmd.Env = append(cmd.Env, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test")
-	}
-	logf, err := os.Create(filepath.Join(f.dir, id+".log"))
+	dir, err := os.MkdirTemp("", "leasehold-bench")
 	if err != nil {
-		return err
+		return nil, "", nil, err
 	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start worker %s: %w", id, err)
-	}
-	f.byID[id] = cmd
-	return nil
-}
-
-func (f *procs) signal(id string, sig syscall.Signal) {
-	if c := f.byID[id]; c != nil {
-		_ = c.Process.Signal(sig)
-		if sig == syscall.SIGKILL {
-			f.wait(id)
+	f := &procs{cfg: cfg, dir: dir, stream: stream, table: table, byID: map[string]*proc{}}
+	cleanup := func() {
+		f.stopAll()
+		for _, p := range f.proxies {
+			p.Close()
 		}
-	}
-}
-
-func (f *procs) wait(id string) {
-	if c := f.byID[id]; c != nil {
-		_ = c.Wait()
-		delete(f.byID, id)
-	}
-}
-
-func (f *procs) stopAll() {
-	for id, c := range f.byID {
-		_ = c.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = c.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = c.Process.Kill()
-			<-done
-		}
-		delete(f.byID, id)
-	}
-}
-
-// readWatch finds, per shard, the earliest time after t0 that a worker
-// other than `not` processed one of its records. It tails the sink files:
-// each poll reads only what was appended since the last, so watching does
-// not load the machine whose timings it measures.
-type readWatch struct {
-	dir    string
-	shards map[string]bool
-	not    string
-	t0     time.Time
-	offset map[string]int64     // file -> bytes consumed (whole lines only)
-	first  map[string]time.Time // shard -> first read after t0
-}
-
-func (f *procs) watchReads(shards map[string]bool, not string, t0 time.Time) *readWatch {
-	return &readWatch{dir: f.dir, shards: shards, not: not, t0: t0, offset: map[string]int64{}, first: map[string]time.Time{}}
-}
-
-// poll reads what the files gained and returns the first reads so far.
-func (w *readWatch) poll() map[string]time.Time {
-	files, _ := filepath.Glob(filepath.Join(w.dir, "*.ndjson"))
-	for _, path := range files {
-		fh, err := os.Open(path)
-		if err != nil {
-			continue
-		}
-		if _, err := fh.Seek(w.offset[path], io.SeekStart); err == nil {
-			r := bufio.NewReaderSize(fh, 1<<16)
-			for {
-				line, err := r.ReadBytes('\n')
-				if err != nil {
-					break // a partial last line is read again next time
-				}
-				w.offset[path] += int64(len(line))
-				var l filesink.Line
-				if json.Unmarshal(line, &l) != nil || l.WorkerID == w.not || !w.shards[l.ShardID] || l.ProcessedAt.Before(w.t0) {
-					continue
-				}
-				if cur, ok := w.first[l.ShardID]; !ok || l.ProcessedAt.Before(cur) {
-					w.first[l.ShardID] = l.ProcessedAt
-				}
-			}
-		}
-		fh.Close()
-	}
-	return w.first
-}
-
-// duplicates counts stream records processed more than once, split into
-// those with a copy from the killed worker (expected: its in-flight batch)
-// and those without (planned moves: should be 0).
-func (f *procs) duplicates(killed string) (planned, fromKill int) {
-	seen := map[string][]string{}
-	files, _ := filepath.Glob(filepath.Join(f.dir, "*.ndjson"))
-	for _, path := range files {
-		forEachLine(path, func(l filesink.Line) {
-			k := l.ShardID + "/" + l.SequenceNumber + "/" + strconv.FormatInt(l.SubSequenceNumber, 10)
-			seen[k] = append(seen[k], l.WorkerID)
-		})
-	}
-	for _, ws := range seen {
-		if len(ws) < 2 {
-			continue
-		}
-		killedCopy := false
-		for _, w := range ws {
-			killedCopy = killedCopy || w == killed
-		}
-		if killedCopy {
-			fromKill++
+		_, _ = kc.DeleteStream(context.WithoutCancel(ctx), &kinesis.DeleteStreamInput{StreamName: &stream})
+		_, _ = db.DeleteTable(context.WithoutCancel(ctx), &dynamodb.DeleteTableInput{TableName: &table})
+		if os.Getenv("LEASEHOLD_BENCH_KEEP_DIR") == "" {
+			os.RemoveAll(dir)
 		} else {
-			planned++
+			fmt.Fprintf(cfg.Progress, "kept %s\n", dir)
 		}
 	}
-	return planned, fromKill
+	if err := waitStream(ctx, kc, stream); err != nil {
+		cleanup()
+		return nil, "", nil, err
+	}
+	return f, stream, cleanup, nil
 }
 
-func forEachLine(path string, fn func(filesink.Line)) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return
-	}
-	defer fh.Close()
-	sc := bufio.NewScanner(fh)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var l filesink.Line
-		if json.Unmarshal(sc.Bytes(), &l) == nil {
-			fn(l)
-		}
-	}
-}
-
-// waitRead polls until every shard in `shards` is owned by another worker
-// and has been read by it; it returns the max time to ownership and to the
-// first record read.
-func waitRead(ctx context.Context, store lease.Store, f *procs, shards map[string]bool, from string, t0 time.Time, limit time.Duration) (taken, read time.Duration, err error) {
-	takenAt := map[string]time.Duration{}
-	watch := f.watchReads(shards, from, t0)
-	deadline := t0.Add(limit)
-	for time.Now().Before(deadline) {
-		snap, err := store.Snapshot(ctx)
-		if err != nil {
-			return 0, 0, err
-		}
-		for _, l := range snap.Leases {
-			if shards[l.ShardID] && l.Owner != "" && l.Owner != from {
-				if _, ok := takenAt[l.ShardID]; !ok {
-					takenAt[l.ShardID] = time.Since(t0)
-				}
+// startProduce writes a light, steady load of numbered records over random
+// partition keys until ctx ends; the returned func tells how many were
+// acknowledged (their data are 1..n).
+func startProduce(ctx context.Context, kc *kinesis.Client, stream string) func() int64 {
+	var n atomic.Int64
+	go func() {
+		for ctx.Err() == nil {
+			var entries []types.PutRecordsRequestEntry
+			base := n.Load()
+			for i := range 40 {
+				entries = append(entries, types.PutRecordsRequestEntry{Data: []byte(strconv.FormatInt(base+int64(i)+1, 10)), PartitionKey: aws.String(strconv.Itoa(rand.IntN(1 << 30)))})
+			}
+			// Only whole batches count, so the acknowledged data are 1..n.
+			if out, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: &stream, Records: entries}); err == nil && aws.ToInt32(out.FailedRecordCount) == 0 {
+				n.Add(int64(len(entries)))
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
 			}
 		}
-		reads := watch.poll()
-		if len(takenAt) == len(shards) && len(reads) == len(shards) {
-			for _, d := range takenAt {
-				taken = max(taken, d)
-			}
-			for _, at := range reads {
-				read = max(read, at.Sub(t0))
-			}
-			return taken, read, nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, 0, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return 0, 0, fmt.Errorf("shards %v not read elsewhere within %s", keys(shards), limit)
-}
-
-func keys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func ownedBy(ctx context.Context, store lease.Store, id string) (map[string]bool, error) {
-	snap, err := store.Snapshot(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for _, l := range snap.Leases {
-		if l.Owner == id && !l.Ended() {
-			out[l.ShardID] = true
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("worker %s holds no shard", id)
-	}
-	return out, nil
-}
-
-// waitBalanced polls until every lease is owned by one of ids and the
-// spread is within one; it returns how long that took.
-func waitBalanced(ctx context.Context, store lease.Store, ids []string, limit time.Duration) (time.Duration, error) {
-	t0 := time.Now()
-	var lastErr error
-	for time.Since(t0) < limit {
-		snap, err := store.Snapshot(ctx)
-		if err != nil {
-			lastErr = err // the workers may not have created the table yet
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		count := map[string]int{}
-		ok := len(snap.Leases) > 0
-		for _, l := range snap.Leases {
-			if l.Ended() {
-				continue
-			}
-			if l.Owner == "" {
-				ok = false
-			}
-			count[l.Owner]++
-		}
-		lo, hi := 1<<30, 0
-		for _, id := range ids {
-			lo, hi = min(lo, count[id]), max(hi, count[id])
-		}
-		if ok && hi-lo <= 1 {
-			return time.Since(t0), nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return 0, fmt.Errorf("leases never balanced within %s (last error: %v)", limit, lastErr)
+	}()
+	return n.Load
 }
 
 func waitStream(ctx context.Context, kc *kinesis.Client, stream string) error {
@@ -479,44 +283,4 @@ func waitStream(ctx context.Context, kc *kinesis.Client, stream string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("stream %s not ACTIVE", stream)
-}
-
-// produce writes a light, steady load over random partition keys until ctx
-// ends, so every shard has records to read.
-func produce(ctx context.Context, kc *kinesis.Client, stream string) {
-	n := 0
-	for ctx.Err() == nil {
-		var entries []types.PutRecordsRequestEntry
-		for range 40 {
-			n++
-			entries = append(entries, types.PutRecordsRequestEntry{Data: []byte(strconv.Itoa(n)), PartitionKey: aws.String(strconv.Itoa(rand.IntN(1 << 30)))})
-		}
-		_, _ = kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: &stream, Records: entries})
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// PrintLeases renders the result as a Markdown table with each target.
-func PrintLeases(w io.Writer, r LeaseResult) {
-	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', tabwriter.Debug)
-	fmt.Fprintf(tw, "| figure\t measured\t target\t\n")
-	fmt.Fprintf(tw, "|---\t---\t---\t\n")
-	fmt.Fprintf(tw, "| crash failover: SIGKILL → every orphaned shard read by a peer (max)\t %.1f s\t ≤ lease duration + 2 s = %.0f s\t\n", r.Failover.Seconds(), (r.Duration + 2*time.Second).Seconds())
-	fmt.Fprintf(tw, "| … of which: SIGKILL → every orphaned lease taken (max)\t %.1f s\t \t\n", r.FailoverTaken.Seconds())
-	fmt.Fprintf(tw, "| graceful handoff: SIGTERM → every released shard read by a peer (max)\t %.2f s\t < 2 s\t\n", r.Handoff.Seconds())
-	fmt.Fprintf(tw, "| scale-out %d → %d workers, %d shards: start → balanced\t %.1f s (%.1f take intervals)\t ≤ 2 take intervals\t\n", r.Workers, r.Workers+1, r.Shards, r.Convergence.Seconds(), r.Convergence.Seconds()/r.TakeInterval.Seconds())
-	fmt.Fprintf(tw, "| duplicates from planned moves (scale-out, SIGTERM)\t %d\t 0\t\n", r.PlannedDuplicates)
-	fmt.Fprintf(tw, "| duplicates after SIGKILL (records it processed but had not checkpointed)\t %d\t within one checkpoint interval\t\n", r.KillDuplicates)
-	fmt.Fprintf(tw, "| DynamoDB writes per shard-hour at rest (%d shards, %d workers)\t %.0f\t ≤ 120\t\n", r.Shards, r.Workers-1, r.WritesPerShardHour)
-	fmt.Fprintf(tw, "| DynamoDB reads per shard-hour at rest\t %.0f\t (reported)\t\n", r.ReadsPerShardHour)
-	tw.Flush()
-	var ops []string
-	for op, n := range r.RestOps {
-		ops = append(ops, fmt.Sprintf("%s=%d", op, n))
-	}
-	sort.Strings(ops)
-	fmt.Fprintf(w, "\nAt rest for %s: %v. Settings: lease duration %s, renew %s, take interval %s.\n", r.RestWindow, ops, r.Duration, r.Renew, r.TakeInterval)
 }

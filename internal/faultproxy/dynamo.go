@@ -2,6 +2,7 @@ package faultproxy
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -48,6 +49,15 @@ type DynamoStats struct {
 	// (clients must ask for it: ReturnConsumedCapacity TOTAL); a failed
 	// conditional write counts one write unit, as DynamoDB bills it.
 	ReadUnits, WriteUnits float64
+	// Labels splits the forwarded calls and their units by the label the
+	// proxy's Label function gave each request.
+	Labels map[string]LabelStats
+}
+
+// LabelStats counts the forwarded calls with one label.
+type LabelStats struct {
+	Calls                 int64
+	ReadUnits, WriteUnits float64
 }
 
 // DynamoProxy is an HTTP proxy in front of DynamoDB (or the local
@@ -66,6 +76,18 @@ type DynamoProxy struct {
 	faults DynamoFaults
 	rng    *rand.Rand
 	stats  DynamoStats
+	label  func(op string, body []byte) string
+}
+
+type labelKey struct{}
+
+// SetLabel makes the proxy classify every forwarded request with f (given
+// the operation and the request body) and count calls and units per
+// label in Stats.Labels.
+func (p *DynamoProxy) SetLabel(f func(op string, body []byte) string) {
+	p.mu.Lock()
+	p.label = f
+	p.mu.Unlock()
 }
 
 // StartDynamoProxy listens on 127.0.0.1 (a free port) and forwards to
@@ -79,7 +101,7 @@ func StartDynamoProxy(target string) (*DynamoProxy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("faultproxy: listen: %w", err)
 	}
-	p := &DynamoProxy{ln: ln, stop: make(chan struct{}), rng: rand.New(rand.NewPCG(1, 2)), stats: DynamoStats{Calls: map[string]int64{}}}
+	p := &DynamoProxy{ln: ln, stop: make(chan struct{}), rng: rand.New(rand.NewPCG(1, 2)), stats: newStats()}
 	p.rp = httputil.NewSingleHostReverseProxy(u)
 	p.rp.ModifyResponse = p.count
 	p.rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
@@ -109,14 +131,22 @@ func (p *DynamoProxy) Stats() DynamoStats {
 	for k, v := range p.stats.Calls {
 		s.Calls[k] = v
 	}
+	s.Labels = make(map[string]LabelStats, len(p.stats.Labels))
+	for k, v := range p.stats.Labels {
+		s.Labels[k] = v
+	}
 	return s
+}
+
+func newStats() DynamoStats {
+	return DynamoStats{Calls: map[string]int64{}, Labels: map[string]LabelStats{}}
 }
 
 // ResetStats zeroes the counters and returns what they were.
 func (p *DynamoProxy) ResetStats() DynamoStats {
 	s := p.Stats()
 	p.mu.Lock()
-	p.stats = DynamoStats{Calls: map[string]int64{}}
+	p.stats = newStats()
 	p.mu.Unlock()
 	return s
 }
@@ -193,7 +223,18 @@ func (p *DynamoProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.mu.Lock()
 	p.stats.Forwarded++
+	label := p.label
 	p.mu.Unlock()
+	if label != nil {
+		body, err := io.ReadAll(r.Body)
+		r.Body.Close()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r = r.WithContext(context.WithValue(r.Context(), labelKey{}, label(op, body)))
+	}
 	p.rp.ServeHTTP(w, r)
 }
 
@@ -235,11 +276,19 @@ func (p *DynamoProxy) count(resp *http.Response) error {
 	} else if bytes.Contains(body, []byte("ConditionalCheckFailed")) {
 		units = 1
 	}
+	lbl, labelled := resp.Request.Context().Value(labelKey{}).(string)
 	p.mu.Lock()
+	ls := p.stats.Labels[lbl]
+	ls.Calls++
 	if isWriteOp(op) {
 		p.stats.WriteUnits += units
+		ls.WriteUnits += units
 	} else {
 		p.stats.ReadUnits += units
+		ls.ReadUnits += units
+	}
+	if labelled {
+		p.stats.Labels[lbl] = ls
 	}
 	p.mu.Unlock()
 	return nil

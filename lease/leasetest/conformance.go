@@ -316,6 +316,14 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 		if _, err := s.Heartbeat(ctx(t), "A~1", "A", 1, false, true); err != nil {
 			t.Fatal(err)
 		}
+		for range 2 {
+			if err := s.Notify(ctx(t), "A~1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Notify(ctx(t), "nobody~1"); err != nil {
+			t.Fatalf("notify of a worker without an item: %v", err)
+		}
 		for i := int64(1); i <= 2; i++ {
 			g, err := s.Bump(ctx(t))
 			if err != nil || g != i {
@@ -338,7 +346,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 				break
 			}
 		}
-		if p.Generation != 2 || len(p.Workers) != 1 || p.Workers[0].Heartbeat != 1 || len(p.Leases) != 1 || p.Leases[0].ShardID != "s1" {
+		if p.Generation != 2 || len(p.Workers) != 1 || p.Workers[0].Heartbeat != 1 || p.Workers[0].Inbox != 2 || len(p.Leases) != 1 || p.Leases[0].ShardID != "s1" {
 			t.Fatalf("poll: %+v", p)
 		}
 		if p.ReadUnits != 2.5 {

@@ -20,7 +20,8 @@ import (
 // counts every call by method, and the capacity each would consume on
 // DynamoDB (item sizes by DynamoDB's rules, eventually consistent reads at
 // half price, scans by total size per 1 MB page), so cost can be measured
-// without AWS.
+// without AWS. Leases it returns share their Parents and Checkpoint.Sinks
+// with the store, which never changes them in place: do not modify them.
 type Fake struct {
 	// Before, when set, is called ahead of every call, outside the store's
 	// lock, with the method name and the shard or worker it is about. A
@@ -33,37 +34,59 @@ type Fake struct {
 	// replaces the call's result (an answer lost on the way back).
 	After func(ctx context.Context, method, id string) error
 
-	mu      sync.Mutex
+	mu      sync.RWMutex // guards the items: reads share it, writes hold it alone
+	view    []lease.Lease // the leases as a slice, rebuilt after a write (nil: stale); shared by snapshots
+	viewMu  sync.Mutex    // guards view: readers rebuild it under the read lock
 	leases  map[string]lease.Lease
+	sizes   map[string]int // lease item bytes, kept with every write (scans of big tables stay cheap)
 	workers map[string]lease.Worker
 	gen     int64
-	calls   map[string]int
-	reads   float64 // read request units
-	writes  float64 // write request units
+
+	statMu sync.Mutex     // guards the counters below
+	calls  map[string]int //
+	reads  float64        // read request units
+	writes float64        // write request units
 }
 
 // NewFake returns an empty store.
 func NewFake() *Fake {
-	return &Fake{leases: map[string]lease.Lease{}, workers: map[string]lease.Worker{}, calls: map[string]int{}}
+	return &Fake{leases: map[string]lease.Lease{}, sizes: map[string]int{}, workers: map[string]lease.Worker{}, calls: map[string]int{}}
 }
 
 // Calls returns how often each method was called.
 func (f *Fake) Calls() map[string]int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.statMu.Lock()
+	defer f.statMu.Unlock()
 	return maps.Clone(f.calls)
 }
 
 // Units returns the capacity the calls so far would have consumed on
 // DynamoDB.
 func (f *Fake) Units() lease.Units {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.statMu.Lock()
+	defer f.statMu.Unlock()
 	return lease.Units{Read: f.reads, Write: f.writes}
 }
 
-// call runs op under the lock between the hooks.
+// charge adds units to the counters.
+func (f *Fake) charge(read, write float64) {
+	f.statMu.Lock()
+	f.reads += read
+	f.writes += write
+	f.statMu.Unlock()
+}
+
+// read runs op with the items locked for reading, between the hooks.
+func (f *Fake) read(ctx context.Context, method, id string, op func() error) error {
+	return f.run(ctx, method, id, false, op)
+}
+
+// call runs op with the items locked for writing, between the hooks.
 func (f *Fake) call(ctx context.Context, method, id string, op func() error) error {
+	return f.run(ctx, method, id, true, op)
+}
+
+func (f *Fake) run(ctx context.Context, method, id string, write bool, op func() error) error {
 	if f.Before != nil {
 		if err := f.Before(ctx, method, id); err != nil {
 			return err
@@ -72,10 +95,19 @@ func (f *Fake) call(ctx context.Context, method, id string, op func() error) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f.mu.Lock()
+	f.statMu.Lock()
 	f.calls[method]++
-	err := op()
-	f.mu.Unlock()
+	f.statMu.Unlock()
+	var err error
+	if write {
+		f.mu.Lock()
+		err = op()
+		f.mu.Unlock()
+	} else {
+		f.mu.RLock()
+		err = op()
+		f.mu.RUnlock()
+	}
 	if f.After != nil {
 		if aerr := f.After(ctx, method, id); aerr != nil {
 			return aerr
@@ -103,11 +135,13 @@ func writeUnits(bytes ...int) float64 {
 	return float64(max((b+1023)/1024, 1))
 }
 
-func (f *Fake) leaseBytes(id string) int {
-	if l, ok := f.leases[id]; ok {
-		return lease.LeaseItemBytes(l)
-	}
-	return 0
+func (f *Fake) leaseBytes(id string) int { return f.sizes[id] }
+
+// put stores l and its size. f.mu is held for writing.
+func (f *Fake) put(l lease.Lease) {
+	f.leases[l.ShardID] = l
+	f.sizes[l.ShardID] = lease.LeaseItemBytes(l)
+	f.view = nil
 }
 
 func (f *Fake) workerBytes(id string) int {
@@ -128,41 +162,47 @@ func (f *Fake) EnsureTable(ctx context.Context) error {
 	return f.call(ctx, "EnsureTable", "", func() error { return nil })
 }
 
-// Snapshot implements lease.Store.
+// Snapshot implements lease.Store. The leases come in no particular order
+// and, between writes, successive snapshots share one slice: do not
+// modify it.
 func (f *Fake) Snapshot(ctx context.Context) (lease.Snapshot, error) {
 	var s lease.Snapshot
-	err := f.call(ctx, "Snapshot", "", func() error {
-		page, units := 0, 0.0
-		account := func(b int) {
-			page += b
-			if page >= 1<<20 { // a Scan page ends at 1 MB
-				units += readUnits(page, false)
-				page = 0
+	err := f.read(ctx, "Snapshot", "", func() error {
+		f.viewMu.Lock()
+		if f.view == nil {
+			view := make([]lease.Lease, 0, len(f.leases))
+			for _, l := range f.leases {
+				view = append(view, l)
 			}
+			f.view = view
 		}
-		for _, l := range f.leases {
-			s.Leases = append(s.Leases, clone(l))
-			account(lease.LeaseItemBytes(l))
+		s.Leases = f.view
+		f.viewMu.Unlock()
+		bytes := 0
+		for _, b := range f.sizes {
+			bytes += b
 		}
 		for _, w := range f.workers {
 			s.Workers = append(s.Workers, w)
-			account(lease.WorkerItemBytes(w))
+			bytes += lease.WorkerItemBytes(w)
 		}
 		s.Generation = f.gen
 		if f.gen != 0 {
-			account(lease.GenerationItemBytes(f.gen))
+			bytes += lease.GenerationItemBytes(f.gen)
 		}
-		if page > 0 || units == 0 {
-			units += readUnits(page, false)
+		// A Scan page holds up to 1 MB; each page is billed on its own.
+		units := 0.0
+		for ; bytes > 1<<20; bytes -= 1 << 20 {
+			units += readUnits(1<<20, false)
 		}
+		units += readUnits(bytes, false)
 		s.ReadUnits = units
-		f.reads += units
+		f.charge(units, 0)
 		return nil
 	})
 	if err != nil {
 		return lease.Snapshot{}, err
 	}
-	sort.Slice(s.Leases, func(i, j int) bool { return s.Leases[i].ShardID < s.Leases[j].ShardID })
 	sort.Slice(s.Workers, func(i, j int) bool { return s.Workers[i].ID < s.Workers[j].ID })
 	return s, nil
 }
@@ -170,7 +210,7 @@ func (f *Fake) Snapshot(ctx context.Context) (lease.Snapshot, error) {
 // Poll implements lease.Store.
 func (f *Fake) Poll(ctx context.Context, workers, shards []string) (lease.Polled, error) {
 	var p lease.Polled
-	err := f.call(ctx, "Poll", "", func() error {
+	err := f.read(ctx, "Poll", "", func() error {
 		// Every key asked for is billed, found or not.
 		units := readUnits(lease.GenerationItemBytes(f.gen), false)
 		p.Generation = f.gen
@@ -194,11 +234,11 @@ func (f *Fake) Poll(ctx context.Context, workers, shards []string) (lease.Polled
 			l, ok := f.leases[id]
 			units += readUnits(f.leaseBytes(id), false)
 			if ok {
-				p.Leases = append(p.Leases, clone(l))
+				p.Leases = append(p.Leases, l)
 			}
 		}
 		p.ReadUnits = units
-		f.reads += units
+		f.charge(units, 0)
 		return nil
 	})
 	if err != nil {
@@ -210,13 +250,13 @@ func (f *Fake) Poll(ctx context.Context, workers, shards []string) (lease.Polled
 // Get implements lease.Store.
 func (f *Fake) Get(ctx context.Context, shardID string) (lease.Lease, error) {
 	var l lease.Lease
-	err := f.call(ctx, "Get", shardID, func() error {
-		f.reads += readUnits(f.leaseBytes(shardID), true)
+	err := f.read(ctx, "Get", shardID, func() error {
+		f.charge(readUnits(f.leaseBytes(shardID), true), 0)
 		got, ok := f.leases[shardID]
 		if !ok {
 			return fmt.Errorf("get lease %s: %w", shardID, lease.ErrNotFound)
 		}
-		l = clone(got)
+		l = got
 		return nil
 	})
 	return l, err
@@ -228,11 +268,12 @@ func (f *Fake) Create(ctx context.Context, l lease.Lease) error {
 		l = clone(l)
 		l.HandoffTo = ""
 		l.UpdatedAt = time.Now()
-		f.writes += writeUnits(f.leaseBytes(l.ShardID), lease.LeaseItemBytes(l))
 		if _, ok := f.leases[l.ShardID]; ok {
+			f.charge(0, writeUnits(f.leaseBytes(l.ShardID)))
 			return fmt.Errorf("create lease %s: %w", l.ShardID, lease.ErrExists)
 		}
-		f.leases[l.ShardID] = l
+		f.put(l)
+		f.charge(0, writeUnits(f.sizes[l.ShardID]))
 		return nil
 	})
 }
@@ -243,14 +284,14 @@ func (f *Fake) Take(ctx context.Context, shardID, owner string, epoch int64) (le
 	err := f.call(ctx, "Take", shardID, func() error {
 		l, ok := f.leases[shardID]
 		if !ok || l.Epoch != epoch {
-			f.writes += writeUnits(f.leaseBytes(shardID))
+			f.charge(0, writeUnits(f.leaseBytes(shardID)))
 			return fmt.Errorf("take lease %s at epoch %d: %w", shardID, epoch, lease.ErrConflict)
 		}
 		old := lease.LeaseItemBytes(l)
 		l.Owner, l.Epoch, l.UpdatedAt = owner, l.Epoch+1, time.Now()
-		f.leases[shardID] = l
-		f.writes += writeUnits(old, lease.LeaseItemBytes(l))
-		out = clone(l)
+		f.put(l)
+		f.charge(0, writeUnits(old, f.sizes[l.ShardID]))
+		out = l
 		return nil
 	})
 	return out, err
@@ -261,13 +302,13 @@ func (f *Fake) RequestHandoff(ctx context.Context, shardID, owner string, epoch 
 	return f.call(ctx, "RequestHandoff", shardID, func() error {
 		l, ok := f.leases[shardID]
 		if !ok || l.Owner != owner || l.Epoch != epoch || l.HandoffTo != "" {
-			f.writes += writeUnits(f.leaseBytes(shardID))
+			f.charge(0, writeUnits(f.leaseBytes(shardID)))
 			return fmt.Errorf("request handoff of %s: %w", shardID, lease.ErrConflict)
 		}
 		old := lease.LeaseItemBytes(l)
 		l.HandoffTo = requester
-		f.leases[shardID] = l
-		f.writes += writeUnits(old, lease.LeaseItemBytes(l))
+		f.put(l)
+		f.charge(0, writeUnits(old, f.sizes[l.ShardID]))
 		return nil
 	})
 }
@@ -275,10 +316,10 @@ func (f *Fake) RequestHandoff(ctx context.Context, shardID, owner string, epoch 
 // CancelHandoff implements lease.Store.
 func (f *Fake) CancelHandoff(ctx context.Context, shardID, requester string) error {
 	return f.call(ctx, "CancelHandoff", shardID, func() error {
-		f.writes += writeUnits(f.leaseBytes(shardID))
+		f.charge(0, writeUnits(f.leaseBytes(shardID)))
 		if l, ok := f.leases[shardID]; ok && l.HandoffTo == requester {
 			l.HandoffTo = ""
-			f.leases[shardID] = l
+			f.put(l)
 		}
 		return nil
 	})
@@ -290,11 +331,11 @@ func (f *Fake) Transfer(ctx context.Context, shardID, owner string, epoch int64,
 	err := f.call(ctx, "Transfer", shardID, func() error {
 		l, ok := f.leases[shardID]
 		if !ok || l.Owner != owner || l.Epoch != epoch {
-			f.writes += writeUnits(f.leaseBytes(shardID))
+			f.charge(0, writeUnits(f.leaseBytes(shardID)))
 			return fmt.Errorf("transfer lease %s at epoch %d: %w", shardID, epoch, lease.ErrLost)
 		}
 		if to != "" && l.HandoffTo != to {
-			f.writes += writeUnits(f.leaseBytes(shardID))
+			f.charge(0, writeUnits(f.leaseBytes(shardID)))
 			return fmt.Errorf("hand lease %s to %s: request withdrawn: %w", shardID, to, lease.ErrConflict)
 		}
 		old := lease.LeaseItemBytes(l)
@@ -303,8 +344,8 @@ func (f *Fake) Transfer(ctx context.Context, shardID, owner string, epoch int64,
 		if len(cp.Sinks) > 0 {
 			l.Checkpoint.Sinks = maps.Clone(cp.Sinks)
 		}
-		f.leases[shardID] = l
-		f.writes += writeUnits(old, lease.LeaseItemBytes(l))
+		f.put(l)
+		f.charge(0, writeUnits(old, f.sizes[l.ShardID]))
 		e = l.Epoch
 		return nil
 	})
@@ -316,7 +357,7 @@ func (f *Fake) Checkpoint(ctx context.Context, shardID, owner string, epoch int6
 	return f.call(ctx, "Checkpoint", shardID, func() error {
 		l, ok := f.leases[shardID]
 		if !ok || l.Owner != owner || l.Epoch != epoch {
-			f.writes += writeUnits(f.leaseBytes(shardID))
+			f.charge(0, writeUnits(f.leaseBytes(shardID)))
 			return fmt.Errorf("checkpoint %s at epoch %d: %w", shardID, epoch, lease.ErrLost)
 		}
 		old := lease.LeaseItemBytes(l)
@@ -325,8 +366,8 @@ func (f *Fake) Checkpoint(ctx context.Context, shardID, owner string, epoch int6
 			l.Checkpoint.Sinks = maps.Clone(cp.Sinks)
 		}
 		l.UpdatedAt = time.Now()
-		f.leases[shardID] = l
-		f.writes += writeUnits(old, lease.LeaseItemBytes(l))
+		f.put(l)
+		f.charge(0, writeUnits(old, f.sizes[l.ShardID]))
 		return nil
 	})
 }
@@ -337,14 +378,14 @@ func (f *Fake) Heartbeat(ctx context.Context, id, name string, held int, stoppin
 	err := f.call(ctx, "Heartbeat", id, func() error {
 		w, ok := f.workers[id]
 		if ok && w.Dead || !ok && !first {
-			f.writes += writeUnits(f.workerBytes(id))
+			f.charge(0, writeUnits(f.workerBytes(id)))
 			return fmt.Errorf("heartbeat %s: %w", id, lease.ErrDeclaredDead)
 		}
 		old := f.workerBytes(id)
 		w.ID, w.Name, w.Held, w.Stopping, w.UpdatedAt = id, name, held, stopping, time.Now()
 		w.Heartbeat++
 		f.workers[id] = w
-		f.writes += writeUnits(old, lease.WorkerItemBytes(w))
+		f.charge(0, writeUnits(old, lease.WorkerItemBytes(w)))
 		n = w.Heartbeat
 		return nil
 	})
@@ -358,14 +399,14 @@ func (f *Fake) MarkDead(ctx context.Context, id string, counter int64) error {
 		old := f.workerBytes(id)
 		switch {
 		case counter < 0 && ok, counter >= 0 && (!ok || w.Heartbeat != counter || w.Dead):
-			f.writes += writeUnits(old)
+			f.charge(0, writeUnits(old))
 			return fmt.Errorf("declare %s dead: %w", id, lease.ErrConflict)
 		case counter < 0:
 			w = lease.Worker{ID: id, Name: lease.WorkerName(id)}
 		}
 		w.Dead, w.UpdatedAt = true, time.Now()
 		f.workers[id] = w
-		f.writes += writeUnits(old, lease.WorkerItemBytes(w))
+		f.charge(0, writeUnits(old, lease.WorkerItemBytes(w)))
 		return nil
 	})
 }
@@ -373,7 +414,7 @@ func (f *Fake) MarkDead(ctx context.Context, id string, counter int64) error {
 // DeleteWorker implements lease.Store.
 func (f *Fake) DeleteWorker(ctx context.Context, id string) error {
 	return f.call(ctx, "DeleteWorker", id, func() error {
-		f.writes += writeUnits(f.workerBytes(id))
+		f.charge(0, writeUnits(f.workerBytes(id)))
 		delete(f.workers, id)
 		return nil
 	})
@@ -382,7 +423,7 @@ func (f *Fake) DeleteWorker(ctx context.Context, id string) error {
 // DeleteDeadWorker implements lease.Store.
 func (f *Fake) DeleteDeadWorker(ctx context.Context, id string) error {
 	return f.call(ctx, "DeleteDeadWorker", id, func() error {
-		f.writes += writeUnits(f.workerBytes(id))
+		f.charge(0, writeUnits(f.workerBytes(id)))
 		if w, ok := f.workers[id]; !ok || !w.Dead {
 			return fmt.Errorf("delete dead worker %s: %w", id, lease.ErrConflict)
 		}
@@ -394,11 +435,13 @@ func (f *Fake) DeleteDeadWorker(ctx context.Context, id string) error {
 // Delete implements lease.Store.
 func (f *Fake) Delete(ctx context.Context, shardID string) error {
 	return f.call(ctx, "Delete", shardID, func() error {
-		f.writes += writeUnits(f.leaseBytes(shardID))
+		f.charge(0, writeUnits(f.leaseBytes(shardID)))
 		if l, ok := f.leases[shardID]; !ok || !l.Ended() {
 			return fmt.Errorf("delete lease %s: not ended: %w", shardID, lease.ErrConflict)
 		}
 		delete(f.leases, shardID)
+		delete(f.sizes, shardID)
+		f.view = nil
 		return nil
 	})
 }
@@ -409,10 +452,23 @@ func (f *Fake) Bump(ctx context.Context) (int64, error) {
 	err := f.call(ctx, "Bump", "", func() error {
 		f.gen++
 		g = f.gen
-		f.writes += writeUnits(lease.GenerationItemBytes(f.gen))
+		f.charge(0, writeUnits(lease.GenerationItemBytes(f.gen)))
 		return nil
 	})
 	return g, err
+}
+
+// Notify implements lease.Store.
+func (f *Fake) Notify(ctx context.Context, id string) error {
+	return f.call(ctx, "Notify", id, func() error {
+		w, ok := f.workers[id]
+		f.charge(0, writeUnits(f.workerBytes(id)))
+		if ok {
+			w.Inbox++
+			f.workers[id] = w
+		}
+		return nil
+	})
 }
 
 var (

@@ -195,6 +195,14 @@ func (f *Faulty) Bump(ctx context.Context) (int64, error) {
 	return g, nil
 }
 
+// Notify implements lease.Store.
+func (f *Faulty) Notify(ctx context.Context, id string) error {
+	if err := f.before(ctx, "Notify"); err != nil {
+		return err
+	}
+	return f.after(ctx, "Notify", f.Store.Notify(ctx, id))
+}
+
 // Hang blocks until ctx ends and returns its error: a request that is
 // accepted and never answered.
 func Hang(ctx context.Context) error {
