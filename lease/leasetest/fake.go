@@ -34,7 +34,7 @@ type Fake struct {
 	// replaces the call's result (an answer lost on the way back).
 	After func(ctx context.Context, method, id string) error
 
-	mu      sync.RWMutex // guards the items: reads share it, writes hold it alone
+	mu      sync.RWMutex  // guards the items: reads share it, writes hold it alone
 	view    []lease.Lease // the leases as a slice, rebuilt after a write (nil: stale); shared by snapshots
 	viewMu  sync.Mutex    // guards view: readers rebuild it under the read lock
 	leases  map[string]lease.Lease
