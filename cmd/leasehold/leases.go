@@ -109,7 +109,10 @@ func printLeases(out io.Writer, snap lease.Snapshot, now time.Time) {
 	sort.Slice(snap.Workers, func(i, j int) bool { return snap.Workers[i].ID < snap.Workers[j].ID })
 	for _, w := range snap.Workers {
 		state := "running"
-		if w.Stopping {
+		switch {
+		case w.Dead:
+			state = "declared dead"
+		case w.Stopping:
 			state = "stopping"
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", w.ID, w.Heartbeat, w.Held, state, ago(now, w.UpdatedAt))

@@ -13,6 +13,7 @@ type WorkerCollector struct {
 	recordsIn, checkpoints, held, behind                        *prometheus.Desc
 	getRecords, throttled, readBytes                            *prometheus.Desc
 	taken, handedOff, released, lost, requested, heartbeatFails *prometheus.Desc
+	fenced, declared, stalled, readUnits, writeUnits            *prometheus.Desc
 }
 
 // NewWorkerCollector returns a collector over stats (usually w.Stats).
@@ -35,12 +36,17 @@ func NewWorkerCollector(stats func() worker.Stats) *WorkerCollector {
 		lost:           d("leases_lost_total", "Leases lost: taken by another worker or dropped by the self-fence."),
 		requested:      d("lease_handoffs_requested_total", "Handoff requests this worker sent."),
 		heartbeatFails: d("heartbeat_failures_total", "Heartbeat writes that failed."),
+		fenced:         d("leases_fenced_total", "Leases whose processing the self-fence stopped (the heartbeat got too old)."),
+		declared:       d("workers_declared_dead_total", "Peers this worker declared dead (their heartbeat stood still for the lease duration)."),
+		stalled:        d("shards_stalled", "Shards whose reads fail with errors that will not cure themselves (access denied, KMS key disabled)."),
+		readUnits:      d("lease_table_read_units_total", "Read request units the lease table calls consumed, as DynamoDB reported them."),
+		writeUnits:     d("lease_table_write_units_total", "Write request units the lease table calls consumed, as DynamoDB reported them."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *WorkerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.recordsIn, c.checkpoints, c.held, c.behind, c.getRecords, c.throttled, c.readBytes, c.taken, c.handedOff, c.released, c.lost, c.requested, c.heartbeatFails} {
+	for _, d := range []*prometheus.Desc{c.recordsIn, c.checkpoints, c.held, c.behind, c.getRecords, c.throttled, c.readBytes, c.taken, c.handedOff, c.released, c.lost, c.requested, c.heartbeatFails, c.fenced, c.declared, c.stalled, c.readUnits, c.writeUnits} {
 		ch <- d
 	}
 }
@@ -68,4 +74,9 @@ func (c *WorkerCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.lost, s.Lease.Lost)
 	counter(c.requested, s.Lease.Requested)
 	counter(c.heartbeatFails, s.Lease.HeartbeatFailures)
+	counter(c.fenced, s.Lease.Fenced)
+	counter(c.declared, s.Lease.DeclaredDead)
+	ch <- prometheus.MustNewConstMetric(c.stalled, prometheus.GaugeValue, float64(s.Stalled))
+	ch <- prometheus.MustNewConstMetric(c.readUnits, prometheus.CounterValue, s.TableUnits.Read)
+	ch <- prometheus.MustNewConstMetric(c.writeUnits, prometheus.CounterValue, s.TableUnits.Write)
 }
