@@ -47,9 +47,10 @@ type planOutput struct {
 	floor    int // every live worker should hold at least this many
 	target   int // and at most this many (floor, or floor+1 when it does not divide)
 	// settled is false while this worker should look again soon: it asked
-	// for leases, or it is below floor and someone has more. lookAgain is
-	// true when it is at floor and could take one more once nobody is
-	// below floor: worth a look now and then, not every pass.
+	// for leases, or it is below floor. lookAgain is true when it is
+	// settled but the fleet is not balanced as it sees it (it could take
+	// one more once nobody is below floor, or someone is outside
+	// floor..target): worth a look now and then, not every pass.
 	settled, lookAgain bool
 }
 
@@ -286,7 +287,14 @@ func plan(in planInput) planOutput {
 		}
 	}
 	out.settled = len(out.requests) == 0 && len(incoming) == 0 && mine >= out.floor
-	out.lookAgain = out.settled && mine < out.target && most >= mine+2
+	// Look again now and then while the fleet is not balanced as seen
+	// from here: a promise this view counts may be refused, and the
+	// count it leaves is only seen by reading the table again.
+	unbalanced := mine < out.target && most >= mine+2
+	for id := range in.live {
+		unbalanced = unbalanced || eff[id] > out.target || eff[id] < out.floor
+	}
+	out.lookAgain = out.settled && unbalanced
 	return out
 }
 
