@@ -238,12 +238,13 @@ func (r *running) setFault(f func(ctx context.Context, method string) error) {
 	r.fault.Store(&f)
 }
 
-// stop cancels the worker and returns Run's error and how long it took.
-func (r *running) stop() (error, time.Duration) {
+// stop cancels the worker and returns how long Run took to return, and
+// its error.
+func (r *running) stop() (time.Duration, error) {
 	t0 := time.Now()
 	r.cancel()
 	err := <-r.done
-	return err, time.Since(t0)
+	return time.Since(t0), err
 }
 
 func hang(ctx context.Context, _ string) error { return leasetest.Hang(ctx) }
@@ -299,10 +300,10 @@ func TestNoWriteByTheOldOwnerAfterTheNewOwnerBegan(t *testing.T) {
 			eventually(t, 30*time.Second, "B caught up on "+s, func() bool { d, _ := log.seen(s); return len(d) == kin.count(s) })
 		}
 		log.overlap(t)
-		if err, took := a.stop(); took > 10*time.Second {
+		if took, err := a.stop(); took > 10*time.Second {
 			t.Errorf("the zombie took %s to stop (%v), grace is 10s", took, err)
 		}
-		if err, _ := b.stop(); err != nil {
+		if _, err := b.stop(); err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range []string{"s0", "s1"} {
@@ -346,7 +347,7 @@ func TestShutdownWithinGraceInEveryState(t *testing.T) {
 				a := startWorker(t, "A", kin, fake, log.factory("A", tc.opts), func(c *Config) { c.ShutdownGrace = 5 * time.Second })
 				eventually(t, 5*time.Second, "A holds both", func() bool { return held(a) == 2 })
 				a.setFault(tc.fault)
-				_, took := a.stop()
+				took, _ := a.stop()
 				if took > 5*time.Second {
 					t.Errorf("shutdown took %s, grace is 5s", took)
 				}
@@ -371,7 +372,7 @@ func TestStopDuringIteratorRetriesIsNotAHotLoop(t *testing.T) {
 		a := startWorker(t, "A", kin, fake, newSinkLog().factory("A", procOpts{}), nil)
 		eventually(t, 5*time.Second, "A retries the iterator", func() bool { return calls.Load() >= 3 })
 		before := calls.Load()
-		err, took := a.stop()
+		took, err := a.stop()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -423,7 +424,7 @@ func TestTrimmedShardIsEndedAndItsChildStarts(t *testing.T) {
 		if rs := log.closeReasons("s0"); fmt.Sprint(rs) != "[A:shard end]" {
 			t.Errorf("trimmed shard's processor closed with %v, want shard end", rs)
 		}
-		if err, _ := a.stop(); err != nil {
+		if _, err := a.stop(); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -595,7 +596,7 @@ func TestHandoffLostAndStopPaths(t *testing.T) {
 		// Stop: B releases with its last checkpoint.
 		stopProducing()
 		pwg.Wait()
-		if err, _ := b.stop(); err != nil {
+		if _, err := b.stop(); err != nil {
 			t.Fatal(err)
 		}
 		if rs := log.closeReasons(moved); fmt.Sprint(rs) != "[A:handoff B:shutdown]" {
