@@ -3,6 +3,7 @@ package lease_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -415,6 +416,42 @@ func TestSlowTableKeepsAWorkerProcessing(t *testing.T) {
 		}
 		if s := b.co.Stats(); s.DeclaredDead != 0 {
 			t.Errorf("the peer declared the slow worker dead")
+		}
+		c.checkNoOverlap()
+	})
+}
+
+// TestScaleOutConvergesWithFewMoves: 20 workers balanced on 400 leases,
+// 2 more join: the spread gets within one quickly, with the minimum
+// number of moves plus at most 10%.
+func TestScaleOutConvergesWithFewMoves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const shards = 400
+		c := newCluster(t, shards)
+		defer c.stopAll()
+		var names []string
+		for i := range 20 {
+			names = append(names, fmt.Sprintf("w%03d", i))
+			c.start(names[i], fast)
+		}
+		c.eventually("20 workers balanced", time.Minute, func() bool { return balanced(c.held(), shards, names...) })
+		moves := func() (n int64) {
+			for _, w := range c.workers {
+				n += w.co.Stats().HandedOff
+			}
+			return n
+		}
+		m0 := moves()
+		t0 := time.Now()
+		for i := 20; i < 22; i++ {
+			names = append(names, fmt.Sprintf("w%03d", i))
+			c.start(names[i], fast)
+		}
+		c.eventually("all workers balanced", 3*time.Minute, func() bool { return balanced(c.held(), shards, names...) })
+		took, n := time.Since(t0), moves()-m0
+		t.Logf("scale-out 20 -> 22 workers on %d leases: %s, %d moves (minimum %d)", shards, took, n, 2*(shards/22))
+		if min := int64(2 * (shards / 22)); n > min+min/10 {
+			t.Errorf("%d moves, want at most %d", n, min+min/10)
 		}
 		c.checkNoOverlap()
 	})

@@ -339,6 +339,10 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 			continue
 		}
 		c.log.Info("handoff request refused", zap.String("shard_id", r.shardID), zap.String("requester", r.requester), zap.String("reason", r.reason))
+		// Peers counted the promise; a look at the table tells them the
+		// lease stays here, so one of them can ask for it again if the
+		// spread is still off.
+		c.announceChange()
 	}
 	// Look up only what the takes and pending requests need: parents of
 	// first takes (to delete them) and the leases asked for.
@@ -586,6 +590,8 @@ func (c *Coordinator) expireRequests(ctx context.Context, byShard map[string]Lea
 		cctx, cancel := c.call(ctx)
 		if err := c.store.CancelHandoff(cctx, shard, me); err != nil {
 			errs = append(errs, err)
+		} else {
+			c.announceChange() // as for a refusal: peers counted the promise
 		}
 		cancel()
 	}
