@@ -214,7 +214,7 @@ func startWorker(t *testing.T, name string, kin KinesisAPI, fake *leasetest.Fake
 		}
 		return nil
 	}}
-	cfg := Config{StreamName: "st", IdleTime: 100 * time.Millisecond, CheckpointInterval: time.Second, ShutdownGrace: 10 * time.Second, ShardSyncInterval: 10 * time.Second, Lease: defaultLease}
+	cfg := Config{StreamName: "st", IdleTime: 200 * time.Millisecond, MaxReadRate: 5, CheckpointInterval: time.Second, ShutdownGrace: 10 * time.Second, ShardSyncInterval: 10 * time.Second, Lease: defaultLease}
 	cfg.Lease.WorkerID = name
 	if tweak != nil {
 		tweak(&cfg)
