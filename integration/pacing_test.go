@@ -23,10 +23,12 @@ import (
 // one stream behind a proxy that enforces AWS's GetRecords limits per
 // shard across both of them (5 calls and 2 MiB per second), in front of
 // the real local Kinesis. A is a leasehold worker at its default pacing;
-// B is another application that reads as fast as Kinesis allows
-// (max_read_rate 5, idle_time 200ms), so together they ask for more than
-// a shard answers and both get throttled. Both keep up: every record
-// reaches each of them, within a few seconds of being put, and the
+// B is another application that reads four times a second (max_read_rate
+// 4, idle_time 250ms), so together they ask for more than a shard answers
+// and both get throttled. (A reader at the full 5 calls a second
+// would take every call of the shard's window, as it would on AWS; no
+// pacing of A can share a shard with that.) Both keep up: every record
+// reaches each of them, within seconds of being put, and the
 // throttling shows in the workers' metrics.
 func TestTwoConsumersShareAShardsReads(t *testing.T) {
 	e := testenv.Require(t, "kinesis", "dynamodb")
@@ -64,16 +66,19 @@ func TestTwoConsumersShareAShardsReads(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- w.Run(ctx) }()
+		var once sync.Once
 		return app{w: w, path: path, stop: func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("worker %s: %v", name, err)
-			}
-			sink.Close()
+			once.Do(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("worker %s: %v", name, err)
+				}
+				sink.Close()
+			})
 		}}
 	}
 	a := start("A", nil)
-	b := start("B", func(c *worker.Config) { c.MaxReadRate, c.IdleTime = 5, 200*time.Millisecond })
+	b := start("B", func(c *worker.Config) { c.MaxReadRate, c.IdleTime = 4, 250*time.Millisecond })
 	defer a.stop()
 	defer b.stop()
 
@@ -120,6 +125,10 @@ func TestTwoConsumersShareAShardsReads(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
+	// Stopped first, so that no refused call is still on its way back
+	// when the workers' counts are compared with the proxy's.
+	a.stop()
+	b.stop()
 	statsA, statsB := a.w.Stats(), b.w.Stats()
 	for name, c := range map[string]app{"A": a, "B": b} {
 		lines := readLines(t, c.path)
@@ -141,8 +150,11 @@ func TestTwoConsumersShareAShardsReads(t *testing.T) {
 		}
 		p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
 		t.Logf("consumer %s: %d records, put → processed p50 %s, p99 %s (at most, measured from the sample before each put)", name, len(lines), p50.Round(10*time.Millisecond), p99.Round(10*time.Millisecond))
-		if p99 > 5*time.Second {
-			t.Errorf("consumer %s fell behind: put → processed p99 %s, want within 5 s", name, p99)
+		// Keeping up means no shard is left waiting: a few refusals in a
+		// row cost 1+2+3 s of backoff at most on top of the pacing; a
+		// consumer starved by the other stays behind far longer.
+		if p99 > 10*time.Second {
+			t.Errorf("consumer %s fell behind: put → processed p99 %s, want within 10 s", name, p99)
 		}
 	}
 

@@ -23,10 +23,14 @@ const (
 )
 
 // Throttled GetRecords calls back off exponentially with jitter, from
-// about throttleBase to at most throttleMax.
+// about throttleBase to at most throttleMax. The cap is short because a
+// shard's limit is counted per second: waiting longer frees nothing more,
+// and against a consumer that reads at the full 5 calls per second a few
+// refusals in a row would leave a polite reader 20 s behind (seen with a
+// 10 s cap).
 const (
 	throttleBase = time.Second
-	throttleMax  = 10 * time.Second
+	throttleMax  = 3 * time.Second
 )
 
 // pacer decides when a shard's consumer calls GetRecords next: promptly

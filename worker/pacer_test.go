@@ -82,7 +82,7 @@ func TestPacerBacksOffOnThrottlingWithJitter(t *testing.T) {
 	for range 6 {
 		got = append(got, p.throttled(t0).Sub(t0))
 	}
-	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}
+	want := []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second, 3 * time.Second, 3 * time.Second}
 	for i := range want {
 		if got[i] != want[i] {
 			t.Fatalf("throttle waits %v, want at most %v", got, want)
