@@ -9,48 +9,8 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// scope is the filter every query for p and q carries: the tenant (for a
-// customer always its own, whatever q says), the asset type, the source,
-// people only unless q.Bots or allBots, and one asset. It holds no time
-// range.
-func scope(p Principal, q Query, allBots bool) []obj {
-	tenant := q.Tenant
-	if !p.Admin {
-		tenant = p.Tenant // withQuery already forced it; never rely on one place alone
-	}
-	var f []obj
-	if tenant != "" {
-		f = append(f, term("tenant", tenant))
-	} else if !p.Admin {
-		f = append(f, term("tenant", "\x00no tenant")) // unreachable: users without a tenant are refused at load
-	}
-	if q.Type != "" {
-		f = append(f, term("asset.type", q.Type))
-	}
-	if q.Source != "" {
-		f = append(f, term("source", q.Source))
-	}
-	if !q.Bots && !allBots {
-		f = append(f, term("bot", false))
-	}
-	if q.Asset != "" {
-		f = append(f, term("asset_id", q.Asset))
-	}
-	return f
-}
-
 // uses is the events counted as using an asset: views and downloads.
 var uses = terms("event_type", []string{"view", "download"})
-
-// periodQuery matches the current period and, with a comparison, the
-// previous one, within the filters.
-func periodQuery(q Query, filters []obj) obj {
-	should := []obj{timeRange(q.From, q.To)}
-	if pf, pt, ok := q.Previous(); ok {
-		should = append(should, timeRange(pf, pt))
-	}
-	return obj{"bool": obj{"filter": filters, "should": should, "minimum_should_match": 1}}
-}
 
 // perPeriod wraps sub-aggregations in a "cur" filter and, with a
 // comparison, a "prev" one.
@@ -122,87 +82,115 @@ type Summary struct {
 	Freshness Freshness       `json:"freshness"`
 }
 
-func metricAggs() obj {
+// countAggs are the figures counted per period and per step of the
+// activity: views, downloads and bytes.
+func countAggs() obj {
 	return obj{
 		"views":     filterAgg(term("event_type", "view"), nil),
 		"downloads": filterAgg(term("event_type", "download"), nil),
-		"viewers":   obj{"cardinality": obj{"field": "client_ip", "precision_threshold": 2000}},
 		"bytes":     obj{"sum": obj{"field": "bytes"}},
-		"sites":     obj{"cardinality": obj{"field": "referring_domain", "precision_threshold": 2000}},
 	}
 }
 
-// seriesAggs are the per-step figures of the activity chart: the cheap
-// counts always, a distinct count only for the chart that shows it (one
-// estimate per day per period is most of a summary's cost).
-func seriesAggs(metric string) obj {
-	a := obj{
-		"views":     filterAgg(term("event_type", "view"), nil),
-		"downloads": filterAgg(term("event_type", "download"), nil),
-		"bytes":     obj{"sum": obj{"field": "bytes"}},
-	}
-	switch metric {
-	case "viewers":
-		a["viewers"] = obj{"cardinality": obj{"field": "client_ip", "precision_threshold": 500}}
-	case "sites":
-		a["sites"] = obj{"cardinality": obj{"field": "referring_domain", "precision_threshold": 500}}
-	}
-	return a
+// distinct counts distinct values of a field, as OpenSearch estimates
+// them (exact up to the threshold, then within about 1 %).
+func distinct(field string) obj {
+	return obj{"cardinality": obj{"field": field, "precision_threshold": distinctPrecision}}
 }
+
+// distinctPrecision is the precision threshold of every distinct count,
+// the same for rollups and events so that both give the same estimate.
+const distinctPrecision = 2000
 
 func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
-	interval := "1d"
-	if q.Days() <= 2 {
-		interval = "1h"
+	hourly := q.Days() <= 2
+	interval, step := "1d", 24*time.Hour
+	if hourly {
+		interval, step = "1h", time.Hour
 	}
+	sc := scopeOf(p, q, false)
+	spans := periodSpans(q)
 	// No extended_bounds: the empty steps are filled in here, so that a
 	// day's shard gets the same request (after OpenSearch rewrites a range
 	// that covers the whole shard) whatever the period, and its answer
 	// comes from the request cache for every later period and user.
-	hist := func(from, to time.Time) obj {
-		return obj{"date_histogram": obj{"field": "event_time", "fixed_interval": interval}, "aggs": seriesAggs(q.Metric)}
+	hist := func(sub obj) obj {
+		return obj{"date_histogram": obj{"field": "event_time", "fixed_interval": interval}, "aggs": sub}
 	}
-	aggs := obj{"cur": filterAgg(timeRange(q.From, q.To), merge(metricAggs(), obj{"h": hist(q.From, q.To)}))}
-	pf, pt, cmp := q.Previous()
-	if cmp {
-		aggs["prev"] = filterAgg(timeRange(pf, pt), merge(metricAggs(), obj{"h": hist(pf, pt)}))
+	counts := countAggs()
+	counts["h"] = hist(countAggs())
+	core := ask{cube: cubeCore, spans: spans, scope: sc, body: obj{"size": 0, "aggs": perPeriod(q, counts)}, perDay: true}
+	if hourly {
+		core.cube, core.hourly = cubeHours, true
 	}
-	body := obj{"size": 0, "track_total_hits": false, "query": periodQuery(q, scope(p, q, false)), "aggs": aggs}
-	var res node
+	sitesAggs := obj{"sites": distinct("referring_domain")}
+	if q.Metric == "sites" {
+		sitesAggs["h"] = hist(obj{"sites": distinct("referring_domain")})
+	}
+	sites := ask{cube: cubeReferrers, spans: spans, scope: sc, body: obj{"size": 0, "aggs": perPeriod(q, sitesAggs)}, perDay: q.Metric == "sites", hourly: hourly && q.Metric == "sites"}
+	var coreRes, sitesRes node
+	var viewers, hourViewers viewerDays
 	var fresh Freshness
 	g, ctx := errgroup.WithContext(r.Context())
-	g.Go(func() (err error) { res, err = s.os.search(ctx, body); return err })
+	g.Go(func() (err error) { coreRes, err = s.run(ctx, core); return err })
+	g.Go(func() (err error) { sitesRes, err = s.run(ctx, sites); return err })
+	g.Go(func() (err error) { viewers, err = s.viewers(ctx, q, sc, false); return err })
+	if hourly && q.Metric == "viewers" {
+		g.Go(func() (err error) { hourViewers, err = s.viewers(ctx, q, sc, true); return err })
+	}
 	g.Go(func() (err error) { fresh, err = s.freshness(ctx, p, q); return err })
 	if err := g.Wait(); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	cur, prev := res.agg("cur"), res.agg("prev")
+	pf, pt, cmp := q.Previous()
+	cur, prev := coreRes.agg("cur"), coreRes.agg("prev")
+	scur, sprev := sitesRes.agg("cur"), sitesRes.agg("prev")
 	card := func(get func(node) float64) Pair { return pairOf(q, get(cur), get(prev)) }
 	out := Summary{
-		Period: periodOf(q), Interval: map[string]string{"1d": "day", "1h": "hour"}[interval], Freshness: fresh,
+		Period: periodOf(q), Interval: map[bool]string{false: "day", true: "hour"}[hourly], Freshness: fresh,
 		Cards: map[string]Pair{
 			"views":     card(func(n node) float64 { return float64(n.sub("views").count()) }),
 			"downloads": card(func(n node) float64 { return float64(n.sub("downloads").count()) }),
-			"viewers":   card(func(n node) float64 { return n.sub("viewers").value() }),
+			"viewers":   pairOf(q, viewers.total(q.From, q.To), viewers.total(pf, pt)),
 			"bytes":     card(func(n node) float64 { return n.sub("bytes").value() }),
-			"sites":     card(func(n node) float64 { return n.sub("sites").value() }),
+			"sites":     pairOf(q, scur.sub("sites").value(), sprev.sub("sites").value()),
 		},
-		Series: points(cur.sub("h"), q.From, q.To, interval),
 	}
+	perStep := func(cur bool) (map[int64]float64, map[int64]float64) {
+		var v map[int64]float64
+		switch {
+		case q.Metric == "viewers" && hourly:
+			v = hourViewers
+		case q.Metric == "viewers":
+			v = viewers
+		}
+		var st map[int64]float64
+		if q.Metric == "sites" {
+			n := scur
+			if !cur {
+				n = sprev
+			}
+			st = map[int64]float64{}
+			for _, b := range n.sub("h").buckets() {
+				st[int64(b.num("key"))] = b.sub("sites").value()
+			}
+		}
+		return v, st
+	}
+	v, st := perStep(true)
+	out.Series = points(cur.sub("h"), q.From, q.To, step, v, st)
 	if cmp {
-		out.Prev = points(prev.sub("h"), pf, pt, interval)
+		v, st := perStep(false)
+		out.Prev = points(prev.sub("h"), pf, pt, step, v, st)
 	}
 	s.respond(w, r, q, out, map[string]table{"series": seriesTable(out)})
 }
 
 // points returns one Point per step from from to to, filled from the
-// histogram's buckets (steps without events are zero).
-func points(h node, from, to time.Time, interval string) []Point {
-	step := 24 * time.Hour
-	if interval == "1h" {
-		step = time.Hour
-	}
+// histogram's buckets (steps without events are zero) and, when given,
+// the viewers and sites of each step (keyed by its start in ms).
+func points(h node, from, to time.Time, step time.Duration, viewers, sites map[int64]float64) []Point {
 	by := map[int64]node{}
 	for _, b := range h.buckets() {
 		by[int64(b.num("key"))] = b
@@ -210,10 +198,11 @@ func points(h node, from, to time.Time, interval string) []Point {
 	var out []Point
 	for t := from; t.Before(to); t = t.Add(step) {
 		p := Point{T: t.UTC()}
-		if b, ok := by[t.UnixMilli()]; ok {
-			p.Views, p.Downloads = b.sub("views").count(), b.sub("downloads").count()
-			p.Viewers, p.Bytes, p.Sites = int64(b.sub("viewers").value()), int64(b.sub("bytes").value()), int64(b.sub("sites").value())
+		k := t.UnixMilli()
+		if b, ok := by[k]; ok {
+			p.Views, p.Downloads, p.Bytes = b.sub("views").count(), b.sub("downloads").count(), int64(b.sub("bytes").value())
 		}
+		p.Viewers, p.Sites = int64(viewers[k]), int64(sites[k])
 		out = append(out, p)
 	}
 	return out
@@ -250,12 +239,8 @@ type cachedFreshness struct {
 
 func (s *Server) measureFreshness(ctx context.Context, p Principal, q Query) (Freshness, error) {
 	f := Freshness{Now: s.cfg.Now().UTC()}
-	var filters []obj
-	if t := scope(p, Query{Tenant: q.Tenant, Bots: true}, true); len(t) > 0 {
-		filters = t
-	}
-	res, err := s.os.search(ctx, obj{"size": 0, "track_total_hits": false, "query": obj{"bool": obj{"filter": filters}},
-		"aggs": obj{"newest": obj{"max": obj{"field": "event_time"}}}})
+	sc := scopeOf(p, Query{Tenant: q.Tenant}, true)
+	res, err := s.run(ctx, ask{spans: []span{{}}, scope: sc, body: obj{"size": 0, "aggs": obj{"newest": obj{"max": obj{"field": "event_time"}}}}})
 	if err != nil {
 		return f, err
 	}
@@ -298,7 +283,11 @@ func (s *Server) handleTenants(w http.ResponseWriter, r *http.Request, p Princip
 		writeJSON(w, http.StatusOK, []Tenant{{ID: p.Tenant}})
 		return
 	}
-	res, err := s.os.search(r.Context(), obj{"size": 0, "track_total_hits": false, "aggs": obj{"t": obj{"terms": obj{"field": "tenant", "size": 2000}}}})
+	// Every customer's events of all time: the customers' rollup
+	// documents (not the all-customers ones, which carry no tenant).
+	sc := scopeSpec{admin: true, bots: true, byTenant: true}
+	res, err := s.run(r.Context(), ask{cube: cubeCore, spans: []span{{}}, scope: sc,
+		body: obj{"size": 0, "aggs": obj{"t": obj{"terms": obj{"field": "tenant", "size": 2000}}}}})
 	if err != nil {
 		s.fail(w, r, err)
 		return

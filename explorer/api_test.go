@@ -30,20 +30,22 @@ var (
 	start = time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC)
 	half  = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 
-	seedOnce   sync.Once
-	seedErr    error
-	seedPrefix string
-	fixture    []event.Event
-	owner      map[string]string // asset id → tenant
-	tokens     = map[string]string{"admin": "admin-token-123456", "a": "tenant-a-token-123456", "b": "tenant-b-token-123456"}
-	tenantA    string
-	tenantB    string
+	seedOnce     sync.Once
+	seedErr      error
+	seedPrefix   string
+	rollupPrefix string // the fixture's rollups, built once by seed
+	fixture      []event.Event
+	owner        map[string]string // asset id → tenant
+	tokens       = map[string]string{"admin": "admin-token-123456", "a": "tenant-a-token-123456", "b": "tenant-b-token-123456"}
+	tenantA      string
+	tenantB      string
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if seedPrefix != "" {
 		_ = explorertest.Delete(context.Background(), testenv.Local().OpenSearch, seedPrefix)
+		_ = explorertest.Delete(context.Background(), testenv.Local().OpenSearch, rollupPrefix)
 	}
 	os.Exit(code)
 }
@@ -71,7 +73,11 @@ func seed(t *testing.T) {
 			return
 		}
 		seedPrefix = fmt.Sprintf("explorer-test-%d", time.Now().UnixNano()%1e9)
-		seedErr = explorertest.Index(ctx, e.OpenSearch, seedPrefix, fixture)
+		rollupPrefix = fmt.Sprintf("explorer-test-rollups-%d", time.Now().UnixNano()%1e9)
+		if seedErr = explorertest.Index(ctx, e.OpenSearch, seedPrefix, fixture); seedErr != nil {
+			return
+		}
+		seedErr = buildRollups(ctx, e.OpenSearch, seedPrefix+"-*", rollupPrefix)
 		// The two busiest customers.
 		n := map[string]int{}
 		for _, ev := range fixture {
@@ -95,7 +101,37 @@ func keysByCount(n map[string]int) []string {
 	return ks
 }
 
+// buildRollups rolls up every finished day of index (before now) into
+// rollup indices of prefix.
+func buildRollups(ctx context.Context, base, index, prefix string) error {
+	users, _ := explorer.NewUsers(nil)
+	srv, err := explorer.New(explorer.Config{OpenSearch: base, Index: index, Rollups: explorer.RollupsBuild, RollupPrefix: prefix,
+		Now: func() time.Time { return now }}, users, nil)
+	if err != nil {
+		return err
+	}
+	st, err := srv.BuildRollups(ctx)
+	if err == nil && (st.Blocks == 0 || st.Docs == 0 || st.Waiting != 0) {
+		err = fmt.Errorf("rollups: %+v", st)
+	}
+	return err
+}
+
+// newServer serves the fixture as the explorer does in production: from
+// its rollups for the finished days and from events for the rest. Every
+// test of figures against the workload runs on it; TestRollupsMatchEvents
+// compares it with newEventsServer, which reads events only.
 func newServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	return newServerWith(t, explorer.RollupsRead)
+}
+
+func newEventsServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	return newServerWith(t, explorer.RollupsOff)
+}
+
+func newServerWith(t *testing.T, rollups string) *httptest.Server {
 	t.Helper()
 	users, err := explorer.NewUsers([]explorer.User{
 		{Name: "admin", TokenSHA256: explorer.HashToken(tokens["admin"]), Admin: true},
@@ -106,7 +142,8 @@ func newServer(t *testing.T) *httptest.Server {
 		t.Fatal(err)
 	}
 	srv, err := explorer.New(explorer.Config{OpenSearch: testenv.Local().OpenSearch, Index: seedPrefix + "-*",
-		AppDomains: []string{"app.example.com"}, Now: func() time.Time { return now }}, users, nil)
+		AppDomains: []string{"app.example.com"}, Now: func() time.Time { return now },
+		Rollups: rollups, RollupPrefix: rollupPrefix}, users, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

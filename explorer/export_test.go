@@ -1,5 +1,11 @@
 package explorer
 
+import (
+	"context"
+	"strings"
+	"time"
+)
+
 // Cell is exported for tests.
 var Cell = cell
 
@@ -7,4 +13,23 @@ var Cell = cell
 func Channel(appDomains []string, domain string) string {
 	s := &Server{cfg: Config{AppDomains: appDomains}}
 	return s.channel(domain)
+}
+
+// RollupPlan says how a search of the named cube over [from, to) is
+// answered now: the rollup blocks it reads and the days it reads from
+// events.
+func (s *Server) RollupPlan(ctx context.Context, cubeName string, from, to time.Time, perDay bool) (blocks, eventDays []string) {
+	if s.rollups == nil {
+		return nil, nil
+	}
+	p := s.rollups.snapshot(ctx).plan(cubeNamed(cubeName), []span{{from, to}}, perDay, false)
+	for _, k := range p.keys {
+		blocks = append(blocks, k[:strings.LastIndexByte(k, '/')])
+	}
+	for _, sp := range p.raw {
+		for d := sp.from; d.Before(sp.to); d = d.AddDate(0, 0, 1) {
+			eventDays = append(eventDays, d.Format(time.DateOnly))
+		}
+	}
+	return blocks, eventDays
 }

@@ -52,16 +52,17 @@ func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request, p Principal
 		writeError(w, http.StatusBadRequest, "bad_parameter", "asset: required")
 		return
 	}
-	// History up to the period's end, for first/last seen; bots follow the switch.
-	hist := append(scope(p, q, false), obj{"range": obj{"event_time": obj{"lt": q.To.Format(time.RFC3339)}}})
+	// One asset's page reads its events (first and last seen need their
+	// times): the history up to the period's end; bots follow the switch.
+	hist := ask{spans: []span{{to: q.To}}, scope: scopeOf(p, q, false)}
 	// The timeline is the platform's own events, whatever the source and bots switches say.
-	tl := scope(p, Query{Tenant: q.Tenant, Asset: q.Asset, Bots: true}, true)
-	tl = append(tl, term("source", "app"), terms("event_type", []string{"share", "convert", "permission_change"}), timeRange(q.From, q.To))
+	tl := ask{spans: []span{{q.From, q.To}}, scope: scopeOf(p, Query{Tenant: q.Tenant, Asset: q.Asset}, true),
+		filters: []obj{term("source", "app"), terms("event_type", []string{"share", "convert", "permission_change"})}}
 	var meta, timeline node
 	errc := make(chan error, 2)
 	go func() {
 		var err error
-		meta, err = s.os.search(r.Context(), obj{"size": 0, "track_total_hits": false, "query": boolFilter(hist...), "aggs": obj{
+		hist.body = obj{"size": 0, "aggs": obj{
 			"meta":  assetMeta(),
 			"owner": termsAgg("tenant", 1, nil),
 			"first": obj{"min": obj{"field": "event_time"}},
@@ -72,14 +73,15 @@ func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request, p Principal
 				"last":  obj{"max": obj{"field": "event_time"}},
 				"cur":   filterAgg(boolFilter(timeRange(q.From, q.To), uses), nil),
 			}),
-		}})
+		}}
+		meta, err = s.run(r.Context(), hist)
 		errc <- err
 	}()
 	go func() {
 		var err error
-		timeline, err = s.os.search(r.Context(), obj{"size": 50, "track_total_hits": false, "query": boolFilter(tl...),
-			"sort": []obj{{"event_time": obj{"order": "desc"}}}, "_source": []string{"event_time", "event_type", "user_id", "properties"},
-			"aggs": obj{"types": termsAgg("event_type", 5, nil)}})
+		tl.body = obj{"size": 50, "sort": []obj{{"event_time": obj{"order": "desc"}}}, "_source": []string{"event_time", "event_type", "user_id", "properties"},
+			"aggs": obj{"types": termsAgg("event_type", 5, nil)}}
+		timeline, err = s.run(r.Context(), tl)
 		errc <- err
 	}()
 	for range 2 {
@@ -161,7 +163,7 @@ type Highlights struct {
 const minSiteUses = 5
 
 func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
-	filters := append(scope(p, q, false), uses)
+	sc := scopeOf(p, q, false)
 	_, _, cmp := q.Previous()
 	out := Highlights{Period: periodOf(q), MinChange: s.cfg.HighlightMinChange, MinCount: s.cfg.HighlightMinCount, Highlights: []Highlight{}}
 	var movers []Highlight
@@ -169,11 +171,11 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 	g, ctx := errgroup.WithContext(r.Context())
 	if cmp {
 		g.Go(func() error {
-			curIDs, prevIDs, err := s.topIDs(ctx, q, filters, 40)
+			curIDs, prevIDs, err := s.topIDs(ctx, q, sc, 40)
 			if err != nil {
 				return err
 			}
-			cur, prev, err := s.assetFigures(ctx, q, filters, union(curIDs, prevIDs), true)
+			cur, prev, err := s.assetFigures(ctx, q, sc, union(curIDs, prevIDs), true)
 			if err != nil {
 				return err
 			}
@@ -183,20 +185,20 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 		g.Go(func() error {
 			per := obj{"downloads": filterAgg(term("event_type", "download"), nil)}
 			var err error
-			countries, err = s.os.search(ctx, obj{"size": 0, "track_total_hits": false, "query": periodQuery(q, filters),
-				"aggs": obj{"c": obj{"terms": obj{"field": "geo.country_iso", "size": 250}, "aggs": perPeriod(q, per)}}})
+			countries, err = s.run(ctx, ask{cube: cubePlaces, spans: periodSpans(q), scope: sc, filters: []obj{uses},
+				body: obj{"size": 0, "aggs": obj{"c": obj{"terms": obj{"field": "geo.country_iso", "size": 250}, "aggs": perPeriod(q, per)}}}})
 			return err
 		})
 	}
 	g.Go(func() error {
 		// Sites, and assets on each site, with enough uses in the period...
 		var err error
-		websites := obj{"bool": obj{"filter": append(append([]obj{}, filters...), timeRange(q.From, q.To), obj{"exists": obj{"field": "referring_domain"}}),
+		websites := obj{"bool": obj{"filter": []obj{{"exists": obj{"field": "referring_domain"}}},
 			"must_not": []obj{terms("referring_domain", s.notWebsites())}}}
-		sites, err = s.os.search(ctx, obj{"size": 0, "track_total_hits": false, "query": websites,
-			"aggs": obj{"sites": obj{"terms": obj{"field": "referring_domain", "size": 300, "min_doc_count": minSiteUses}, "aggs": obj{
+		sites, err = s.run(ctx, ask{cube: cubeAssetSites, spans: []span{{q.From, q.To}}, scope: sc, filters: []obj{uses, websites},
+			body: obj{"size": 0, "aggs": obj{"sites": obj{"terms": obj{"field": "referring_domain", "size": 300, "min_doc_count": minSiteUses}, "aggs": obj{
 				"assets": obj{"terms": obj{"field": "asset_id", "size": 200, "min_doc_count": minSiteUses}},
-			}}}})
+			}}}}})
 		if err != nil {
 			return err
 		}
@@ -212,13 +214,12 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 		if len(doms) == 0 {
 			return nil
 		}
-		earlier := append(append([]obj{}, filters...), obj{"range": obj{"event_time": obj{"lt": q.From.Format(time.RFC3339)}}}, terms("referring_domain", doms))
 		sub := obj{}
 		if len(ids) > 0 {
 			sub["assets"] = obj{"terms": obj{"field": "asset_id", "size": len(ids), "include": ids}}
 		}
-		before, err = s.os.search(ctx, obj{"size": 0, "track_total_hits": false, "query": boolFilter(earlier...),
-			"aggs": obj{"sites": obj{"terms": obj{"field": "referring_domain", "size": len(doms), "include": doms}, "aggs": sub}}})
+		before, err = s.run(ctx, ask{cube: cubeAssetSites, spans: []span{{to: q.From}}, scope: sc, filters: []obj{uses, terms("referring_domain", doms)},
+			body: obj{"size": 0, "aggs": obj{"sites": obj{"terms": obj{"field": "referring_domain", "size": len(doms), "include": doms}, "aggs": sub}}}})
 		return err
 	})
 	if err := g.Wait(); err != nil {

@@ -92,11 +92,12 @@ func figures(b node) assetFig {
 }
 
 // topIDs returns the n assets with the most uses in the period and in the
-// comparison period. Indices are per day, so each shard reports many more
-// than n candidates (shard_size) for the merged ranking to be right.
-func (s *Server) topIDs(ctx context.Context, q Query, filters []obj, n int) (cur, prev []string, err error) {
-	res, err := s.os.search(ctx, obj{"size": 0, "track_total_hits": false, "query": periodQuery(q, filters),
-		"aggs": perPeriod(q, obj{"top": obj{"terms": obj{"field": "asset_id", "size": n, "shard_size": max(10*n, 200)}}})})
+// comparison period. Events are in daily indices and rollups in monthly
+// ones, so each shard reports many more than n candidates (shard_size)
+// for the merged ranking to be right.
+func (s *Server) topIDs(ctx context.Context, q Query, sc scopeSpec, n int) (cur, prev []string, err error) {
+	res, err := s.run(ctx, ask{cube: cubeAssets, spans: periodSpans(q), scope: sc, filters: []obj{uses}, body: obj{"size": 0,
+		"aggs": perPeriod(q, obj{"top": obj{"terms": obj{"field": "asset_id", "size": n, "shard_size": max(10*n, 200)}}})}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -112,18 +113,20 @@ func (s *Server) topIDs(ctx context.Context, q Query, filters []obj, n int) (cur
 // assetFigures returns exact figures of the given assets in each period:
 // the terms aggregation is restricted to exactly these ids, so no shard
 // leaves one out. withSite adds the main referring site.
-func (s *Server) assetFigures(ctx context.Context, q Query, filters []obj, ids []string, withSite bool) (cur, prev map[string]assetFig, err error) {
+func (s *Server) assetFigures(ctx context.Context, q Query, sc scopeSpec, ids []string, withSite bool) (cur, prev map[string]assetFig, err error) {
 	cur, prev = map[string]assetFig{}, map[string]assetFig{}
 	if len(ids) == 0 {
 		return cur, prev, nil
 	}
 	sub := obj{"views": filterAgg(term("event_type", "view"), nil), "downloads": filterAgg(term("event_type", "download"), nil), "meta": assetMeta()}
+	c := cubeAssets
 	if withSite {
-		sub["site"] = termsAgg("referring_domain", 1, nil)
+		sub["site"] = obj{"terms": obj{"field": "referring_domain", "size": 1, "shard_size": 100}}
+		c = cubeAssetSites
 	}
 	agg := obj{"ids": obj{"terms": obj{"field": "asset_id", "size": len(ids), "include": ids}, "aggs": sub}}
-	res, err := s.os.search(ctx, obj{"size": 0, "track_total_hits": false,
-		"query": periodQuery(q, append(append([]obj{}, filters...), terms("asset_id", ids))), "aggs": perPeriod(q, agg)})
+	res, err := s.run(ctx, ask{cube: c, spans: periodSpans(q), scope: sc, filters: []obj{uses, terms("asset_id", ids)},
+		body: obj{"size": 0, "aggs": perPeriod(q, agg)}})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -147,13 +150,13 @@ func union(a, b []string) []string {
 }
 
 func (s *Server) handleAssets(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
-	filters := append(scope(p, q, false), uses)
-	curIDs, prevIDs, err := s.topIDs(r.Context(), q, filters, q.Limit)
+	sc := scopeOf(p, q, false)
+	curIDs, prevIDs, err := s.topIDs(r.Context(), q, sc, q.Limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	cur, prev, err := s.assetFigures(r.Context(), q, filters, union(curIDs, prevIDs), false)
+	cur, prev, err := s.assetFigures(r.Context(), q, sc, union(curIDs, prevIDs), false)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -245,10 +248,13 @@ func (s *Server) handleSources(w http.ResponseWriter, r *http.Request, p Princip
 	sub := obj{
 		"sites":  termsAgg("referring_domain", 500, nil),
 		"direct": obj{"missing": obj{"field": "referring_domain"}},
-		"pages":  termsAgg("referrer", q.Limit, nil),
+		// Pages are many: each shard reports its 2,000 most used, so that
+		// the merged top list is exact unless a shard has more pages than
+		// that with uses near the list's end.
+		"pages": obj{"terms": obj{"field": "referrer", "size": q.Limit, "shard_size": 2000}},
 	}
-	res, err := s.os.search(r.Context(), obj{"size": 0, "track_total_hits": false,
-		"query": periodQuery(q, append(scope(p, q, false), uses)), "aggs": perPeriod(q, sub)})
+	res, err := s.run(r.Context(), ask{cube: cubeReferrers, spans: periodSpans(q), scope: scopeOf(p, q, false), filters: []obj{uses},
+		body: obj{"size": 0, "aggs": perPeriod(q, sub)}})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -302,11 +308,11 @@ type Places struct {
 func (s *Server) handlePlaces(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
 	sub := obj{
 		"countries": termsAgg("geo.country_iso", 250, obj{"name": termsAgg("geo.country", 1, nil)}),
-		"cities":    termsAgg("geo.city", max(q.Limit, 50), obj{"cc": termsAgg("geo.country_iso", 1, nil)}),
+		"cities":    obj{"terms": obj{"field": "geo.city", "size": max(q.Limit, 50), "shard_size": 2000}, "aggs": obj{"cc": termsAgg("geo.country_iso", 1, nil)}},
 		"unknown":   obj{"missing": obj{"field": "geo.country_iso"}},
 	}
-	res, err := s.os.search(r.Context(), obj{"size": 0, "track_total_hits": false,
-		"query": periodQuery(q, append(scope(p, q, false), uses)), "aggs": perPeriod(q, sub)})
+	res, err := s.run(r.Context(), ask{cube: cubePlaces, spans: periodSpans(q), scope: scopeOf(p, q, false), filters: []obj{uses},
+		body: obj{"size": 0, "aggs": perPeriod(q, sub)}})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -369,8 +375,8 @@ func (s *Server) handleTech(w http.ResponseWriter, r *http.Request, p Principal,
 			}}},
 		}),
 	}
-	res, err := s.os.search(r.Context(), obj{"size": 0, "track_total_hits": false,
-		"query": periodQuery(q, scope(p, q, true)), "aggs": perPeriod(q, sub)})
+	res, err := s.run(r.Context(), ask{cube: cubeTech, spans: periodSpans(q), scope: scopeOf(p, q, true),
+		body: obj{"size": 0, "aggs": perPeriod(q, sub)}})
 	if err != nil {
 		s.fail(w, r, err)
 		return

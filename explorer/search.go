@@ -1,12 +1,10 @@
 package explorer
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -16,65 +14,102 @@ import (
 	"go.uber.org/zap"
 )
 
-// searcher sends search requests to OpenSearch (or Elasticsearch) over
-// HTTP. The bodies are built by this package from typed values only.
-type searcher struct {
-	base     string // e.g. http://127.0.0.1:9200
-	index    string // pattern, e.g. leasehold-events-*
-	user     string
-	password string
-	http     *http.Client
-	log      *zap.Logger
+// store sends the explorer's requests to its Backend and decodes the
+// answers. Search bodies are built by this package from typed values only.
+type store struct {
+	b   Backend
+	raw string // index pattern of the events, e.g. leasehold-events-*
+	log *zap.Logger
 }
 
-// ErrSearch is wrapped by errors from OpenSearch (unreachable, or a non-2xx
-// answer); the API maps it to 502 with a message that says what to check.
+// ErrSearch is wrapped by errors from the data store (unreachable, or a
+// non-2xx answer); the API maps it to 502 with a message that says what
+// to check.
 var ErrSearch = errors.New("explorer: search failed")
 
-// search posts body to <index>/_search and decodes the answer. A missing
-// index is an empty answer, not an error: a new deployment has no data.
-func (s *searcher) search(ctx context.Context, body any) (node, error) {
-	b, err := json.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	// pre_filter_shard_size=1: a cheap "can match" round first skips the
-	// daily indices whose event times cannot match the range, instead of
-	// running the aggregations on every day's shard.
-	u := s.base + "/" + url.PathEscape(s.index) + "/_search?ignore_unavailable=true&allow_no_indices=true&request_cache=true&pre_filter_shard_size=1"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if s.user != "" {
-		req.SetBasicAuth(s.user, s.password)
-	}
+// searchParams: a missing index is an empty answer, not an error (a new
+// deployment has no data); pre_filter_shard_size=1 makes a cheap "can
+// match" round skip the indices whose event times (or rollup keys) cannot
+// match, instead of running the aggregations on every shard.
+const searchParams = "/_search?ignore_unavailable=true&allow_no_indices=true&request_cache=true&pre_filter_shard_size=1"
+
+// search posts body to indices' _search (a comma-separated list of names
+// and patterns) and decodes the answer.
+func (s *store) search(ctx context.Context, indices string, body any) (node, error) {
 	t0 := time.Now()
-	resp, err := s.http.Do(req)
+	n, b, err := s.call(ctx, http.MethodPost, "/"+escapeIndices(indices)+searchParams, body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSearch, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%w: read answer: %v", ErrSearch, err)
-	}
-	if resp.StatusCode >= 300 {
-		msg := string(raw)
-		if len(msg) > 300 {
-			msg = msg[:300]
-		}
-		return nil, fmt.Errorf("%w: %s: %s", ErrSearch, resp.Status, msg)
-	}
-	var n node
-	if err := json.Unmarshal(raw, &n); err != nil {
-		return nil, fmt.Errorf("%w: decode answer: %v", ErrSearch, err)
+		return nil, err
 	}
 	if ce := s.log.Check(zap.DebugLevel, "search"); ce != nil {
-		ce.Write(zap.String("took_ms", string(n["took"])), zap.Duration("round_trip", time.Since(t0)), zap.ByteString("body", b))
+		ce.Write(zap.String("indices", indices), zap.String("took_ms", string(n["took"])), zap.Duration("round_trip", time.Since(t0)), zap.ByteString("body", b))
 	}
 	return n, nil
+}
+
+// call sends one request with a JSON body (nil for none; []byte as is)
+// and decodes the JSON answer. A non-2xx answer is an error wrapping
+// ErrSearch, with the start of the answer. It returns the body it sent.
+func (s *store) call(ctx context.Context, method, path string, body any) (node, []byte, error) {
+	var b []byte
+	switch v := body.(type) {
+	case nil:
+	case []byte:
+		b = v
+	default:
+		var err error
+		if b, err = json.Marshal(body); err != nil {
+			return nil, nil, err
+		}
+	}
+	status, raw, err := s.b.Do(ctx, method, path, b)
+	if err != nil {
+		return nil, b, fmt.Errorf("%w: %v", ErrSearch, err)
+	}
+	if status >= 300 {
+		return nil, b, &statusError{status: status, msg: firstBytes(raw, 300)}
+	}
+	var n node
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &n); err != nil {
+			return nil, b, fmt.Errorf("%w: decode answer: %v", ErrSearch, err)
+		}
+	}
+	return n, b, nil
+}
+
+// statusError is a non-2xx answer of the data store.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%v: %d %s: %s", ErrSearch, e.status, http.StatusText(e.status), e.msg)
+}
+
+func (e *statusError) Unwrap() error { return ErrSearch }
+
+// isStatus reports whether err is an answer with the given status.
+func isStatus(err error, status int) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.status == status
+}
+
+func firstBytes(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return string(b)
+}
+
+// escapeIndices escapes each name of a comma-separated index list.
+func escapeIndices(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		parts[i] = url.PathEscape(p)
+	}
+	return strings.Join(parts, ",")
 }
 
 // node is one JSON object of a search answer, decoded lazily.

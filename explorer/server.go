@@ -26,6 +26,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -40,13 +41,38 @@ var webFS embed.FS
 
 // Config configures a Server.
 type Config struct {
-	// OpenSearch is the cluster's base URL (http://127.0.0.1:9200).
+	// Backend is the data store. Default: OpenSearch at OpenSearch, with
+	// basic auth when Username is set (NewOpenSearch offers TLS and SigV4).
+	Backend Backend
+	// OpenSearch is the cluster's base URL (http://127.0.0.1:9200), when
+	// Backend is not set.
 	OpenSearch string
 	// Username and Password, when set, are sent with basic auth.
 	Username, Password string
 	// Index is the index pattern the OpenSearch sink writes
 	// (leasehold-events-*).
 	Index string
+	// Rollups is what the explorer does with rollups (see rollup.go):
+	// RollupsOff ("", the default: read events only), RollupsRead (read
+	// rollups that another explorer or `leasehold explore rollup`
+	// builds) or RollupsBuild (read them and, while Serve runs, keep them
+	// current in the background).
+	Rollups string
+	// RollupPrefix names the rollup indices, <prefix>-d-YYYY.MM, and their
+	// records, <prefix>-state (default "leasehold-rollups"). Index must
+	// not match them.
+	RollupPrefix string
+	// RollupSettle is how long a finished day's events must stay
+	// unchanged before it is rolled up (zero: at once); until then it is
+	// read from its events.
+	RollupSettle time.Duration
+	// RollupInterval is how often the builder looks for days to roll up
+	// (default 1m).
+	RollupInterval time.Duration
+	// RollupCheck is how long a reading of the indices' fingerprints is
+	// reused (zero: every search reads them again). A change to a rolled-up
+	// day shows in the figures after at most this long.
+	RollupCheck time.Duration
 	// AppDomains are the platform's own sites (its web app): traffic
 	// referred by them is the channel "app", not "websites".
 	AppDomains []string
@@ -66,12 +92,35 @@ type Config struct {
 	HTTPClient *http.Client
 }
 
+// The values of Config.Rollups.
+const (
+	RollupsOff   = "off"
+	RollupsRead  = "read"
+	RollupsBuild = "build"
+)
+
 func (c *Config) defaults() error {
-	if c.OpenSearch == "" {
+	if c.Backend == nil && c.OpenSearch == "" {
 		return errors.New("explore.opensearch_url: must not be empty")
 	}
 	if c.Index == "" {
 		return errors.New("explore.index: must not be empty")
+	}
+	switch c.Rollups {
+	case "":
+		c.Rollups = RollupsOff
+	case RollupsOff, RollupsRead, RollupsBuild:
+	default:
+		return fmt.Errorf("explore.rollups: %q is not off, read or build", c.Rollups)
+	}
+	if c.RollupPrefix == "" {
+		c.RollupPrefix = "leasehold-rollups"
+	}
+	if err := checkRollupPrefix(c.Index, c.RollupPrefix); err != nil {
+		return err
+	}
+	if c.RollupInterval == 0 {
+		c.RollupInterval = time.Minute
 	}
 	if c.HighlightMinChange == 0 {
 		c.HighlightMinChange = 50
@@ -88,6 +137,24 @@ func (c *Config) defaults() error {
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
+	if c.Backend == nil {
+		c.Backend = &openSearch{base: strings.TrimRight(c.OpenSearch, "/"), user: c.Username, password: c.Password, http: c.HTTPClient}
+	}
+	return nil
+}
+
+// checkRollupPrefix refuses an index pattern that matches the rollup
+// indices: their documents would be counted as events, and every rollup
+// written would look like a change to the events.
+func checkRollupPrefix(index, prefix string) error {
+	if prefix != strings.ToLower(prefix) || strings.ContainsAny(prefix, " ,/\\?#\"<>|*:") || strings.HasPrefix(prefix, "-") || strings.HasPrefix(prefix, "_") {
+		return fmt.Errorf("explore.rollup_prefix: %q is not an index name prefix (lowercase, no spaces or ,/\\?#\"<>|*:)", prefix)
+	}
+	for _, name := range []string{prefix + "-d-2026.01", prefix + "-state"} {
+		if ok, _ := path.Match(index, name); ok {
+			return fmt.Errorf("explore.rollup_prefix: explore.index %q matches the rollup index %s; choose a prefix it does not match", index, name)
+		}
+	}
 	return nil
 }
 
@@ -95,7 +162,9 @@ func (c *Config) defaults() error {
 type Server struct {
 	cfg      Config
 	users    *Users
-	os       *searcher
+	store    *store
+	rollups  *rollups // nil with RollupsOff
+	builder  *builder // set with RollupsBuild
 	sessions *sessions
 	log      *zap.Logger
 	mux      *http.ServeMux
@@ -117,9 +186,15 @@ func New(cfg Config, users *Users, log *zap.Logger) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, users: users, log: log,
-		os:       &searcher{base: strings.TrimRight(cfg.OpenSearch, "/"), index: cfg.Index, user: cfg.Username, password: cfg.Password, http: cfg.HTTPClient, log: log},
+		store:    &store{b: cfg.Backend, raw: cfg.Index, log: log},
 		sessions: newSessions(cfg.SessionTTL, cfg.Now),
 		mux:      http.NewServeMux(),
+	}
+	if cfg.Rollups != RollupsOff {
+		s.rollups = newRollups(s.store, cfg.RollupPrefix, cfg.RollupCheck, log)
+	}
+	if cfg.Rollups == RollupsBuild {
+		s.builder = newBuilder(s.rollups, cfg.RollupSettle, cfg.RollupInterval, cfg.Now, log)
 	}
 	static, err := fs.Sub(webFS, "web")
 	if err != nil {
@@ -202,10 +277,23 @@ func (s *Server) withQuery(h func(http.ResponseWriter, *http.Request, Principal,
 func Listen(addr string) (net.Listener, error) { return net.Listen("tcp", addr) }
 
 // Serve runs the server on l until ctx ends, then shuts down within 5s.
+// With rollups it also keeps their snapshot fresh (so that requests
+// rarely wait for one) and, with RollupsBuild, builds them in the
+// background.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	bg, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	if s.builder != nil {
+		wg.Go(func() { s.builder.run(bg) })
+	}
+	if s.rollups != nil && s.cfg.RollupCheck > 0 {
+		wg.Go(func() { s.rollups.keepFresh(bg, s.cfg.RollupCheck/2) })
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -251,6 +339,18 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	default:
 		writeError(w, http.StatusInternalServerError, "internal", fmt.Sprintf("internal error at %s", r.URL.Path))
 	}
+}
+
+// BuildRollups makes one pass of the rollup builder: it builds every
+// block of finished days that can be built now (Config.RollupSettle
+// applies) and returns what it did. It blocks until done; it is not safe
+// to call concurrently with itself or with Serve's builder. It fails
+// unless Config.Rollups is RollupsBuild.
+func (s *Server) BuildRollups(ctx context.Context) (BuildStats, error) {
+	if s.builder == nil {
+		return BuildStats{}, errors.New("explorer: rollups are not built by this explorer (explore.rollups)")
+	}
+	return s.builder.pass(ctx)
 }
 
 func zapUser(name string) zap.Field       { return zap.String("user", name) }
