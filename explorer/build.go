@@ -209,7 +209,7 @@ func (b *builder) install(ctx context.Context) error {
 		return fmt.Errorf("rollup template: %w", err)
 	}
 	state := obj{"settings": obj{"index": obj{"number_of_shards": 1, "auto_expand_replicas": "0-1"}}, "mappings": obj{"dynamic": false, "properties": obj{
-		"id": kw, "cube": kw, "level": obj{"type": "integer"}, "idx": obj{"type": "long"}, "gen": kw, "key": kw,
+		"id": kw, "ns": kw, "cube": kw, "level": obj{"type": "integer"}, "idx": obj{"type": "long"}, "gen": kw, "key": kw,
 		"docs": obj{"type": "long"}, "built": obj{"type": "date"},
 	}}}
 	_, _, err := b.r.st.call(ctx, http.MethodPut, "/"+url.PathEscape(b.r.stateIndex()), state)
@@ -251,13 +251,13 @@ func (b *builder) build(ctx context.Context, c *cube, id blockID, gen string, st
 	if err != nil {
 		return 0, fmt.Errorf("rollup %s: %w", id, err)
 	}
-	key := rollupKey(id, gen)
+	key := b.r.key(id, gen)
 	index := b.r.dataIndex(first)
 	if err := b.write(ctx, index, key, c, docs); err != nil {
 		return 0, fmt.Errorf("rollup %s: %w", id, err)
 	}
 	old, had := states[id]
-	rec := blockState{ID: id.String(), Cube: c.name, Level: id.level, Idx: id.idx, Gen: gen, Key: key, Docs: int64(len(docs)), Built: time.Now().UTC(), seqNo: -1}
+	rec := blockState{ID: b.r.ns + "/" + id.String(), NS: b.r.ns, Cube: c.name, Level: id.level, Idx: id.idx, Gen: gen, Key: key, Docs: int64(len(docs)), Built: time.Now().UTC(), seqNo: -1}
 	if had {
 		rec.Old = append(rec.Old, old.Old...)
 		if old.Key != "" && old.Key != key {

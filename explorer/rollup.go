@@ -95,7 +95,8 @@ func (b blockID) days() (first, end day) { return b.idx << b.level, (b.idx + 1) 
 
 // blockState is a block's record in <prefix>-state.
 type blockState struct {
-	ID    string    `json:"id"`
+	ID    string    `json:"id"` // <ns>/<cube>/<level>/<idx>
+	NS    string    `json:"ns"` // the events' index pattern, hashed
 	Cube  string    `json:"cube"`
 	Level int       `json:"level"`
 	Idx   int64     `json:"idx"`
@@ -115,7 +116,8 @@ type oldKey struct {
 	Since time.Time `json:"since"`
 }
 
-func rollupKey(id blockID, gen string) string { return id.String() + "/" + gen }
+// key names the documents of block id at generation gen.
+func (r *rollups) key(id blockID, gen string) string { return r.ns + "/" + id.String() + "/" + gen }
 
 func hash(parts ...string) string {
 	h := sha256.New()
@@ -263,6 +265,7 @@ func mergeSpans(in []span) []span {
 // pattern. It is safe for concurrent use.
 type rollups struct {
 	st      *store
+	ns      string        // hash of the events' index pattern: explorers of other patterns may share the prefix
 	prefix  string        // rollup indices: <prefix>-d-YYYY.MM; records: <prefix>-state
 	ttl     time.Duration // how long a snapshot is reused (wall clock)
 	log     *zap.Logger
@@ -284,7 +287,7 @@ type indexRange struct {
 }
 
 func newRollups(st *store, prefix string, ttl time.Duration, log *zap.Logger) *rollups {
-	return &rollups{st: st, prefix: prefix, ttl: ttl, log: log, ranges: map[string]indexRange{}}
+	return &rollups{st: st, ns: hash("index", st.raw)[:8], prefix: prefix, ttl: ttl, log: log, ranges: map[string]indexRange{}}
 }
 
 func (r *rollups) dataPattern() string    { return r.prefix + "-d-*" }
@@ -451,7 +454,8 @@ func (r *rollups) readStates(ctx context.Context) (map[blockID]blockState, error
 	out := map[blockID]blockState{}
 	var after []any
 	for {
-		body := obj{"size": 5000, "seq_no_primary_term": true, "sort": []obj{{"id": "asc"}}, "track_total_hits": false}
+		body := obj{"size": 5000, "seq_no_primary_term": true, "sort": []obj{{"id": "asc"}}, "track_total_hits": false,
+			"query": term("ns", r.ns)}
 		if after != nil {
 			body["search_after"] = after
 		}
@@ -462,7 +466,7 @@ func (r *rollups) readStates(ctx context.Context) (map[blockID]blockState, error
 		hits := n.sub("hits").arr("hits")
 		for _, h := range hits {
 			var st blockState
-			if err := json.Unmarshal(h["_source"], &st); err != nil {
+			if err := json.Unmarshal(h["_source"], &st); err != nil || st.NS != r.ns {
 				continue
 			}
 			st.seqNo, st.primaryTerm = int64(h.num("_seq_no")), int64(h.num("_primary_term"))
