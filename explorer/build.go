@@ -58,8 +58,14 @@ type BuildStats struct {
 // reader's snapshot may name it for up to its TTL.
 const oldGrace = time.Minute
 
-// compositePage is the buckets asked per page of a composite aggregation.
-const compositePage = 10000
+// compositePage is the buckets asked per page of a composite aggregation
+// (below the default search.max_buckets, 65,535): each page runs the
+// query again, so pages are large.
+const compositePage = 30000
+
+// viewersPage is the page of each of the sixteen viewer counts of one
+// search: together below search.max_buckets.
+const viewersPage = 3000
 
 func newBuilder(r *rollups, settle, interval time.Duration, now func() time.Time, log *zap.Logger) *builder {
 	return &builder{r: r, settle: settle, interval: interval, now: now, log: log, seen: map[day]seenFP{}}
@@ -298,9 +304,14 @@ func (b *builder) putState(ctx context.Context, rec *blockState, old blockState,
 // composite pages through a composite aggregation over indices with
 // query, calling fn with each page's buckets.
 func (b *builder) composite(ctx context.Context, indices string, query obj, sources []obj, sub obj, fn func([]node)) error {
-	var after json.RawMessage
+	return b.compositeAfter(ctx, indices, query, sources, sub, nil, compositePage, fn)
+}
+
+// compositeAfter is composite from the page after the key after (nil: the
+// first page).
+func (b *builder) compositeAfter(ctx context.Context, indices string, query obj, sources []obj, sub obj, after json.RawMessage, size int, fn func([]node)) error {
 	for {
-		comp := obj{"size": compositePage, "sources": sources}
+		comp := obj{"size": size, "sources": sources}
 		if after != nil {
 			comp["after"] = after
 		}
@@ -317,7 +328,7 @@ func (b *builder) composite(ctx context.Context, indices string, query obj, sour
 		buckets := c.buckets()
 		fn(buckets)
 		after = c["after_key"]
-		if len(buckets) < compositePage || after == nil {
+		if len(buckets) < size || after == nil {
 			return nil
 		}
 	}
@@ -418,63 +429,95 @@ func (b *builder) mergedDocs(ctx context.Context, c *cube, start time.Time, keys
 
 // viewerDocs counts day d's distinct viewers for every combination of
 // the filters: each customer or all, each asset type or all, each source
-// or all, people only or everyone.
+// or all, people only or everyone. The sixteen counts are sibling
+// aggregations of one search (one pass over the day's events); a
+// combination with more buckets than a page is paged on its own.
 func (b *builder) viewerDocs(ctx context.Context, d day) ([]rollupDoc, error) {
 	start := dayTime(d)
 	split := []struct{ name, field string }{{"tenant", "tenant"}, {"type", "asset.type"}, {"source", "source"}}
-	var docs []rollupDoc
+	type combo struct {
+		bots    string
+		mask    int
+		sources []obj
+	}
+	var combos []combo
+	aggs := obj{}
 	for _, bots := range []string{"people", "all"} {
-		query := span{start, dayTime(d + 1)}.query()
-		if bots == "people" {
-			query = boolFilter(query, term("bot", false))
-		}
 		for mask := range 1 << len(split) {
-			var sources []obj
-			for i, s := range split {
+			c := combo{bots: bots, mask: mask}
+			for i, sp := range split {
 				if mask&(1<<i) != 0 {
-					sources = append(sources, obj{s.name: obj{"terms": obj{"field": s.field}}})
+					// Absent values (no customer, no type) are left out:
+					// no filter selects them.
+					c.sources = append(c.sources, obj{sp.name: obj{"terms": obj{"field": sp.field}}})
 				}
 			}
-			emit := func(key node, n float64) {
-				fields := map[string]any{"viewers": n}
-				vk := [3]string{"*", "*", bots}
-				level := "all"
-				for i, s := range split {
-					if mask&(1<<i) == 0 {
-						continue
-					}
-					v := key.str(s.name)
-					switch s.name {
-					case "tenant":
-						fields["tenant"], level = v, "tenant"
-					case "type":
-						vk[0] = v
-					case "source":
-						vk[1] = v
-					}
-				}
-				fields["rollup.vkey"] = vk[0] + "|" + vk[1] + "|" + vk[2]
-				docs = append(docs, rollupDoc{level: level, time: start, fields: fields, count: 1})
+			inner := obj{"v": distinct("client_ip")}
+			if len(c.sources) > 0 {
+				inner = obj{"c": obj{"composite": obj{"size": viewersPage, "sources": c.sources}, "aggs": obj{"v": distinct("client_ip")}}}
 			}
-			if len(sources) == 0 {
-				n, _, err := b.r.st.call(ctx, http.MethodPost, "/"+escapeIndices(b.r.st.raw)+"/_search?ignore_unavailable=true&allow_no_indices=true&request_cache=false",
-					obj{"size": 0, "track_total_hits": false, "query": query, "aggs": obj{"v": distinct("client_ip")}})
-				if err != nil {
-					return nil, err
-				}
-				emit(nil, n.agg("v").value())
+			f := obj{"match_all": obj{}}
+			if bots == "people" {
+				f = term("bot", false)
+			}
+			aggs[fmt.Sprintf("%s%d", bots, mask)] = filterAgg(f, inner)
+			combos = append(combos, c)
+		}
+	}
+	query := span{start, dayTime(d + 1)}.query()
+	n, _, err := b.r.st.call(ctx, http.MethodPost, "/"+escapeIndices(b.r.st.raw)+"/_search?ignore_unavailable=true&allow_no_indices=true&request_cache=false",
+		obj{"size": 0, "track_total_hits": false, "query": query, "aggs": aggs})
+	if err != nil {
+		return nil, err
+	}
+	var docs []rollupDoc
+	emit := func(c combo, key node, v float64) {
+		fields := map[string]any{"viewers": v}
+		vk := [3]string{"*", "*", c.bots}
+		level := "all"
+		for i, sp := range split {
+			if c.mask&(1<<i) == 0 {
 				continue
 			}
-			// Buckets of values that are absent (no customer, no type)
-			// are left out: no filter selects them.
-			err := b.composite(ctx, b.r.st.raw, query, sources, obj{"v": distinct("client_ip")}, func(page []node) {
-				for _, bk := range page {
-					emit(bk.sub("key"), bk.sub("v").value())
-				}
-			})
-			if err != nil {
-				return nil, err
+			val := key.str(sp.name)
+			switch sp.name {
+			case "tenant":
+				fields["tenant"], level = val, "tenant"
+			case "type":
+				vk[0] = val
+			case "source":
+				vk[1] = val
 			}
+		}
+		fields["rollup.vkey"] = vk[0] + "|" + vk[1] + "|" + vk[2]
+		docs = append(docs, rollupDoc{level: level, time: start, fields: fields, count: 1})
+	}
+	for _, c := range combos {
+		a := n.agg(fmt.Sprintf("%s%d", c.bots, c.mask))
+		if len(c.sources) == 0 {
+			emit(c, nil, a.sub("v").value())
+			continue
+		}
+		page := a.sub("c").buckets()
+		for _, bk := range page {
+			emit(c, bk.sub("key"), bk.sub("v").value())
+		}
+		after := a.sub("c")["after_key"]
+		if len(page) < viewersPage || after == nil {
+			continue
+		}
+		q := query
+		if c.bots == "people" {
+			q = boolFilter(query, term("bot", false))
+		}
+		var rest []node
+		sources := c.sources
+		err := b.compositeAfter(ctx, b.r.st.raw, q, sources, obj{"v": distinct("client_ip")}, after, viewersPage, func(p []node) { rest = append(rest, p...) })
+		if err != nil {
+			return nil, err
+		}
+		for _, bk := range rest {
+			emit(c, bk.sub("key"), bk.sub("v").value())
 		}
 	}
 	return docs, nil
