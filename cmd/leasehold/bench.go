@@ -222,7 +222,9 @@ func newBenchExplorerCmd() *cobra.Command {
 local OpenSearch: each round clears OpenSearch's request cache, then issues
 the overview page's six calls at once (as the page does), alternating an
 admin (all customers) and one customer, over 7, 30 and 90 days; then the
-same with the cache kept (--warm), as a dashboard that many open sees. With
+same with the cache kept (--warm), as a dashboard that many open sees. First
+it builds (or brings up to date) the rollups of every finished day and
+reports how long that took, unless --events-only. With
 --generate N it first bulk-indexes N documents shaped like the pipeline's
 output into daily indices of --prefix (spread over --days). Prints a
 Markdown table. Refuses an OpenSearch that is not on loopback.`,
@@ -253,6 +255,8 @@ Markdown table. Refuses an OpenSearch that is not on loopback.`,
 	cmd.Flags().IntVar(&cfg.Days, "days", 90, "days the generated documents spread over, ending yesterday")
 	cmd.Flags().IntVar(&cfg.Rounds, "rounds", 20, "page views to measure with OpenSearch's request cache cleared before each")
 	cmd.Flags().IntVar(&cfg.Warm, "warm", 0, "page views to measure after them with the cache kept (default: --rounds)")
+	cmd.Flags().BoolVar(&cfg.EventsOnly, "events-only", false, "measure without rollups (otherwise the rollups of every finished day are built first, timed, and read)")
+	cmd.Flags().StringVar(&cfg.RollupPrefix, "rollup-prefix", "leasehold-rollups", "prefix of the rollup indices")
 	return cmd
 }
 

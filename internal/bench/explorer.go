@@ -35,7 +35,12 @@ type ExplorerConfig struct {
 	Warm       int       // page loads measured after them with OpenSearch's request cache kept; default Rounds
 	Tenant     string    // the customer of the customer rounds; default the busiest
 	Now        time.Time // default time.Now
-	Progress   io.Writer
+	// EventsOnly measures the explorer without rollups; otherwise the
+	// rollups of every finished day are built first (timed) into
+	// RollupPrefix (default leasehold-rollups) and read.
+	EventsOnly   bool
+	RollupPrefix string
+	Progress     io.Writer
 }
 
 // ExplorerResult holds the measurements.
@@ -49,6 +54,13 @@ type ExplorerResult struct {
 	Calls     map[string][]time.Duration // per API call
 	Warm      *ExplorerResult            // the same with the request cache kept between page views
 	Failed    map[string]int             // calls that failed (timeouts, 502), by call; not in the times
+	// The rollups (unless EventsOnly): the pass that built them, and
+	// their size.
+	Rollups     bool
+	RollupBuild time.Duration
+	RollupStats explorer.BuildStats
+	RollupDocs  int64
+	RollupStore string
 }
 
 // pageCalls are the calls the overview page makes, at once.
@@ -81,7 +93,10 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
 	}
-	res := ExplorerResult{Calls: map[string][]time.Duration{}}
+	if cfg.RollupPrefix == "" {
+		cfg.RollupPrefix = "leasehold-rollups"
+	}
+	res := ExplorerResult{Calls: map[string][]time.Duration{}, Rollups: !cfg.EventsOnly}
 	hc := &http.Client{Timeout: 5 * time.Minute}
 	if cfg.Generate > 0 {
 		start := time.Now()
@@ -128,7 +143,40 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 	if err != nil {
 		return res, err
 	}
-	srv, err := explorer.New(explorer.Config{OpenSearch: cfg.OpenSearch, Index: cfg.Index, AppDomains: []string{"app.example.com"}, Now: func() time.Time { return cfg.Now }}, users, nil)
+	mode := explorer.RollupsRead
+	if cfg.EventsOnly {
+		mode = explorer.RollupsOff
+	} else {
+		// Build (or bring up to date) the rollups of every finished day,
+		// as the explorer does in the background.
+		b, err := explorer.New(explorer.Config{OpenSearch: cfg.OpenSearch, Index: cfg.Index, Rollups: explorer.RollupsBuild,
+			RollupPrefix: cfg.RollupPrefix, Now: func() time.Time { return cfg.Now }}, users, nil)
+		if err != nil {
+			return res, err
+		}
+		fmt.Fprintln(cfg.Progress, "building rollups")
+		start := time.Now()
+		if res.RollupStats, err = b.BuildRollups(ctx); err != nil {
+			return res, err
+		}
+		res.RollupBuild = time.Since(start)
+		fmt.Fprintf(cfg.Progress, "rollups: %+v in %s\n", res.RollupStats, res.RollupBuild.Round(time.Second))
+		if b, err := getJSON(ctx, hc, cfg.OpenSearch+"/"+cfg.RollupPrefix+"-d-*/_stats/docs,store"); err == nil {
+			var st struct {
+				All struct {
+					Primaries struct {
+						Docs  struct{ Count int64 }       `json:"docs"`
+						Store struct{ SizeInBytes int64 } `json:"store"`
+					} `json:"primaries"`
+				} `json:"_all"`
+			}
+			_ = json.Unmarshal(b, &st)
+			res.RollupDocs = st.All.Primaries.Docs.Count
+			res.RollupStore = fmt.Sprintf("%.2f GB", float64(st.All.Primaries.Store.SizeInBytes)/1e9)
+		}
+	}
+	srv, err := explorer.New(explorer.Config{OpenSearch: cfg.OpenSearch, Index: cfg.Index, AppDomains: []string{"app.example.com"}, Now: func() time.Time { return cfg.Now },
+		Rollups: mode, RollupPrefix: cfg.RollupPrefix, RollupCheck: 5 * time.Second}, users, nil)
 	if err != nil {
 		return res, err
 	}
@@ -136,9 +184,10 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 	if err != nil {
 		return res, err
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = hs.Serve(l) }()
-	defer hs.Close()
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(sctx, l) }()
+	defer func() { stop(); <-served }()
 	base := "http://" + l.Addr().String()
 	cold, err := measure(ctx, hc, cfg, base, cfg.Rounds, true)
 	if err != nil {
@@ -161,7 +210,7 @@ func measure(ctx context.Context, hc *http.Client, cfg ExplorerConfig, base stri
 	var mu sync.Mutex
 	for i := range rounds {
 		if clear {
-			if _, err := postJSON(ctx, hc, cfg.OpenSearch+"/"+cfg.Index+"/_cache/clear?request=true", ""); err != nil {
+			if _, err := postJSON(ctx, hc, cfg.OpenSearch+"/"+cfg.Index+","+cfg.RollupPrefix+"-d-*/_cache/clear?request=true&ignore_unavailable=true&allow_no_indices=true", ""); err != nil {
 				return res, err
 			}
 		}
@@ -227,6 +276,12 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 func PrintExplorer(w io.Writer, r ExplorerResult) {
 	if r.Generated > 0 {
 		fmt.Fprintf(w, "Generated %d documents in %s (%.0f documents/s).\n\n", r.Generated, r.GenTime.Round(time.Second), float64(r.Generated)/r.GenTime.Seconds())
+	}
+	if r.Rollups {
+		fmt.Fprintf(w, "Rollups: %d blocks built in %s (%d documents written; %d rollup documents, %s on disk, primaries).\n\n",
+			r.RollupStats.Blocks, r.RollupBuild.Round(time.Second), r.RollupStats.Docs, r.RollupDocs, r.RollupStore)
+	} else {
+		fmt.Fprint(w, "Events only (no rollups).\n\n")
 	}
 	fmt.Fprintf(w, "Index: %d documents, %s on disk (primaries). Page views alternate an admin (all customers) and one customer over 7, 30 and 90 days; cold: %d views, OpenSearch's request cache cleared before each; warm: %d views after them, cache kept.\n\n", r.Docs, r.StoreSize, r.Rounds, r.Warm.Rounds)
 	fmt.Fprintln(w, "| call | cold p50 | cold p95 | warm p50 | warm p95 |")
