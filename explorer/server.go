@@ -54,8 +54,7 @@ type Config struct {
 	Index string
 	// Rollups is what the explorer does with rollups (see rollup.go):
 	// RollupsOff ("", the default: read events only), RollupsRead (read
-	// rollups that another explorer or `leasehold explore rollup`
-	// builds) or RollupsBuild (read them and, while Serve runs, keep them
+	// rollups that another explorer builds) or RollupsBuild (read them and, while Serve runs, keep them
 	// current in the background).
 	Rollups string
 	// RollupPrefix names the rollup indices, <prefix>-d-YYYY.MM, and their

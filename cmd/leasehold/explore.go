@@ -40,6 +40,7 @@ with 'leasehold explore token'.`,
 			cfg := explorer.Config{
 				OpenSearch: e.OpenSearchURL, Username: e.OpenSearchUsername, Password: string(e.OpenSearchPassword), Index: e.Index,
 				AppDomains: e.AppDomains, HighlightMinChange: e.HighlightMinChange, HighlightMinCount: int64(e.HighlightMinCount),
+				Rollups: e.Rollups, RollupPrefix: e.RollupPrefix, RollupSettle: e.RollupSettle, RollupCheck: e.RollupCheck,
 			}
 			if e.LeaseTable != "" {
 				awsCfg, err := awsconf.Load(cmd.Context())

@@ -145,6 +145,12 @@ type Explore struct {
 	LeaseTable         string   `yaml:"lease_table" doc:"lease table to read the workers' lag from for the data-freshness line (empty: newest event only)"`
 	HighlightMinChange float64  `yaml:"highlight_min_change" doc:"smallest change in percent that a highlight reports, so small changes stay quiet"`
 	HighlightMinCount  int      `yaml:"highlight_min_count" doc:"fewest events (in the larger of the two periods) behind a highlight"`
+	// Rollups: daily pre-computed counts that make views of long periods
+	// fast (see docs/EXPLORER.md).
+	Rollups      string        `yaml:"rollups" doc:"daily rollups of finished days: build (keep them current in the background and read them; needs write access to rollup_prefix-*), read (read those another explorer builds) or off (read events only)"`
+	RollupPrefix string        `yaml:"rollup_prefix" doc:"prefix of the rollup indices (<prefix>-d-YYYY.MM, <prefix>-state); the index pattern must not match them"`
+	RollupSettle time.Duration `yaml:"rollup_settle" doc:"how long a finished day's events must stay unchanged before it is rolled up; until then it is read from its events"`
+	RollupCheck  time.Duration `yaml:"rollup_check" doc:"how long a reading of the event indices' state is reused; a late event on a rolled-up day shows after at most this long"`
 }
 
 // Dev configures the local stack started by `leasehold dev`.
@@ -213,6 +219,10 @@ func Default() Config {
 			Index:              "leasehold-events-*",
 			HighlightMinChange: 50,
 			HighlightMinCount:  20,
+			Rollups:            "build",
+			RollupPrefix:       "leasehold-rollups",
+			RollupSettle:       10 * time.Minute,
+			RollupCheck:        5 * time.Second,
 		},
 		Dev: Dev{
 			Dir:            ".leasehold",
@@ -518,6 +528,17 @@ func (e Explore) validate() []error {
 	}
 	if e.HighlightMinCount < 1 {
 		bad("explore.highlight_min_count", "%d must be at least 1 (default 20)", e.HighlightMinCount)
+	}
+	switch e.Rollups {
+	case "build", "read", "off":
+	default:
+		bad("explore.rollups", "%q is not build, read or off", e.Rollups)
+	}
+	if e.RollupSettle < 0 {
+		bad("explore.rollup_settle", "%s must not be negative", e.RollupSettle)
+	}
+	if e.RollupCheck < 0 || e.RollupCheck > time.Hour {
+		bad("explore.rollup_check", "%s is out of range; use 0 to 1h (default 5s)", e.RollupCheck)
 	}
 	if t := e.LeaseTable; t != "" && !validTableName(t) {
 		bad("explore.lease_table", "%q is not a DynamoDB table name", t)

@@ -67,6 +67,8 @@ func TestBadInputNamesTheKey(t *testing.T) {
 		{name: "negative behind threshold", env: []string{"LEASEHOLD_WORKER_BEHIND_THRESHOLD=-1s"}, want: "worker.behind_threshold"},
 		{name: "read bytes above the Kinesis limit", env: []string{"LEASEHOLD_WORKER_READ_BYTES_PER_SECOND=4000000"}, want: "worker.read_bytes_per_second: 4000000 is out of range"},
 		{name: "pprof without a metrics address", env: []string{"LEASEHOLD_WORKER_PPROF=true", "LEASEHOLD_WORKER_METRICS_ADDR="}, want: "worker.pprof: needs worker.metrics_addr"},
+		{name: "explorer rollups mode", env: []string{"LEASEHOLD_EXPLORE_ROLLUPS=on"}, want: "explore.rollups: \"on\" is not build, read or off"},
+		{name: "explorer rollup check", env: []string{"LEASEHOLD_EXPLORE_ROLLUP_CHECK=2h"}, want: "explore.rollup_check"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
