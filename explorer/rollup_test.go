@@ -3,12 +3,14 @@ package explorer_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,25 +184,42 @@ func TestRollupsFollowLateEvents(t *testing.T) {
 		t.Fatalf("days read from events after the first pass: %v", d)
 	}
 
-	// A late view on the first day for customer A, and a replay (same id,
+	// A late view on the first day for customer A, another for a
+	// different customer (which A must not see), and a replay (same id,
 	// same content) of an event of the second day.
 	day1, day2 := now.Truncate(24*time.Hour).AddDate(0, 0, -4), now.Truncate(24*time.Hour).AddDate(0, 0, -3)
-	var late, replay event.Event
+	adminViews := func() float64 {
+		var s explorer.Summary
+		get(t, rolled, "admin", period, &s)
+		return s.Cards["views"].Cur
+	}
+	allBefore := adminViews()
+	var late, lateOther, replay event.Event
 	for _, ev := range evs {
 		if late.EventID == "" && ev.Tenant == tenantA && ev.EventType == event.TypeView && !ev.Bot && ev.EventTime.Before(day2) {
 			late = ev
+		}
+		if lateOther.EventID == "" && ev.Tenant != tenantA && ev.Tenant != "" && ev.EventType == event.TypeView && !ev.Bot && ev.EventTime.Before(day2) {
+			lateOther = ev
 		}
 		if replay.EventID == "" && !ev.EventTime.Before(day2) && ev.EventTime.Before(day2.AddDate(0, 0, 1)) {
 			replay = ev
 		}
 	}
+	if lateOther.EventID == "" {
+		t.Fatal("the workload has no view of another customer on the first day")
+	}
 	late.EventID += "-late"
-	if err := explorertest.Index(ctx, e.OpenSearch, prefix, []event.Event{late, replay}); err != nil {
+	lateOther.EventID += "-late"
+	if err := explorertest.Index(ctx, e.OpenSearch, prefix, []event.Event{late, lateOther, replay}); err != nil {
 		t.Fatal(err)
 	}
 	after := same("late event, not rolled up yet")
 	if after.Cards["views"].Cur != before.Cards["views"].Cur+1 {
-		t.Fatalf("views %v after a late view, were %v", after.Cards["views"].Cur, before.Cards["views"].Cur)
+		t.Fatalf("A's views %v after a late view of A's and one of another customer's, were %v", after.Cards["views"].Cur, before.Cards["views"].Cur)
+	}
+	if all := adminViews(); all != allBefore+2 {
+		t.Fatalf("all customers' views %v after two late views, were %v", all, allBefore)
 	}
 	if d := weekDays(); !slices.Equal(d, []string{day1.Format(time.DateOnly), day2.Format(time.DateOnly)}) {
 		t.Fatalf("days read from events after the late writes: %v, want the two changed days", d)
@@ -217,6 +236,9 @@ func TestRollupsFollowLateEvents(t *testing.T) {
 	}
 	if again := same("rebuilt"); again.Cards["views"].Cur != after.Cards["views"].Cur {
 		t.Fatalf("views %v after the rebuild, want %v", again.Cards["views"].Cur, after.Cards["views"].Cur)
+	}
+	if all := adminViews(); all != allBefore+2 {
+		t.Fatalf("all customers' views %v after the rebuild, want %v", all, allBefore+2)
 	}
 	if st, _ := builder.BuildRollups(ctx); st.Blocks != 0 {
 		t.Fatalf("a pass with nothing changed built %+v", st)
@@ -236,4 +258,79 @@ func TestRollupsFollowLateEvents(t *testing.T) {
 		t.Fatalf("views %v while settling, want %v", s.Cards["views"].Cur, after.Cards["views"].Cur+1)
 	}
 	_ = os.Remove(dir)
+}
+
+// TestRollupsKeepTenantsApart: the rollup indices hold every customer's
+// counts side by side with the all-customers totals, so a filter that
+// slipped would show a customer another's figures. Reading through the
+// rollups (checked to be read, not bypassed), each customer's figures
+// must be its own as counted from the workload, whatever it asks; asking
+// for another customer is refused.
+func TestRollupsKeepTenantsApart(t *testing.T) {
+	seed(t)
+	ctx := context.Background()
+	srv := newExplorer(t, testenv.Local().OpenSearch, seedPrefix+"-*", rollupPrefix, explorer.RollupsRead, 0)
+	end := now.Truncate(24 * time.Hour)
+	if blocks, days := srv.RollupPlan(ctx, "core.1", start, end, false); len(blocks) == 0 || len(days) != 0 {
+		t.Fatalf("the fixture's finished days are not read from rollups: blocks %v, days %v", blocks, days)
+	}
+	// The hazard is real: other customers' and all-customers documents
+	// lie in the same indices.
+	for _, f := range []string{`{"term":{"tenant":"` + tenantB + `"}}`, `{"term":{"rollup.level":"all"}}`} {
+		if n := countDocs(t, rollupPrefix+"-d-*", f); n == 0 {
+			t.Fatalf("no rollup documents match %s", f)
+		}
+	}
+	ts := newServer(t)
+	for _, u := range []struct{ user, tenant, other string }{{"a", tenantA, tenantB}, {"b", tenantB, tenantA}} {
+		for _, bots := range []bool{false, true} {
+			q := "/api/summary?period=7d&compare=previous"
+			if bots {
+				q += "&bots=1"
+			}
+			var s explorer.Summary
+			if code := get(t, ts, u.user, q, &s); code != 200 {
+				t.Fatalf("%s as %s: status %d", q, u.user, code)
+			}
+			cur, prev := count(u.tenant, half, end, bots), count(u.tenant, start, half, bots)
+			checkPair(t, u.user+" views", s.Cards["views"], cur.views, prev.views)
+			checkPair(t, u.user+" downloads", s.Cards["downloads"], cur.downloads, prev.downloads)
+			checkPair(t, u.user+" bytes", s.Cards["bytes"], cur.bytes, prev.bytes)
+			checkPair(t, u.user+" sites", s.Cards["sites"], int64(len(cur.sites)), int64(len(prev.sites)))
+		}
+		var got explorer.TopAssets
+		if code := get(t, ts, u.user, "/api/assets?period=30d&limit=100", &got); code != 200 {
+			t.Fatalf("assets as %s: status %d", u.user, code)
+		}
+		all := count(u.tenant, start, end, false)
+		if len(got.Assets) == 0 {
+			t.Fatalf("%s sees no assets", u.user)
+		}
+		for _, a := range got.Assets {
+			if owner[a.AssetID] != u.tenant && !unknownAsset(a.AssetID) {
+				t.Fatalf("%s sees asset %s of %s", u.user, a.AssetID, owner[a.AssetID])
+			}
+			if c := all.assets[a.AssetID]; a.Views != c[0] || a.Downloads != c[1] {
+				t.Fatalf("%s: asset %s has %d views, %d downloads; its own events have %d, %d", u.user, a.AssetID, a.Views, a.Downloads, c[0], c[1])
+			}
+		}
+		if code := get(t, ts, u.user, "/api/summary?period=7d&tenant="+u.other, nil); code != http.StatusForbidden {
+			t.Fatalf("%s asking for %s: status %d, want 403", u.user, u.other, code)
+		}
+	}
+}
+
+// countDocs counts the documents of index matching the JSON query filter.
+func countDocs(t *testing.T, index, filter string) int64 {
+	t.Helper()
+	resp, err := http.Post(testenv.Local().OpenSearch+"/"+index+"/_count", "application/json", strings.NewReader(`{"query":`+filter+`}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var c struct{ Count int64 }
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("count %s: status %d, %v", index, resp.StatusCode, err)
+	}
+	return c.Count
 }
