@@ -54,7 +54,8 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, err := explorer.New(explorer.Config{OpenSearch: testenv.Local().OpenSearch, Index: seedPrefix + "-*",
-		AppDomains: []string{"app.example.com"}, Now: func() time.Time { return now }}, users, nil)
+		AppDomains: []string{"app.example.com"}, Now: func() time.Time { return now },
+		Rollups: explorer.RollupsRead, RollupPrefix: rollupPrefix}, users, nil) // as `leasehold explore` serves it
 	if err != nil {
 		t.Fatal(err)
 	}
