@@ -258,13 +258,6 @@ func (s *Server) measureFreshness(ctx context.Context, p Principal, q Query) (Fr
 	return f, nil
 }
 
-func merge(a, b obj) obj {
-	for k, v := range b {
-		a[k] = v
-	}
-	return a
-}
-
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
 	writeJSON(w, http.StatusOK, struct {
 		Principal
