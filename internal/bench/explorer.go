@@ -112,8 +112,10 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 	var st struct {
 		All struct {
 			Primaries struct {
-				Docs  struct{ Count int64 }       `json:"docs"`
-				Store struct{ SizeInBytes int64 } `json:"store"`
+				Docs  struct{ Count int64 } `json:"docs"`
+				Store struct {
+					SizeInBytes int64 `json:"size_in_bytes"`
+				} `json:"store"`
 			} `json:"primaries"`
 		} `json:"_all"`
 	}
@@ -165,8 +167,10 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 			var st struct {
 				All struct {
 					Primaries struct {
-						Docs  struct{ Count int64 }       `json:"docs"`
-						Store struct{ SizeInBytes int64 } `json:"store"`
+						Docs  struct{ Count int64 } `json:"docs"`
+						Store struct {
+							SizeInBytes int64 `json:"size_in_bytes"`
+						} `json:"store"`
 					} `json:"primaries"`
 				} `json:"_all"`
 			}
