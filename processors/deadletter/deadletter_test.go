@@ -226,8 +226,8 @@ func newS3(t *testing.T, f *fakeS3) *S3 {
 		t.Fatal(err)
 	}
 	d.now = func() time.Time { return t0 }
-	d.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
-	d.retryMin, d.retryMax = time.Millisecond, time.Millisecond
+	d.retry.Sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	d.retry.Min, d.retry.Max = time.Millisecond, time.Millisecond
 	return d
 }
 
@@ -498,5 +498,36 @@ func TestLineCarriesTheEventAndRedaction(t *testing.T) {
 	}
 	if b, _ := json.Marshal(NewLine(failed("s", 8, "parse", errors.New("bad")), t0)); bytes.Contains(b, []byte(`"event"`)) || bytes.Contains(b, []byte(`"redacted"`)) {
 		t.Fatalf("an unparsed, unredacted record's line has event or redacted: %s", b)
+	}
+}
+
+// TestS3RetryWaits pins the waits between tries of a failing put: from
+// 100ms doubling to 10s, each drawn in [d/2, 3d/2).
+func TestS3RetryWaits(t *testing.T) {
+	f := &fakeS3{objects: map[string][]byte{}, fail: func(c int) error {
+		if c <= 9 {
+			return &apiErr{"SlowDown", 503}
+		}
+		return nil
+	}}
+	d, err := NewS3(f, S3Options{Bucket: "archive"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits []time.Duration
+	d.retry.Rand = func(int64) int64 { return 0 } // the shortest draw
+	d.retry.Sleep = func(_ context.Context, w time.Duration) error { waits = append(waits, w); return nil }
+	if err := d.DeadLetter(t.Context(), []*processors.Message{failed("shardId-1", 1, "parse", errors.New("x"))}); err != nil {
+		t.Fatal(err)
+	}
+	ms := time.Millisecond
+	want := []time.Duration{50 * ms, 100 * ms, 200 * ms, 400 * ms, 800 * ms, 1600 * ms, 3200 * ms, 5 * time.Second, 5 * time.Second}
+	if len(waits) != len(want) {
+		t.Fatalf("waits %v, want %v", waits, want)
+	}
+	for i := range want {
+		if waits[i] != want[i] {
+			t.Fatalf("waits %v, want %v", waits, want)
+		}
 	}
 }

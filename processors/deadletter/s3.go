@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/leasehold/leasehold/internal/awserr"
+	"github.com/leasehold/leasehold/internal/backoff"
 	"github.com/leasehold/leasehold/processors"
 )
 
@@ -62,10 +62,8 @@ type S3 struct {
 	log    *zap.Logger
 	stalls processors.Stalls // shards whose dead letters fail to be stored and are retried
 
-	now      func() time.Time
-	sleep    func(ctx context.Context, d time.Duration) error
-	retryMin time.Duration
-	retryMax time.Duration
+	now   func() time.Time
+	retry backoff.Policy // between tries of a failed put
 }
 
 // NewS3 returns an S3 dead-letterer. log may be nil. It does not block;
@@ -84,7 +82,7 @@ func NewS3(api S3API, opts S3Options, log *zap.Logger) (*S3, error) {
 		log = zap.NewNop()
 	}
 	return &S3{api: api, bucket: opts.Bucket, prefix: opts.Prefix, log: log.With(zap.String("dead_letter", TypeS3)),
-		now: time.Now, sleep: sleepCtx, retryMin: 100 * time.Millisecond, retryMax: 10 * time.Second}, nil
+		now: time.Now, retry: backoff.Policy{Min: 100 * time.Millisecond, Max: 10 * time.Second, Jitter: backoff.Spread}}, nil
 }
 
 // S3FromConfig is the processors.DeadLetterCtor for type "s3": options
@@ -205,8 +203,7 @@ func group(msgs []*processors.Message) [][]*processors.Message {
 // S3 sink's are.
 func (d *S3) put(ctx context.Context, shard, key string, body []byte, n int) error {
 	sum := md5.Sum(body)
-	wait := d.retryMin
-	for attempt := 1; ; attempt++ {
+	err := d.retry.Retry(ctx, func(int) error {
 		_, err := d.api.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: &d.bucket, Key: &key, Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
 			ContentType: aws.String("application/x-ndjson"), ContentEncoding: aws.String("gzip"),
@@ -220,17 +217,18 @@ func (d *S3) put(ctx context.Context, shard, key string, body []byte, n int) err
 			}
 			return nil
 		}
+		return err
+	}, func(attempt int, err error, wait time.Duration) error {
 		if ctx.Err() != nil {
-			return fmt.Errorf("deadletter: put s3://%s/%s: %w", d.bucket, key, ctx.Err())
+			return ctx.Err()
 		}
 		class := awserr.S3(err)
 		if class == awserr.Reject {
-			return fmt.Errorf("deadletter: put s3://%s/%s: %w", d.bucket, key, processors.Permanent(err))
+			return processors.Permanent(err)
 		}
 		cannotWrite := class == awserr.CannotWrite
 		news := d.stalls.Failed(shard, fmt.Errorf("deadletter: put s3://%s/%s: %w", d.bucket, key, err), cannotWrite)
-		w := wait/2 + time.Duration(rand.Int64N(int64(wait)))
-		fields := []zap.Field{zap.String("shard_id", shard), zap.String("key", key), zap.Int("attempt", attempt), zap.Duration("wait", w), zap.Error(err)}
+		fields := []zap.Field{zap.String("shard_id", shard), zap.String("key", key), zap.Int("attempt", attempt), zap.Duration("wait", wait), zap.Error(err)}
 		switch {
 		case cannotWrite && news:
 			d.log.Error("dead-letter store cannot write; the shard waits and retries until an operator fixes the bucket or the permissions", fields...)
@@ -239,11 +237,12 @@ func (d *S3) put(ctx context.Context, shard, key string, body []byte, n int) err
 		default:
 			d.log.Warn("dead-letter put failed; retrying", fields...)
 		}
-		if err := d.sleep(ctx, w); err != nil {
-			return fmt.Errorf("deadletter: put s3://%s/%s: %w", d.bucket, key, err)
-		}
-		wait = min(wait*2, d.retryMax)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("deadletter: put s3://%s/%s: %w", d.bucket, key, err)
 	}
+	return nil
 }
 
 // State reports, for metrics and readiness, the shards whose dead letters
@@ -254,15 +253,4 @@ func (d *S3) State() processors.SinkState {
 	var st processors.SinkState
 	d.stalls.Fill(&st)
 	return st
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/event"
+	"github.com/leasehold/leasehold/internal/backoff"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/worker"
 )
@@ -192,7 +193,7 @@ func TestFullBudgetAndFailingS3Block(t *testing.T) {
 	ms := shardMsgs("shardId-000", 40)
 	limit := archivedBytes(ms[:10])
 	s, _ := newSink(t, f, Options{MaxBufferedBytes: limit})
-	s.sleep = func(ctx context.Context, d time.Duration) error { return sleepCtx(ctx, time.Millisecond) }
+	s.retry.Sleep = func(ctx context.Context, d time.Duration) error { return backoff.Sleep(ctx, time.Millisecond) }
 	ss := openShard(t, s, "shardId-000")
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()

@@ -47,7 +47,7 @@ func TestCannotWriteIsRetriedAndReported(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.retryMin, s.retryMax = time.Millisecond, 5*time.Millisecond
+			s.retry.Min, s.retry.Max = time.Millisecond, 5*time.Millisecond
 			dl := &fakeDL{}
 			ss := open(t, s, dl)
 			writeAll(t, ss, msgs(5, 1), 5)

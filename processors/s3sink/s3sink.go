@@ -68,6 +68,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"go.uber.org/zap"
 
+	"github.com/leasehold/leasehold/internal/backoff"
 	"github.com/leasehold/leasehold/processors"
 )
 
@@ -222,10 +223,8 @@ type Sink struct {
 
 	// Set at construction; tests replace them.
 	now        func() time.Time
-	sleep      func(ctx context.Context, d time.Duration) error
-	tick       time.Duration // how often a shard sink checks buffer ages
-	retryMin   time.Duration
-	retryMax   time.Duration
+	tick       time.Duration  // how often a shard sink checks buffer ages
+	retry      backoff.Policy // between tries of a failed S3 request
 	maxIndexes int
 }
 
@@ -244,10 +243,10 @@ func New(api API, opts Options, log *zap.Logger) (*Sink, error) {
 	}
 	return &Sink{
 		api: api, opts: opts, log: log.With(zap.String("sink", opts.Name)),
-		budget: processors.NewMemoryBudget(opts.MaxBufferedBytes),
-		now:    time.Now, sleep: sleepCtx,
-		tick:     min(max(opts.MaxAge/4, 10*time.Millisecond), 5*time.Second),
-		retryMin: 100 * time.Millisecond, retryMax: 10 * time.Second,
+		budget:     processors.NewMemoryBudget(opts.MaxBufferedBytes),
+		now:        time.Now,
+		tick:       min(max(opts.MaxAge/4, 10*time.Millisecond), 5*time.Second),
+		retry:      backoff.Policy{Min: 100 * time.Millisecond, Max: 10 * time.Second, Jitter: backoff.Spread},
 		maxIndexes: defaultMaxIndexes,
 	}, nil
 }
@@ -291,14 +290,3 @@ func (s *Sink) State() processors.SinkState {
 // Close does nothing: the S3 client belongs to the caller. It is safe to
 // call at any time.
 func (s *Sink) Close(context.Context) error { return nil }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

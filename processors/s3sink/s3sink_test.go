@@ -97,8 +97,8 @@ func newSink(t *testing.T, api API, opts Options) (*Sink, *clock) {
 	}
 	c := &clock{t: t0}
 	s.now = c.now
-	s.sleep = func(ctx context.Context, d time.Duration) error { return ctx.Err() }
-	s.retryMin, s.retryMax = time.Millisecond, time.Millisecond
+	s.retry.Sleep = func(ctx context.Context, d time.Duration) error { return ctx.Err() }
+	s.retry.Min, s.retry.Max = time.Millisecond, time.Millisecond
 	return s, c
 }
 
@@ -878,5 +878,36 @@ func BenchmarkWrite(b *testing.B) {
 	}
 	if err := ss.Flush(b.Context()); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestRetryWaits pins the waits between tries of a failing S3 request:
+// from 100ms doubling to 10s, each drawn in [d/2, 3d/2).
+func TestRetryWaits(t *testing.T) {
+	f := newFakeS3("archive")
+	fails := 0
+	f.fail = func(string, string) error {
+		if fails < 9 {
+			fails++
+			return &apiErr{"SlowDown", 503}
+		}
+		return nil
+	}
+	s, err := New(f, Options{Bucket: "archive", MaxAge: time.Hour}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits []time.Duration
+	s.retry.Rand = func(n int64) int64 { return n - 1 } // the longest draw
+	s.retry.Sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+	ss := open(t, s, &fakeDL{})
+	writeAll(t, ss, msgs(3, 1), 3)
+	if err := ss.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ms := time.Millisecond
+	want := []time.Duration{150*ms - 1, 300*ms - 1, 600*ms - 1, 1200*ms - 1, 2400*ms - 1, 4800*ms - 1, 9600*ms - 1, 15*time.Second - 1, 15*time.Second - 1}
+	if fmt.Sprint(waits) != fmt.Sprint(want) {
+		t.Fatalf("waits %v, want %v", waits, want)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
 	"strconv"
 	"strings"
@@ -331,8 +330,8 @@ var errNotFound = errors.New("s3sink: not found")
 // logged at Error when it starts. It is retried all the same: the records
 // are fine, and nothing is dead-lettered for it.
 func (ss *shardSink) retry(ctx context.Context, op string, f func() error) error {
-	wait := ss.s.retryMin
-	for attempt := 1; ; attempt++ {
+	var answer error // nil, errExists or errNotFound
+	err := ss.s.retry.Retry(ctx, func(int) error {
 		err := f()
 		if err == nil || errors.Is(err, errExists) || errors.Is(err, errNotFound) {
 			// Also on a first attempt: the failures may have been an
@@ -340,19 +339,21 @@ func (ss *shardSink) retry(ctx context.Context, op string, f func() error) error
 			if d := ss.s.stalls.Recovered(ss.shard.ShardID); d > 0 {
 				ss.log.Info("s3 requests succeed again", zap.String("op", op), zap.Duration("failed_for", d.Round(time.Millisecond)))
 			}
-			return err
+			answer = err
+			return nil
 		}
+		return err
+	}, func(attempt int, err error, wait time.Duration) error {
 		if ctx.Err() != nil {
-			return fmt.Errorf("s3sink: %s: %w", op, ctx.Err())
+			return ctx.Err()
 		}
 		class := awserr.S3(err)
 		if class == awserr.Reject {
-			return fmt.Errorf("s3sink: %s: %w", op, processors.Permanent(err))
+			return processors.Permanent(err)
 		}
 		cannotWrite := class == awserr.CannotWrite
 		news := ss.s.stalls.Failed(ss.shard.ShardID, fmt.Errorf("s3sink: %s: %w", op, err), cannotWrite)
-		d := wait/2 + time.Duration(rand.Int64N(int64(wait)))
-		fields := []zap.Field{zap.String("op", op), zap.Int("attempt", attempt), zap.Duration("wait", d), zap.Error(err)}
+		fields := []zap.Field{zap.String("op", op), zap.Int("attempt", attempt), zap.Duration("wait", wait), zap.Error(err)}
 		switch {
 		case cannotWrite && news:
 			ss.log.Error("s3 cannot write; the shard waits and retries until an operator fixes the bucket or the permissions (nothing is dead-lettered)", fields...)
@@ -361,11 +362,12 @@ func (ss *shardSink) retry(ctx context.Context, op string, f func() error) error
 		default:
 			ss.log.Warn("s3 request failed; the shard waits and retries", fields...)
 		}
-		if err := ss.s.sleep(ctx, d); err != nil {
-			return fmt.Errorf("s3sink: %s: %w", op, err)
-		}
-		wait = min(wait*2, ss.s.retryMax)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("s3sink: %s: %w", op, err)
 	}
+	return answer
 }
 
 func preconditionFailed(err error) bool {
