@@ -41,7 +41,7 @@ func TestCannotWriteIsRetriedAndReported(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s.retryMin, s.retryMax = time.Millisecond, 5*time.Millisecond
+			s.retry.Min, s.retry.Max = time.Millisecond, 5*time.Millisecond
 			var refuse atomic.Bool
 			refuse.Store(true)
 			db.fail = func(int) error {

@@ -46,6 +46,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"go.uber.org/zap"
 
+	"github.com/leasehold/leasehold/internal/backoff"
 	"github.com/leasehold/leasehold/processors"
 )
 
@@ -163,9 +164,7 @@ type Sink struct {
 	log    *zap.Logger
 	stalls processors.Stalls // shards whose writes are throttled or failing and retried
 
-	sleep    func(ctx context.Context, d time.Duration) error
-	retryMin time.Duration
-	retryMax time.Duration
+	retry backoff.Policy // between tries of a failed batch write
 }
 
 // New returns a sink writing to opts.Table through api. It blocks while it
@@ -184,8 +183,8 @@ func New(ctx context.Context, api API, opts Options, log *zap.Logger) (*Sink, er
 	if log == nil {
 		log = zap.NewNop()
 	}
-	s := &Sink{api: api, opts: opts, log: log.With(zap.String("sink", opts.Name)), sleep: sleepCtx,
-		retryMin: 50 * time.Millisecond, retryMax: 5 * time.Second}
+	s := &Sink{api: api, opts: opts, log: log.With(zap.String("sink", opts.Name)),
+		retry: backoff.Policy{Min: 50 * time.Millisecond, Max: 5 * time.Second, Jitter: backoff.Spread}}
 	if err := s.ensureTable(ctx); err != nil {
 		return nil, err
 	}
@@ -229,14 +228,3 @@ func (s *Sink) State() processors.SinkState {
 
 // Close does nothing: the client belongs to the caller.
 func (s *Sink) Close(context.Context) error { return nil }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

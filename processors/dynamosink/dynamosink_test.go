@@ -66,8 +66,8 @@ func newSink(t *testing.T, db *fakeDB, opts Options) *Sink {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
-	s.retryMin, s.retryMax = time.Millisecond, time.Millisecond
+	s.retry.Sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	s.retry.Min, s.retry.Max = time.Millisecond, time.Millisecond
 	return s
 }
 
@@ -361,5 +361,44 @@ func TestConcurrency(t *testing.T) {
 	}
 	if db.maxInFlight > 3 {
 		t.Fatalf("%d requests in flight, limit 3", db.maxInFlight)
+	}
+}
+
+// TestBatchRetryWaits pins the waits between tries of a batch write:
+// from 50ms doubling to 5s, each drawn in [d/2, 3d/2), started over when
+// a try writes some of the items.
+func TestBatchRetryWaits(t *testing.T) {
+	db := newFakeDB("backup")
+	s := newSink(t, db, Options{Concurrency: 1})
+	s.retry.Min, s.retry.Max = 50*time.Millisecond, 5*time.Second
+	var waits []time.Duration
+	s.retry.Rand = func(int64) int64 { return 0 } // the shortest draw
+	s.retry.Sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+	db.fail = func(call int) error {
+		if call <= 3 {
+			return &types.ProvisionedThroughputExceededException{Message: aws.String("slow down")}
+		}
+		return nil
+	}
+	db.unprocessed = func(call int, reqs []types.WriteRequest) []types.WriteRequest {
+		switch call {
+		case 4: // progress: half written
+			return reqs[len(reqs)/2:]
+		case 5, 6: // none written
+			return reqs
+		}
+		return nil
+	}
+	ss := openSink(t, s, &fakeDL{})
+	if err := ss.Write(t.Context(), msgs(10, 10)); err != nil {
+		t.Fatal(err)
+	}
+	ms := time.Millisecond
+	want := fmt.Sprint([]time.Duration{25 * ms, 50 * ms, 100 * ms, 25 * ms, 50 * ms, 100 * ms})
+	if got := fmt.Sprint(waits); got != want {
+		t.Fatalf("waits %s, want %s", got, want)
+	}
+	if db.count() != 10 {
+		t.Fatalf("%d items, want 10", db.count())
 	}
 }

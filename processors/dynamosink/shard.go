@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/leasehold/leasehold/checkpoint"
 	"github.com/leasehold/leasehold/internal/awserr"
+	"github.com/leasehold/leasehold/internal/backoff"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/worker"
 )
@@ -192,7 +192,7 @@ func (e *validationError) Is(target error) bool {
 // with processors.ErrPermanent.
 func (ss *shardSink) batch(ctx context.Context, reqs []types.WriteRequest) error {
 	table := ss.s.opts.Table
-	wait := ss.s.retryMin
+	bo := backoff.New(ss.s.retry)
 	for attempt := 1; ; attempt++ {
 		out, err := ss.s.api.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: reqs}})
 		if err == nil {
@@ -206,7 +206,7 @@ func (ss *shardSink) batch(ctx context.Context, reqs []types.WriteRequest) error
 				return nil
 			}
 			if len(left) < len(reqs) {
-				wait = ss.s.retryMin // progress: start the backoff over
+				bo.Reset() // progress: start the backoff over
 			}
 			reqs = left
 			ss.s.stalls.Failed(ss.shard, fmt.Errorf("dynamodb: %d unprocessed items of a batch write to %s (throttled)", len(left), table), false)
@@ -236,10 +236,8 @@ func (ss *shardSink) batch(ctx context.Context, reqs []types.WriteRequest) error
 				ss.log.Warn("batch write failed; the shard waits and retries", fields...)
 			}
 		}
-		d := wait/2 + time.Duration(rand.Int64N(int64(wait)))
-		if err := ss.s.sleep(ctx, d); err != nil {
+		if err := bo.Wait(ctx); err != nil {
 			return fmt.Errorf("dynamosink: batch write %s: %w", table, err)
 		}
-		wait = min(wait*2, ss.s.retryMax)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold/internal/backoff"
 )
 
 // tableWait bounds how long New waits for the table to become ACTIVE.
@@ -78,7 +80,7 @@ func (s *Sink) createTable(ctx context.Context) error {
 // waitActive polls DescribeTable until the table is ACTIVE or ctx ends.
 func (s *Sink) waitActive(ctx context.Context) error {
 	name := s.opts.Table
-	wait := 20 * time.Millisecond
+	poll := backoff.New(backoff.Policy{Min: 20 * time.Millisecond, Max: time.Second, Sleep: s.retry.Sleep})
 	for {
 		out, err := s.api.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &name})
 		var missing *types.ResourceNotFoundException
@@ -88,10 +90,9 @@ func (s *Sink) waitActive(ctx context.Context) error {
 		case err != nil && !errors.As(err, &missing): // not yet visible is fine
 			return fmt.Errorf("dynamosink: describe table %q: %w", name, err)
 		}
-		if err := s.sleep(ctx, wait); err != nil {
+		if err := poll.Wait(ctx); err != nil {
 			return fmt.Errorf("dynamosink: table %q not ACTIVE: %w", name, err)
 		}
-		wait = min(2*wait, time.Second)
 	}
 }
 
