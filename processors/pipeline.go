@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/leasehold/leasehold/checkpoint"
+	"github.com/leasehold/leasehold/internal/backoff"
 	"github.com/leasehold/leasehold/worker"
 )
 
@@ -233,12 +233,10 @@ func (sp *shardPipeline) Process(ctx context.Context, recs []worker.Record) erro
 // runStage calls a processor, retrying a whole-batch error with backoff
 // until ctx ends: a retryable failure is never skipped.
 func (sp *shardPipeline) runStage(ctx context.Context, st Stage, msgs []*Message) ([]*Message, error) {
-	wait := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		out, err := st.Processor.Process(ctx, msgs)
-		if err == nil {
-			return out, nil
-		}
+	var out []*Message
+	err := stageRetry.Retry(ctx, func(attempt int) error {
+		var err error
+		out, err = st.Processor.Process(ctx, msgs)
 		if IsPermanent(err) {
 			// The processor says the whole batch is bad: dead-letter it.
 			for _, m := range msgs {
@@ -246,19 +244,24 @@ func (sp *shardPipeline) runStage(ctx context.Context, st Stage, msgs []*Message
 					m.Fail(st.Name, attempt, err)
 				}
 			}
-			return msgs, nil
+			out = msgs
+			return nil
 		}
+		return err
+	}, func(attempt int, err error, wait time.Duration) error {
 		sp.log.Warn("processor failed; retrying the batch", zap.String("stage", st.Name), zap.Int("attempt", attempt), zap.Error(err))
 		sp.p.obs.StageRetry(st.Name)
-		d := wait/2 + time.Duration(rand.Int64N(int64(wait)))
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(d):
-		}
-		wait = min(wait*2, 10*time.Second)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
+
+// stageRetry is the backoff between tries of a failed processor: from
+// 100ms doubling to 10s, each wait drawn in [d/2, 3d/2).
+var stageRetry = backoff.Policy{Min: 100 * time.Millisecond, Max: 10 * time.Second, Jitter: backoff.Spread}
 
 // deadLetterFailed sends failed messages to the dead-letterer (durably)
 // and returns the rest.

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -283,6 +285,33 @@ func TestPipelineRetriesABatchErrorAndNeverSkips(t *testing.T) {
 	if err := sp.Process(cctx, recs(2, 1)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("process with cancelled ctx: %v", err)
 	}
+}
+
+// TestPipelineStageRetryWaits pins the backoff of a failing stage: from
+// 100ms doubling to 10s, each wait drawn in [d/2, 3d/2).
+func TestPipelineStageRetryWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		calls := 0
+		flaky := processors.ProcessorFunc(func(ctx context.Context, batch []*processors.Message) ([]*processors.Message, error) {
+			calls++
+			if calls <= 8 {
+				return nil, errors.New("geo service unavailable")
+			}
+			return batch, nil
+		})
+		p, _ := processors.NewPipeline([]processors.Stage{{Name: "flaky", Processor: flaky}}, []processors.Sink{&memSink{name: "a"}}, &memDL{}, zap.NewNop())
+		sp, _ := p.Factory()(ctx, worker.Shard{ShardID: "s", Start: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}})
+		start := time.Now()
+		if err := sp.Process(ctx, recs(0, 1)); err != nil {
+			t.Fatal(err)
+		}
+		// 100+200+400+800+1600+3200+6400+10000 ms = 22.7s before jitter.
+		lo, hi := 22700*time.Millisecond/2, 22700*time.Millisecond*3/2
+		if d := time.Since(start); d < lo || d >= hi {
+			t.Fatalf("8 retries took %v, want within [%v, %v)", d, lo, hi)
+		}
+	})
 }
 
 func TestPipelineMalformedAggregateIsDeadLettered(t *testing.T) {
