@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/leasehold/leasehold/internal/backoff"
 	"github.com/leasehold/leasehold/processors"
 )
 
@@ -86,7 +86,7 @@ func (ss *shardSink) send(ctx context.Context, buf []byte, chunk []item, idx []i
 			if m := ss.s.opts.MaxRetries; m > 0 && attempt > m+1 {
 				return nil, fmt.Errorf("%w after %d attempts", ErrRetriesExhausted, attempt-1)
 			}
-			if err := bo.wait(ctx); err != nil {
+			if err := bo.Wait(ctx); err != nil {
 				return nil, err
 			}
 		}
@@ -202,34 +202,9 @@ func bodyOf(buf []byte, chunk []item, idx []int, scratch *[]byte) []byte {
 	return out
 }
 
-// backoff is exponential with equal jitter: the n-th wait is uniform in
-// [d/2, d) with d = min(backoff_max, backoff_min·2ⁿ).
-type backoff struct {
-	min, max time.Duration
-	next     time.Duration
-}
-
-func (ss *shardSink) newBackoff() *backoff {
-	return &backoff{min: ss.s.opts.BackoffMin, max: ss.s.opts.BackoffMax, next: ss.s.opts.BackoffMin}
-}
-
-func (b *backoff) duration() time.Duration {
-	d := b.next
-	b.next = min(b.max, b.next*2)
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2)
-}
-
-// wait sleeps for the next backoff or until ctx ends.
-func (b *backoff) wait(ctx context.Context) error {
-	t := time.NewTimer(b.duration())
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+// newBackoff returns the backoff between tries of a bulk request:
+// exponential with equal jitter, the n-th wait uniform in [d/2, d] with
+// d = min(backoff_max, backoff_min·2ⁿ⁻¹).
+func (ss *shardSink) newBackoff() *backoff.Backoff {
+	return backoff.New(backoff.Policy{Min: ss.s.opts.BackoffMin, Max: ss.s.opts.BackoffMax, Jitter: backoff.Equal})
 }
