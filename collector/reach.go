@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/leasehold/leasehold/internal/awserr"
+	"github.com/leasehold/leasehold/internal/backoff"
 )
 
 // ErrKinesisUnreachable is Ready's error while Kinesis has not answered
@@ -70,26 +71,30 @@ func (c *Collector) kinesisAnswered(how string) {
 // for ListShards still shows it reachable — or the mark is cleared by a
 // write, or ctx ends.
 func (c *Collector) probeKinesis(ctx context.Context) {
-	wait := probeMin
-	for c.kinesisDown.Load() != nil {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
+	if c.kinesisDown.Load() == nil || backoff.Sleep(ctx, probeMin) != nil {
+		return
+	}
+	_ = probeBackoff.Retry(ctx, func(int) error {
+		if c.kinesisDown.Load() == nil {
+			return nil // a write showed it reachable
 		}
 		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
 		_, err := c.client.ListShards(pctx, &kinesis.ListShardsInput{StreamName: aws.String(c.stream), MaxResults: aws.Int32(1)})
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return
+			return nil
 		case err == nil || awserr.Kinesis(err) != awserr.Retry:
 			c.kinesisAnswered("probe")
-			return
+			return nil
 		}
-		c.log.Warn("kinesis still unreachable; accepting events into the spool", zap.Duration("next_probe", min(wait*2, probeMax)), zap.Error(err))
-		wait = min(wait*2, probeMax)
-	}
+		return err
+	}, func(_ int, err error, next time.Duration) error {
+		c.log.Warn("kinesis still unreachable; accepting events into the spool", zap.Duration("next_probe", next), zap.Error(err))
+		return nil
+	})
 }
+
+// probeBackoff spaces the probes after the first (at probeMin): doubling
+// from 2·probeMin to probeMax.
+var probeBackoff = backoff.Policy{Min: 2 * probeMin, Max: probeMax}

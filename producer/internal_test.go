@@ -76,6 +76,18 @@ func TestClassifyCode(t *testing.T) {
 	}
 }
 
+// A long base doubled many times stays at the cap: base<<(n-1) used to
+// overflow (10s·2³⁰ > 2⁶³ ns), and rand.Int64N panicked on the negative.
+func TestBackoffLongBaseDoesNotOverflow(t *testing.T) {
+	p := &Producer{cfg: defaults()}
+	p.cfg.backoffBase, p.cfg.backoffMax = 10*time.Second, time.Hour
+	for _, n := range []int{10, 30, 31, 32} {
+		if d := p.backoff(n); d < 30*time.Minute || d > time.Hour {
+			t.Fatalf("backoff(%d) = %v, want within [30m, 1h]", n, d)
+		}
+	}
+}
+
 func TestBackoffBounds(t *testing.T) {
 	p := &Producer{cfg: defaults()}
 	p.cfg.backoffBase, p.cfg.backoffMax = 100*time.Millisecond, 2*time.Second

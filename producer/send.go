@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold/internal/backoff"
 )
 
 // outcome is a record's final result on its way to the result handler.
@@ -204,12 +205,7 @@ func (p *Producer) adjustShardLocked(q *shardQueue, so *shardOutcome, now time.T
 // base·2^(n-1), capped at max, jittered to between half and all of it so
 // producers that failed together do not retry together.
 func (p *Producer) backoff(n int) time.Duration {
-	d := p.cfg.backoffMax
-	if n < 32 {
-		d = min(p.cfg.backoffMax, p.cfg.backoffBase<<(n-1))
-	}
-	half := d / 2
-	return half + time.Duration(rand.Int64N(int64(half)+1))
+	return backoff.Policy{Min: p.cfg.backoffBase, Max: p.cfg.backoffMax, Jitter: backoff.Equal}.Delay(n)
 }
 
 func (p *Producer) logCallError(cls class, code string, entries int, err error) {
