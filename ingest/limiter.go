@@ -8,6 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+
+	"github.com/leasehold/leasehold/internal/backoff"
 )
 
 // Kinesis write limits per open shard (PutRecord and PutRecords alike).
@@ -84,15 +86,12 @@ func (l *Limiter) Wait(ctx context.Context, records, bytes int) error {
 	return l.sleep(ctx, wait)
 }
 
+// sleepCtx waits d or until ctx ends, then returning ctx's cause.
 func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
+	if backoff.Sleep(ctx, d) != nil {
 		return context.Cause(ctx)
 	}
+	return nil
 }
 
 // StreamRates returns the rates a run may use on a stream of openShards
