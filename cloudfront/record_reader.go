@@ -31,25 +31,6 @@ const (
 	Plain
 )
 
-// RecordReaderOption configures a RecordReader.
-type RecordReaderOption func(*RecordReader)
-
-// WithCompression sets how the input is decoded. Default AutoCompression.
-func WithCompression(c Compression) RecordReaderOption {
-	return func(r *RecordReader) { r.comp = c }
-}
-
-// WithRecordMaxLineBytes caps a line, as WithMaxLineBytes does for a Reader.
-// Default MaxIngestLineBytes, which keeps every record (line, optional
-// #Fields header and partition key) within the 1 MiB Kinesis record limit.
-func WithRecordMaxLineBytes(n int) RecordReaderOption {
-	return func(r *RecordReader) {
-		if n > 0 {
-			r.maxLine = n
-		}
-	}
-}
-
 // MaxIngestLineBytes is the default longest line a RecordReader forwards:
 // 1 MiB less 16 KiB of room for a #Fields header and the partition key.
 const MaxIngestLineBytes = 1<<20 - 16<<10
@@ -90,7 +71,8 @@ type RecordReader struct {
 	lines   *Reader
 	comp    Compression
 	maxLine int
-	err     error // sticky final error, set by open or Next
+	layout  *Layout // of the lines before the first #Fields header; nil: inferred
+	err     error   // sticky final error, set by open or Next
 
 	buf      []byte  // record data, reused
 	keyCol   int     // x-edge-request-id column of keyFor, -1 if none
@@ -100,13 +82,14 @@ type RecordReader struct {
 }
 
 // NewRecordReader returns a RecordReader of r. It does not read until the
-// first call to Next.
-func NewRecordReader(r io.Reader, opts ...RecordReaderOption) *RecordReader {
-	rr := &RecordReader{src: &countingReader{r: r}, maxLine: MaxIngestLineBytes}
-	for _, o := range opts {
-		o(rr)
-	}
-	return rr
+// first call to Next. Every option applies: WithCompression (default
+// AutoCompression), WithMaxLineBytes (default MaxIngestLineBytes, which
+// keeps every record — line, optional #Fields header and partition key —
+// within the 1 MiB Kinesis record limit) and WithLayout.
+func NewRecordReader(r io.Reader, opts ...Option) *RecordReader {
+	o := options{maxLine: MaxIngestLineBytes}
+	o.apply(opts)
+	return &RecordReader{src: &countingReader{r: r}, comp: o.comp, maxLine: o.maxLine, layout: o.layout}
 }
 
 // open detects the compression and builds the reader chain:
@@ -133,7 +116,7 @@ func (rr *RecordReader) open() error {
 		dec = zr
 	}
 	rr.guard = &lineGuard{r: dec, max: rr.maxLine + 2}
-	rr.lines = NewReader(rr.guard, WithMaxLineBytes(rr.maxLine))
+	rr.lines = NewReader(rr.guard, WithMaxLineBytes(rr.maxLine), WithLayout(rr.layout))
 	return nil
 }
 

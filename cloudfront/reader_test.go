@@ -169,7 +169,7 @@ func TestReaderInputs(t *testing.T) {
 	tests := []struct {
 		name  string
 		input string
-		opts  []cloudfront.ReaderOption
+		opts  []cloudfront.Option
 		// want lists per result: "" for an event, else the sentinel's text.
 		want []string
 	}{
@@ -177,16 +177,16 @@ func TestReaderInputs(t *testing.T) {
 		{"no trailing newline", "#Fields: " + header33 + "\n" + line33, nil, []string{""}},
 		{"crlf", "#Fields: " + header33 + "\r\n" + line33 + "\r\n\r\n", nil, []string{""}},
 		{"unknown count without header", "a\tb\tc\n" + line33, nil, []string{"wrong field count", ""}},
-		{"with layout option", "/x\t2020-01-01\t00:00:00\n", []cloudfront.ReaderOption{cloudfront.WithLayout(mustLayout(t, "cs-uri-stem date time"))}, []string{""}},
+		{"with layout option", "/x\t2020-01-01\t00:00:00\n", []cloudfront.Option{cloudfront.WithLayout(mustLayout(t, "cs-uri-stem date time"))}, []string{""}},
 		{"bad header then recovery", "#Fields: foo bar\n" + line33 + "\n#Fields: " + header33 + "\n" + line33, nil,
 			[]string{"bad field layout", "no field layout for line", ""}},
 		{"line over the limit is skipped", line33 + "\n" + strings.Repeat("x", 2*len(line33)) + "\n" + line33 + "\n",
-			[]cloudfront.ReaderOption{cloudfront.WithMaxLineBytes(len(line33))}, []string{"", "line too long", ""}},
+			[]cloudfront.Option{cloudfront.WithMaxLineBytes(len(line33))}, []string{"", "line too long", ""}},
 		{"line longer than the buffer parses", long + "\n" + line33, nil, []string{"", ""}},
 		{"line longer than buffer and limit", line33 + "\n" + long + "\n" + line33,
-			[]cloudfront.ReaderOption{cloudfront.WithMaxLineBytes(100 << 10)}, []string{"", "line too long", ""}},
+			[]cloudfront.Option{cloudfront.WithMaxLineBytes(100 << 10)}, []string{"", "line too long", ""}},
 		{"last line too long without newline", line33 + "\n" + long,
-			[]cloudfront.ReaderOption{cloudfront.WithMaxLineBytes(100 << 10)}, []string{"", "line too long"}},
+			[]cloudfront.Option{cloudfront.WithMaxLineBytes(100 << 10)}, []string{"", "line too long"}},
 		{"empty input", "", nil, nil},
 		{"only headers", "#Version: 1.0\n#Fields: " + header33 + "\n", nil, nil},
 	}

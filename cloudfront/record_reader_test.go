@@ -194,7 +194,7 @@ func TestRecordReaderRecords(t *testing.T) {
 func TestRecordReaderSkipsUnsendableLines(t *testing.T) {
 	long := strings.Repeat("x", 3000)
 	input := "#Fields: " + header33 + "\n" + line33 + "\n" + long + "\n" + line33 + "\n"
-	rr := cloudfront.NewRecordReader(strings.NewReader(input), cloudfront.WithRecordMaxLineBytes(2000))
+	rr := cloudfront.NewRecordReader(strings.NewReader(input), cloudfront.WithMaxLineBytes(2000))
 	var lines []int
 	for {
 		rec, err := rr.Next()
@@ -249,6 +249,30 @@ func TestRecordReaderStopsAtUnusableHeader(t *testing.T) {
 			}
 			if _, again := rr.Next(); again == nil || again.Error() != err.Error() {
 				t.Fatalf("the error is not sticky: %v", again)
+			}
+		})
+	}
+}
+
+// The options are one type: WithLayout, which a Reader takes, applies to
+// a RecordReader too, for lines before the first #Fields header.
+func TestRecordReaderWithLayout(t *testing.T) {
+	line := "/x\t2020-01-01\t00:00:00\n"
+	for _, tt := range []struct {
+		name      string
+		opts      []cloudfront.Option
+		malformed bool
+	}{
+		{"inferred: three fields fit no standard layout", nil, true},
+		{"given layout", []cloudfront.Option{cloudfront.WithLayout(mustLayout(t, "cs-uri-stem date time")), cloudfront.WithCompression(cloudfront.Plain)}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, err := cloudfront.NewRecordReader(strings.NewReader(line), tt.opts...).Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.Malformed != tt.malformed {
+				t.Fatalf("Malformed = %v, want %v", rec.Malformed, tt.malformed)
 			}
 		})
 	}

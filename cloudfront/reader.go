@@ -18,27 +18,6 @@ const DefaultMaxLineBytes = 1 << 20
 // second buffer that grows up to the maximum line length.
 const readBufferBytes = 64 << 10
 
-// ReaderOption configures a Reader.
-type ReaderOption func(*Reader)
-
-// WithMaxLineBytes sets the longest line the Reader accepts, newline excluded.
-// A longer line is reported as a *LineError wrapping ErrLineTooLong and
-// skipped. Default DefaultMaxLineBytes (1 MiB); values below 1 are ignored.
-func WithMaxLineBytes(n int) ReaderOption {
-	return func(r *Reader) {
-		if n > 0 {
-			r.max = n
-		}
-	}
-}
-
-// WithLayout sets the layout of the lines before the first #Fields header.
-// Default nil: each such line's layout is inferred from its field count among
-// the standard layouts (see StandardLayout).
-func WithLayout(l *Layout) ReaderOption {
-	return func(r *Reader) { r.layout = l }
-}
-
 // Reader reads a standard log file (uncompressed: wrap a .gz object in
 // gzip.NewReader first) line by line in constant memory. "#Fields:" headers
 // set the layout of the lines after them, so a header change in the middle of
@@ -56,13 +35,13 @@ type Reader struct {
 	err      error   // sticky: io.EOF or the read error
 }
 
-// NewReader returns a Reader of r.
-func NewReader(r io.Reader, opts ...ReaderOption) *Reader {
-	rd := &Reader{br: bufio.NewReaderSize(r, readBufferBytes), max: DefaultMaxLineBytes}
-	for _, o := range opts {
-		o(rd)
-	}
-	return rd
+// NewReader returns a Reader of r. Of the options, WithMaxLineBytes
+// (default DefaultMaxLineBytes) and WithLayout apply; WithCompression does
+// not (a Reader reads plain text).
+func NewReader(r io.Reader, opts ...Option) *Reader {
+	o := options{maxLine: DefaultMaxLineBytes}
+	o.apply(opts)
+	return &Reader{br: bufio.NewReaderSize(r, readBufferBytes), max: o.maxLine, layout: o.layout}
 }
 
 // Line returns the 1-based number of the last line read, header lines
