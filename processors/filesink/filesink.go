@@ -29,9 +29,10 @@ type Line struct {
 	ProcessedAt       time.Time `json:"processed_at"`
 }
 
-// Sink is one open file shared by every shard of a worker. It is safe for
-// concurrent use.
-type Sink struct {
+// File is one open NDJSON file shared by every shard of a worker; its
+// Factory is the worker.ProcessorFactory that writes raw records into it
+// (for the pipeline's `file` sink see Sink). It is safe for concurrent use.
+type File struct {
 	mu       sync.Mutex
 	f        *os.File
 	w        *bufio.Writer
@@ -47,17 +48,17 @@ type Sink struct {
 // worker asks what is durable before a checkpoint (Durable), with at most
 // one fsync per syncEvery, and at every Flush. Nothing is fsynced between
 // checkpoints: an fsync no checkpoint waits for buys nothing.
-func Open(path string, syncEvery time.Duration) (*Sink, error) {
+func Open(path string, syncEvery time.Duration) (*File, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("filesink: %w", err)
 	}
 	w := bufio.NewWriterSize(f, 256<<10)
-	return &Sink{f: f, w: w, enc: json.NewEncoder(w), syncEach: syncEvery, lastSync: time.Now()}, nil
+	return &File{f: f, w: w, enc: json.NewEncoder(w), syncEach: syncEvery, lastSync: time.Now()}, nil
 }
 
 // Close flushes and closes the file.
-func (s *Sink) Close() error {
+func (s *File) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.syncLocked(); err != nil {
@@ -66,7 +67,7 @@ func (s *Sink) Close() error {
 	return s.f.Close()
 }
 
-func (s *Sink) syncLocked() error {
+func (s *File) syncLocked() error {
 	if err := s.w.Flush(); err != nil {
 		return fmt.Errorf("filesink: flush: %w", err)
 	}
@@ -78,15 +79,15 @@ func (s *Sink) syncLocked() error {
 	return nil
 }
 
-// Factory returns a worker.ProcessorFactory writing into s.
-func (s *Sink) Factory() worker.ProcessorFactory {
+// Factory returns a worker.ProcessorFactory writing raw records into s.
+func (s *File) Factory() worker.ProcessorFactory {
 	return func(ctx context.Context, shard worker.Shard) (worker.ShardProcessor, error) {
 		return &shardWriter{s: s, shard: shard}, nil
 	}
 }
 
 type shardWriter struct {
-	s       *Sink
+	s       *File
 	shard   worker.Shard
 	pending checkpoint.Position // last written, not yet known durable
 	penGen  int64               // sink generation pending was written in

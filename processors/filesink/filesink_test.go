@@ -3,6 +3,7 @@ package filesink
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,5 +69,41 @@ func TestSyncsOnlyWhenACheckpointAsks(t *testing.T) {
 	want, _ := json.Marshal(l)
 	if lines[0] != string(want) {
 		t.Fatalf("line %s, want json.Marshal's %s", lines[0], want)
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		o    Options
+		want []string // each error names its key
+	}{
+		{"defaults with a path", Options{Path: "x.ndjson"}, nil},
+		{"no path", Options{}, []string{"path is required"}},
+		{"negative sync", Options{Path: "x", SyncInterval: -time.Second}, []string{"sync_interval -1s"}},
+		{"both", Options{SyncInterval: -time.Second}, []string{"path is required", "sync_interval"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.o.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %v, want it to say %q", err, w)
+				}
+			}
+			// NewSink refuses the same options.
+			if _, err := NewSink(tt.o); !errors.Is(err, ErrConfig) {
+				t.Errorf("NewSink: %v, want ErrConfig", err)
+			}
+		})
 	}
 }

@@ -3,6 +3,7 @@ package filesink
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -19,16 +20,33 @@ type DocLine struct {
 	Document json.RawMessage `json:"document,omitempty"`
 }
 
-// Options configure the `file` sink.
+// ErrConfig is wrapped by every error Options.Validate returns.
+var ErrConfig = errors.New("filesink: invalid options")
+
+// Options configure the `file` sink. Zero values mean the default.
 type Options struct {
-	// Path of the NDJSON file, appended to. Required.
+	// Path of the NDJSON file, appended to (created if missing). Required:
+	// no default.
 	Path string `yaml:"path"`
 	// SyncInterval: the least time between two fsyncs when the worker
 	// asks what is durable before a checkpoint; every flush fsyncs.
-	// Default 1s.
+	// Default 1s; must not be negative.
 	SyncInterval time.Duration `yaml:"sync_interval"`
 	// Name of the sink in checkpoints. Default "file".
 	Name string `yaml:"name"`
+}
+
+// Validate reports every invalid option, naming its key; zero values are
+// valid except Path's. Errors wrap ErrConfig. NewSink calls it.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Path == "" {
+		errs = append(errs, fmt.Errorf("%w: path is required (the NDJSON file to append to)", ErrConfig))
+	}
+	if o.SyncInterval < 0 {
+		errs = append(errs, fmt.Errorf("%w: sync_interval %s must not be negative", ErrConfig, o.SyncInterval))
+	}
+	return errors.Join(errs...)
 }
 
 // Register adds the `file` sink type to r.
@@ -42,23 +60,21 @@ func Register(r *processors.Registry) {
 	})
 }
 
-// PipelineSink is the `file` sink for a processors pipeline. Safe for
-// concurrent use.
-type PipelineSink struct {
+// Sink is the `file` sink of a processors pipeline: documents appended to
+// a File. Safe for concurrent use.
+type Sink struct {
 	name string
-	s    *Sink
+	s    *File
 }
 
-// NewSink opens the file. An empty path is an error naming the option.
-func NewSink(o Options) (*PipelineSink, error) {
-	if o.Path == "" {
-		return nil, fmt.Errorf("filesink: path is required (the NDJSON file to append to)")
+// NewSink validates o and opens the file. It does not block beyond the
+// open; errors wrap ErrConfig or are the open's.
+func NewSink(o Options) (*Sink, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	if o.SyncInterval == 0 {
 		o.SyncInterval = time.Second
-	}
-	if o.SyncInterval < 0 {
-		return nil, fmt.Errorf("filesink: sync_interval %s must not be negative", o.SyncInterval)
 	}
 	if o.Name == "" {
 		o.Name = "file"
@@ -67,17 +83,17 @@ func NewSink(o Options) (*PipelineSink, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PipelineSink{name: o.Name, s: s}, nil
+	return &Sink{name: o.Name, s: s}, nil
 }
 
 // Name implements processors.Sink.
-func (p *PipelineSink) Name() string { return p.name }
+func (p *Sink) Name() string { return p.name }
 
 // Close implements processors.Sink.
-func (p *PipelineSink) Close(ctx context.Context) error { return p.s.Close() }
+func (p *Sink) Close(ctx context.Context) error { return p.s.Close() }
 
 // Open implements processors.Sink.
-func (p *PipelineSink) Open(ctx context.Context, shard worker.Shard, dl processors.DeadLetterer) (processors.ShardSink, error) {
+func (p *Sink) Open(ctx context.Context, shard worker.Shard, dl processors.DeadLetterer) (processors.ShardSink, error) {
 	return &docWriter{w: shardWriter{s: p.s, shard: shard}}, nil
 }
 
