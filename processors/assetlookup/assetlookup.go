@@ -57,12 +57,14 @@ const (
 // ErrUnknownAsset is the reason unknown assets are dead-lettered with.
 var ErrUnknownAsset = errors.New("assetlookup: asset not in the catalog")
 
-// Options configures the asset_lookup processor.
+// Options configures the asset_lookup processor. Zero values mean the
+// default.
 type Options struct {
 	// File is an NDJSON or CSV (by the .csv extension) catalog file.
+	// Default none.
 	File string `yaml:"file"`
-	// Table is a DynamoDB table holding the catalog. At least one of File
-	// and Table is required.
+	// Table is a DynamoDB table holding the catalog. Default none; at
+	// least one of File and Table is required.
 	Table string `yaml:"table"`
 	// Refresh is how often the catalog is reloaded. Default 5m; at least 1s.
 	Refresh time.Duration `yaml:"refresh"`
@@ -72,32 +74,40 @@ type Options struct {
 	Tenant string `yaml:"tenant"`
 }
 
-func (o *Options) validate() error {
+// Validate reports every invalid option, each naming its key; zero values
+// are valid (they mean the default) except that File or Table must be set.
+// New calls it.
+func (o Options) Validate() error {
 	var errs []error
 	if o.File == "" && o.Table == "" {
 		errs = append(errs, errors.New("file or table: set at least one catalog source (an NDJSON/CSV file or a DynamoDB table)"))
 	}
-	switch {
-	case o.Refresh == 0:
-		o.Refresh = DefaultRefresh
-	case o.Refresh < time.Second:
+	if o.Refresh != 0 && o.Refresh < time.Second {
 		errs = append(errs, fmt.Errorf("refresh: %s is too short; use at least 1s (default %s)", o.Refresh, DefaultRefresh))
 	}
 	switch o.Unknown {
-	case "":
-		o.Unknown = UnknownKeep
-	case UnknownKeep, UnknownDrop, UnknownDeadLetter:
+	case "", UnknownKeep, UnknownDrop, UnknownDeadLetter:
 	default:
 		errs = append(errs, fmt.Errorf("unknown: %q is not valid; use keep, drop or dead_letter", o.Unknown))
 	}
 	switch o.Tenant {
-	case "":
-		o.Tenant = TenantCatalog
-	case TenantCatalog, TenantKeep:
+	case "", TenantCatalog, TenantKeep:
 	default:
 		errs = append(errs, fmt.Errorf("tenant: %q is not valid; use catalog or keep", o.Tenant))
 	}
 	return errors.Join(errs...)
+}
+
+func (o *Options) defaults() {
+	if o.Refresh == 0 {
+		o.Refresh = DefaultRefresh
+	}
+	if o.Unknown == "" {
+		o.Unknown = UnknownKeep
+	}
+	if o.Tenant == "" {
+		o.Tenant = TenantCatalog
+	}
 }
 
 // Stats counts what a Lookup did since it started.
@@ -131,9 +141,10 @@ type Lookup struct {
 // o.Table is empty; log may be nil. An invalid option or a catalog that
 // cannot be loaded is an error naming the option.
 func New(ctx context.Context, o Options, api ScanAPI, log *zap.Logger) (*Lookup, error) {
-	if err := o.validate(); err != nil {
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	o.defaults()
 	if o.Table != "" && api == nil {
 		return nil, fmt.Errorf("table: no DynamoDB client available")
 	}

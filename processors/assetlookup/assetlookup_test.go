@@ -278,3 +278,18 @@ func TestDynamoDBCatalog(t *testing.T) {
 		t.Fatalf("refresh did not see the new item: %+v", e)
 	}
 }
+
+// Validate is exported and pure: the zero values it accepts are the
+// defaults New fills in.
+func TestOptionsValidate(t *testing.T) {
+	o := assetlookup.Options{File: "cat.ndjson"}
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	err := assetlookup.Options{Refresh: time.Millisecond, Unknown: "skip", Tenant: "mine"}.Validate()
+	for _, key := range []string{"file or table", "refresh: 1ms", `unknown: "skip"`, `tenant: "mine"`} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("Validate: %v, want it to name %q", err, key)
+		}
+	}
+}
