@@ -4,7 +4,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o /out/leasehold ./cmd/leasehold
+# -tags production leaves out dev, demo and bench (the local stack, the
+# embedded S3 server, the workload generators).
+RUN CGO_ENABLED=0 go build -tags production -trimpath -ldflags "-s -w" -o /out/leasehold ./cmd/leasehold
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/leasehold /usr/local/bin/leasehold

@@ -85,19 +85,17 @@ AWS credentials, region and endpoints come from the AWS SDK's default chain
 	root.AddCommand(
 		newVersionCmd(),
 		newConfigCmd(),
-		newDevCmd(),
 		newWorkerCmd(),
 		newPipelineCmd(),
 		newLeasesCmd(),
-		newBenchCmd(),
 		newIngestCmd(),
 		newBackfillCmd(),
 		newCollectCmd(),
 		newProduceCmd(),
 		newDeadLetterCmd(),
-		newDemoCmd(),
 		newExploreCmd(),
 	)
+	root.AddCommand(devCommands()...)
 	typeArgErrors(root)
 	return root
 }
