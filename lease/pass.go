@@ -203,7 +203,7 @@ func (c *Coordinator) afterPoll(ctx context.Context, st *loopState, me string, p
 	for _, shard := range c.pendingShards() {
 		l, ok := byShard[shard]
 		if ok && l.Owner == me {
-			takes = append(takes, take{shard, l.Epoch, "handed over"})
+			takes = append(takes, take{shard, l.Epoch, takeOwn, ""})
 		}
 	}
 	errs = append(errs, c.take(ctx, st, me, takes, nil))
@@ -338,7 +338,7 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 			errs = append(errs, err)
 			continue
 		}
-		c.log.Info("handoff request refused", zap.String("shard_id", r.shardID), zap.String("requester", r.requester), zap.String("reason", r.reason))
+		c.log.Info("handoff request refused", zap.String("shard_id", r.shardID), zap.String("requester", r.requester), zap.Stringer("reason", r.reason))
 		// Peers counted the promise; a look at the table tells them the
 		// lease stays here, so one of them can ask for it again if the
 		// spread is still off.
@@ -485,7 +485,11 @@ func (c *Coordinator) take(ctx context.Context, st *loopState, me string, takes 
 		}
 		g := newGrant(c, l, me)
 		c.grants[l.ShardID] = g
-		c.log.Info("lease taken", zap.String("shard_id", l.ShardID), zap.Int64("epoch", l.Epoch), zap.String("reason", t.reason))
+		from := zap.Skip()
+		if t.from != "" {
+			from = zap.String("from", t.from)
+		}
+		c.log.Info("lease taken", zap.String("shard_id", l.ShardID), zap.Int64("epoch", l.Epoch), zap.Stringer("reason", t.reason), from)
 		// Under c.mu: once Stop has marked the worker stopping, no grant
 		// reaches the handler.
 		c.h.Acquired(g)

@@ -18,10 +18,38 @@ type planInput struct {
 	rng      *rand.Rand
 }
 
+// takeReason says why a pass takes a lease. It decides the order of the
+// takes and whether target caps them: own leases first and always.
+type takeReason int
+
+const (
+	// takeOwn: the lease is this identity's in the table but not held
+	// here (handed over to it, or dropped after a failure and backed
+	// off). Taken regardless of target.
+	takeOwn takeReason = iota + 1
+	// takeUnowned: nobody owns the lease (new, or released). Up to target.
+	takeUnowned
+	// takeFromDead: the owner was declared dead. Up to target.
+	takeFromDead
+)
+
+func (r takeReason) String() string {
+	switch r {
+	case takeOwn:
+		return "own lease not held here"
+	case takeUnowned:
+		return "unowned"
+	case takeFromDead:
+		return "owner declared dead"
+	}
+	return "unknown"
+}
+
 type take struct {
 	shardID string
 	epoch   int64
-	reason  string
+	reason  takeReason
+	from    string // the dead owner, for takeFromDead
 }
 
 type request struct {
@@ -30,15 +58,63 @@ type request struct {
 	epoch   int64
 }
 
+// refuseReason says why a handoff request on an own lease is cancelled.
+type refuseReason int
+
+const (
+	// refuseNotAlive: the requester is not counted alive (dead, stopping
+	// or unknown).
+	refuseNotAlive refuseReason = iota + 1
+	// refuseNoBetter: the move would not improve the balance.
+	refuseNoBetter
+)
+
+func (r refuseReason) String() string {
+	switch r {
+	case refuseNotAlive:
+		return "requester not alive"
+	case refuseNoBetter:
+		return "would not improve the balance"
+	}
+	return "unknown"
+}
+
 type refusal struct {
 	shardID   string
 	requester string
-	reason    string
+	reason    refuseReason
+}
+
+// lossReason says why a lease held here is lost.
+type lossReason int
+
+const (
+	// lostEpochMoved: the table's epoch is newer than the one held.
+	lostEpochMoved lossReason = iota + 1
+	// lostTakenBy: same epoch, another owner.
+	lostTakenBy
+)
+
+// loss is a lease held here that the table says is no longer this
+// worker's, and who has it now ("" when released).
+type loss struct {
+	reason lossReason
+	owner  string
+}
+
+func (l loss) String() string {
+	switch l.reason {
+	case lostEpochMoved:
+		return "epoch moved to " + ownerName(l.owner)
+	case lostTakenBy:
+		return "taken by " + ownerName(l.owner)
+	}
+	return "unknown"
 }
 
 // planOutput is what the pass should do.
 type planOutput struct {
-	lost     map[string]string // shard -> reason: held here, but the table says otherwise
+	lost     map[string]loss   // shard -> why: held here, but the table says otherwise
 	confirm  []string          // held here but missing from the read: confirm with a strong read
 	handoffs map[string]string // shard -> requester: hand over after the in-flight batch
 	refusals []refusal         // requests on our leases to cancel
@@ -82,7 +158,7 @@ type planOutput struct {
 //     Counts exclude leases already promised to a requester and include
 //     leases promised to this worker, so requests are never doubled.
 func plan(in planInput) planOutput {
-	out := planOutput{lost: map[string]string{}, handoffs: map[string]string{}}
+	out := planOutput{lost: map[string]loss{}, handoffs: map[string]string{}}
 	// Only parents need looking up by id; a table of 10,000 leases has few.
 	parents := map[string]*Lease{}
 	for _, l := range in.snap.Leases {
@@ -114,9 +190,9 @@ func plan(in planInput) planOutput {
 		case l.Epoch < epoch:
 			// stale read: we took it after this copy was made
 		case l.Epoch > epoch:
-			out.lost[shard] = "epoch moved to " + ownerName(l.Owner)
+			out.lost[shard] = loss{lostEpochMoved, l.Owner}
 		case l.Owner != in.me:
-			out.lost[shard] = "taken by " + ownerName(l.Owner)
+			out.lost[shard] = loss{lostTakenBy, l.Owner}
 		case l.HandoffTo != "" && l.HandoffTo != in.me:
 			candidates = append(candidates, candidate{shard, l.HandoffTo})
 		}
@@ -145,21 +221,21 @@ func plan(in planInput) planOutput {
 		ok[i] = true
 		processable++
 		_, isHeld := in.held[l.ShardID]
-		if isHeld && out.lost[l.ShardID] == "" {
+		if _, lost := out.lost[l.ShardID]; isHeld && !lost {
 			mine++
 		}
 		promised := l.HandoffTo != "" && l.HandoffTo != l.Owner
 		switch {
 		case l.Owner == in.me && !isHeld:
 			if !in.noTake[l.ShardID] {
-				takeable = append(takeable, take{l.ShardID, l.Epoch, reasonOwn})
+				takeable = append(takeable, take{l.ShardID, l.Epoch, takeOwn, ""})
 			}
 			continue
 		case l.Owner == "":
-			takeable = append(takeable, take{l.ShardID, l.Epoch, "unowned"})
+			takeable = append(takeable, take{l.ShardID, l.Epoch, takeUnowned, ""})
 			continue
 		case l.Owner != in.me && in.dead[l.Owner]:
-			takeable = append(takeable, take{l.ShardID, l.Epoch, "owner " + l.Owner + " declared dead"})
+			takeable = append(takeable, take{l.ShardID, l.Epoch, takeFromDead, l.Owner})
 			continue
 		case in.live[l.Owner]:
 			eff[l.Owner]++
@@ -204,7 +280,7 @@ func plan(in planInput) planOutput {
 		}
 	}
 	for _, t := range takeable {
-		if t.reason == reasonOwn {
+		if t.reason == takeOwn {
 			heldNow++
 		}
 	}
@@ -212,21 +288,21 @@ func plan(in planInput) planOutput {
 		their := eff[cd.requester] - 1 // without this lease
 		switch {
 		case !in.live[cd.requester]:
-			out.refusals = append(out.refusals, refusal{cd.shard, cd.requester, "requester not alive"})
+			out.refusals = append(out.refusals, refusal{cd.shard, cd.requester, refuseNotAlive})
 		case heldNow-1 >= out.floor && (their < out.floor || heldNow-their >= 2):
 			out.handoffs[cd.shard] = cd.requester
 			heldNow--
 			mine--
 		default:
-			out.refusals = append(out.refusals, refusal{cd.shard, cd.requester, "would not improve the balance"})
+			out.refusals = append(out.refusals, refusal{cd.shard, cd.requester, refuseNoBetter})
 		}
 	}
 
 	// 4. Takes.
 	in.rng.Shuffle(len(takeable), func(i, j int) { takeable[i], takeable[j] = takeable[j], takeable[i] })
-	sort.SliceStable(takeable, func(i, j int) bool { return takeable[i].reason == reasonOwn && takeable[j].reason != reasonOwn })
+	sort.SliceStable(takeable, func(i, j int) bool { return takeable[i].reason == takeOwn && takeable[j].reason != takeOwn })
 	for _, t := range takeable {
-		if t.reason == reasonOwn {
+		if t.reason == takeOwn {
 			out.takes = append(out.takes, t)
 			if !incoming[t.shardID] {
 				mine++
@@ -313,8 +389,6 @@ func plan(in planInput) planOutput {
 	out.lookAgain = out.settled && unbalanced
 	return out
 }
-
-const reasonOwn = "own lease not held here"
 
 // parentsEnded reports whether every parent of l has reached SHARD_END. A
 // parent with no lease is taken as ended: its lease was deleted once its

@@ -101,6 +101,11 @@ func TestPlan(t *testing.T) {
 		wantHand  map[string]string
 		wantRef   int
 		wantTgt   int
+		// Why, checked when set: takes counted by reason, lost leases
+		// with theirs, refusals' reasons in order.
+		wantTakeWhy map[takeReason]int
+		wantLostWhy map[string]loss
+		wantRefWhy  []refuseReason
 	}
 	handoff := func(s Snapshot, to string, idx ...int) Snapshot {
 		for _, i := range idx {
@@ -110,7 +115,7 @@ func TestPlan(t *testing.T) {
 	}
 	tests := []tc{
 		{name: "fresh table: first worker takes all", me: "A",
-			snap: Snapshot{Leases: leases("", "", "", "")}, wantTakes: 4, wantTgt: 4},
+			snap: Snapshot{Leases: leases("", "", "", "")}, wantTakes: 4, wantTgt: 4, wantTakeWhy: map[takeReason]int{takeUnowned: 4}},
 		{name: "two workers split unowned leases", me: "A", live: []string{"B"},
 			snap: Snapshot{Leases: leases("", "", "", "")}, wantTakes: 2, wantTgt: 2},
 		{name: "a live owner is never robbed: ask instead", me: "B", live: []string{"A"},
@@ -118,9 +123,13 @@ func TestPlan(t *testing.T) {
 		{name: "an owner not yet declared dead keeps its leases", me: "B",
 			snap: Snapshot{Leases: leases("A", "A", "A", "B")}, wantTgt: 4},
 		{name: "declared dead: all its leases taken in one pass", me: "B", dead: []string{"A"},
-			snap: Snapshot{Leases: leases("A", "A", "A", "B")}, wantTakes: 3, wantTgt: 4},
+			snap: Snapshot{Leases: leases("A", "A", "A", "B")}, wantTakes: 3, wantTgt: 4, wantTakeWhy: map[takeReason]int{takeFromDead: 3}},
 		{name: "own lease not held here (handed over, or dropped) is taken beyond target", me: "A", live: []string{"B"},
-			snap: Snapshot{Leases: leases("A", "A", "A", "B")}, held: map[string]int64{}, wantTakes: 3, wantTgt: 2},
+			snap: Snapshot{Leases: leases("A", "A", "A", "B")}, held: map[string]int64{}, wantTakes: 3, wantTgt: 2, wantTakeWhy: map[takeReason]int{takeOwn: 3}},
+		{name: "own leases first and beyond target, then a dead owner's up to target", me: "A", live: []string{"B"}, dead: []string{"C"},
+			// 6 processable, 2 workers: target 3. Both own, then one of C's.
+			snap: Snapshot{Leases: leases("A", "A", "C", "C", "C", "C")}, held: map[string]int64{}, wantTakes: 3, wantTgt: 3,
+			wantTakeWhy: map[takeReason]int{takeOwn: 2, takeFromDead: 1}},
 		{name: "a previous incarnation of the same worker id is another owner", me: "w~2", live: []string{"w~1"},
 			snap: Snapshot{Leases: leases("w~1", "w~1")}, held: map[string]int64{}, wantReq: 1, wantTgt: 1},
 		{name: "scale-out 3 -> 4 over 8 shards: two requests", me: "D", live: []string{"A", "B", "C"},
@@ -136,16 +145,17 @@ func TestPlan(t *testing.T) {
 			snap: handoff(Snapshot{Leases: leases("A", "A", "A", "A", "A", "A")}, "B", 0, 1), wantReq: 2, wantTgt: 2},
 		{name: "lost: newer epoch or another owner; an older epoch is a stale read", me: "A", live: []string{"B"},
 			snap: Snapshot{Leases: leases("B", "A", "A")}, held: map[string]int64{"s000": 1, "s001": 0, "s002": 3},
-			wantLost: []string{"s000", "s001"}, wantTgt: 2},
+			wantLost: []string{"s000", "s001"}, wantTgt: 2,
+			wantLostWhy: map[string]loss{"s000": {lostTakenBy, "B"}, "s001": {lostEpochMoved, "A"}}},
 		{name: "missing from an eventually consistent read: confirm, do not drop", me: "A",
 			snap: Snapshot{Leases: leases("A")}, held: map[string]int64{"s000": 1, "s999": 1}, wantConf: []string{"s999"}, wantTgt: 1},
 		{name: "handoff honoured while it helps", me: "A", live: []string{"B"},
 			snap: handoff(Snapshot{Leases: leases("A", "A", "A")}, "B", 0), wantHand: map[string]string{"s000": "B"}, wantTgt: 2},
 		{name: "handoff refused when it would not help", me: "A", live: []string{"B"},
 			// A 2, B 2 (+1 requested): moving one would leave A 1, B 3.
-			snap: handoff(Snapshot{Leases: leases("A", "A", "B", "B")}, "B", 0), wantRef: 1, wantTgt: 2},
+			snap: handoff(Snapshot{Leases: leases("A", "A", "B", "B")}, "B", 0), wantRef: 1, wantTgt: 2, wantRefWhy: []refuseReason{refuseNoBetter}},
 		{name: "handoff refused when the requester is not alive", me: "A",
-			snap: handoff(Snapshot{Leases: leases("A", "A", "A")}, "gone", 0), wantRef: 1, wantTgt: 3},
+			snap: handoff(Snapshot{Leases: leases("A", "A", "A")}, "gone", 0), wantRef: 1, wantTgt: 3, wantRefWhy: []refuseReason{refuseNotAlive}},
 		{name: "many requesters cannot drain the owner below floor", me: "A", live: []string{"B", "C", "D"},
 			// A holds 8 of 8, each of B, C, D asked for 2: floor 2, A gives 6.
 			snap:     handoff(handoff(handoff(Snapshot{Leases: leases("A", "A", "A", "A", "A", "A", "A", "A")}, "B", 0, 1), "C", 2, 3), "D", 4, 5),
@@ -195,6 +205,30 @@ func TestPlan(t *testing.T) {
 			}
 			if len(out.refusals) != tt.wantRef {
 				t.Errorf("refusals = %v, want %d", out.refusals, tt.wantRef)
+			}
+			if tt.wantTakeWhy != nil {
+				why := map[takeReason]int{}
+				for _, tk := range out.takes {
+					why[tk.reason]++
+					if (tk.reason == takeFromDead) != (tk.from != "") || tk.from != "" && !set(tt.dead...)[tk.from] {
+						t.Errorf("take %+v: from must name the dead owner, and only then", tk)
+					}
+				}
+				if fmt.Sprint(why) != fmt.Sprint(tt.wantTakeWhy) {
+					t.Errorf("takes by reason = %v, want %v", why, tt.wantTakeWhy)
+				}
+			}
+			if tt.wantLostWhy != nil && fmt.Sprint(out.lost) != fmt.Sprint(tt.wantLostWhy) {
+				t.Errorf("lost = %v, want %v", out.lost, tt.wantLostWhy)
+			}
+			if tt.wantRefWhy != nil {
+				var why []refuseReason
+				for _, r := range out.refusals {
+					why = append(why, r.reason)
+				}
+				if fmt.Sprint(why) != fmt.Sprint(tt.wantRefWhy) {
+					t.Errorf("refusals = %v, want %v", why, tt.wantRefWhy)
+				}
 			}
 			for _, r := range out.requests {
 				if r.owner == tt.me {
