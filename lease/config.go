@@ -8,9 +8,10 @@ import (
 )
 
 // Config holds the coordinator's timings. Zero fields take the defaults
-// documented on each.
+// noted on each; Validate reports the rest of the mistakes, all at once.
 type Config struct {
-	// WorkerID names this worker in the table, logs and metrics. Required.
+	// WorkerID names this worker in the table, logs and metrics.
+	// Required: no default.
 	// Each process adds an incarnation of its own (see WorkerName), so two
 	// processes with the same id never share leases.
 	WorkerID string
@@ -18,8 +19,9 @@ type Config struct {
 	// long, as seen by a peer, is declared dead and loses its leases.
 	// Default 10s.
 	Duration time.Duration
-	// RenewInterval: how often the heartbeat is written. Default 4s. At
-	// most (Duration-SafetyMargin)/2 so that one failed heartbeat can be
+	// RenewInterval: how often the heartbeat is written. Default 4s, or
+	// (Duration-SafetyMargin)/2 when that is shorter. At most
+	// (Duration-SafetyMargin)/2 so that one failed heartbeat can be
 	// retried before the worker fences itself.
 	RenewInterval time.Duration
 	// TakeInterval: how often the coordinator looks at the table (a cheap
@@ -33,13 +35,13 @@ type Config struct {
 	// a write already sent to a sink reaching it. Default 2s.
 	SafetyMargin time.Duration
 	// HandoffTimeout: a handoff this worker requested and that has not
-	// happened in this time is cancelled. Default 2 × Duration.
+	// happened in this time is cancelled. Default 2 × Duration; above 0.
 	HandoffTimeout time.Duration
 	// CallTimeout bounds every lease-table call but heartbeats (a scan:
 	// five times this), so that a hung connection delays a pass, never the
 	// fence, which runs on its own timer. Safety does not depend on it.
 	// Default 5s. (A heartbeat is bounded by Duration - SafetyMargin: an
-	// answer after that could no longer extend the fence.)
+	// answer after that could no longer extend the fence; not settable.)
 	CallTimeout time.Duration
 	// ScanInterval: even when nothing changed, the whole table is read at
 	// least this often (eventually consistent), to see every worker and
@@ -71,8 +73,10 @@ func (c *Config) defaults() {
 	}
 }
 
-// Validate reports a configuration that cannot keep the lease promises.
+// Validate reports every setting that cannot keep the lease promises.
+// Zero fields are taken as their defaults, as NewCoordinator takes them.
 func (c Config) Validate() error {
+	c.defaults()
 	var errs []error
 	if c.WorkerID == "" {
 		errs = append(errs, errors.New("lease: worker id must not be empty"))
@@ -88,6 +92,9 @@ func (c Config) Validate() error {
 	}
 	if c.TakeInterval <= 0 {
 		errs = append(errs, errors.New("lease: take interval must be above 0"))
+	}
+	if c.HandoffTimeout <= 0 {
+		errs = append(errs, errors.New("lease: handoff timeout must be above 0"))
 	}
 	if c.CallTimeout <= 0 {
 		errs = append(errs, errors.New("lease: call timeout must be above 0"))

@@ -83,12 +83,24 @@ type Coordinator struct {
 }
 
 // NewCoordinator returns a coordinator for store. cfg's zero fields take
-// their defaults; an invalid cfg is an error.
+// their defaults; an invalid cfg is an error, and so is a nil store,
+// handler or logger (a DynamoStore without a client or table too): every
+// mistake is reported here, none later as a panic.
 func NewCoordinator(store Store, cfg Config, h Handler, log *zap.Logger) (*Coordinator, error) {
-	cfg.defaults()
-	if err := cfg.Validate(); err != nil {
+	err := cfg.Validate()
+	if err2 := checkStore(store); err2 != nil {
+		err = errors.Join(err, err2)
+	}
+	if h == nil {
+		err = errors.Join(err, errors.New("lease: the coordinator's handler is nil"))
+	}
+	if log == nil {
+		err = errors.Join(err, errors.New("lease: the coordinator's logger is nil"))
+	}
+	if err != nil {
 		return nil, err
 	}
+	cfg.defaults()
 	seed := fnv.New64a()
 	seed.Write([]byte(cfg.WorkerID))
 	c := &Coordinator{
@@ -105,6 +117,21 @@ func NewCoordinator(store Store, cfg Config, h Handler, log *zap.Logger) (*Coord
 	c.id = newIdentity(cfg.WorkerID)
 	c.log = log.With(zap.String("worker_id", cfg.WorkerID))
 	return c, nil
+}
+
+// checkStore reports a store that cannot be used: nil, or a DynamoStore
+// without a client or a table name.
+func checkStore(store Store) error {
+	switch s := store.(type) {
+	case nil:
+		return errors.New("lease: the lease store is nil")
+	case *DynamoStore:
+		if s == nil {
+			return errors.New("lease: the lease store is nil")
+		}
+		return s.check()
+	}
+	return nil
 }
 
 // newIdentity returns "<id>~<8 random hex digits>".

@@ -65,9 +65,23 @@ type DynamoStore struct {
 	writeUnits atomic.Int64
 }
 
-// NewDynamoStore returns a store on table.
+// NewDynamoStore returns a store on table. A nil db or an empty table is
+// reported by NewCoordinator (and worker.New), which check the store
+// before any call.
 func NewDynamoStore(db DynamoAPI, table string) *DynamoStore {
 	return &DynamoStore{db: db, table: table, now: time.Now}
+}
+
+// check reports a store that cannot make a call.
+func (s *DynamoStore) check() error {
+	var errs []error
+	if s.db == nil {
+		errs = append(errs, errors.New("lease: the DynamoDB client of the lease store is nil"))
+	}
+	if s.table == "" {
+		errs = append(errs, errors.New("lease: the lease store's table name is empty"))
+	}
+	return errors.Join(errs...)
 }
 
 // Table returns the table name.

@@ -9,9 +9,10 @@ import (
 	"github.com/leasehold/leasehold/lease"
 )
 
-// Config configures a Worker. Zero fields take the defaults noted.
+// Config configures a Worker. Zero fields take the defaults noted on
+// each; Validate reports the rest of the mistakes, all at once.
 type Config struct {
-	// StreamName is the Kinesis stream. Required.
+	// StreamName is the Kinesis stream. Required: no default.
 	StreamName string
 	// InitialPosition is where a shard without a checkpoint starts:
 	// checkpoint.TrimHorizon (default), checkpoint.Latest or
@@ -50,15 +51,19 @@ type Config struct {
 	ReadBytesPerSecond int
 	// CheckpointInterval: how often a consumer checkpoints what is durable
 	// while it runs (every flush at shutdown and handoff checkpoints
-	// too). Default 5s.
+	// too). Default 5s; above 0.
 	CheckpointInterval time.Duration
 	// ShutdownGrace bounds a graceful stop: stop reading, flush,
-	// checkpoint, release. Default 20s.
+	// checkpoint, release. Default 20s; at least 1s.
 	ShutdownGrace time.Duration
-	// ShardSyncInterval: how often ListShards runs. Default 60s; children
-	// named by a closed shard's last GetRecords are created at once.
+	// ShardSyncInterval: how often ListShards runs. Default 60s; above 0.
+	// Children named by a closed shard's last GetRecords are created at
+	// once, whatever this is.
 	ShardSyncInterval time.Duration
-	// Lease holds the lease timings and the worker id.
+	// Lease holds the lease timings and the worker id. Its zero fields
+	// take the defaults lease.Config notes (Duration 10s, RenewInterval
+	// 4s, TakeInterval 1s, SafetyMargin 2s, ...); Lease.WorkerID is
+	// required: no default.
 	Lease lease.Config
 }
 
@@ -92,8 +97,11 @@ func (c *Config) defaults() {
 	}
 }
 
-// Validate reports settings a worker cannot run with.
+// Validate reports every setting a worker cannot run with, the lease
+// settings (lease.Config.Validate) included. Zero fields are taken as
+// their defaults, as New takes them.
 func (c Config) Validate() error {
+	c.defaults()
 	var errs []error
 	if c.StreamName == "" {
 		errs = append(errs, errors.New("worker: stream name must not be empty"))
@@ -122,6 +130,15 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownGrace < time.Second {
 		errs = append(errs, fmt.Errorf("worker: shutdown grace %s below 1s", c.ShutdownGrace))
+	}
+	if c.CheckpointInterval < 0 {
+		errs = append(errs, fmt.Errorf("worker: checkpoint interval %s must be above 0", c.CheckpointInterval))
+	}
+	if c.ShardSyncInterval < 0 {
+		errs = append(errs, fmt.Errorf("worker: shard sync interval %s must be above 0", c.ShardSyncInterval))
+	}
+	if err := c.Lease.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

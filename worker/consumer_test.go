@@ -364,15 +364,64 @@ func TestInitialPositionOnlyAppliesToShardsWithoutCheckpoint(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	bad := []Config{
-		{},
-		{StreamName: "s", MaxRecords: 20000},
-		{StreamName: "s", InitialPosition: checkpoint.Position{Sequence: "OLDEST"}},
-	}
-	for i, c := range bad {
-		c.defaults()
-		if c.Validate() == nil {
-			t.Errorf("config %d accepted: %+v", i, c)
+	id := lease.Config{WorkerID: "w"}
+	for _, tc := range []struct {
+		c    Config
+		want string
+	}{
+		{Config{Lease: id}, "stream name must not be empty"},
+		{Config{StreamName: "s", Lease: id, MaxRecords: 20000}, "max records 20000"},
+		{Config{StreamName: "s", Lease: id, InitialPosition: checkpoint.Position{Sequence: "OLDEST"}}, "OLDEST"},
+		{Config{StreamName: "s", Lease: id, CheckpointInterval: -time.Second}, "checkpoint interval"},
+		{Config{StreamName: "s", Lease: id, ShardSyncInterval: -time.Second}, "shard sync interval"},
+		// The lease settings are the worker's too: one Validate for all.
+		{Config{StreamName: "s"}, "lease: worker id must not be empty"},
+		{Config{StreamName: "s", Lease: lease.Config{WorkerID: "w", SafetyMargin: time.Minute}}, "lease: safety margin"},
+	} {
+		if err := tc.c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one containing %q", tc.c, err, tc.want)
 		}
+	}
+	// Zero fields are their defaults, before New applies them too.
+	if err := (Config{StreamName: "s", Lease: id}).Validate(); err != nil {
+		t.Errorf("defaults refused: %v", err)
+	}
+}
+
+// TestNewNamesEveryNilDependency: a nil Kinesis client, store, factory or
+// logger is an error from New that names it, not a panic once Run starts.
+func TestNewNamesEveryNilDependency(t *testing.T) {
+	cfg := Config{StreamName: "s", Lease: lease.Config{WorkerID: "w"}}
+	kin := &fakeKinesis{}
+	fact := (&collector{}).factory
+	for _, tc := range []struct {
+		name    string
+		kin     KinesisAPI
+		store   lease.Store
+		factory ProcessorFactory
+		log     *zap.Logger
+		want    []string
+	}{
+		{"kinesis", nil, leasetest.NewFake(), fact, zap.NewNop(), []string{"Kinesis client is nil"}},
+		{"store", kin, nil, fact, zap.NewNop(), []string{"lease store is nil"}},
+		{"dynamo store without a client", kin, lease.NewDynamoStore(nil, "t"), fact, zap.NewNop(), []string{"DynamoDB client of the lease store is nil"}},
+		{"factory", kin, leasetest.NewFake(), nil, zap.NewNop(), []string{"processor factory is nil"}},
+		{"logger", kin, leasetest.NewFake(), fact, nil, []string{"logger is nil"}},
+		{"all at once", nil, nil, nil, nil, []string{"Kinesis client", "lease store", "processor factory", "logger"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, err := New(tc.kin, tc.store, tc.factory, cfg, tc.log)
+			if err == nil || w != nil {
+				t.Fatalf("New = %v, %v; want an error", w, err)
+			}
+			for _, s := range tc.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not say %q", err, s)
+				}
+			}
+		})
+	}
+	if _, err := New(kin, leasetest.NewFake(), fact, cfg, zap.NewNop()); err != nil {
+		t.Fatalf("every dependency set: %v", err)
 	}
 }

@@ -4,11 +4,13 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/leasehold/leasehold/lease"
 )
 
 func testPacer(t *testing.T, tweak func(*Config)) *pacer {
 	t.Helper()
-	cfg := Config{StreamName: "st"}
+	cfg := Config{StreamName: "st", Lease: lease.Config{WorkerID: "w"}}
 	if tweak != nil {
 		tweak(&cfg)
 	}

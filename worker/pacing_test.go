@@ -333,7 +333,7 @@ func TestPacingConfigValidation(t *testing.T) {
 			t.Errorf("%+v: error %v, want one containing %q", tc.c, err, tc.want)
 		}
 	}
-	ok := Config{StreamName: "st", IdleTime: 200 * time.Millisecond, MaxReadRate: 5}
+	ok := Config{StreamName: "st", IdleTime: 200 * time.Millisecond, MaxReadRate: 5, Lease: lease.Config{WorkerID: "w"}}
 	ok.defaults()
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)

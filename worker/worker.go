@@ -53,13 +53,28 @@ type Worker struct {
 	wg        sync.WaitGroup       // consumer goroutines
 }
 
-// New returns a worker. cfg's zero fields take their defaults; an invalid
-// cfg is an error.
+// New returns a worker. cfg's zero fields take their defaults. An invalid
+// cfg is an error, and so is a nil dependency, named in the error: kin,
+// store, factory or log (a lease.DynamoStore without a client or table is
+// reported by lease.NewCoordinator).
 func New(kin KinesisAPI, store lease.Store, factory ProcessorFactory, cfg Config, log *zap.Logger) (*Worker, error) {
-	cfg.defaults()
-	if err := cfg.Validate(); err != nil {
+	errs := []error{cfg.Validate()}
+	if kin == nil {
+		errs = append(errs, errors.New("worker: the Kinesis client is nil"))
+	}
+	if store == nil {
+		errs = append(errs, errors.New("worker: the lease store is nil"))
+	}
+	if factory == nil {
+		errs = append(errs, errors.New("worker: the processor factory is nil"))
+	}
+	if log == nil {
+		errs = append(errs, errors.New("worker: the logger is nil"))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	cfg.defaults()
 	w := &Worker{cfg: cfg, kin: kin, store: store, factory: factory, log: log.With(zap.String("worker_id", cfg.Lease.WorkerID)),
 		consumers: map[string]*consumer{}, stalls: map[string]error{}}
 	coord, err := lease.NewCoordinator(store, cfg.Lease, (*handler)(w), log)
