@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -216,102 +217,109 @@ func testLog() *zap.Logger {
 }
 
 func TestConsumerResumesInsideAnAggregate(t *testing.T) {
-	agg := aggregate(t, 5, "a")
-	kin := &fakeKinesis{records: map[string][]types.Record{"s0": {rec(100, []byte("plain")), rec(101, agg), rec(102, []byte("after"))}}}
-	store := leasetest.NewFake()
-	// A previous owner checkpointed sub-record 2 of the aggregate at 101.
-	cp := checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: "101", Sub: 2}}
-	if err := store.Create(context.Background(), lease.Lease{ShardID: "s0", Checkpoint: cp}); err != nil {
-		t.Fatal(err)
-	}
-	c := &collector{got: map[string][]string{}}
-	w := newTestWorker(t, kin, store, c)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- w.Run(ctx) }()
-	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.got["s0"]) >= 3 })
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	want := "[101/3:a3 101/4:a4 102/0:after]"
-	if got := fmt.Sprint(c.got["s0"]); got != want {
-		t.Fatalf("resumed with %s, want %s (exactly after sub-record 2)", got, want)
-	}
-	if kin.iterCalls[0] != "AT_SEQUENCE_NUMBER:101" {
-		t.Fatalf("iterator %s, want AT_SEQUENCE_NUMBER:101", kin.iterCalls[0])
-	}
-	l, _ := store.Get(context.Background(), "s0")
-	if l.Owner != "" || l.Checkpoint.Position != (checkpoint.Position{Sequence: "102"}) {
-		t.Fatalf("after graceful stop the lease is %+v; want released at 102", l)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		agg := aggregate(t, 5, "a")
+		kin := &fakeKinesis{records: map[string][]types.Record{"s0": {rec(100, []byte("plain")), rec(101, agg), rec(102, []byte("after"))}}}
+		store := leasetest.NewFake()
+		// A previous owner checkpointed sub-record 2 of the aggregate at 101.
+		cp := checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: "101", Sub: 2}}
+		if err := store.Create(context.Background(), lease.Lease{ShardID: "s0", Checkpoint: cp}); err != nil {
+			t.Fatal(err)
+		}
+		c := &collector{got: map[string][]string{}}
+		w := newTestWorker(t, kin, store, c)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- w.Run(ctx) }()
+		waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.got["s0"]) >= 3 })
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		want := "[101/3:a3 101/4:a4 102/0:after]"
+		if got := fmt.Sprint(c.got["s0"]); got != want {
+			t.Fatalf("resumed with %s, want %s (exactly after sub-record 2)", got, want)
+		}
+		if kin.iterCalls[0] != "AT_SEQUENCE_NUMBER:101" {
+			t.Fatalf("iterator %s, want AT_SEQUENCE_NUMBER:101", kin.iterCalls[0])
+		}
+		l, _ := store.Get(context.Background(), "s0")
+		if l.Owner != "" || l.Checkpoint.Position != (checkpoint.Position{Sequence: "102"}) {
+			t.Fatalf("after graceful stop the lease is %+v; want released at 102", l)
+		}
+	})
 }
 
 func TestConsumerSurvivesExpiredIteratorAndThrottling(t *testing.T) {
-	var recs []types.Record
-	for i := range 7 {
-		recs = append(recs, rec(200+i, []byte(strconv.Itoa(i))))
-	}
-	kin := &fakeKinesis{records: map[string][]types.Record{"s0": recs}, expireOnce: true, throttleOne: true}
-	store := leasetest.NewFake()
-	if err := store.Create(context.Background(), lease.Lease{ShardID: "s0", Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}}); err != nil {
-		t.Fatal(err)
-	}
-	c := &collector{got: map[string][]string{}}
-	w := newTestWorker(t, kin, store, c)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- w.Run(ctx) }()
-	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.got["s0"]) >= 7 })
-	cancel()
-	<-done
-	if len(c.got["s0"]) != 7 {
-		t.Fatalf("got %v: every record exactly once across the expired iterator", c.got["s0"])
-	}
-	if len(kin.iterCalls) < 2 || kin.iterCalls[1] != "AT_SEQUENCE_NUMBER:201" {
-		t.Fatalf("iterator calls %v: want a re-acquire at the last processed record", kin.iterCalls)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var recs []types.Record
+		for i := range 7 {
+			recs = append(recs, rec(200+i, []byte(strconv.Itoa(i))))
+		}
+		kin := &fakeKinesis{records: map[string][]types.Record{"s0": recs}, expireOnce: true, throttleOne: true}
+		store := leasetest.NewFake()
+		if err := store.Create(context.Background(), lease.Lease{ShardID: "s0", Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}}); err != nil {
+			t.Fatal(err)
+		}
+		c := &collector{got: map[string][]string{}}
+		w := newTestWorker(t, kin, store, c)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- w.Run(ctx) }()
+		waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.got["s0"]) >= 7 })
+		cancel()
+		<-done
+		if len(c.got["s0"]) != 7 {
+			t.Fatalf("got %v: every record exactly once across the expired iterator", c.got["s0"])
+		}
+		if len(kin.iterCalls) < 2 || kin.iterCalls[1] != "AT_SEQUENCE_NUMBER:201" {
+			t.Fatalf("iterator calls %v: want a re-acquire at the last processed record", kin.iterCalls)
+		}
+	})
 }
 
 func TestShardEndCreatesChildrenAndTheyStartAfterTheParent(t *testing.T) {
-	kin := &fakeKinesis{
-		records: map[string][]types.Record{
-			"s0": {rec(1, []byte("p1")), rec(2, []byte("p2")), rec(3, []byte("p3"))},
-			"s1": {rec(10, []byte("c1"))},
-		},
-		closed: map[string][]types.ChildShard{"s0": {{ShardId: aws.String("s1"), ParentShards: []string{"s0"}}}},
-	}
-	store := leasetest.NewFake()
-	if err := store.Create(context.Background(), lease.Lease{ShardID: "s0", Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}}); err != nil {
-		t.Fatal(err)
-	}
-	c := &collector{got: map[string][]string{}}
-	w := newTestWorker(t, kin, store, c)
-	// Shard sync creates s1 gated on s0; it must not start before s0 ends.
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- w.Run(ctx) }()
-	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.got["s1"]) >= 1 })
-	cancel()
-	<-done
-	parent, _ := store.Get(context.Background(), "s0")
-	child, err := store.Get(context.Background(), "s1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The parent's lease is deleted once its child started (ended leases
-	// are not kept forever).
-	if parent.ShardID != "" || fmt.Sprint(child.Parents) != "[s0]" {
-		t.Fatalf("parent %+v child %+v", parent, child)
-	}
-	if fmt.Sprint(c.got["s0"]) != "[1/0:p1 2/0:p2 3/0:p3]" || fmt.Sprint(c.got["s1"]) != "[10/0:c1]" {
-		t.Fatalf("got %v", c.got)
-	}
-	if c.order[0] != "s0" || c.order[len(c.order)-1] != "s1" {
-		t.Fatalf("processing order %v: the child must come after the whole parent", c.order)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		kin := &fakeKinesis{
+			records: map[string][]types.Record{
+				"s0": {rec(1, []byte("p1")), rec(2, []byte("p2")), rec(3, []byte("p3"))},
+				"s1": {rec(10, []byte("c1"))},
+			},
+			closed: map[string][]types.ChildShard{"s0": {{ShardId: aws.String("s1"), ParentShards: []string{"s0"}}}},
+		}
+		store := leasetest.NewFake()
+		if err := store.Create(context.Background(), lease.Lease{ShardID: "s0", Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}}); err != nil {
+			t.Fatal(err)
+		}
+		c := &collector{got: map[string][]string{}}
+		w := newTestWorker(t, kin, store, c)
+		// Shard sync creates s1 gated on s0; it must not start before s0 ends.
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- w.Run(ctx) }()
+		waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.got["s1"]) >= 1 })
+		cancel()
+		<-done
+		parent, _ := store.Get(context.Background(), "s0")
+		child, err := store.Get(context.Background(), "s1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The parent's lease is deleted once its child started (ended leases
+		// are not kept forever).
+		if parent.ShardID != "" || fmt.Sprint(child.Parents) != "[s0]" {
+			t.Fatalf("parent %+v child %+v", parent, child)
+		}
+		if fmt.Sprint(c.got["s0"]) != "[1/0:p1 2/0:p2 3/0:p3]" || fmt.Sprint(c.got["s1"]) != "[10/0:c1]" {
+			t.Fatalf("got %v", c.got)
+		}
+		if c.order[0] != "s0" || c.order[len(c.order)-1] != "s1" {
+			t.Fatalf("processing order %v: the child must come after the whole parent", c.order)
+		}
+	})
 }
 
+// waitFor polls cond for 10 s of the synctest bubble's virtual time.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -336,29 +344,31 @@ func TestInitialPositionOnlyAppliesToShardsWithoutCheckpoint(t *testing.T) {
 		{"at timestamp", checkpoint.AtTimestamp(ts), "AT_TIMESTAMP:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			kin := &fakeKinesis{records: map[string][]types.Record{"s0": {rec(1, []byte("x"))}}}
-			store := leasetest.NewFake()
-			c := &collector{got: map[string][]string{}}
-			w, err := New(kin, store, c.factory, Config{
-				StreamName: "st", InitialPosition: tc.start, IdleTime: 200 * time.Millisecond, MaxReadRate: 5, ShutdownGrace: 5 * time.Second,
-				Lease: lease.Config{WorkerID: "w", Duration: time.Second, SafetyMargin: 300 * time.Millisecond, RenewInterval: 200 * time.Millisecond, TakeInterval: 50 * time.Millisecond},
-			}, zap.NewNop())
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error)
-			go func() { done <- w.Run(ctx) }()
-			waitFor(t, func() bool { kin.mu.Lock(); defer kin.mu.Unlock(); return len(kin.iterCalls) > 0 })
-			cancel()
-			<-done
-			if kin.iterCalls[0] != tc.want {
-				t.Fatalf("first iterator %s, want %s", kin.iterCalls[0], tc.want)
-			}
-			l, _ := store.Get(context.Background(), "s0")
-			if tc.start.Sequence == checkpoint.TrimHorizon && l.Checkpoint.Position.Sequence != "1" {
-				t.Fatalf("checkpoint after reading from TRIM_HORIZON: %v", l.Checkpoint.Position)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				kin := &fakeKinesis{records: map[string][]types.Record{"s0": {rec(1, []byte("x"))}}}
+				store := leasetest.NewFake()
+				c := &collector{got: map[string][]string{}}
+				w, err := New(kin, store, c.factory, Config{
+					StreamName: "st", InitialPosition: tc.start, IdleTime: 200 * time.Millisecond, MaxReadRate: 5, ShutdownGrace: 5 * time.Second,
+					Lease: lease.Config{WorkerID: "w", Duration: time.Second, SafetyMargin: 300 * time.Millisecond, RenewInterval: 200 * time.Millisecond, TakeInterval: 50 * time.Millisecond},
+				}, zap.NewNop())
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error)
+				go func() { done <- w.Run(ctx) }()
+				waitFor(t, func() bool { kin.mu.Lock(); defer kin.mu.Unlock(); return len(kin.iterCalls) > 0 })
+				cancel()
+				<-done
+				if kin.iterCalls[0] != tc.want {
+					t.Fatalf("first iterator %s, want %s", kin.iterCalls[0], tc.want)
+				}
+				l, _ := store.Get(context.Background(), "s0")
+				if tc.start.Sequence == checkpoint.TrimHorizon && l.Checkpoint.Position.Sequence != "1" {
+					t.Fatalf("checkpoint after reading from TRIM_HORIZON: %v", l.Checkpoint.Position)
+				}
+			})
 		})
 	}
 }
