@@ -49,6 +49,7 @@ type procOpts struct {
 	perRecord  time.Duration // time each record's write takes (a slow sink)
 	noDurable  bool          // nothing ever becomes durable (a sink that is down)
 	flushHangs bool          // Flush blocks until ctx ends
+	failAt     int           // Process fails on this record of the shard (1-based; 0: never)
 }
 
 func (l *sinkLog) factory(worker string, o procOpts) ProcessorFactory {
@@ -63,6 +64,7 @@ type logProc struct {
 	shard  string
 	o      procOpts
 	pos    checkpoint.Position
+	n      int // records seen, for failAt
 }
 
 // Process writes each record after checking the lease context, as the
@@ -71,6 +73,11 @@ func (p *logProc) Process(ctx context.Context, recs []Record) error {
 	for _, r := range recs {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if p.o.failAt > 0 {
+			if p.n++; p.n == p.o.failAt {
+				return errors.New("processor failed")
+			}
 		}
 		p.l.mu.Lock()
 		p.l.writes[p.shard] = append(p.l.writes[p.shard], write{p.worker, r.SequenceNumber, time.Now()})
@@ -636,5 +643,129 @@ func TestRunStopsCleanlyWhenTheFirstShardSyncFails(t *testing.T) {
 		case <-time.After(time.Minute):
 			t.Fatal("Run did not return")
 		}
+	})
+}
+
+// TestProcessorCloseReason: ShardProcessor.Close is called once per
+// processor, with the reason the consumer ended, in each way it can end.
+func TestProcessorCloseReason(t *testing.T) {
+	// start runs A on shards with records arriving every 50 ms (a closed
+	// shard gets its fixed records instead), until A wrote to all.
+	start := func(t *testing.T, kin *fakeKinesis, o procOpts, shards ...string) (*leasetest.Fake, *sinkLog, *running, func()) {
+		fake := leasetest.NewFake()
+		createLeases(t, fake, checkpoint.TrimHorizon, shards...)
+		log := newSinkLog()
+		pctx, stopProducing := context.WithCancel(context.Background())
+		var pwg sync.WaitGroup
+		var open []string
+		for _, s := range shards {
+			if kin.closed[s] == nil {
+				open = append(open, s)
+			}
+		}
+		kin.produce(pctx, &pwg, 50*time.Millisecond, open...)
+		a := startWorker(t, "A", kin, fake, log.factory("A", o), nil)
+		eventually(t, 10*time.Second, "A writes to every shard", func() bool {
+			for _, s := range shards {
+				if d, _ := log.seen(s); len(d) == 0 {
+					return false
+				}
+			}
+			return true
+		})
+		return fake, log, a, func() { stopProducing(); pwg.Wait() }
+	}
+	newKinesis := func(shards ...string) *fakeKinesis {
+		k := &fakeKinesis{records: map[string][]types.Record{}, closed: map[string][]types.ChildShard{}}
+		for _, s := range shards {
+			k.records[s] = nil
+		}
+		return k
+	}
+	wantCloses := func(t *testing.T, log *sinkLog, shard, want string) {
+		t.Helper()
+		if got := fmt.Sprint(log.closeReasons(shard)); got != want {
+			t.Errorf("%s's processor closed with %s, want %s", shard, got, want)
+		}
+	}
+
+	t.Run("shutdown", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			fake, log, a, stopProducing := start(t, newKinesis("s0"), procOpts{}, "s0")
+			stopProducing()
+			if _, err := a.stop(); err != nil {
+				t.Fatal(err)
+			}
+			wantCloses(t, log, "s0", "[A:shutdown]")
+			if l, _ := fake.Get(context.Background(), "s0"); l.Owner != "" {
+				t.Errorf("after shutdown the lease is %s's, want released", l.Owner)
+			}
+		})
+	})
+	t.Run("handoff", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			kin := newKinesis("s0", "s1")
+			fake, log, a, stopProducing := start(t, kin, procOpts{}, "s0", "s1")
+			defer stopProducing()
+			b := startWorker(t, "B", kin, fake, log.factory("B", procOpts{}), nil)
+			eventually(t, 30*time.Second, "one shard handed to B", func() bool { return held(a) == 1 && held(b) == 1 })
+			time.Sleep(time.Second)
+			for moved := range b.w.coord.Held() {
+				wantCloses(t, log, moved, "[A:handoff]")
+			}
+			for kept := range a.w.coord.Held() {
+				wantCloses(t, log, kept, "[]")
+			}
+			b.stop()
+			a.stop()
+		})
+	})
+	t.Run("shard end", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			kin := newKinesis("s0")
+			kin.closed["s0"] = []types.ChildShard{}
+			kin.appendRecords("s0", 5)
+			fake, log, a, stopProducing := start(t, kin, procOpts{}, "s0")
+			defer stopProducing()
+			eventually(t, 10*time.Second, "s0 closed", func() bool { return len(log.closeReasons("s0")) > 0 })
+			wantCloses(t, log, "s0", "[A:shard end]")
+			if l, _ := fake.Get(context.Background(), "s0"); !l.Ended() {
+				t.Errorf("lease after shard end: %+v, want SHARD_END", l)
+			}
+			a.stop()
+		})
+	})
+	t.Run("lease lost", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			fake, log, a, stopProducing := start(t, newKinesis("s0"), procOpts{}, "s0")
+			defer stopProducing()
+			l, _ := fake.Get(context.Background(), "s0")
+			if _, err := fake.Take(context.Background(), "s0", "intruder~1", l.Epoch); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 10*time.Second, "A notices", func() bool { return len(log.closeReasons("s0")) > 0 })
+			wantCloses(t, log, "s0", "[A:lease lost]")
+			a.stop()
+		})
+	})
+	t.Run("lease lost: fenced", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			_, log, a, stopProducing := start(t, newKinesis("s0"), procOpts{}, "s0")
+			defer stopProducing()
+			a.setFault(hang) // the table stops answering: A fences itself
+			eventually(t, 30*time.Second, "A fences", func() bool { return len(log.closeReasons("s0")) > 0 })
+			wantCloses(t, log, "s0", "[A:lease lost]")
+			a.setFault(nil)
+			a.stop()
+		})
+	})
+	t.Run("failed", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			_, log, a, stopProducing := start(t, newKinesis("s0"), procOpts{failAt: 2}, "s0")
+			defer stopProducing()
+			eventually(t, 10*time.Second, "the processor fails", func() bool { return len(log.closeReasons("s0")) > 0 })
+			wantCloses(t, log, "s0", "[A:failed]")
+			a.stop()
+		})
 	})
 }
