@@ -7,7 +7,7 @@ GO      ?= go
 BIN     := bin/leasehold
 PKGS    := ./...
 
-.PHONY: build test test-unit test-integration lint demo bench bench-explorer screenshots stack-up stack-down stack-status clean
+.PHONY: build test test-unit test-integration lint demo bench bench-explorer bench-reads kclref screenshots stack-up stack-down stack-status clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/leasehold
@@ -40,6 +40,15 @@ bench:
 ## bench-explorer: page-ready time and p95 per explorer API call (see docs/BENCHMARKS.md)
 bench-explorer: build
 	bash scripts/bench-explorer.sh
+
+## kclref: the reference consumer (vmware-go-kcl-v2, its own module) that bench-reads compares with
+kclref:
+	cd bench/kclref && $(GO) build -o ../../bin/kclref .
+
+## bench-reads: leasehold's read path against vmware-go-kcl-v2, 3 runs each, alternating, and a
+## 10-minute backlog's catch-up (about 30 minutes; see docs/BENCHMARKS.md)
+bench-reads:
+	bash scripts/bench-reads.sh
 
 ## screenshots: rewrite the explorer's screenshots in docs/ (needs the stack)
 screenshots:
