@@ -8,7 +8,7 @@
 # the raw tables stay in OUT. Needs the local stack's Kinesis and DynamoDB
 # (`leasehold dev up --only kinesis,dynamodb,s3`); takes about 30 minutes,
 # most of it the reference's workers taking their leases (one shard per
-# worker per 30-90 s shard sync).
+# worker per 30-90 s shard sync). A run that fails is reported and left out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -27,8 +27,12 @@ run() { # run NAME ARGS...: one run, its table into $OUT/NAME.md
   local name=$1
   shift
   echo "== $name (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
-  ./bin/leasehold "${common[@]}" "$@" > "$OUT/$name.md"
-  cat "$OUT/$name.md"
+  if ./bin/leasehold "${common[@]}" "$@" > "$OUT/$name.md.tmp"; then
+    mv "$OUT/$name.md.tmp" "$OUT/$name.md"
+    cat "$OUT/$name.md"
+  else
+    echo "$name failed (see above); left out of the summary"
+  fi
   echo
 }
 ref=(--consumer "$PWD/bin/kclref")
@@ -65,8 +69,8 @@ summary() { # summary CONSUMER: "figure<TAB>median<TAB>runs" lines
       }
     }' "$OUT/$1"-[0-9]*.md
 }
-summary leasehold > "$OUT/leasehold.tsv"
-summary kclref > "$OUT/kclref.tsv"
+summary leasehold > "$OUT/leasehold.tsv" || true
+summary kclref > "$OUT/kclref.tsv" || true
 echo "## Summary: median of $RUNS runs each (every run after the median)"
 echo
 echo "| figure | leasehold | vmware-go-kcl-v2 (bench/kclref) |"

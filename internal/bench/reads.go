@@ -244,7 +244,13 @@ func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsRe
 	}
 	// The steady part starts once every shard is being read: consumers
 	// that take their leases slowly are measured in their steady state.
-	if err := waitAllRead(ctx, proxy, cfg.Shards, 5*time.Minute); err != nil {
+	// Another consumer gets longer: vmware-go-kcl-v2 at its defaults takes
+	// one lease per worker per shard sync (every 30-90 s).
+	ready := 5 * time.Minute
+	if len(cfg.Consumer) > 0 {
+		ready = 12 * time.Minute
+	}
+	if err := waitAllRead(ctx, proxy, cfg.Shards, ready); err != nil {
 		return res, err
 	}
 	res.Ready = time.Since(started)
