@@ -46,7 +46,7 @@ kclref:
 	cd bench/kclref && $(GO) build -o ../../bin/kclref .
 
 ## bench-reads: leasehold's read path against vmware-go-kcl-v2, 3 runs each, alternating, and a
-## 10-minute backlog's catch-up (about 30 minutes; see docs/BENCHMARKS.md)
+## backlog's catch-up (about 40 minutes; RUNS, BACKLOG; see docs/BENCHMARKS.md)
 bench-reads:
 	bash scripts/bench-reads.sh
 
