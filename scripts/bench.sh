@@ -8,7 +8,7 @@ out=docs/BENCHMARKS.md
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # The last sections are written by their own targets and kept as they are:
-# the read path against vmware-go-kcl-v2 (`make bench-reads`, half an hour)
+# the read path against vmware-go-kcl-v2 (`make bench-reads`, about 40 minutes)
 # and the explorer (`make bench-explorer`, an hour at 10 million documents).
 [ -f "$out" ] && sed -n '/^## Reading within Kinesis/,$p' "$out" > "$tmp/explorer.md"
 [ -s "$tmp/explorer.md" ] || { [ -f "$out" ] && sed -n '/^## Explorer/,$p' "$out" > "$tmp/explorer.md"; }
