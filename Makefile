@@ -43,7 +43,7 @@ bench-explorer: build
 
 ## kclref: the reference consumer (vmware-go-kcl-v2, its own module) that bench-reads compares with
 kclref:
-	cd bench/kclref && $(GO) build -o ../../bin/kclref .
+	$(GO) -C bench/kclref build -o $(CURDIR)/bin/kclref .
 
 ## bench-reads: leasehold's read path against vmware-go-kcl-v2, 3 runs each, alternating, and a
 ## backlog's catch-up (about 40 minutes; RUNS, BACKLOG; see docs/BENCHMARKS.md)

@@ -22,7 +22,7 @@ OUT=${OUT:-.leasehold/bench-reads/$(date -u +%Y%m%dT%H%M%S)}
 mkdir -p "$OUT"
 
 go build -o bin/leasehold ./cmd/leasehold
-(cd bench/kclref && go build -o ../../bin/kclref .)
+go -C bench/kclref build -o "$PWD/bin/kclref" .
 ./bin/leasehold dev up --only kinesis,dynamodb,s3 >&2
 
 common=(bench pipeline --sink file --shards 8 --workers 3 --rate 200)
