@@ -20,8 +20,8 @@ import (
 	"github.com/leasehold/leasehold/event"
 	"github.com/leasehold/leasehold/explorer"
 	"github.com/leasehold/leasehold/explorer/explorertest"
-	"github.com/leasehold/leasehold/internal/testenv"
-	"github.com/leasehold/leasehold/internal/workload"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
+	"github.com/leasehold/leasehold/internal/dev/workload"
 )
 
 // The fixture: two weeks of demo-like traffic ending the day before "now".

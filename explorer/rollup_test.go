@@ -17,8 +17,8 @@ import (
 	"github.com/leasehold/leasehold/event"
 	"github.com/leasehold/leasehold/explorer"
 	"github.com/leasehold/leasehold/explorer/explorertest"
-	"github.com/leasehold/leasehold/internal/testenv"
-	"github.com/leasehold/leasehold/internal/workload"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
+	"github.com/leasehold/leasehold/internal/dev/workload"
 )
 
 // raw calls the API as user and returns the status and the body.

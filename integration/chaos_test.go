@@ -31,9 +31,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/leasehold/leasehold/internal/faultproxy"
-	"github.com/leasehold/leasehold/internal/testenv"
-	"github.com/leasehold/leasehold/internal/workload"
+	"github.com/leasehold/leasehold/internal/dev/faultproxy"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
+	"github.com/leasehold/leasehold/internal/dev/workload"
 	"github.com/leasehold/leasehold/processors/deadletter"
 	"github.com/leasehold/leasehold/processors/dynamosink"
 	"github.com/leasehold/leasehold/processors/transform"

@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/collector"
-	"github.com/leasehold/leasehold/internal/faultproxy"
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/faultproxy"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 )
 
 // collectProc is one run of `leasehold collect`.

@@ -28,7 +28,7 @@ import (
 
 	"github.com/leasehold/leasehold/appevent"
 	"github.com/leasehold/leasehold/collector"
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 
 	// Imported under another name: this package has a producer type.
 	kproducer "github.com/leasehold/leasehold/producer"

@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 )
 
 var binary string

@@ -25,7 +25,7 @@ import (
 
 	"github.com/leasehold/leasehold/ingest"
 	"github.com/leasehold/leasehold/ingest/ingesttest"
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 )
 
 // ingestStack is a bucket, a 4-shard stream and a manifest table name on
@@ -258,7 +258,7 @@ func TestBackfillKillResume(t *testing.T) {
 		st.upload(t, fmt.Sprintf("cf/E2EXAMPLE.%s.%04x.gz", h.Format("2006-01-02-15"), i), gz, plain)
 	}
 	// A SIGKILL mid-request used to crash dynalite; the local stack's
-	// preload now keeps it alive (internal/devstack/loopback-preload.js).
+	// preload now keeps it alive (internal/dev/devstack/loopback-preload.js).
 	// The killed run's claims on the files it was reading go stale after
 	// the claim duration; the rerun takes them over then.
 	env := st.env("LEASEHOLD_INGEST_CHECKPOINT_LINES="+strconv.Itoa(ckLines), "LEASEHOLD_INGEST_CLAIM_DURATION=2s")

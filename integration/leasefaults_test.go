@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leasehold/leasehold/internal/bench"
-	"github.com/leasehold/leasehold/internal/faultproxy"
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/bench"
+	"github.com/leasehold/leasehold/internal/dev/faultproxy"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 	"github.com/leasehold/leasehold/lease"
 )
 

@@ -27,7 +27,7 @@ import (
 
 	"github.com/leasehold/leasehold/checkpoint"
 	"github.com/leasehold/leasehold/event"
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/processors/opensearch"
 	"github.com/leasehold/leasehold/worker"

@@ -12,8 +12,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/leasehold/leasehold/internal/faultproxy"
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/faultproxy"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 	"github.com/leasehold/leasehold/lease"
 	"github.com/leasehold/leasehold/processors/filesink"
 	"github.com/leasehold/leasehold/worker"

@@ -27,9 +27,9 @@ import (
 	"github.com/leasehold/leasehold/appevent"
 	"github.com/leasehold/leasehold/cloudfront"
 	"github.com/leasehold/leasehold/event"
-	"github.com/leasehold/leasehold/internal/geoiptest"
-	"github.com/leasehold/leasehold/internal/testenv"
-	"github.com/leasehold/leasehold/internal/workload"
+	"github.com/leasehold/leasehold/internal/dev/geoiptest"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
+	"github.com/leasehold/leasehold/internal/dev/workload"
 	"github.com/leasehold/leasehold/processors/dynamosink"
 )
 

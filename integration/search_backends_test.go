@@ -31,8 +31,8 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/leasehold/leasehold/internal/config"
-	"github.com/leasehold/leasehold/internal/faultproxy"
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/faultproxy"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/processors/elasticsearch"
 	"github.com/leasehold/leasehold/processors/opensearch"

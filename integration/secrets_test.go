@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 )
 
 // TestSecretsNeverPrinted plants secrets in every way the configuration

@@ -12,7 +12,7 @@ import (
 
 	es "github.com/elastic/go-elasticsearch/v8"
 
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 )
 
 // The local Elasticsearch is secured as its zip ships it: HTTPS with the

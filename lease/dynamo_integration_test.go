@@ -7,7 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 	"github.com/leasehold/leasehold/lease"
 	"github.com/leasehold/leasehold/lease/leasetest"
 )

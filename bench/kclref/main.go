@@ -9,7 +9,7 @@
 //
 // The benchmark harness starts one process per worker and tells it, in
 // the environment, what to read and where to write (see ReadsConfig in
-// internal/bench/reads.go):
+// internal/dev/bench/reads.go):
 //
 //	LEASEHOLD_BENCH_STREAM      the stream
 //	LEASEHOLD_BENCH_APP         the KCL application name (its lease table)

@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/spf13/cobra"
 
-	"github.com/leasehold/leasehold/internal/bench"
-	"github.com/leasehold/leasehold/internal/devstack"
-	"github.com/leasehold/leasehold/internal/faultproxy"
+	"github.com/leasehold/leasehold/internal/dev/bench"
+	"github.com/leasehold/leasehold/internal/dev/devstack"
+	"github.com/leasehold/leasehold/internal/dev/faultproxy"
 	"github.com/leasehold/leasehold/lease"
 	"github.com/leasehold/leasehold/lease/leasetest"
 )
@@ -266,7 +266,7 @@ func numCPU() int { return runtime.NumCPU() }
 
 // inheritLocalCredentials puts the local stack's region and test
 // credentials (where the environment has none) into this process's
-// environment, for the worker processes `bench pipeline` starts: internal/bench builds their environment from os.Environ() and
+// environment, for the worker processes `bench pipeline` starts: internal/dev/bench builds their environment from os.Environ() and
 // its configs take no environment of their own yet (demo.Config.Env does).
 // Only these benchmark commands do this; they end when the benchmark does.
 func inheritLocalCredentials() {

@@ -12,8 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/leasehold/leasehold/internal/config"
-	"github.com/leasehold/leasehold/internal/demo"
-	"github.com/leasehold/leasehold/internal/devstack"
+	"github.com/leasehold/leasehold/internal/dev/demo"
+	"github.com/leasehold/leasehold/internal/dev/devstack"
 	"github.com/leasehold/leasehold/processors/transform"
 )
 

@@ -13,12 +13,12 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
-	"github.com/leasehold/leasehold/internal/devstack"
+	"github.com/leasehold/leasehold/internal/dev/devstack"
 	"github.com/leasehold/leasehold/internal/logging"
 )
 
 // newDevCmd is `leasehold dev`: the local stack of Kinesis, DynamoDB, S3
-// and OpenSearch on 127.0.0.1 (see internal/devstack and docs/LOCAL_STACK.md).
+// and OpenSearch on 127.0.0.1 (see internal/dev/devstack and docs/LOCAL_STACK.md).
 func newDevCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dev",

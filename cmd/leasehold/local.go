@@ -18,7 +18,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/internal/config"
-	"github.com/leasehold/leasehold/internal/devstack"
+	"github.com/leasehold/leasehold/internal/dev/devstack"
 )
 
 // localStack holds the endpoints and clients of the local stack for the

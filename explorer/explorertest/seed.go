@@ -29,7 +29,7 @@ import (
 	"github.com/leasehold/leasehold/appevent"
 	"github.com/leasehold/leasehold/cloudfront"
 	"github.com/leasehold/leasehold/event"
-	"github.com/leasehold/leasehold/internal/workload"
+	"github.com/leasehold/leasehold/internal/dev/workload"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/processors/assetlookup"
 	"github.com/leasehold/leasehold/processors/opensearch"

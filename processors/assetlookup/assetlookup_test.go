@@ -16,7 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/leasehold/leasehold/event"
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/processors/assetlookup"
 )

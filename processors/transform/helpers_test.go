@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/leasehold/leasehold/cloudfront"
-	"github.com/leasehold/leasehold/internal/geoiptest"
+	"github.com/leasehold/leasehold/internal/dev/geoiptest"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/worker"
 )
@@ -17,7 +17,7 @@ import (
 // cloudfront/testdata/README.md), found from this package's folder.
 const cloudfrontFixture = "../../cloudfront/testdata/E1EXAMPLE.2019-12-04-21.mixed-33-fields.log"
 
-// testGeoDBs writes the generated test GeoIP databases (internal/geoiptest)
+// testGeoDBs writes the generated test GeoIP databases (internal/dev/geoiptest)
 // into a temporary folder and returns their paths.
 func testGeoDBs(t testing.TB) geoiptest.Files {
 	t.Helper()

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/leasehold/leasehold/internal/geoiptest"
+	"github.com/leasehold/leasehold/internal/dev/geoiptest"
 )
 
 // TestInstallGeoIPCachedAndChecked: with the stamp of the embedded lock

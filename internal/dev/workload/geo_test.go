@@ -6,7 +6,7 @@ import (
 
 	"github.com/oschwald/maxminddb-golang/v2"
 
-	"github.com/leasehold/leasehold/internal/testenv"
+	"github.com/leasehold/leasehold/internal/dev/testenv"
 )
 
 // TestIPsComeFromTheClaimedCities draws addresses and checks that each is
@@ -64,7 +64,7 @@ func TestIPsComeFromTheClaimedCities(t *testing.T) {
 // database it came from, as the local stack installs it: the first, a
 // middle and the last address of every network lie in the claimed country
 // and city. It fails when the pinned database changes and geonets.go was
-// not regenerated (go generate ./internal/workload).
+// not regenerated (go generate ./internal/dev/workload).
 func TestGeoCitiesMatchTheDatabase(t *testing.T) {
 	db, err := maxminddb.Open(testenv.GeoIPCityDB(t))
 	if err != nil {

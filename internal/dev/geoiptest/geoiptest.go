@@ -155,7 +155,7 @@ func Write(dir string) (Files, error) {
 func newTree(dbType string, ipVersion int) (*mmdbwriter.Tree, error) {
 	t, err := mmdbwriter.New(mmdbwriter.Options{
 		DatabaseType: dbType,
-		Description:  map[string]string{"en": "leasehold test database (internal/geoiptest); made-up data"},
+		Description:  map[string]string{"en": "leasehold test database (internal/dev/geoiptest); made-up data"},
 		Languages:    []string{"en"},
 		IPVersion:    ipVersion,
 		RecordSize:   24,

@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/leasehold/leasehold/internal/workload"
+	"github.com/leasehold/leasehold/internal/dev/workload"
 )
 
 // CatalogTable is the DynamoDB table holding the demo's asset catalog,

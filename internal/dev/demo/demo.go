@@ -32,7 +32,7 @@ import (
 
 	"github.com/leasehold/leasehold/appevent"
 	"github.com/leasehold/leasehold/cloudfront"
-	"github.com/leasehold/leasehold/internal/workload"
+	"github.com/leasehold/leasehold/internal/dev/workload"
 )
 
 // Names of everything the demo creates; a second run reuses them.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/oschwald/maxminddb-golang/v2"
 
-	"github.com/leasehold/leasehold/internal/geoiptest"
+	"github.com/leasehold/leasehold/internal/dev/geoiptest"
 )
 
 // TestDatabasesAreDeterministicAndHoldTheTables writes the databases twice

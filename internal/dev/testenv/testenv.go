@@ -30,7 +30,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/internal/config"
-	"github.com/leasehold/leasehold/internal/devstack"
+	"github.com/leasehold/leasehold/internal/dev/devstack"
 )
 
 // Endpoints of the local stack.

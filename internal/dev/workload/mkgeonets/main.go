@@ -1,4 +1,4 @@
-// Command mkgeonets writes internal/workload/geonets.go: for each city the
+// Command mkgeonets writes internal/dev/workload/geonets.go: for each city the
 // demo's traffic claims, a few IPv4 networks that the DB-IP City Lite
 // database places in that city, so the generated CloudFront logs come from
 // real address ranges and the demo's countries table is real.
@@ -13,7 +13,7 @@
 // addresses are servers and networks that do not browse a media library.
 //
 // Run it after `leasehold dev up` has installed the database (at the
-// default dev.dir), from internal/workload: go generate. When the pinned
+// default dev.dir), from internal/dev/workload: go generate. When the pinned
 // database changes (devstack.GeoIPVersion), run it again; the workload's
 // tests check the table against the installed database. The choice is
 // deterministic for a given database: the networks of /16 to /24 that the
@@ -32,7 +32,7 @@ import (
 
 	"github.com/oschwald/maxminddb-golang/v2"
 
-	"github.com/leasehold/leasehold/internal/devstack"
+	"github.com/leasehold/leasehold/internal/dev/devstack"
 )
 
 // cities the workload claims, with their share of the traffic (a media

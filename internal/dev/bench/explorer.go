@@ -20,7 +20,7 @@ import (
 	"github.com/leasehold/leasehold/event"
 	"github.com/leasehold/leasehold/explorer"
 	"github.com/leasehold/leasehold/explorer/explorertest"
-	"github.com/leasehold/leasehold/internal/workload"
+	"github.com/leasehold/leasehold/internal/dev/workload"
 	"github.com/leasehold/leasehold/processors/opensearch"
 )
 

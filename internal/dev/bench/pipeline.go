@@ -29,8 +29,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 
-	"github.com/leasehold/leasehold/internal/faultproxy"
-	"github.com/leasehold/leasehold/internal/workload"
+	"github.com/leasehold/leasehold/internal/dev/faultproxy"
+	"github.com/leasehold/leasehold/internal/dev/workload"
 )
 
 // PipelineConfig describes one end-to-end pipeline benchmark run.

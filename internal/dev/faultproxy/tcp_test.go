@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/leasehold/leasehold/internal/faultproxy"
+	"github.com/leasehold/leasehold/internal/dev/faultproxy"
 )
 
 // TestTCPDownAndUp: through the proxy a line is echoed; taken down, an
