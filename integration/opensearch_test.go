@@ -6,16 +6,12 @@ package integration
 // proxy in front of the cluster).
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -27,6 +23,7 @@ import (
 
 	"github.com/leasehold/leasehold/checkpoint"
 	"github.com/leasehold/leasehold/event"
+	"github.com/leasehold/leasehold/internal/dev/faultproxy"
 	"github.com/leasehold/leasehold/internal/dev/testenv"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/processors/opensearch"
@@ -342,9 +339,17 @@ func osOutage(t *testing.T) time.Duration {
 func TestOpenSearchSinkThrottlingAndOutageLoseNothing(t *testing.T) {
 	e := testenv.Require(t, "opensearch")
 	outage := osOutage(t)
-	proxy := startOSFaultProxy(t, e.OpenSearch)
+	proxy, err := faultproxy.NewBulkProxy(e.OpenSearch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := proxy.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	// Reject every third item of the first 600 the proxy sees.
-	proxy.setReject(func(seq int) bool { return seq < 600 && seq%3 == 1 })
+	proxy.SetReject(func(seq int) bool { return seq < 600 && seq%3 == 1 })
 	prefix := testenv.Name(t, "lhos")
 	s := osNewSink(t, proxy.URL(), prefix, func(c *opensearch.Config) {
 		c.FlushBytes = 32 << 10
@@ -371,7 +376,7 @@ func TestOpenSearchSinkThrottlingAndOutageLoseNothing(t *testing.T) {
 	}
 	throttled := time.Since(start)
 	st := s.Stats()
-	rejected, _ := proxy.counts()
+	rejected, _ := proxy.Counts()
 	if rejected == 0 || st.ItemsRetried != int64(rejected) {
 		t.Fatalf("proxy rejected %d items, the sink retried %d; want equal and above 0", rejected, st.ItemsRetried)
 	}
@@ -379,7 +384,9 @@ func TestOpenSearchSinkThrottlingAndOutageLoseNothing(t *testing.T) {
 	// The cluster goes away: writes are accepted (the buffer has room),
 	// nothing more becomes durable, and it all catches up afterwards.
 	down := time.Now()
-	proxy.outage(t, outage)
+	if err := proxy.Outage(outage); err != nil {
+		t.Fatal(err)
+	}
 	b := osEvents("b", 500, 500)
 	for i := 0; i < len(b); i += 50 {
 		if err := ss.Write(ctx, b[i:i+50]); err != nil {
@@ -409,203 +416,6 @@ func TestOpenSearchSinkThrottlingAndOutageLoseNothing(t *testing.T) {
 	if st.RequestErrors == 0 {
 		t.Fatal("no request failed during the outage; the proxy did not cut the sink off")
 	}
-}
-
-// osFaultProxy listens on 127.0.0.1 in front of a real OpenSearch. In a
-// bulk request it answers the items its reject function picks with a
-// synthesised 429 and forwards only the others (so a rejected item is
-// really not indexed), merging the answers in request order. outage closes
-// the listener and every connection, and listens again on the same
-// address after the given duration: a refused connection, not a slow one.
-type osFaultProxy struct {
-	t       *testing.T
-	target  *url.URL
-	addr    string
-	rp      *httputil.ReverseProxy
-	forward *http.Client
-
-	mu       sync.Mutex
-	srv      *http.Server
-	reject   func(seq int) bool // seq numbers bulk items as the proxy sees them, from 0
-	seq      int
-	rejected int
-	passed   int
-	wg       sync.WaitGroup // Serve goroutines and the re-listen timer
-}
-
-func startOSFaultProxy(t *testing.T, target string) *osFaultProxy {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &osFaultProxy{t: t, target: u, rp: httputil.NewSingleHostReverseProxy(u), forward: &http.Client{Timeout: 30 * time.Second}}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.addr = ln.Addr().String()
-	p.serve(ln)
-	t.Cleanup(func() {
-		p.mu.Lock()
-		srv := p.srv
-		p.srv = nil
-		p.mu.Unlock()
-		if srv != nil {
-			_ = srv.Close()
-		}
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *osFaultProxy) URL() string { return "http://" + p.addr }
-
-func (p *osFaultProxy) setReject(f func(seq int) bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.reject = f
-}
-
-// counts returns the items rejected and passed so far.
-func (p *osFaultProxy) counts() (rejected, passed int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.rejected, p.passed
-}
-
-func (p *osFaultProxy) serve(ln net.Listener) {
-	srv := &http.Server{Handler: http.HandlerFunc(p.handle), ReadHeaderTimeout: 10 * time.Second}
-	p.mu.Lock()
-	p.srv = srv
-	p.mu.Unlock()
-	p.wg.Go(func() { _ = srv.Serve(ln) })
-}
-
-// outage refuses connections for d, starting now; it returns at once.
-func (p *osFaultProxy) outage(t *testing.T, d time.Duration) {
-	p.mu.Lock()
-	srv := p.srv
-	p.mu.Unlock()
-	if err := srv.Close(); err != nil { // closes the listener and every connection, in flight or idle
-		t.Fatal(err)
-	}
-	p.wg.Go(func() {
-		time.Sleep(d)
-		p.mu.Lock()
-		gone := p.srv != srv // the test ended meanwhile
-		p.mu.Unlock()
-		if gone {
-			return
-		}
-		var ln net.Listener
-		var err error
-		for range 50 {
-			if ln, err = net.Listen("tcp", p.addr); err == nil {
-				p.serve(ln)
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		p.t.Errorf("fault proxy: listen again on %s: %v", p.addr, err)
-	})
-}
-
-func (p *osFaultProxy) handle(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/_bulk") {
-		p.rp.ServeHTTP(w, r)
-		return
-	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	lines := bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n"))
-	if len(lines)%2 != 0 {
-		http.Error(w, "fault proxy: odd number of bulk lines (only index actions expected)", http.StatusBadRequest)
-		return
-	}
-	n := len(lines) / 2
-	rejected := make([]bool, n)
-	var kept bytes.Buffer
-	p.mu.Lock()
-	for i := range n {
-		if p.reject != nil && p.reject(p.seq) {
-			rejected[i] = true
-			p.rejected++
-		} else {
-			kept.Write(lines[2*i])
-			kept.WriteByte('\n')
-			kept.Write(lines[2*i+1])
-			kept.WriteByte('\n')
-			p.passed++
-		}
-		p.seq++
-	}
-	p.mu.Unlock()
-
-	var upstream struct {
-		Errors bool              `json:"errors"`
-		Items  []json.RawMessage `json:"items"`
-	}
-	if kept.Len() > 0 {
-		u := *p.target
-		u.Path = r.URL.Path
-		u.RawQuery = r.URL.RawQuery
-		req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, u.String(), &kept)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		req.Header.Set("Content-Type", r.Header.Get("Content-Type"))
-		resp, err := p.forward.Do(req)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadGateway)
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			w.WriteHeader(resp.StatusCode)
-			_, _ = w.Write(b)
-			return
-		}
-		if err := json.Unmarshal(b, &upstream); err != nil {
-			http.Error(w, "fault proxy: upstream answer: "+err.Error(), http.StatusBadGateway)
-			return
-		}
-	}
-	items := make([]json.RawMessage, 0, n)
-	next := 0
-	for i := range n {
-		if !rejected[i] {
-			if next >= len(upstream.Items) {
-				http.Error(w, "fault proxy: upstream returned too few items", http.StatusBadGateway)
-				return
-			}
-			items = append(items, upstream.Items[next])
-			next++
-			continue
-		}
-		var act struct {
-			Index struct {
-				Index string `json:"_index"`
-				ID    string `json:"_id"`
-			} `json:"index"`
-		}
-		_ = json.Unmarshal(lines[2*i], &act)
-		synth, _ := json.Marshal(map[string]any{"index": map[string]any{
-			"_index": act.Index.Index, "_id": act.Index.ID, "status": 429,
-			"error": map[string]any{"type": "es_rejected_execution_exception", "reason": "rejected by the test fault proxy"},
-		}})
-		items = append(items, synth)
-	}
-	anyRejected := false
-	for _, r := range rejected {
-		anyRejected = anyRejected || r
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"took": 0, "errors": upstream.Errors || anyRejected, "items": items})
 }
 
 // BenchmarkOpenSearchSink indexes 10,000 events per iteration through one

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -29,14 +30,17 @@ type BulkProxy struct {
 	target  *url.URL
 	rp      *httputil.ReverseProxy
 	forward *http.Client
-	srv     *http.Server
 	addr    string
 
 	mu       sync.Mutex
+	srv      *http.Server       // nil once closed
 	reject   func(seq int) bool // seq numbers bulk items as the proxy sees them, from 0
 	seq      int
 	rejected int
 	passed   int
+	wg       sync.WaitGroup // Serve goroutines and outage timers
+
+	relistenErr error // an outage that could not end
 }
 
 // NewBulkProxy starts a proxy for target (e.g. https://127.0.0.1:9250)
@@ -57,16 +61,78 @@ func NewBulkProxy(target string, tlsCfg *tls.Config) (*BulkProxy, error) {
 		return nil, fmt.Errorf("faultproxy: %w", err)
 	}
 	p.addr = ln.Addr().String()
-	p.srv = &http.Server{Handler: http.HandlerFunc(p.handle), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = p.srv.Serve(ln) }()
+	p.serve(ln)
 	return p, nil
+}
+
+func (p *BulkProxy) serve(ln net.Listener) {
+	srv := &http.Server{Handler: http.HandlerFunc(p.handle), ReadHeaderTimeout: 10 * time.Second}
+	p.mu.Lock()
+	p.srv = srv
+	p.mu.Unlock()
+	p.wg.Go(func() { _ = srv.Serve(ln) })
+}
+
+// Outage refuses connections for d, starting now, and returns at once: it
+// closes the listener and every connection, in flight or idle, and
+// listens again on the same address after d (a refused connection, not a
+// slow one). An error is returned when the proxy is closed, or later by
+// Close when it could not listen again.
+func (p *BulkProxy) Outage(d time.Duration) error {
+	p.mu.Lock()
+	srv := p.srv
+	p.mu.Unlock()
+	if srv == nil {
+		return errors.New("faultproxy: outage of a closed proxy")
+	}
+	if err := srv.Close(); err != nil {
+		return err
+	}
+	p.wg.Go(func() {
+		time.Sleep(d)
+		var err error
+		for range 50 {
+			p.mu.Lock()
+			closed := p.srv != srv
+			p.mu.Unlock()
+			if closed {
+				return
+			}
+			var ln net.Listener
+			if ln, err = net.Listen("tcp", p.addr); err == nil {
+				p.serve(ln)
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		p.mu.Lock()
+		p.relistenErr = fmt.Errorf("faultproxy: listen again on %s after an outage: %w", p.addr, err)
+		p.mu.Unlock()
+	})
+	return nil
 }
 
 // URL is the proxy's address, http://127.0.0.1:PORT.
 func (p *BulkProxy) URL() string { return "http://" + p.addr }
 
-// Close stops the proxy and closes its connections.
-func (p *BulkProxy) Close() error { return p.srv.Close() }
+// Close stops the proxy and closes its connections; it reports an outage
+// that could not end.
+func (p *BulkProxy) Close() error {
+	p.mu.Lock()
+	srv := p.srv
+	p.srv = nil
+	p.mu.Unlock()
+	var err error
+	if srv != nil {
+		if err = srv.Close(); errors.Is(err, net.ErrClosed) {
+			err = nil // closed by an outage already
+		}
+	}
+	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return errors.Join(err, p.relistenErr)
+}
 
 // SetReject sets which bulk items are answered 429: those whose sequence
 // number (counting every bulk item the proxy has seen, from 0) f picks.
