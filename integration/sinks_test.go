@@ -308,26 +308,52 @@ func TestS3SinkArchivesEachRecordOnce(t *testing.T) {
 	})
 }
 
-// TestS3SinkPermanentError: a missing bucket stops the shard with a
-// permanent error instead of dead-lettering every record.
-func TestS3SinkPermanentError(t *testing.T) {
+// TestS3SinkMissingBucketWaitsForTheOperator: a bucket that does not
+// exist is the operator's to fix, not the records' fault. Against the real
+// local S3 the sink keeps retrying (Flush returns only when its context
+// ends, never a permanent error), reports one shard that cannot write with
+// the S3 error, dead-letters nothing and makes nothing durable; once the
+// bucket exists every record is written and durable.
+func TestS3SinkMissingBucketWaitsForTheOperator(t *testing.T) {
 	e := testenv.Require(t, "s3")
-	s, err := s3sink.New(testenv.S3(e), s3sink.Options{Bucket: testenv.Name(t, "missing")}, nil)
+	bucket := testenv.Name(t, "missing")
+	s, err := s3sink.New(testenv.S3(e), s3sink.Options{Bucket: bucket}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dl := &sinkDL{}
 	ss := sinkOpen(t, s, "clicks", "shardId-000000000000", dl)
-	ctx := testenv.Context(t, time.Minute)
-	if err := ss.Write(ctx, sinkMsgs("clicks", "shardId-000000000000", 5, 1)); err != nil {
+	msgs := sinkMsgs("clicks", "shardId-000000000000", 5, 1)
+	if err := ss.Write(testenv.Context(t, time.Minute), msgs); err != nil {
 		t.Fatal(err)
 	}
-	err = ss.Flush(ctx)
-	if !processors.IsPermanent(err) || !strings.Contains(err.Error(), "NoSuchBucket") {
-		t.Fatalf("Flush: %v, want a permanent NoSuchBucket", err)
+	short, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	err = ss.Flush(short)
+	if !errors.Is(err, context.DeadlineExceeded) || processors.IsPermanent(err) {
+		t.Fatalf("Flush into a missing bucket: %v; want it to keep retrying until its context ends", err)
+	}
+	if st := s.State(); st.CannotWrite != 1 || !strings.Contains(st.LastError, "NoSuchBucket") {
+		t.Fatalf("state with the bucket missing: %+v; want one shard that cannot write, NoSuchBucket", st)
 	}
 	if len(dl.msgs) != 0 || !ss.Durable().IsZero() {
-		t.Fatalf("%d dead letters, Durable %v", len(dl.msgs), ss.Durable())
+		t.Fatalf("%d dead letters, Durable %v, with the bucket missing", len(dl.msgs), ss.Durable())
+	}
+
+	if _, err := testenv.S3(e).CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ss.Flush(testenv.Context(t, time.Minute)); err != nil {
+		t.Fatalf("Flush once the bucket exists: %v", err)
+	}
+	if got, want := ss.Durable(), msgs[len(msgs)-1].Position(); got != want {
+		t.Fatalf("Durable %v once the bucket exists, want %v", got, want)
+	}
+	if st := s.State(); st.CannotWrite != 0 || st.Stalled != 0 {
+		t.Fatalf("state after the bucket was created: %+v", st)
+	}
+	if len(dl.msgs) != 0 {
+		t.Fatalf("%d dead letters", len(dl.msgs))
 	}
 }
 
