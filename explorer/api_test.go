@@ -1,175 +1,20 @@
 package explorer_test
 
 import (
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/leasehold/leasehold/event"
 	"github.com/leasehold/leasehold/explorer"
-	"github.com/leasehold/leasehold/explorer/explorertest"
-	"github.com/leasehold/leasehold/internal/dev/testenv"
-	"github.com/leasehold/leasehold/internal/dev/workload"
 )
-
-// The fixture: two weeks of demo-like traffic ending the day before "now".
-var (
-	now   = time.Date(2026, 11, 30, 10, 0, 0, 0, time.UTC)
-	start = time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC)
-	half  = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
-
-	seedOnce     sync.Once
-	seedErr      error
-	seedPrefix   string
-	rollupPrefix string // the fixture's rollups, built once by seed
-	fixture      []event.Event
-	owner        map[string]string // asset id → tenant
-	tokens       = map[string]string{"admin": "admin-token-123456", "a": "tenant-a-token-123456", "b": "tenant-b-token-123456"}
-	tenantA      string
-	tenantB      string
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if seedPrefix != "" {
-		_ = explorertest.Delete(context.Background(), testenv.Local().OpenSearch, seedPrefix)
-		_ = explorertest.Delete(context.Background(), testenv.Local().OpenSearch, rollupPrefix)
-	}
-	os.Exit(code)
-}
-
-// seed indexes the fixture once for the package's integration tests.
-func seed(t *testing.T) {
-	t.Helper()
-	e := testenv.Require(t, "opensearch")
-	cityDB := testenv.GeoIPCityDB(t)
-	seedOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		wl := workload.New(workload.Config{Seed: 7, Start: start, Hours: 14 * 24, PeakHour: 80, AppEvents: 3000, Assets: 600, Tenants: 6})
-		owner = map[string]string{}
-		for _, a := range wl.Assets {
-			owner[a.ID] = a.Tenant
-		}
-		dir, err := os.MkdirTemp("", "explorertest")
-		if err != nil {
-			seedErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		if fixture, seedErr = explorertest.Generate(ctx, wl, dir, cityDB); seedErr != nil {
-			return
-		}
-		seedPrefix = fmt.Sprintf("explorer-test-%d", time.Now().UnixNano()%1e9)
-		rollupPrefix = fmt.Sprintf("explorer-test-rollups-%d", time.Now().UnixNano()%1e9)
-		if seedErr = explorertest.Index(ctx, e.OpenSearch, seedPrefix, fixture); seedErr != nil {
-			return
-		}
-		seedErr = buildRollups(ctx, e.OpenSearch, seedPrefix+"-*", rollupPrefix)
-		// The two busiest customers.
-		n := map[string]int{}
-		for _, ev := range fixture {
-			n[ev.Tenant]++
-		}
-		delete(n, "")
-		ts := keysByCount(n)
-		tenantA, tenantB = ts[0], ts[1]
-	})
-	if seedErr != nil {
-		t.Fatalf("seed: %v", seedErr)
-	}
-}
-
-func keysByCount(n map[string]int) []string {
-	var ks []string
-	for k := range n {
-		ks = append(ks, k)
-	}
-	sort.Slice(ks, func(i, j int) bool { return n[ks[i]] > n[ks[j]] || n[ks[i]] == n[ks[j]] && ks[i] < ks[j] })
-	return ks
-}
-
-// buildRollups rolls up every finished day of index (before now) into
-// rollup indices of prefix.
-func buildRollups(ctx context.Context, base, index, prefix string) error {
-	users, _ := explorer.NewUsers(nil)
-	srv, err := explorer.New(explorer.Config{OpenSearch: base, Index: index, Rollups: explorer.RollupsBuild, RollupPrefix: prefix,
-		Now: func() time.Time { return now }}, users, nil)
-	if err != nil {
-		return err
-	}
-	st, err := srv.BuildRollups(ctx)
-	if err == nil && (st.Blocks == 0 || st.Docs == 0 || st.Waiting != 0) {
-		err = fmt.Errorf("rollups: %+v", st)
-	}
-	return err
-}
-
-// newServer serves the fixture as the explorer does in production: from
-// its rollups for the finished days and from events for the rest. Every
-// test of figures against the workload runs on it; TestRollupsMatchEvents
-// compares it with newEventsServer, which reads events only.
-func newServer(t *testing.T) *httptest.Server {
-	t.Helper()
-	return newServerWith(t, explorer.RollupsRead)
-}
-
-func newEventsServer(t *testing.T) *httptest.Server {
-	t.Helper()
-	return newServerWith(t, explorer.RollupsOff)
-}
-
-func newServerWith(t *testing.T, rollups string) *httptest.Server {
-	t.Helper()
-	users, err := explorer.NewUsers([]explorer.User{
-		{Name: "admin", TokenSHA256: explorer.HashToken(tokens["admin"]), Admin: true},
-		{Name: "a", TokenSHA256: explorer.HashToken(tokens["a"]), Tenant: tenantA},
-		{Name: "b", TokenSHA256: explorer.HashToken(tokens["b"]), Tenant: tenantB},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := explorer.New(explorer.Config{OpenSearch: testenv.Local().OpenSearch, Index: seedPrefix + "-*",
-		AppDomains: []string{"app.example.com"}, Now: func() time.Time { return now },
-		Rollups: rollups, RollupPrefix: rollupPrefix}, users, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	return ts
-}
-
-// get calls the API as user and decodes the JSON answer into v.
-func get(t *testing.T, ts *httptest.Server, user, path string, v any) int {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, ts.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+tokens[user])
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode == http.StatusOK && v != nil {
-		if err := json.Unmarshal(b, v); err != nil {
-			t.Fatalf("%s: %v: %s", path, err, b)
-		}
-	}
-	return resp.StatusCode
-}
 
 // expected is what the fixture holds, counted here from the events.
 type expected struct {
@@ -223,9 +68,10 @@ func top(x expected, n int) []string {
 	return ids
 }
 
-func TestSummaryMatchesTheWorkload(t *testing.T) {
-	seed(t)
-	ts := newServer(t)
+func TestSummaryMatchesTheWorkload(t *testing.T) { onBackends(t, testSummaryMatchesTheWorkload) }
+
+func testSummaryMatchesTheWorkload(t *testing.T, c *cluster) {
+	ts := c.newServer(t)
 	for _, user := range []string{"a", "admin"} {
 		t.Run(user, func(t *testing.T) {
 			tenant := tenantA
@@ -272,9 +118,10 @@ func checkPair(t *testing.T, name string, p explorer.Pair, cur, prev int64) {
 	}
 }
 
-func TestTopAssetsWeekOverWeek(t *testing.T) {
-	seed(t)
-	ts := newServer(t)
+func TestTopAssetsWeekOverWeek(t *testing.T) { onBackends(t, testTopAssetsWeekOverWeek) }
+
+func testTopAssetsWeekOverWeek(t *testing.T, c *cluster) {
+	ts := c.newServer(t)
 	var got explorer.TopAssets
 	if code := get(t, ts, "a", "/api/assets?period=7d&limit=10", &got); code != 200 {
 		t.Fatalf("status %d", code)
@@ -336,9 +183,10 @@ func indexOf(xs []string, x string) (int, bool) {
 	return -1, false
 }
 
-func TestSourcesAndPlaces(t *testing.T) {
-	seed(t)
-	ts := newServer(t)
+func TestSourcesAndPlaces(t *testing.T) { onBackends(t, testSourcesAndPlaces) }
+
+func testSourcesAndPlaces(t *testing.T, c *cluster) {
+	ts := c.newServer(t)
 	cur, prev := count(tenantA, half, now.Truncate(24*time.Hour), false), count(tenantA, start, half, false)
 	var src explorer.Sources
 	if code := get(t, ts, "a", "/api/sources?period=7d&limit=100", &src); code != 200 {
@@ -379,9 +227,10 @@ func TestSourcesAndPlaces(t *testing.T) {
 // TestTenantIsolation asks every endpoint, as customer A, with every
 // parameter that could widen the scope, and checks that nothing of B's
 // (or anyone else's) comes back.
-func TestTenantIsolation(t *testing.T) {
-	seed(t)
-	ts := newServer(t)
+func TestTenantIsolation(t *testing.T) { onBackends(t, testTenantIsolation) }
+
+func testTenantIsolation(t *testing.T, c *cluster) {
+	ts := c.newServer(t)
 	var bAsset string
 	for id, tn := range owner {
 		if tn == tenantB && count(tenantB, start, now, true).assets[id] != [2]int64{} {
@@ -444,9 +293,10 @@ func TestTenantIsolation(t *testing.T) {
 	}
 }
 
-func TestAssetPageAndHighlights(t *testing.T) {
-	seed(t)
-	ts := newServer(t)
+func TestAssetPageAndHighlights(t *testing.T) { onBackends(t, testAssetPageAndHighlights) }
+
+func testAssetPageAndHighlights(t *testing.T, c *cluster) {
+	ts := c.newServer(t)
 	// The rising story of the workload: asset index 9.
 	rising := ""
 	for _, e := range fixture {
@@ -487,9 +337,9 @@ func TestAssetPageAndHighlights(t *testing.T) {
 		t.Fatalf("no rising asset with its main site in %+v", h.Highlights)
 	}
 	cur, prev := count("", half, now.Truncate(24*time.Hour), false), count("", start, half, false)
-	c, p := cur.assets[up.AssetID], prev.assets[up.AssetID]
-	if up.Cur != c[0]+c[1] || up.Prev != p[0]+p[1] || math.Abs(*up.Change-(float64(up.Cur)/float64(up.Prev)-1)*100) > 0.01 {
-		t.Fatalf("highlight %+v, want %d after %d", up, c[0]+c[1], p[0]+p[1])
+	nc, np := cur.assets[up.AssetID], prev.assets[up.AssetID]
+	if up.Cur != nc[0]+nc[1] || up.Prev != np[0]+np[1] || math.Abs(*up.Change-(float64(up.Cur)/float64(up.Prev)-1)*100) > 0.01 {
+		t.Fatalf("highlight %+v, want %d after %d", up, nc[0]+nc[1], np[0]+np[1])
 	}
 	// Raising the threshold silences it.
 	if *up.Change < 100000 {
@@ -501,9 +351,10 @@ func TestAssetPageAndHighlights(t *testing.T) {
 	}
 }
 
-func TestCSVExport(t *testing.T) {
-	seed(t)
-	ts := newServer(t)
+func TestCSVExport(t *testing.T) { onBackends(t, testCSVExport) }
+
+func testCSVExport(t *testing.T, c *cluster) {
+	ts := c.newServer(t)
 	req, _ := http.NewRequest(http.MethodGet, ts.URL+"/api/assets?period=7d&format=csv", nil)
 	req.Header.Set("Authorization", "Bearer "+tokens["a"])
 	resp, err := http.DefaultClient.Do(req)
@@ -531,8 +382,9 @@ func TestCSVExport(t *testing.T) {
 // TestParametersAreTyped checks that only the allowed values reach a query:
 // anything else, including query DSL, is a 400 before OpenSearch is asked.
 func TestParametersAreTyped(t *testing.T) {
-	seed(t)
-	ts := newServer(t)
+	c := openSearch() // refused before any store is asked
+	c.seed(t)
+	ts := c.newServer(t)
 	for _, q := range []string{
 		"type=" + url.QueryEscape(`{"match_all":{}}`), "source=*", "period=1y", "compare=all", "limit=100000", "bots=maybe",
 		"asset=" + url.QueryEscape(`a" OR tenant:*`), "query=" + url.QueryEscape(`{"bool":{}}`), "from=2026-01-01&period=custom&to=yesterday",
@@ -547,10 +399,11 @@ func TestParametersAreTyped(t *testing.T) {
 // TestNoDataYet asks every endpoint of an explorer whose indices do not
 // exist yet (a new deployment): every answer is a 200 with nothing in it,
 // which the page shows as its empty state.
-func TestNoDataYet(t *testing.T) {
-	e := testenv.Require(t, "opensearch")
+func TestNoDataYet(t *testing.T) { onBackends(t, testNoDataYet) }
+
+func testNoDataYet(t *testing.T, c *cluster) {
 	users, _ := explorer.NewUsers([]explorer.User{{Name: "admin", TokenSHA256: explorer.HashToken(tokens["admin"]), Admin: true}})
-	srv, err := explorer.New(explorer.Config{OpenSearch: e.OpenSearch, Index: "explorer-nothing-here-*", Now: func() time.Time { return now }}, users, nil)
+	srv, err := explorer.New(explorer.Config{Backend: c.b, Index: "explorer-nothing-here-*", Now: func() time.Time { return now }}, users, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/explorer"
-	"github.com/leasehold/leasehold/internal/dev/testenv"
 )
 
 // TestBrowser drives the page in Debian's headless chromium through
@@ -27,7 +26,8 @@ import (
 // failure. Screenshots go to LEASEHOLD_TEST_SCREENSHOTS (default a temporary
 // folder; `make screenshots` writes them to docs/).
 func TestBrowser(t *testing.T) {
-	seed(t)
+	c := openSearch() // the page, not the store, is under test here
+	c.seed(t)
 	chromium := os.Getenv("LEASEHOLD_TEST_CHROMIUM")
 	if chromium == "" {
 		chromium = "/usr/bin/chromium"
@@ -53,9 +53,9 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := explorer.New(explorer.Config{OpenSearch: testenv.Local().OpenSearch, Index: seedPrefix + "-*",
+	srv, err := explorer.New(explorer.Config{Backend: c.b, Index: c.events + "-*",
 		AppDomains: []string{"app.example.com"}, Now: func() time.Time { return now },
-		Rollups: explorer.RollupsRead, RollupPrefix: rollupPrefix}, users, nil) // as `leasehold explore` serves it
+		Rollups: explorer.RollupsRead, RollupPrefix: c.rollups}, users, nil) // as `leasehold explore` serves it
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,14 +10,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/leasehold/leasehold/event"
 	"github.com/leasehold/leasehold/explorer"
 	"github.com/leasehold/leasehold/explorer/explorertest"
-	"github.com/leasehold/leasehold/internal/dev/testenv"
 	"github.com/leasehold/leasehold/internal/dev/workload"
 )
 
@@ -40,9 +38,10 @@ func raw(t *testing.T, ts *httptest.Server, user, path string) (int, []byte) {
 // reads the fixture's rollups and of one that reads its events only: the
 // answers must be the same, byte for byte. Unique viewers are counted per
 // day in both (see explorer/viewers.go).
-func TestRollupsMatchEvents(t *testing.T) {
-	seed(t)
-	rolled, events := newServer(t), newEventsServer(t)
+func TestRollupsMatchEvents(t *testing.T) { onBackends(t, testRollupsMatchEvents) }
+
+func testRollupsMatchEvents(t *testing.T, c *cluster) {
+	rolled, events := c.newServer(t), c.newEventsServer(t)
 	busy := top(count(tenantA, start, now, false), 1)[0]
 	params := []string{
 		"period=7d", "period=7d&compare=year", "period=7d&compare=none", "period=30d", "period=90d",
@@ -86,9 +85,10 @@ func TestRollupsMatchEvents(t *testing.T) {
 // TestRollupsAreRead checks that the rollup server does read rollups for
 // the fixture's finished days (the equality above would also hold if it
 // silently read events), and events for the day in progress.
-func TestRollupsAreRead(t *testing.T) {
-	seed(t)
-	srv := newExplorer(t, testenv.Local().OpenSearch, seedPrefix+"-*", rollupPrefix, explorer.RollupsRead, 0)
+func TestRollupsAreRead(t *testing.T) { onBackends(t, testRollupsAreRead) }
+
+func testRollupsAreRead(t *testing.T, c *cluster) {
+	srv := newExplorer(t, c.b, c.events+"-*", c.rollups, explorer.RollupsRead, 0)
 	ctx := context.Background()
 	blocks, days := srv.RollupPlan(ctx, "places.1", start, now.Truncate(24*time.Hour).AddDate(0, 0, 1), false)
 	if len(blocks) == 0 || !slices.Equal(days, []string{"2026-11-30"}) {
@@ -103,7 +103,7 @@ func TestRollupsAreRead(t *testing.T) {
 	}
 }
 
-func newExplorer(t *testing.T, base, index, prefix, mode string, settle time.Duration) *explorer.Server {
+func newExplorer(t *testing.T, b explorer.Backend, index, prefix, mode string, settle time.Duration) *explorer.Server {
 	t.Helper()
 	users, err := explorer.NewUsers([]explorer.User{
 		{Name: "admin", TokenSHA256: explorer.HashToken(tokens["admin"]), Admin: true},
@@ -112,7 +112,7 @@ func newExplorer(t *testing.T, base, index, prefix, mode string, settle time.Dur
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := explorer.New(explorer.Config{OpenSearch: base, Index: index, Rollups: mode, RollupPrefix: prefix, RollupSettle: settle,
+	srv, err := explorer.New(explorer.Config{Backend: b, Index: index, Rollups: mode, RollupPrefix: prefix, RollupSettle: settle,
 		AppDomains: []string{"app.example.com"}, Now: func() time.Time { return now }}, users, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -126,15 +126,15 @@ func newExplorer(t *testing.T, base, index, prefix, mode string, settle time.Dur
 // events until their blocks are rebuilt), and the next pass of the
 // builder rebuilds exactly those days' blocks; a day that keeps changing
 // waits for the settle time.
-func TestRollupsFollowLateEvents(t *testing.T) {
-	seed(t) // for the tenants and tokens
-	e := testenv.Require(t, "opensearch")
+func TestRollupsFollowLateEvents(t *testing.T) { onBackends(t, testRollupsFollowLateEvents) }
+
+func testRollupsFollowLateEvents(t *testing.T, c *cluster) {
 	ctx := context.Background()
 	prefix := fmt.Sprintf("explorer-late-%d", time.Now().UnixNano()%1e9)
 	rprefix := fmt.Sprintf("explorer-late-rollups-%d", time.Now().UnixNano()%1e9)
 	t.Cleanup(func() {
-		_ = explorertest.Delete(context.Background(), e.OpenSearch, prefix)
-		_ = explorertest.Delete(context.Background(), e.OpenSearch, rprefix)
+		_ = explorertest.Delete(context.Background(), c.b, prefix)
+		_ = explorertest.Delete(context.Background(), c.b, rprefix)
 	})
 	// Four days of a small workload, ending the day before "now".
 	wl := workload.New(workload.Config{Seed: 3, Start: now.Truncate(24*time.Hour).AddDate(0, 0, -4), Hours: 4 * 24, PeakHour: 30, AppEvents: 200, Assets: 80, Tenants: 3})
@@ -148,16 +148,16 @@ func TestRollupsFollowLateEvents(t *testing.T) {
 			evs[i].Tenant = tenantA
 		}
 	}
-	if err := explorertest.Index(ctx, e.OpenSearch, prefix, evs); err != nil {
+	if err := explorertest.Index(ctx, c.b, prefix, evs); err != nil {
 		t.Fatal(err)
 	}
-	builder := newExplorer(t, e.OpenSearch, prefix+"-*", rprefix, explorer.RollupsBuild, 0)
+	builder := newExplorer(t, c.b, prefix+"-*", rprefix, explorer.RollupsBuild, 0)
 	if st, err := builder.BuildRollups(ctx); err != nil || st.Blocks == 0 {
 		t.Fatalf("first pass: %+v, %v", st, err)
 	}
 	rolled := httptest.NewServer(builder)
 	defer rolled.Close()
-	eventsOnly := httptest.NewServer(newExplorer(t, e.OpenSearch, prefix+"-*", rprefix, explorer.RollupsOff, 0))
+	eventsOnly := httptest.NewServer(newExplorer(t, c.b, prefix+"-*", rprefix, explorer.RollupsOff, 0))
 	defer eventsOnly.Close()
 	period := "/api/summary?period=7d&compare=none"
 	same := func(step string) explorer.Summary {
@@ -211,7 +211,7 @@ func TestRollupsFollowLateEvents(t *testing.T) {
 	}
 	late.EventID += "-late"
 	lateOther.EventID += "-late"
-	if err := explorertest.Index(ctx, e.OpenSearch, prefix, []event.Event{late, lateOther, replay}); err != nil {
+	if err := explorertest.Index(ctx, c.b, prefix, []event.Event{late, lateOther, replay}); err != nil {
 		t.Fatal(err)
 	}
 	after := same("late event, not rolled up yet")
@@ -245,9 +245,9 @@ func TestRollupsFollowLateEvents(t *testing.T) {
 	}
 
 	// With a settle time, a changed day waits, read from its events.
-	patient := newExplorer(t, e.OpenSearch, prefix+"-*", rprefix, explorer.RollupsBuild, time.Hour)
+	patient := newExplorer(t, c.b, prefix+"-*", rprefix, explorer.RollupsBuild, time.Hour)
 	late.EventID += "-2"
-	if err := explorertest.Index(ctx, e.OpenSearch, prefix, []event.Event{late}); err != nil {
+	if err := explorertest.Index(ctx, c.b, prefix, []event.Event{late}); err != nil {
 		t.Fatal(err)
 	}
 	st, err = patient.BuildRollups(ctx)
@@ -266,10 +266,11 @@ func TestRollupsFollowLateEvents(t *testing.T) {
 // rollups (checked to be read, not bypassed), each customer's figures
 // must be its own as counted from the workload, whatever it asks; asking
 // for another customer is refused.
-func TestRollupsKeepTenantsApart(t *testing.T) {
-	seed(t)
+func TestRollupsKeepTenantsApart(t *testing.T) { onBackends(t, testRollupsKeepTenantsApart) }
+
+func testRollupsKeepTenantsApart(t *testing.T, c *cluster) {
 	ctx := context.Background()
-	srv := newExplorer(t, testenv.Local().OpenSearch, seedPrefix+"-*", rollupPrefix, explorer.RollupsRead, 0)
+	srv := newExplorer(t, c.b, c.events+"-*", c.rollups, explorer.RollupsRead, 0)
 	end := now.Truncate(24 * time.Hour)
 	if blocks, days := srv.RollupPlan(ctx, "core.1", start, end, false); len(blocks) == 0 || len(days) != 0 {
 		t.Fatalf("the fixture's finished days are not read from rollups: blocks %v, days %v", blocks, days)
@@ -277,11 +278,11 @@ func TestRollupsKeepTenantsApart(t *testing.T) {
 	// The hazard is real: other customers' and all-customers documents
 	// lie in the same indices.
 	for _, f := range []string{`{"term":{"tenant":"` + tenantB + `"}}`, `{"term":{"rollup.level":"all"}}`} {
-		if n := countDocs(t, rollupPrefix+"-d-*", f); n == 0 {
+		if n := countDocs(t, c.b, c.rollups+"-d-*", f); n == 0 {
 			t.Fatalf("no rollup documents match %s", f)
 		}
 	}
-	ts := newServer(t)
+	ts := c.newServer(t)
 	for _, u := range []struct{ user, tenant, other string }{{"a", tenantA, tenantB}, {"b", tenantB, tenantA}} {
 		for _, bots := range []bool{false, true} {
 			q := "/api/summary?period=7d&compare=previous"
@@ -321,16 +322,15 @@ func TestRollupsKeepTenantsApart(t *testing.T) {
 }
 
 // countDocs counts the documents of index matching the JSON query filter.
-func countDocs(t *testing.T, index, filter string) int64 {
+func countDocs(t *testing.T, b explorer.Backend, index, filter string) int64 {
 	t.Helper()
-	resp, err := http.Post(testenv.Local().OpenSearch+"/"+index+"/_count", "application/json", strings.NewReader(`{"query":`+filter+`}`))
+	status, answer, err := b.Do(context.Background(), http.MethodPost, "/"+index+"/_count", []byte(`{"query":`+filter+`}`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var c struct{ Count int64 }
-	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil || resp.StatusCode != 200 {
-		t.Fatalf("count %s: status %d, %v", index, resp.StatusCode, err)
+	var n struct{ Count int64 }
+	if err := json.Unmarshal(answer, &n); err != nil || status != 200 {
+		t.Fatalf("count %s: status %d, %v", index, status, err)
 	}
-	return c.Count
+	return n.Count
 }

@@ -1,9 +1,9 @@
 // Package explorer is the asset usage explorer: a web page, served by the
 // leasehold binary, where a marketing team sees which of its assets are
 // used, how much, where, on what, and how that changed against an earlier
-// period. The Go server answers the page's questions with OpenSearch
-// aggregations it builds from typed parameters; the browser never talks
-// to OpenSearch.
+// period. The Go server answers the page's questions with aggregations it
+// builds from typed parameters and sends to OpenSearch or Elasticsearch
+// (a Backend); the browser never talks to the cluster.
 //
 // Every API call is authenticated (a per-user token, exchanged for a
 // signed session cookie, or sent as a bearer token) and every query the
@@ -41,8 +41,9 @@ var webFS embed.FS
 
 // Config configures a Server.
 type Config struct {
-	// Backend is the data store. Default: OpenSearch at OpenSearch, with
-	// basic auth when Username is set (NewOpenSearch offers TLS and SigV4).
+	// Backend is the data store: NewOpenSearch or NewElasticsearch.
+	// Default: OpenSearch at OpenSearch, with basic auth when Username is
+	// set (NewOpenSearch offers TLS and SigV4).
 	Backend Backend
 	// OpenSearch is the cluster's base URL (http://127.0.0.1:9200), when
 	// Backend is not set.

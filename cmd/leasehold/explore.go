@@ -11,6 +11,7 @@ import (
 	"github.com/leasehold/leasehold/explorer"
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/lease"
+	"github.com/leasehold/leasehold/processors/searchbulk"
 )
 
 func newExploreCmd() *cobra.Command {
@@ -18,8 +19,9 @@ func newExploreCmd() *cobra.Command {
 		Use:   "explore",
 		Short: "Serve the asset usage explorer: a web page of who uses which assets, where, and how that changed",
 		Long: `Serve the asset usage explorer on explore.listen (127.0.0.1:8090 by default).
-It reads the indices the opensearch sink writes (explore.index) through this
-server only; the browser never talks to OpenSearch. Who may sign in, and which
+It reads the indices the opensearch or the elasticsearch sink writes
+(explore.index, on explore.backend) through this server only; the browser
+never talks to the cluster. Who may sign in, and which
 customer's data each one sees, comes from explore.users_file; make entries
 with 'leasehold explore token'.`,
 		Args: cobra.NoArgs,
@@ -42,6 +44,14 @@ with 'leasehold explore token'.`,
 				AppDomains: e.AppDomains, HighlightMinChange: e.HighlightMinChange, HighlightMinCount: int64(e.HighlightMinCount),
 				Rollups: e.Rollups, RollupPrefix: e.RollupPrefix, RollupSettle: e.RollupSettle, RollupCheck: e.RollupCheck,
 			}
+			if e.Backend == "elasticsearch" {
+				if cfg.Backend, err = explorer.NewElasticsearch(explorer.ElasticsearchOptions{CloudID: e.ElasticsearchCloudID, Conn: searchbulk.Conn{
+					URL: e.ElasticsearchURL, Username: e.ElasticsearchUsername, Password: e.ElasticsearchPassword, APIKey: e.ElasticsearchAPIKey,
+					CAFile: e.ElasticsearchCAFile, InsecureSkipVerify: e.ElasticsearchInsecureSkipVerify,
+				}}); err != nil {
+					return usageError{err}
+				}
+			}
 			if e.LeaseTable != "" {
 				awsCfg, err := awsconf.Load(cmd.Context())
 				if err != nil {
@@ -58,7 +68,7 @@ with 'leasehold explore token'.`,
 			if err != nil {
 				return usageError{fmt.Errorf("explore.listen: %w", err)}
 			}
-			log.Info("explorer listening", zap.String("url", "http://"+l.Addr().String()+"/"), zap.String("index", e.Index))
+			log.Info("explorer listening", zap.String("url", "http://"+l.Addr().String()+"/"), zap.String("backend", e.Backend), zap.String("index", e.Index))
 			return srv.Serve(cmd.Context(), l)
 		},
 	}

@@ -1,4 +1,4 @@
-// Package explorertest fills an OpenSearch index with a generated workload
+// Package explorertest fills an OpenSearch or Elasticsearch index with a generated workload
 // for the explorer's tests, browser tests and benchmarks: the workload's
 // CloudFront lines and app events go through the real parsers and
 // enrichers (useragent, asset_id, asset_lookup with the workload's
@@ -29,10 +29,10 @@ import (
 	"github.com/leasehold/leasehold/appevent"
 	"github.com/leasehold/leasehold/cloudfront"
 	"github.com/leasehold/leasehold/event"
+	"github.com/leasehold/leasehold/explorer"
 	"github.com/leasehold/leasehold/internal/dev/workload"
 	"github.com/leasehold/leasehold/processors"
 	"github.com/leasehold/leasehold/processors/assetlookup"
-	"github.com/leasehold/leasehold/processors/opensearch"
 	"github.com/leasehold/leasehold/processors/transform"
 )
 
@@ -163,16 +163,16 @@ func (c *collect) Close() error {
 	}
 }
 
-// Index installs the sink's template for prefix-* and bulk-indexes evs
-// into prefix-YYYY.MM.DD by event time, with the event id as _id, then
-// refreshes. It blocks until OpenSearch has answered every request.
-func Index(ctx context.Context, base, prefix string, evs []event.Event) error {
-	c := &http.Client{Timeout: 2 * time.Minute}
+// Index installs the sink's template for prefix-* (with b's mappings:
+// the opensearch or the elasticsearch sink's) and bulk-indexes evs into
+// prefix-YYYY.MM.DD by event time, with the event id as _id, then
+// refreshes. It blocks until the cluster has answered every request.
+func Index(ctx context.Context, b explorer.Backend, prefix string, evs []event.Event) error {
 	tmpl, _ := json.Marshal(map[string]any{
 		"index_patterns": []string{prefix + "-*"}, "priority": 200,
-		"template": map[string]any{"mappings": opensearch.Mappings(), "settings": map[string]any{"index": map[string]any{"number_of_shards": 1, "number_of_replicas": 0}}},
+		"template": map[string]any{"mappings": b.Mappings(), "settings": map[string]any{"index": map[string]any{"number_of_shards": 1, "number_of_replicas": 0}}},
 	})
-	if err := do(ctx, c, http.MethodPut, base+"/_index_template/"+prefix, tmpl); err != nil {
+	if err := do(ctx, b, http.MethodPut, "/_index_template/"+prefix, tmpl); err != nil {
 		return err
 	}
 	var buf bytes.Buffer
@@ -180,7 +180,7 @@ func Index(ctx context.Context, base, prefix string, evs []event.Event) error {
 		if buf.Len() == 0 {
 			return nil
 		}
-		err := do(ctx, c, http.MethodPost, base+"/_bulk", buf.Bytes())
+		err := do(ctx, b, http.MethodPost, "/_bulk", buf.Bytes())
 		buf.Reset()
 		return err
 	}
@@ -198,38 +198,29 @@ func Index(ctx context.Context, base, prefix string, evs []event.Event) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	return do(ctx, c, http.MethodPost, base+"/"+prefix+"-*/_refresh", nil)
+	return do(ctx, b, http.MethodPost, "/"+prefix+"-*/_refresh", nil)
 }
 
 // Delete removes the indices and the template of prefix.
-func Delete(ctx context.Context, base, prefix string) error {
-	c := &http.Client{Timeout: time.Minute}
-	if err := do(ctx, c, http.MethodDelete, base+"/"+prefix+"-*", nil); err != nil {
+func Delete(ctx context.Context, b explorer.Backend, prefix string) error {
+	if err := do(ctx, b, http.MethodDelete, "/"+prefix+"-*", nil); err != nil {
 		return err
 	}
-	return do(ctx, c, http.MethodDelete, base+"/_index_template/"+prefix, nil)
+	return do(ctx, b, http.MethodDelete, "/_index_template/"+prefix, nil)
 }
 
-func do(ctx context.Context, c *http.Client, method, url string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+func do(ctx context.Context, b explorer.Backend, method, path string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	status, answer, err := b.Do(ctx, method, path, body)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if strings.HasSuffix(url, "/_bulk") {
-		req.Header.Set("Content-Type", "application/x-ndjson")
+	if status >= 300 && status != http.StatusNotFound {
+		return fmt.Errorf("%s %s: %d: %.300s", method, path, status, answer)
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotFound {
-		return fmt.Errorf("%s %s: %s: %.300s", method, url, resp.Status, b)
-	}
-	if strings.HasSuffix(url, "/_bulk") && bytes.Contains(b[:min(len(b), 64)], []byte(`"errors":true`)) {
-		return fmt.Errorf("bulk: some documents failed: %.500s", b)
+	if strings.HasSuffix(path, "/_bulk") && bytes.Contains(answer[:min(len(answer), 64)], []byte(`"errors":true`)) {
+		return fmt.Errorf("bulk: some documents failed: %.500s", answer)
 	}
 	return nil
 }

@@ -135,16 +135,33 @@ type Ingest struct {
 
 // Explore configures the asset usage explorer (`leasehold explore`).
 type Explore struct {
-	Listen             string   `yaml:"listen" doc:"address of the explorer's web page and API (127.0.0.1 keeps it on this machine; 127.0.0.1:0 picks a free port)"`
-	OpenSearchURL      string   `yaml:"opensearch_url" doc:"base URL of the OpenSearch cluster the opensearch sink writes to"`
-	OpenSearchUsername string   `yaml:"opensearch_username" doc:"basic-auth user for OpenSearch (empty: none)"`
-	OpenSearchPassword Secret   `yaml:"opensearch_password" doc:"basic-auth password for OpenSearch; never logged or shown"`
-	Index              string   `yaml:"index" doc:"index pattern to read: the opensearch sink's index with its date part as * (leasehold-events-*)"`
-	UsersFile          string   `yaml:"users_file" doc:"YAML list of who may sign in: name, token_sha256, tenant or admin (see docs/EXPLORER.md); required"`
-	AppDomains         []string `yaml:"app_domains" doc:"the platform's own sites: visits they refer count as the channel 'app', not 'websites'"`
-	LeaseTable         string   `yaml:"lease_table" doc:"lease table to read the workers' lag from for the data-freshness line (empty: newest event only)"`
-	HighlightMinChange float64  `yaml:"highlight_min_change" doc:"smallest change in percent that a highlight reports, so small changes stay quiet"`
-	HighlightMinCount  int      `yaml:"highlight_min_count" doc:"fewest events (in the larger of the two periods) behind a highlight"`
+	Listen string `yaml:"listen" doc:"address of the explorer's web page and API (127.0.0.1 keeps it on this machine; 127.0.0.1:0 picks a free port)"`
+	// Backend is the store the explorer reads (and writes its rollups
+	// to): the cluster the opensearch or the elasticsearch sink fills. Its
+	// connection has keys of its own rather than a reference to a
+	// pipeline sink: the explorer usually runs apart from the workers,
+	// with credentials that may read the events and write only the
+	// rollups, and its keys can come from the environment or flags.
+	Backend                         string   `yaml:"backend" doc:"the store to read: opensearch (explore.opensearch_* keys) or elasticsearch (explore.elasticsearch_* keys)"`
+	OpenSearchURL                   string   `yaml:"opensearch_url" doc:"base URL of the OpenSearch cluster the opensearch sink writes to"`
+	OpenSearchUsername              string   `yaml:"opensearch_username" doc:"basic-auth user for OpenSearch (empty: none)"`
+	OpenSearchPassword              Secret   `yaml:"opensearch_password" doc:"basic-auth password for OpenSearch; never logged or shown"`
+	OpenSearchPasswordFile          string   `yaml:"opensearch_password_file" doc:"file holding explore.opensearch_password (trailing line breaks dropped), instead of setting it directly"`
+	ElasticsearchURL                string   `yaml:"elasticsearch_url" doc:"base URL of the Elasticsearch 8 cluster the elasticsearch sink writes to (https://host:9200); or set elasticsearch_cloud_id"`
+	ElasticsearchCloudID            string   `yaml:"elasticsearch_cloud_id" doc:"Elastic Cloud deployment's Cloud ID, instead of elasticsearch_url"`
+	ElasticsearchUsername           string   `yaml:"elasticsearch_username" doc:"basic-auth user for Elasticsearch (not with elasticsearch_api_key)"`
+	ElasticsearchPassword           Secret   `yaml:"elasticsearch_password" doc:"basic-auth password for Elasticsearch; never logged or shown"`
+	ElasticsearchPasswordFile       string   `yaml:"elasticsearch_password_file" doc:"file holding explore.elasticsearch_password (trailing line breaks dropped), instead of setting it directly"`
+	ElasticsearchAPIKey             Secret   `yaml:"elasticsearch_api_key" doc:"Elasticsearch API key, base64 of id:key (the 'encoded' field of POST _security/api_key); never logged or shown"`
+	ElasticsearchAPIKeyFile         string   `yaml:"elasticsearch_api_key_file" doc:"file holding explore.elasticsearch_api_key (trailing line breaks dropped), instead of setting it directly"`
+	ElasticsearchCAFile             string   `yaml:"elasticsearch_ca_file" doc:"PEM file of CA certificates trusted besides the system pool (a self-managed Elasticsearch 8 writes config/certs/http_ca.crt)"`
+	ElasticsearchInsecureSkipVerify bool     `yaml:"elasticsearch_insecure_skip_verify" doc:"do not verify Elasticsearch's certificate (a local cluster only)"`
+	Index                           string   `yaml:"index" doc:"index pattern to read: the sink's index with its date part as * (leasehold-events-*)"`
+	UsersFile                       string   `yaml:"users_file" doc:"YAML list of who may sign in: name, token_sha256, tenant or admin (see docs/EXPLORER.md); required"`
+	AppDomains                      []string `yaml:"app_domains" doc:"the platform's own sites: visits they refer count as the channel 'app', not 'websites'"`
+	LeaseTable                      string   `yaml:"lease_table" doc:"lease table to read the workers' lag from for the data-freshness line (empty: newest event only)"`
+	HighlightMinChange              float64  `yaml:"highlight_min_change" doc:"smallest change in percent that a highlight reports, so small changes stay quiet"`
+	HighlightMinCount               int      `yaml:"highlight_min_count" doc:"fewest events (in the larger of the two periods) behind a highlight"`
 	// Rollups: daily pre-computed counts that make views of long periods
 	// fast (see docs/EXPLORER.md).
 	Rollups      string        `yaml:"rollups" doc:"daily rollups of finished days: build (keep them current in the background and read them; needs write access to rollup_prefix-*), read (read those another explorer builds) or off (read events only)"`
@@ -215,6 +232,7 @@ func Default() Config {
 		},
 		Explore: Explore{
 			Listen:             "127.0.0.1:8090",
+			Backend:            "opensearch",
 			OpenSearchURL:      "http://127.0.0.1:9200",
 			Index:              "leasehold-events-*",
 			HighlightMinChange: 50,
@@ -517,8 +535,37 @@ func (e Explore) validate() []error {
 	if e.Listen == "" {
 		bad("explore.listen", "must not be empty; use host:port such as 127.0.0.1:8090")
 	}
-	if !strings.HasPrefix(e.OpenSearchURL, "http://") && !strings.HasPrefix(e.OpenSearchURL, "https://") {
-		bad("explore.opensearch_url", "%q is not an http:// or https:// URL", e.OpenSearchURL)
+	isURL := func(u string) bool { return strings.HasPrefix(u, "http://") || strings.HasPrefix(u, "https://") }
+	switch e.Backend {
+	case "opensearch":
+		if !isURL(e.OpenSearchURL) {
+			bad("explore.opensearch_url", "%q is not an http:// or https:// URL", e.OpenSearchURL)
+		}
+		for _, k := range []struct {
+			key string
+			set bool
+		}{{"explore.elasticsearch_url", e.ElasticsearchURL != ""}, {"explore.elasticsearch_cloud_id", e.ElasticsearchCloudID != ""}} {
+			if k.set {
+				bad(k.key, "set, but explore.backend is opensearch; set explore.backend: elasticsearch to read Elasticsearch")
+			}
+		}
+	case "elasticsearch":
+		switch {
+		case e.ElasticsearchURL == "" && e.ElasticsearchCloudID == "":
+			bad("explore.elasticsearch_url", "required with explore.backend elasticsearch (or explore.elasticsearch_cloud_id), e.g. https://127.0.0.1:9200")
+		case e.ElasticsearchURL != "" && e.ElasticsearchCloudID != "":
+			bad("explore.elasticsearch_url", "set together with explore.elasticsearch_cloud_id; set one of them")
+		case e.ElasticsearchURL != "" && !isURL(e.ElasticsearchURL):
+			bad("explore.elasticsearch_url", "%q is not an http:// or https:// URL", e.ElasticsearchURL)
+		}
+		if e.ElasticsearchAPIKey != "" && e.ElasticsearchUsername != "" {
+			bad("explore.elasticsearch_api_key", "set together with explore.elasticsearch_username; use one kind of authentication")
+		}
+		if e.ElasticsearchPassword != "" && e.ElasticsearchUsername == "" {
+			bad("explore.elasticsearch_password", "set without explore.elasticsearch_username")
+		}
+	default:
+		bad("explore.backend", "%q is not opensearch or elasticsearch", e.Backend)
 	}
 	if e.Index == "" || strings.ContainsAny(e.Index, " ,/\\?#\"<>|") {
 		bad("explore.index", "%q is not an index pattern such as leasehold-events-*", e.Index)

@@ -69,6 +69,13 @@ func TestBadInputNamesTheKey(t *testing.T) {
 		{name: "pprof without a metrics address", env: []string{"LEASEHOLD_WORKER_PPROF=true", "LEASEHOLD_WORKER_METRICS_ADDR="}, want: "worker.pprof: needs worker.metrics_addr"},
 		{name: "explorer rollups mode", env: []string{"LEASEHOLD_EXPLORE_ROLLUPS=on"}, want: "explore.rollups: \"on\" is not build, read or off"},
 		{name: "explorer rollup check", env: []string{"LEASEHOLD_EXPLORE_ROLLUP_CHECK=2h"}, want: "explore.rollup_check"},
+		{name: "explorer backend", env: []string{"LEASEHOLD_EXPLORE_BACKEND=solr"}, want: `explore.backend: "solr" is not opensearch or elasticsearch`},
+		{name: "explorer elasticsearch without url", env: []string{"LEASEHOLD_EXPLORE_BACKEND=elasticsearch"}, want: "explore.elasticsearch_url: required with explore.backend elasticsearch"},
+		{name: "explorer elasticsearch url and cloud id", env: []string{"LEASEHOLD_EXPLORE_BACKEND=elasticsearch", "LEASEHOLD_EXPLORE_ELASTICSEARCH_URL=https://x:9200", "LEASEHOLD_EXPLORE_ELASTICSEARCH_CLOUD_ID=a:b"}, want: "explore.elasticsearch_url: set together with explore.elasticsearch_cloud_id"},
+		{name: "explorer elasticsearch url scheme", file: "explore:\n  backend: elasticsearch\n  elasticsearch_url: es:9200\n", want: `explore.elasticsearch_url: "es:9200" is not an http:// or https:// URL`},
+		{name: "explorer elasticsearch two kinds of auth", env: []string{"LEASEHOLD_EXPLORE_BACKEND=elasticsearch", "LEASEHOLD_EXPLORE_ELASTICSEARCH_URL=https://x:9200", "LEASEHOLD_EXPLORE_ELASTICSEARCH_USERNAME=u", "LEASEHOLD_EXPLORE_ELASTICSEARCH_API_KEY=k"}, want: "explore.elasticsearch_api_key: set together with explore.elasticsearch_username"},
+		{name: "explorer elasticsearch password alone", flags: []string{"--explore.backend=elasticsearch", "--explore.elasticsearch-url=https://x:9200", "--explore.elasticsearch-password=p"}, want: "explore.elasticsearch_password: set without explore.elasticsearch_username"},
+		{name: "explorer elasticsearch url without the backend", env: []string{"LEASEHOLD_EXPLORE_ELASTICSEARCH_URL=https://x:9200"}, want: "explore.elasticsearch_url: set, but explore.backend is opensearch"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

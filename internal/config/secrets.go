@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -139,20 +140,35 @@ func ReadSecretFile(path string) (string, error) {
 }
 
 // LoadSecretFiles reads the secrets given as files in settings
-// (collect.token_file): each fills its secret, which must not be set as
-// well. Call it after flags are applied and before Validate. Errors name
-// the key and the file, never the content.
+// (collect.token_file, explore.*_password_file, ...): each fills its
+// secret, which must not be set as well. Call it after flags are applied
+// and before Validate. Errors name the key and the file, never the
+// content.
 func (c *Config) LoadSecretFiles() error {
-	if c.Collect.TokenFile == "" {
-		return nil
+	var errs []error
+	for _, f := range []struct {
+		key    string
+		secret *Secret
+		file   string
+	}{
+		{"collect.token", &c.Collect.Token, c.Collect.TokenFile},
+		{"explore.opensearch_password", &c.Explore.OpenSearchPassword, c.Explore.OpenSearchPasswordFile},
+		{"explore.elasticsearch_password", &c.Explore.ElasticsearchPassword, c.Explore.ElasticsearchPasswordFile},
+		{"explore.elasticsearch_api_key", &c.Explore.ElasticsearchAPIKey, c.Explore.ElasticsearchAPIKeyFile},
+	} {
+		if f.file == "" {
+			continue
+		}
+		if *f.secret != "" {
+			errs = append(errs, fmt.Errorf("%s and %s%s: set one, not both", f.key, f.key, FileSuffix))
+			continue
+		}
+		v, err := ReadSecretFile(f.file)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s%s: %w", f.key, FileSuffix, err))
+			continue
+		}
+		*f.secret = Secret(v)
 	}
-	if c.Collect.Token != "" {
-		return fmt.Errorf("collect.token and collect.token_file: set one, not both")
-	}
-	tok, err := ReadSecretFile(c.Collect.TokenFile)
-	if err != nil {
-		return fmt.Errorf("collect.token_file: %w", err)
-	}
-	c.Collect.Token = Secret(tok)
-	return nil
+	return errors.Join(errs...)
 }

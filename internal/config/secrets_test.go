@@ -173,6 +173,44 @@ pipeline:
 	}
 }
 
+// TestExploreSecretFiles: the explorer's store credentials come from
+// files as the pipeline's do, and are never shown.
+func TestExploreSecretFiles(t *testing.T) {
+	key := writeFile(t, "api-key", planted+"-key\n")
+	pw := writeFile(t, "os-password", planted+"-os\n")
+	c, err := Load(writeFile(t, "c.yaml", fmt.Sprintf(`
+explore:
+  backend: elasticsearch
+  elasticsearch_url: https://es.example.com:9200
+  elasticsearch_api_key_file: %s
+  opensearch_password_file: %s
+`, key, pw)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.LoadSecretFiles(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if string(c.Explore.ElasticsearchAPIKey) != planted+"-key" || string(c.Explore.OpenSearchPassword) != planted+"-os" {
+		t.Errorf("secrets from files: %q, %q", string(c.Explore.ElasticsearchAPIKey), string(c.Explore.OpenSearchPassword))
+	}
+	if got := show(t, c); strings.Contains(got, planted) {
+		t.Errorf("config show leaks a secret:\n%s", got)
+	}
+	c = Default()
+	c.Explore.ElasticsearchPassword, c.Explore.ElasticsearchPasswordFile = "x", pw
+	c.Explore.ElasticsearchAPIKeyFile = "/nonexistent/key"
+	err = c.LoadSecretFiles()
+	for _, want := range []string{"explore.elasticsearch_password and explore.elasticsearch_password_file: set one", "explore.elasticsearch_api_key_file: read secret: open /nonexistent/key"} {
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), planted) {
+			t.Errorf("error %v, want it to contain %q and no secret", err, want)
+		}
+	}
+}
+
 func TestRedactedLeavesOthersAndOriginal(t *testing.T) {
 	c, err := Load(writeFile(t, "c.yaml", `
 pipeline:

@@ -169,7 +169,7 @@ func (c *cluster) setupCall(ctx context.Context, op string, req esapi.Request) (
 func (c *cluster) do(ctx context.Context, op string, req esapi.Request) ([]byte, error) {
 	res, err := req.Do(ctx, c.client)
 	if err != nil {
-		if strings.Contains(err.Error(), "server is not Elasticsearch") {
+		if IsNotElasticsearch(err) {
 			return nil, processors.Permanent(fmt.Errorf("%s: %w: %w", op, errNotElasticsearch, err))
 		}
 		return nil, searchbulk.RequestFailure(&searchbulk.RequestError{Op: op, Err: err})
