@@ -75,9 +75,14 @@ func onBackends(t *testing.T, f func(t *testing.T, c *cluster)) {
 func TestMain(m *testing.M) {
 	code := m.Run()
 	for _, c := range clusters {
-		if c.events != "" {
-			_ = explorertest.Delete(context.Background(), c.b, c.events)
-			_ = explorertest.Delete(context.Background(), c.b, c.rollups)
+		if c.events == "" {
+			continue
+		}
+		for _, p := range []string{c.events, c.rollups} {
+			if err := explorertest.Delete(context.Background(), c.b, p); err != nil {
+				fmt.Fprintf(os.Stderr, "clean up %s: %v\n", c.name, err)
+				code = max(code, 1)
+			}
 		}
 	}
 	os.Exit(code)

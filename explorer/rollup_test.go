@@ -133,8 +133,11 @@ func testRollupsFollowLateEvents(t *testing.T, c *cluster) {
 	prefix := fmt.Sprintf("explorer-late-%d", time.Now().UnixNano()%1e9)
 	rprefix := fmt.Sprintf("explorer-late-rollups-%d", time.Now().UnixNano()%1e9)
 	t.Cleanup(func() {
-		_ = explorertest.Delete(context.Background(), c.b, prefix)
-		_ = explorertest.Delete(context.Background(), c.b, rprefix)
+		for _, p := range []string{prefix, rprefix} {
+			if err := explorertest.Delete(context.Background(), c.b, p); err != nil {
+				t.Errorf("clean up: %v", err)
+			}
+		}
 	})
 	// Four days of a small workload, ending the day before "now".
 	wl := workload.New(workload.Config{Seed: 3, Start: now.Truncate(24*time.Hour).AddDate(0, 0, -4), Hours: 4 * 24, PeakHour: 30, AppEvents: 200, Assets: 80, Tenants: 3})

@@ -14,11 +14,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/spf13/cobra"
 
+	"github.com/leasehold/leasehold/explorer"
+	"github.com/leasehold/leasehold/internal/config"
 	"github.com/leasehold/leasehold/internal/dev/bench"
 	"github.com/leasehold/leasehold/internal/dev/devstack"
 	"github.com/leasehold/leasehold/internal/dev/faultproxy"
 	"github.com/leasehold/leasehold/lease"
 	"github.com/leasehold/leasehold/lease/leasetest"
+	"github.com/leasehold/leasehold/processors/searchbulk"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -217,11 +220,13 @@ each worker over the steady window.`,
 
 func newBenchExplorerCmd() *cobra.Command {
 	var cfg bench.ExplorerConfig
+	var backend string
 	cmd := &cobra.Command{
 		Use:   "explorer",
 		Short: "Page-view time and p50/p95 of each explorer API call, on the demo's data or on generated millions",
 		Long: `Serves the explorer's API in-process and measures page views against the
-local OpenSearch: each round clears OpenSearch's request cache, then issues
+local OpenSearch (or, with --backend elasticsearch, the local Elasticsearch):
+each round clears the cluster's request cache, then issues
 the overview page's six calls at once (as the page does), alternating an
 admin (all customers) and one customer, over 7, 30 and 90 days; then the
 same with the cache kept (--warm), as a dashboard that many open sees. First
@@ -229,7 +234,7 @@ it builds (or brings up to date) the rollups of every finished day and
 reports how long that took, unless --events-only. With
 --generate N it first bulk-indexes N documents shaped like the pipeline's
 output into daily indices of --prefix (spread over --days). Prints a
-Markdown table. Refuses an OpenSearch that is not on loopback.`,
+Markdown table. Refuses a cluster that is not on loopback.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, _, err := loadConfig(cmd)
@@ -240,7 +245,19 @@ Markdown table. Refuses an OpenSearch that is not on loopback.`,
 			if err != nil {
 				return err
 			}
-			cfg.OpenSearch, cfg.Progress = ls.OpenSearch, cmd.ErrOrStderr()
+			cfg.Progress = cmd.ErrOrStderr()
+			switch backend {
+			case "opensearch":
+				cfg.Store, err = explorer.NewOpenSearch(cmd.Context(), explorer.OpenSearchOptions{URL: ls.OpenSearch, Timeout: 5 * time.Minute})
+			case "elasticsearch":
+				cfg.Store, err = explorer.NewElasticsearch(explorer.ElasticsearchOptions{Timeout: 5 * time.Minute, Conn: searchbulk.Conn{
+					URL: ls.Elasticsearch, Username: devstack.ElasticsearchUser, Password: config.Secret(devstack.ElasticsearchPassword), CAFile: ls.ElasticsearchCA}})
+			default:
+				return usageError{fmt.Errorf("--backend %q: use opensearch or elasticsearch", backend)}
+			}
+			if err != nil {
+				return err
+			}
 			start := time.Now()
 			res, err := bench.RunExplorer(cmd.Context(), cfg)
 			if err != nil {
@@ -251,11 +268,12 @@ Markdown table. Refuses an OpenSearch that is not on loopback.`,
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&backend, "backend", "opensearch", "the cluster: opensearch, or elasticsearch (the local stack's, started with 'dev up --with elasticsearch')")
 	cmd.Flags().StringVar(&cfg.Index, "index", "", "index pattern to measure (default: --prefix-*; the demo's is leasehold-demo-*)")
 	cmd.Flags().StringVar(&cfg.Prefix, "prefix", "leasehold-bench-explorer", "index prefix for generated documents")
 	cmd.Flags().IntVar(&cfg.Generate, "generate", 0, "documents to generate first (0: measure what is there)")
 	cmd.Flags().IntVar(&cfg.Days, "days", 90, "days the generated documents spread over, ending yesterday")
-	cmd.Flags().IntVar(&cfg.Rounds, "rounds", 20, "page views to measure with OpenSearch's request cache cleared before each")
+	cmd.Flags().IntVar(&cfg.Rounds, "rounds", 20, "page views to measure with the cluster's request cache cleared before each")
 	cmd.Flags().IntVar(&cfg.Warm, "warm", 0, "page views to measure after them with the cache kept (default: --rounds)")
 	cmd.Flags().BoolVar(&cfg.EventsOnly, "events-only", false, "measure without rollups (otherwise the rollups of every finished day are built first, timed, and read)")
 	cmd.Flags().StringVar(&cfg.RollupPrefix, "rollup-prefix", "leasehold-rollups", "prefix of the rollup indices")

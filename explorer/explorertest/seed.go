@@ -201,10 +201,31 @@ func Index(ctx context.Context, b explorer.Backend, prefix string, evs []event.E
 	return do(ctx, b, http.MethodPost, "/"+prefix+"-*/_refresh", nil)
 }
 
-// Delete removes the indices and the template of prefix.
+// Delete removes the indices and the template of prefix. The indices are
+// deleted by name: Elasticsearch 8 refuses to delete by wildcard
+// (action.destructive_requires_name).
 func Delete(ctx context.Context, b explorer.Backend, prefix string) error {
-	if err := do(ctx, b, http.MethodDelete, "/"+prefix+"-*", nil); err != nil {
-		return err
+	status, answer, err := b.Do(ctx, http.MethodGet, "/_cat/indices/"+prefix+"-*?format=json&h=index&expand_wildcards=all", nil)
+	if err != nil {
+		return fmt.Errorf("list %s-*: %w", prefix, err)
+	}
+	if status >= 300 {
+		return fmt.Errorf("list %s-*: %d: %.300s", prefix, status, answer)
+	}
+	var rows []struct{ Index string }
+	if err := json.Unmarshal(answer, &rows); err != nil {
+		return fmt.Errorf("list %s-*: %w", prefix, err)
+	}
+	for len(rows) > 0 {
+		n := min(len(rows), 50)
+		names := make([]string, n)
+		for i, r := range rows[:n] {
+			names[i] = r.Index
+		}
+		if err := do(ctx, b, http.MethodDelete, "/"+strings.Join(names, ","), nil); err != nil {
+			return err
+		}
+		rows = rows[n:]
 	}
 	return do(ctx, b, http.MethodDelete, "/_index_template/"+prefix, nil)
 }

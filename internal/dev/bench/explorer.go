@@ -21,20 +21,22 @@ import (
 	"github.com/leasehold/leasehold/explorer"
 	"github.com/leasehold/leasehold/explorer/explorertest"
 	"github.com/leasehold/leasehold/internal/dev/workload"
-	"github.com/leasehold/leasehold/processors/opensearch"
 )
 
 // ExplorerConfig sizes the explorer benchmark.
 type ExplorerConfig struct {
-	OpenSearch string
-	Index      string    // index pattern to read, e.g. leasehold-demo-*; default Prefix-*
-	Prefix     string    // index prefix of generated documents; default leasehold-bench-explorer
-	Generate   int       // documents to generate into Prefix first (0: measure what is there)
-	Days       int       // days the generated documents spread over, ending yesterday; default 90
-	Rounds     int       // page loads measured with a cold request cache; default 20
-	Warm       int       // page loads measured after them with OpenSearch's request cache kept; default Rounds
-	Tenant     string    // the customer of the customer rounds; default the busiest
-	Now        time.Time // default time.Now
+	// Store is the cluster, OpenSearch or Elasticsearch, through the
+	// explorer's own Backend: the bench reads, generates and clears
+	// caches through it as the explorer reads.
+	Store    explorer.Backend
+	Index    string    // index pattern to read, e.g. leasehold-demo-*; default Prefix-*
+	Prefix   string    // index prefix of generated documents; default leasehold-bench-explorer
+	Generate int       // documents to generate into Prefix first (0: measure what is there)
+	Days     int       // days the generated documents spread over, ending yesterday; default 90
+	Rounds   int       // page loads measured with a cold request cache; default 20
+	Warm     int       // page loads measured after them with the cluster's request cache kept; default Rounds
+	Tenant   string    // the customer of the customer rounds; default the busiest
+	Now      time.Time // default time.Now
 	// EventsOnly measures the explorer without rollups; otherwise the
 	// rollups of every finished day are built first (timed) into
 	// RollupPrefix (default leasehold-rollups) and read.
@@ -100,12 +102,12 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 	hc := &http.Client{Timeout: 5 * time.Minute}
 	if cfg.Generate > 0 {
 		start := time.Now()
-		if err := generate(ctx, hc, cfg); err != nil {
+		if err := generate(ctx, cfg); err != nil {
 			return res, err
 		}
 		res.Generated, res.GenTime = cfg.Generate, time.Since(start)
 	}
-	stats, err := getJSON(ctx, hc, cfg.OpenSearch+"/"+cfg.Index+"/_stats/docs,store")
+	stats, err := call(ctx, cfg.Store, http.MethodGet, "/"+cfg.Index+"/_stats/docs,store", nil)
 	if err != nil {
 		return res, err
 	}
@@ -123,7 +125,7 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 	res.Docs = st.All.Primaries.Docs.Count
 	res.StoreSize = fmt.Sprintf("%.2f GB", float64(st.All.Primaries.Store.SizeInBytes)/1e9)
 	if cfg.Tenant == "" {
-		b, err := postJSON(ctx, hc, cfg.OpenSearch+"/"+cfg.Index+"/_search", `{"size":0,"aggs":{"t":{"terms":{"field":"tenant","size":1}}}}`)
+		b, err := call(ctx, cfg.Store, http.MethodPost, "/"+cfg.Index+"/_search", []byte(`{"size":0,"aggs":{"t":{"terms":{"field":"tenant","size":1}}}}`))
 		if err != nil {
 			return res, err
 		}
@@ -151,7 +153,7 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 	} else {
 		// Build (or bring up to date) the rollups of every finished day,
 		// as the explorer does in the background.
-		b, err := explorer.New(explorer.Config{OpenSearch: cfg.OpenSearch, Index: cfg.Index, Rollups: explorer.RollupsBuild,
+		b, err := explorer.New(explorer.Config{Backend: cfg.Store, Index: cfg.Index, Rollups: explorer.RollupsBuild,
 			RollupPrefix: cfg.RollupPrefix, Now: func() time.Time { return cfg.Now }}, users, nil)
 		if err != nil {
 			return res, err
@@ -163,7 +165,7 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 		}
 		res.RollupBuild = time.Since(start)
 		fmt.Fprintf(cfg.Progress, "rollups: %+v in %s\n", res.RollupStats, res.RollupBuild.Round(time.Second))
-		if b, err := getJSON(ctx, hc, cfg.OpenSearch+"/"+cfg.RollupPrefix+"-d-*/_stats/docs,store"); err == nil {
+		if b, err := call(ctx, cfg.Store, http.MethodGet, "/"+cfg.RollupPrefix+"-d-*/_stats/docs,store", nil); err == nil {
 			var st struct {
 				All struct {
 					Primaries struct {
@@ -179,7 +181,7 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 			res.RollupStore = fmt.Sprintf("%.2f GB", float64(st.All.Primaries.Store.SizeInBytes)/1e9)
 		}
 	}
-	srv, err := explorer.New(explorer.Config{OpenSearch: cfg.OpenSearch, Index: cfg.Index, AppDomains: []string{"app.example.com"}, Now: func() time.Time { return cfg.Now },
+	srv, err := explorer.New(explorer.Config{Backend: cfg.Store, Index: cfg.Index, AppDomains: []string{"app.example.com"}, Now: func() time.Time { return cfg.Now },
 		Rollups: mode, RollupPrefix: cfg.RollupPrefix, RollupCheck: 5 * time.Second}, users, nil)
 	if err != nil {
 		return res, err
@@ -206,7 +208,7 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 	return res, nil
 }
 
-// measure runs page views; clear empties OpenSearch's request cache before
+// measure runs page views; clear empties the cluster's request cache before
 // each, so that every figure is computed rather than replayed.
 func measure(ctx context.Context, hc *http.Client, cfg ExplorerConfig, base string, rounds int, clear bool) (ExplorerResult, error) {
 	res := ExplorerResult{Calls: map[string][]time.Duration{}, Rounds: rounds, Failed: map[string]int{}}
@@ -214,7 +216,7 @@ func measure(ctx context.Context, hc *http.Client, cfg ExplorerConfig, base stri
 	var mu sync.Mutex
 	for i := range rounds {
 		if clear {
-			if _, err := postJSON(ctx, hc, cfg.OpenSearch+"/"+cfg.Index+","+cfg.RollupPrefix+"-d-*/_cache/clear?request=true&ignore_unavailable=true&allow_no_indices=true", ""); err != nil {
+			if _, err := call(ctx, cfg.Store, http.MethodPost, "/"+cfg.Index+","+cfg.RollupPrefix+"-d-*/_cache/clear?request=true&ignore_unavailable=true&allow_no_indices=true", nil); err != nil {
 				return res, err
 			}
 		}
@@ -287,7 +289,7 @@ func PrintExplorer(w io.Writer, r ExplorerResult) {
 	} else {
 		fmt.Fprint(w, "Events only (no rollups).\n\n")
 	}
-	fmt.Fprintf(w, "Index: %d documents, %s on disk (primaries). Page views alternate an admin (all customers) and one customer over 7, 30 and 90 days; cold: %d views, OpenSearch's request cache cleared before each; warm: %d views after them, cache kept.\n\n", r.Docs, r.StoreSize, r.Rounds, r.Warm.Rounds)
+	fmt.Fprintf(w, "Index: %d documents, %s on disk (primaries). Page views alternate an admin (all customers) and one customer over 7, 30 and 90 days; cold: %d views, the request cache cleared before each; warm: %d views after them, cache kept.\n\n", r.Docs, r.StoreSize, r.Rounds, r.Warm.Rounds)
 	fmt.Fprintln(w, "| call | cold p50 | cold p95 | warm p50 | warm p95 |")
 	fmt.Fprintln(w, "|---|---|---|---|---|")
 	ms := func(d time.Duration) string { return fmt.Sprintf("%d ms", d.Milliseconds()) }
@@ -302,7 +304,7 @@ func PrintExplorer(w io.Writer, r ExplorerResult) {
 	fmt.Fprintf(w, "| **page view (all six calls at once)** | %s | %s | %s | %s |\n", ms(quantile(r.Page, .5)), ms(quantile(r.Page, .95)), ms(quantile(r.Warm.Page, .5)), ms(quantile(r.Warm.Page, .95)))
 	for _, x := range []*ExplorerResult{&r, r.Warm} {
 		for n, k := range x.Failed {
-			fmt.Fprintf(w, "\n%d of the %s /api/%s calls failed (the explorer gives OpenSearch 30 s) and are not in the figures.", k, map[bool]string{true: "cold", false: "warm"}[x == &r], n)
+			fmt.Fprintf(w, "\n%d of the %s /api/%s calls failed (the explorer gives the cluster 30 s) and are not in the figures.", k, map[bool]string{true: "cold", false: "warm"}[x == &r], n)
 		}
 	}
 	fmt.Fprintln(w)
@@ -312,13 +314,13 @@ func PrintExplorer(w io.Writer, r ExplorerResult) {
 // output (a workload library of 3,000 assets of 40 customers, Zipf
 // popularity, a daily rhythm, real-looking referrers, places and devices)
 // into daily indices of cfg.Prefix, with the sink's mappings.
-func generate(ctx context.Context, hc *http.Client, cfg ExplorerConfig) error {
+func generate(ctx context.Context, cfg ExplorerConfig) error {
 	tmpl, _ := json.Marshal(map[string]any{
 		"index_patterns": []string{cfg.Prefix + "-*"}, "priority": 300,
-		"template": map[string]any{"mappings": opensearch.Mappings(), "settings": map[string]any{"index": map[string]any{
+		"template": map[string]any{"mappings": cfg.Store.Mappings(), "settings": map[string]any{"index": map[string]any{
 			"number_of_shards": 1, "number_of_replicas": 0, "refresh_interval": "-1", "translog": map[string]any{"durability": "async"}}}},
 	})
-	if err := doReq(ctx, hc, http.MethodPut, cfg.OpenSearch+"/_index_template/"+cfg.Prefix, tmpl); err != nil {
+	if err := doReq(ctx, cfg.Store, http.MethodPut, "/_index_template/"+cfg.Prefix, tmpl); err != nil {
 		return err
 	}
 	wl := workload.New(workload.Config{Seed: 11, Assets: 3000, Tenants: 40, Hours: 1})
@@ -349,7 +351,7 @@ func generate(ctx context.Context, hc *http.Client, cfg ExplorerConfig) error {
 					buf.Write(line)
 					buf.WriteByte('\n')
 					if (i+1)%perBulk == 0 || i == n-1 {
-						if err := doReq(gctx, hc, http.MethodPost, cfg.OpenSearch+"/_bulk", buf.Bytes()); err != nil {
+						if err := doReq(gctx, cfg.Store, http.MethodPost, "/_bulk", buf.Bytes()); err != nil {
 							return err
 						}
 						k := int64((i % perBulk) + 1)
@@ -366,10 +368,10 @@ func generate(ctx context.Context, hc *http.Client, cfg ExplorerConfig) error {
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	if err := doReq(ctx, hc, http.MethodPut, cfg.OpenSearch+"/"+cfg.Prefix+"-*/_settings", []byte(`{"index":{"refresh_interval":"1s"}}`)); err != nil {
+	if err := doReq(ctx, cfg.Store, http.MethodPut, "/"+cfg.Prefix+"-*/_settings", []byte(`{"index":{"refresh_interval":"1s"}}`)); err != nil {
 		return err
 	}
-	return doReq(ctx, hc, http.MethodPost, cfg.OpenSearch+"/"+cfg.Prefix+"-*/_refresh", nil)
+	return doReq(ctx, cfg.Store, http.MethodPost, "/"+cfg.Prefix+"-*/_refresh", nil)
 }
 
 var (
@@ -441,58 +443,28 @@ func synthetic(rng *rand.Rand, zipf *rand.Zipf, wl *workload.Workload, day time.
 	return e
 }
 
-func doReq(ctx context.Context, hc *http.Client, method, url string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+// doReq sends one request to the store; a non-2xx answer, or a bulk
+// answer with failed items, is an error.
+func doReq(ctx context.Context, b explorer.Backend, method, path string, body []byte) error {
+	answer, err := call(ctx, b, method, path, body)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %s: %.300s", method, url, resp.Status, b)
-	}
-	if strings.HasSuffix(url, "/_bulk") && bytes.Contains(b[:min(len(b), 100)], []byte(`"errors":true`)) {
-		return fmt.Errorf("bulk: some documents failed: %.300s", b)
+	if strings.HasSuffix(path, "/_bulk") && bytes.Contains(answer[:min(len(answer), 100)], []byte(`"errors":true`)) {
+		return fmt.Errorf("bulk: some documents failed: %.300s", answer)
 	}
 	return nil
 }
 
-func getJSON(ctx context.Context, hc *http.Client, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+// call sends one request to the store and returns the body of a 2xx
+// answer.
+func call(ctx context.Context, b explorer.Backend, method, path string, body []byte) ([]byte, error) {
+	status, answer, err := b.Do(ctx, method, path, body)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
+	if status >= 300 {
+		return nil, fmt.Errorf("%s %s: %d %s: %.300s", method, path, status, http.StatusText(status), answer)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return nil, fmt.Errorf("GET %s: %s: %.300s", url, resp.Status, b)
-	}
-	return b, err
-}
-
-func postJSON(ctx context.Context, hc *http.Client, url, body string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return nil, fmt.Errorf("POST %s: %s: %.300s", url, resp.Status, b)
-	}
-	return b, err
+	return answer, nil
 }
