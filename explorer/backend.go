@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/processors/opensearch"
+	"github.com/leasehold/leasehold/processors/searchbulk"
 )
 
 // Backend is the data store the explorer reads, and writes its rollups to:
@@ -83,16 +82,9 @@ func NewOpenSearch(ctx context.Context, o OpenSearchOptions) (Backend, error) {
 	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify} // #nosec G402 -- opt-in for local clusters
 	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
+		pool, err := searchbulk.RootCAs(o.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("explore.opensearch_ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("explore.opensearch_ca_file: %s holds no PEM certificate", o.CAFile)
 		}
 		tlsCfg.RootCAs = pool
 	}

@@ -18,12 +18,10 @@ package elasticsearch
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	es "github.com/elastic/go-elasticsearch/v8"
@@ -132,16 +130,9 @@ func clientConfig(c Config) (es.Config, error) {
 	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLS.InsecureSkipVerify} // #nosec G402 -- opt-in for local clusters
 	if c.TLS.CAFile != "" {
-		pem, err := os.ReadFile(c.TLS.CAFile)
+		pool, err := searchbulk.RootCAs(c.TLS.CAFile)
 		if err != nil {
 			return es.Config{}, fmt.Errorf("%w: tls.ca_file: %w", ErrConfig, err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return es.Config{}, fmt.Errorf("%w: tls.ca_file: %s holds no PEM certificate", ErrConfig, c.TLS.CAFile)
 		}
 		tlsCfg.RootCAs = pool
 	}

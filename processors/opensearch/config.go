@@ -11,28 +11,17 @@ import (
 	"github.com/leasehold/leasehold/processors/searchbulk"
 )
 
-// Defaults and limits of Config.
+// Defaults and limits of Config: those of both search sinks, documented
+// in searchbulk.
 const (
-	// DefaultIndex names one index per UTC day of the event time.
-	DefaultIndex = "leasehold-events-{yyyy.MM.dd}"
-	// DefaultFlushBytes is the default request body cap.
-	DefaultFlushBytes = 5 << 20
-	// MaxFlushBytes is the hard cap on flush_bytes (exclusive): Amazon
-	// OpenSearch Service rejects request bodies of 10 MiB and more on small
-	// instance types.
-	MaxFlushBytes = 10 << 20
-	// DefaultFlushInterval is how long a document waits at most before its
-	// bulk request is sent.
-	DefaultFlushInterval = time.Second
-	// DefaultTemplatePriority is the index template's priority.
-	DefaultTemplatePriority = 100
-	// DefaultBackoffMin and DefaultBackoffMax bound the retry backoff.
-	DefaultBackoffMin = 100 * time.Millisecond
-	DefaultBackoffMax = 10 * time.Second
-	// DefaultRequestTimeout bounds one bulk attempt.
-	DefaultRequestTimeout = time.Minute
-	// DefaultMaxBufferedBytes bounds the bytes buffered by every shard of
-	// one worker together.
+	DefaultIndex            = searchbulk.DefaultIndex
+	DefaultFlushBytes       = searchbulk.DefaultFlushBytes
+	MaxFlushBytes           = searchbulk.MaxFlushBytes
+	DefaultFlushInterval    = searchbulk.DefaultFlushInterval
+	DefaultTemplatePriority = searchbulk.DefaultTemplatePriority
+	DefaultBackoffMin       = searchbulk.DefaultBackoffMin
+	DefaultBackoffMax       = searchbulk.DefaultBackoffMax
+	DefaultRequestTimeout   = searchbulk.DefaultRequestTimeout
 	DefaultMaxBufferedBytes = searchbulk.DefaultMaxBufferedBytes
 )
 

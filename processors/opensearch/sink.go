@@ -28,12 +28,10 @@ package opensearch
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,16 +157,9 @@ func clientConfig(ctx context.Context, c Config) (osclient.Config, error) {
 	tr.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	tlsCfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: c.TLS.InsecureSkipVerify} // #nosec G402 -- opt-in for local clusters
 	if c.TLS.CAFile != "" {
-		pem, err := os.ReadFile(c.TLS.CAFile)
+		pool, err := searchbulk.RootCAs(c.TLS.CAFile)
 		if err != nil {
 			return osclient.Config{}, fmt.Errorf("%w: tls.ca_file: %w", ErrConfig, err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return osclient.Config{}, fmt.Errorf("%w: tls.ca_file: %s holds no PEM certificate", ErrConfig, c.TLS.CAFile)
 		}
 		tlsCfg.RootCAs = pool
 	}

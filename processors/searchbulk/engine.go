@@ -28,10 +28,35 @@ type Cluster interface {
 	Ready(ctx context.Context) error
 }
 
-// DefaultMaxBufferedBytes is the search sinks' default max_buffered_bytes
-// (Options.MaxBufferedBytes): about a second of 32 busy shards' traffic,
-// plus requests in flight.
-const DefaultMaxBufferedBytes = 64 << 20
+// Defaults both search sinks share, so that a pipeline moves between
+// OpenSearch and Elasticsearch by changing its sink's type and connection.
+const (
+	// DefaultIndex names one index per UTC day of the event time.
+	DefaultIndex = "leasehold-events-{yyyy.MM.dd}"
+	// DefaultFlushBytes is the default request body cap.
+	DefaultFlushBytes = 5 << 20
+	// MaxFlushBytes is the cap on flush_bytes (exclusive): Amazon
+	// OpenSearch Service rejects request bodies of 10 MiB and more on small
+	// instance types, and Elasticsearch, which accepts up to
+	// http.max_content_length (100 MiB), answers big bulk requests slowly
+	// and all at once (Elastic recommends 5-15 MB).
+	MaxFlushBytes = 10 << 20
+	// DefaultFlushInterval is how long a document waits at most before its
+	// bulk request is sent.
+	DefaultFlushInterval = time.Second
+	// DefaultTemplatePriority is the index template's priority.
+	DefaultTemplatePriority = 100
+	// DefaultBackoffMin and DefaultBackoffMax bound the retry backoff.
+	DefaultBackoffMin = 100 * time.Millisecond
+	DefaultBackoffMax = 10 * time.Second
+	// DefaultRequestTimeout bounds one bulk attempt.
+	DefaultRequestTimeout = time.Minute
+	// DefaultMaxBufferedBytes is the default max_buffered_bytes
+	// (Options.MaxBufferedBytes), the bytes every shard of one worker
+	// buffers together: about a second of 32 busy shards' traffic, plus
+	// requests in flight.
+	DefaultMaxBufferedBytes = 64 << 20
+)
 
 // Options tune an Engine; every field is required (the sinks' configs
 // apply the defaults and validate them).
