@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
-
 	"github.com/leasehold/leasehold/cloudfront"
+	"github.com/leasehold/leasehold/internal/awserr"
 	"github.com/leasehold/leasehold/producer"
 )
 
@@ -65,13 +63,17 @@ func (e *FileError) Error() string {
 func (e *FileError) Unwrap() error { return e.Err }
 
 // Retryable reports whether ingesting the file again may succeed. It is the
-// one place that decides: corrupt data (cloudfront.ErrCorrupt), a #Fields
-// header that cannot be used (cloudfront.ErrBadLayout, an RTMP log's among
-// them), a missing object or bucket, access denied and other client errors
-// (HTTP 4xx other than 408 and 429), manifest conflicts and bad URLs are
-// permanent; interruptions, a file claimed by another run or a claim lost
-// to one, throttling, server errors, network errors and records the
-// producer gave up on are retryable. nil is not retryable.
+// one place in ingest that decides: corrupt data (cloudfront.ErrCorrupt), a
+// #Fields header that cannot be used (cloudfront.ErrBadLayout, an RTMP
+// log's among them), a missing or archived object, manifest conflicts, bad
+// URLs and records Kinesis would reject are permanent; interruptions, a
+// file claimed by another run or a claim lost to one, an object changed
+// since it was listed (412) and records the producer gave up on are
+// retryable. Other AWS errors are classified by the service that returned
+// them (awserr.Classify): throttling — DynamoDB's included, even after the
+// SDK's own retries —, server errors, network errors and expired tokens
+// are retryable; access denied, a missing bucket or table and other
+// client errors are not. nil is not retryable.
 func Retryable(err error) bool {
 	switch {
 	case err == nil:
@@ -87,20 +89,14 @@ func Retryable(err error) bool {
 	if errors.As(err, &fe) {
 		return true // Kinesis refused or timed out after every attempt
 	}
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		switch apiErr.ErrorCode() {
-		case "NoSuchKey", "NoSuchBucket", "AccessDenied", "InvalidObjectState", "ResourceNotFoundException",
-			"ValidationException", "InvalidAccessKeyId", "SignatureDoesNotMatch":
-			return false
-		case "PreconditionFailed":
-			return true // the object changed since it was listed: the retry reads the new one
-		}
+	switch awserr.Code(err) {
+	case "NoSuchKey", "NotFound", "InvalidObjectState":
+		return false // the object is gone or archived: an answer, not a failure
+	case "PreconditionFailed":
+		return true // the object changed since it was listed: the retry reads the new one
 	}
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
-		s := re.HTTPStatusCode()
-		return s >= 500 || s == 408 || s == 429 || s == 412
+	if awserr.Status(err) == 412 {
+		return true
 	}
-	return true // network errors and the like
+	return awserr.Classify(err) == awserr.Retry
 }

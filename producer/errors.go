@@ -4,14 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"sort"
 	"strings"
 
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-	"github.com/aws/smithy-go"
-	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/leasehold/leasehold/internal/awserr"
 )
 
 var (
@@ -123,110 +119,51 @@ const (
 	throttled              // retry after slowing the shard; no attempt used
 )
 
-// throttleCodes are Kinesis and AWS error codes meaning "too fast".
-var throttleCodes = map[string]bool{
-	"ProvisionedThroughputExceededException": true,
-	"ThrottlingException":                    true,
-	"Throttling":                             true,
-	"LimitExceededException":                 true,
-	"KMSThrottlingException":                 true,
-	"RequestLimitExceeded":                   true,
-	"TooManyRequestsException":               true,
-	"SlowDown":                               true,
-}
-
-// retryableCodes are transient server-side failures.
-var retryableCodes = map[string]bool{
-	"InternalFailure":             true,
-	"InternalFailureException":    true,
-	"InternalServerError":         true,
-	"InternalError":               true,
-	"ServiceUnavailable":          true,
-	"ServiceUnavailableException": true,
-	"RequestTimeout":              true,
-	"RequestTimeoutException":     true,
-	"KMSInternalException":        true,
-	"EC2ThrottledException":       true,
-}
-
 // classifyCode decides how a per-entry ErrorCode of a PutRecords response
-// is handled. Unknown codes are retried (Kinesis documents only
-// ProvisionedThroughputExceededException and InternalFailure there; KMS
-// errors such as KMSAccessDeniedException are permanent).
+// is handled: throttling slows the shard, KMS errors other than throttling
+// and internal failures fail the record, and any other code, known or new,
+// is retried (awserr.KinesisEntry).
 func classifyCode(code string) class {
 	switch {
-	case throttleCodes[code]:
+	case awserr.ThrottleCode(code):
 		return throttled
-	case retryableCodes[code]:
+	case awserr.KinesisEntry(code) == awserr.Retry:
 		return retryable
-	case strings.HasPrefix(code, "KMS"):
-		return permanent
 	}
-	return retryable
+	return permanent
 }
 
 // classify decides how a whole-call error is handled and names its code.
-// It is the one place that decides "retryable?" for the producer; the SDK's
-// own retryer is disabled for PutRecords so decisions are not doubled.
-// parent is the context the call ran under: when it has ended, the error
-// is not the service's doing.
+// It is the one place that decides "retryable?" for the producer, from
+// awserr's Kinesis classes: throttling (awserr.Throttled) slows the shard,
+// the rest of awserr.Retry uses up an attempt, and CannotWrite and Reject
+// fail the record; an error that is neither an AWS answer nor a transport
+// failure (awserr.Transport) is permanent too. The SDK's own retryer is
+// disabled for PutRecords so decisions are not doubled. parent is the
+// context the call ran under: when it has ended, the error is not the
+// service's doing.
 func classify(parent context.Context, err error) (class, string) {
 	if parent.Err() != nil {
 		return retryable, "Canceled"
 	}
-	var apiErr smithy.APIError
-	if errors.As(err, &apiErr) {
-		code := apiErr.ErrorCode()
-		switch {
-		case throttleCodes[code]:
-			return throttled, code
-		case retryableCodes[code]:
-			return retryable, code
-		}
-		if status := httpStatus(err); status == 429 {
-			return throttled, code
-		} else if status >= 500 {
-			return retryable, code
-		}
-		return permanent, code
-	}
-	if status := httpStatus(err); status != 0 {
-		code := fmt.Sprintf("HTTP%d", status)
-		switch {
-		case status == 429:
-			return throttled, code
-		case status >= 500:
-			return retryable, code
-		}
-		return permanent, code
-	}
+	code, status := awserr.Code(err), awserr.Status(err)
 	var timeout interface{ Timeout() bool }
 	switch {
+	case code != "":
+	case status != 0:
+		code = fmt.Sprintf("HTTP%d", status)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &timeout) && timeout.Timeout():
-		return retryable, "RequestTimeout"
-	case isNetwork(err):
-		return retryable, "NetworkError"
+		code = "RequestTimeout"
+	case awserr.Transport(err):
+		code = "NetworkError"
+	default:
+		return permanent, "Unknown"
 	}
-	return permanent, "Unknown"
-}
-
-// httpStatus returns the HTTP status of a response error, or 0.
-func httpStatus(err error) int {
-	var re *smithyhttp.ResponseError
-	if errors.As(err, &re) {
-		return re.HTTPStatusCode()
+	switch {
+	case awserr.Throttled(err):
+		return throttled, code
+	case awserr.Kinesis(err) == awserr.Retry:
+		return retryable, code
 	}
-	return 0
-}
-
-// isNetwork reports transport failures: the request may not have reached
-// Kinesis, or its response was lost.
-func isNetwork(err error) bool {
-	var (
-		send  *smithyhttp.RequestSendError
-		netOp *net.OpError
-	)
-	return errors.As(err, &send) || errors.As(err, &netOp) ||
-		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		retry.IsErrorRetryables(retry.DefaultRetryables).IsErrorRetryable(err).Bool()
+	return permanent, code
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
@@ -19,6 +20,9 @@ func TestClassify(t *testing.T) {
 		return &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}}, Err: err}
 	}
 	api := func(code string) error { return &smithy.GenericAPIError{Code: code} }
+	op := func(err error) error {
+		return &smithy.OperationError{ServiceID: "Kinesis", OperationName: "PutRecords", Err: err}
+	}
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {
@@ -44,6 +48,19 @@ func TestClassify(t *testing.T) {
 		{"connection reset", context.Background(), &smithyhttp.RequestSendError{Err: &net.OpError{Op: "read", Err: syscall.ECONNRESET}}, retryable, "NetworkError"},
 		{"parent canceled", canceled, errors.New("anything"), retryable, "Canceled"},
 		{"unknown", context.Background(), errors.New("mystery"), permanent, "Unknown"},
+		// Real SDK shapes, as PutRecords returns them.
+		{"sdk throughput exceeded", context.Background(), op(resp(400, &types.ProvisionedThroughputExceededException{})), throttled, "ProvisionedThroughputExceededException"},
+		{"sdk kms throttling", context.Background(), op(resp(400, &types.KMSThrottlingException{})), throttled, "KMSThrottlingException"},
+		{"sdk kms access denied", context.Background(), op(resp(400, &types.KMSAccessDeniedException{})), permanent, "KMSAccessDeniedException"},
+		{"sdk stream missing", context.Background(), op(resp(400, &types.ResourceNotFoundException{})), permanent, "ResourceNotFoundException"},
+		{"sdk invalid argument", context.Background(), op(resp(400, &types.InvalidArgumentException{})), permanent, "InvalidArgumentException"},
+		{"sdk 503", context.Background(), op(resp(503, errors.New("unavailable"))), retryable, "HTTP503"},
+		// Where the producer's old copy disagreed with awserr.Kinesis (and
+		// so with the collector): these pass, so they are retried, within
+		// WithMaxAttempts.
+		{"stream being updated", context.Background(), op(resp(400, &types.ResourceInUseException{})), retryable, "ResourceInUseException"},
+		{"expired session token", context.Background(), op(resp(400, api("ExpiredTokenException"))), retryable, "ExpiredTokenException"},
+		{"bare 408", context.Background(), resp(408, errors.New("timeout")), retryable, "HTTP408"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -165,7 +165,8 @@ func WithMaxInFlight(n int) Option { return func(c *config) { c.maxInFlight = n 
 
 // WithMaxAttempts caps how many times a record is tried when sends fail
 // with retryable errors other than throttling (InternalFailure, 5xx,
-// timeouts, connection errors). Default 10; ignored under
+// timeouts, connection errors, a stream being updated, an expired session
+// token: awserr's Kinesis Retry class). Default 10; ignored under
 // WithNeverGiveUp. Throttling is backpressure,
 // not failure: it never uses up attempts; records wait while the buffer
 // fills and Put blocks (or fails fast).
@@ -174,8 +175,7 @@ func WithMaxAttempts(n int) Option { return func(c *config) { c.maxAttempts = n 
 // WithNeverGiveUp makes the producer keep every accepted record until it
 // is written, or until Close's context ends. Default off. Retryable
 // failures are retried beyond WithMaxAttempts, and failures that are
-// otherwise permanent — the stream was deleted or is being updated,
-// access denied, a KMS key disabled — are retried too, at the longest
+// otherwise permanent — the stream was deleted, access denied, a KMS key disabled — are retried too, at the longest
 // backoff, and logged at error level each time: an operator can fix their
 // cause, and the records are still here when it is. Meanwhile the buffer
 // fills and Put blocks (or fails fast), so the caller sees backpressure

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -108,5 +109,125 @@ func TestKinesis(t *testing.T) {
 		if got := awserr.Kinesis(tc.err); got != tc.want {
 			t.Errorf("Kinesis(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// withService is apiErr with another operation error's service.
+func withService(service string, err error) error {
+	var oe *smithy.OperationError
+	if errors.As(err, &oe) {
+		return &smithy.OperationError{ServiceID: service, OperationName: "Call", Err: oe.Err}
+	}
+	return err
+}
+
+func TestKinesisKMS(t *testing.T) {
+	// KMS throttling and KMS's own failures pass; the old table read every
+	// KMS code as CannotWrite, telling the collector's operator to act.
+	for code, want := range map[string]awserr.Class{
+		"KMSThrottlingException":   awserr.Retry,
+		"KMSInternalException":     awserr.Retry,
+		"KMSAccessDeniedException": awserr.CannotWrite,
+		"KMSNotFoundException":     awserr.CannotWrite,
+	} {
+		if got := awserr.Kinesis(apiErr(code, 400)); got != want {
+			t.Errorf("Kinesis(%s) = %v, want %v", code, got, want)
+		}
+	}
+}
+
+func TestKinesisEntry(t *testing.T) {
+	for code, want := range map[string]awserr.Class{
+		"ProvisionedThroughputExceededException": awserr.Retry,
+		"InternalFailure":                        awserr.Retry,
+		"KMSThrottlingException":                 awserr.Retry,
+		"KMSInternalException":                   awserr.Retry,
+		"SomethingNew":                           awserr.Retry,
+		"KMSAccessDeniedException":               awserr.CannotWrite,
+		"KMSDisabledException":                   awserr.CannotWrite,
+	} {
+		if got := awserr.KinesisEntry(code); got != want {
+			t.Errorf("KinesisEntry(%s) = %v, want %v", code, got, want)
+		}
+	}
+}
+
+func TestThrottled(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{apiErr("ProvisionedThroughputExceededException", 400), true},
+		{apiErr("ThrottlingException", 400), true},
+		{apiErr("RequestLimitExceeded", 400), true},
+		{apiErr("LimitExceededException", 400), true},
+		{apiErr("KMSThrottlingException", 400), true},
+		{apiErr("SlowDown", 503), true},
+		{apiErr("Whatever", 429), true},
+		{apiErr("", 429), true},
+		{apiErr("InternalFailure", 500), false},
+		{apiErr("ServiceUnavailable", 503), false},
+		{apiErr("AccessDenied", 403), false},
+		{fmt.Errorf("put: %w", context.DeadlineExceeded), false},
+	}
+	for _, tc := range tests {
+		if got := awserr.Throttled(tc.err); got != tc.want {
+			t.Errorf("Throttled(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want awserr.Class
+	}{
+		// The service named by the operation error picks the table.
+		{"dynamodb throttled at 400", withService("DynamoDB", apiErr("ProvisionedThroughputExceededException", 400)), awserr.Retry},
+		{"dynamodb validation", withService("DynamoDB", apiErr("ValidationException", 400)), awserr.Reject},
+		{"dynamodb table missing", withService("DynamoDB", apiErr("ResourceNotFoundException", 400)), awserr.CannotWrite},
+		{"s3 slow down", withService("S3", apiErr("SlowDown", 503)), awserr.Retry},
+		{"s3 expired token", withService("S3", apiErr("ExpiredToken", 400)), awserr.Retry},
+		{"s3 kms", withService("S3", apiErr("KMS.DisabledException", 400)), awserr.CannotWrite},
+		{"kinesis stream updating", withService("Kinesis", apiErr("ResourceInUseException", 400)), awserr.Retry},
+		{"kinesis invalid argument", withService("Kinesis", apiErr("InvalidArgumentException", 400)), awserr.Reject},
+		// No service named: the first table that knows the code.
+		{"bare s3 code", &smithy.GenericAPIError{Code: "NoSuchBucket"}, awserr.CannotWrite},
+		{"bare dynamodb code", &smithy.GenericAPIError{Code: "ItemCollectionSizeLimitExceededException"}, awserr.Reject},
+		{"bare throttling", &smithy.GenericAPIError{Code: "ThrottlingException"}, awserr.Retry},
+		{"other service, unknown code, 400", withService("STS", apiErr("Whatever", 400)), awserr.Reject},
+		{"other service, unknown code, 503", withService("STS", apiErr("Whatever", 503)), awserr.Retry},
+		{"network", &net.OpError{Op: "dial", Err: errors.New("connection refused")}, awserr.Retry},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := awserr.Classify(tc.err); got != tc.want {
+				t.Errorf("Classify(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTransport(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"deadline", fmt.Errorf("put: %w", context.DeadlineExceeded), true},
+		{"send error", &smithyhttp.RequestSendError{Err: errors.New("dial")}, true},
+		{"net op error", &net.OpError{Op: "read", Err: errors.New("reset")}, true},
+		{"cut short", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},
+		{"canceled", context.Canceled, false},
+		{"service answer", apiErr("InternalFailure", 500), false},
+		{"mystery", errors.New("mystery"), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := awserr.Transport(tc.err); got != tc.want {
+				t.Errorf("Transport(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
 	}
 }
