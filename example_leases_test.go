@@ -20,7 +20,11 @@ func Example_leaseTable() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	snap, err := lease.NewDynamoStore(dynamodb.NewFromConfig(awsCfg), "leasehold-leases").Snapshot(ctx)
+	store, err := lease.NewDynamoStore(dynamodb.NewFromConfig(awsCfg), "leasehold-leases")
+	if err != nil {
+		log.Fatal(err)
+	}
+	snap, err := store.Snapshot(ctx)
 	if err != nil {
 		log.Fatal(err)
 	}

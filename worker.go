@@ -157,7 +157,11 @@ func New(ctx context.Context, c Config, opts ...Option) (*Worker, error) {
 	if proc.states != nil {
 		metricsReg.MustRegister(telemetry.NewSinkCollector(proc.states))
 	}
-	store := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), c.Lease.Table)
+	store, err := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), c.Lease.Table)
+	if err != nil {
+		proc.close()
+		return nil, configErr(err)
+	}
 	inner, err := worker.New(awsconf.Kinesis(awsCfg), store, proc.factory, wcfg, log)
 	if err != nil {
 		proc.close()

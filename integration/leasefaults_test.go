@@ -69,7 +69,7 @@ func TestLeaseTableFaults(t *testing.T) {
 			prod := startProducer(kc, stream, 16, 10, 50*time.Millisecond)
 			f.start("f1", "AWS_ENDPOINT_URL_DYNAMODB="+proxies["f1"].URL())
 			f.start("f2", "AWS_ENDPOINT_URL_DYNAMODB="+proxies["f2"].URL())
-			store := lease.NewDynamoStore(testenv.DynamoDB(e), f.table)
+			store := leaseStore(t, testenv.DynamoDB(e), f.table)
 			if !waitOwners(store, 30*time.Second, func(m map[string]int) bool { return m["f1"] == 2 && m["f2"] == 2 }) {
 				t.Fatalf("the two workers never shared the 4 shards; f1 log:\n%s\nf2 log:\n%s", f.logTail("f1"), f.logTail("f2"))
 			}

@@ -59,7 +59,7 @@ func TestTwoConsumersShareAShardsReads(t *testing.T) {
 		if tweak != nil {
 			tweak(&cfg)
 		}
-		w, err := worker.New(viaProxy, lease.NewDynamoStore(db, testenv.Name(t, "pace-"+name)), sink.Factory(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)))
+		w, err := worker.New(viaProxy, leaseStore(t, db, testenv.Name(t, "pace-"+name)), sink.Factory(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)))
 		if err != nil {
 			t.Fatal(err)
 		}

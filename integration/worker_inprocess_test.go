@@ -36,7 +36,7 @@ func TestWorkersInProcess(t *testing.T) {
 			StreamName: stream, IdleTime: 200 * time.Millisecond, MaxReadRate: 5, CheckpointInterval: 500 * time.Millisecond, ShutdownGrace: 10 * time.Second,
 			Lease: lease.Config{WorkerID: id, Duration: 3 * time.Second, SafetyMargin: time.Second, RenewInterval: time.Second, TakeInterval: 300 * time.Millisecond},
 		}
-		w, err := worker.New(kc, lease.NewDynamoStore(db, table), sink.Factory(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+		w, err := worker.New(kc, leaseStore(t, db, table), sink.Factory(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,10 +85,20 @@ func TestWorkersInProcess(t *testing.T) {
 				last = i
 			}
 		}
-		snap, _ := lease.NewDynamoStore(db, table).Snapshot(context.Background())
+		snap, _ := leaseStore(t, db, table).Snapshot(context.Background())
 		t.Errorf("%d of %d records lost (first %d, last %d; by key %v); leases: %+v", lost, sent, first, last, byKey, snap.Leases)
 	}
 	if len(dups) != 0 {
 		t.Errorf("%d records processed twice after graceful moves only, want 0", len(dups))
 	}
+}
+
+// leaseStore is the lease store on table, failing t if it is refused.
+func leaseStore(t testing.TB, db lease.DynamoAPI, table string) *lease.DynamoStore {
+	t.Helper()
+	s, err := lease.NewDynamoStore(db, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"go.uber.org/zap"
 
 	"github.com/leasehold/leasehold/lease"
@@ -30,7 +31,7 @@ func TestNewCoordinatorNamesEveryNilDependency(t *testing.T) {
 	}{
 		{"store", nil, nopHandler{}, zap.NewNop(), []string{"lease store is nil"}},
 		{"typed nil DynamoStore", (*lease.DynamoStore)(nil), nopHandler{}, zap.NewNop(), []string{"lease store is nil"}},
-		{"DynamoStore without client or table", lease.NewDynamoStore(nil, ""), nopHandler{}, zap.NewNop(), []string{"DynamoDB client of the lease store is nil", "table name is empty"}},
+		{"DynamoStore without client or table", new(lease.DynamoStore), nopHandler{}, zap.NewNop(), []string{"DynamoDB client of the lease store is nil", "table name is empty"}},
 		{"handler", leasetest.NewFake(), nil, zap.NewNop(), []string{"handler is nil"}},
 		{"logger", leasetest.NewFake(), nopHandler{}, nil, []string{"logger is nil"}},
 		{"all at once", nil, nil, nil, []string{"lease store is nil", "handler is nil", "logger is nil"}},
@@ -69,5 +70,36 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := (lease.Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "worker id must not be empty") {
 		t.Errorf("no worker id: %v", err)
+	}
+}
+
+// TestNewDynamoStoreRefusesMissingParts: a nil client or an empty table
+// name is NewDynamoStore's error, naming each, before any call (the
+// leases and explore commands call Snapshot without a coordinator).
+func TestNewDynamoStoreRefusesMissingParts(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		db    lease.DynamoAPI
+		table string
+		want  []string
+	}{
+		{"nil client", nil, "leases", []string{"lease: the DynamoDB client of the lease store is nil"}},
+		{"empty table", dynamodb.New(dynamodb.Options{}), "", []string{"lease: the lease store's table name is empty"}},
+		{"both", nil, "", []string{"client of the lease store is nil", "table name is empty"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := lease.NewDynamoStore(tc.db, tc.table)
+			if err == nil || s != nil {
+				t.Fatalf("NewDynamoStore = %v, %v; want an error", s, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+	if _, err := lease.NewDynamoStore(dynamodb.New(dynamodb.Options{}), "leases"); err != nil {
+		t.Fatalf("client and table given: %v", err)
 	}
 }

@@ -65,14 +65,20 @@ type DynamoStore struct {
 	writeUnits atomic.Int64
 }
 
-// NewDynamoStore returns a store on table. A nil db or an empty table is
-// reported by NewCoordinator (and worker.New), which check the store
-// before any call.
-func NewDynamoStore(db DynamoAPI, table string) *DynamoStore {
-	return &DynamoStore{db: db, table: table, now: time.Now}
+// NewDynamoStore returns a store on table. It refuses a nil db and an
+// empty table name, naming each. It makes no call: the table is created
+// (or found) by EnsureTable.
+func NewDynamoStore(db DynamoAPI, table string) (*DynamoStore, error) {
+	s := &DynamoStore{db: db, table: table, now: time.Now}
+	if err := s.check(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// check reports a store that cannot make a call.
+// check reports a store that cannot make a call: one NewDynamoStore
+// refused, or a zero DynamoStore, which NewCoordinator (and worker.New)
+// refuse before any call.
 func (s *DynamoStore) check() error {
 	var errs []error
 	if s.db == nil {

@@ -19,7 +19,10 @@ func TestDynamoStoreConformance(t *testing.T) {
 	db := testenv.DynamoDB(e)
 	leasetest.RunConformance(t, func(t *testing.T) lease.Store {
 		table := testenv.Name(t, "leases")
-		s := lease.NewDynamoStore(db, table)
+		s, err := lease.NewDynamoStore(db, table)
+		if err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := s.EnsureTable(ctx); err != nil {

@@ -414,7 +414,7 @@ func TestNewNamesEveryNilDependency(t *testing.T) {
 	}{
 		{"kinesis", nil, leasetest.NewFake(), fact, zap.NewNop(), []string{"Kinesis client is nil"}},
 		{"store", kin, nil, fact, zap.NewNop(), []string{"lease store is nil"}},
-		{"dynamo store without a client", kin, lease.NewDynamoStore(nil, "t"), fact, zap.NewNop(), []string{"DynamoDB client of the lease store is nil"}},
+		{"dynamo store without a client", kin, new(lease.DynamoStore), fact, zap.NewNop(), []string{"DynamoDB client of the lease store is nil"}},
 		{"factory", kin, leasetest.NewFake(), nil, zap.NewNop(), []string{"processor factory is nil"}},
 		{"logger", kin, leasetest.NewFake(), fact, nil, []string{"logger is nil"}},
 		{"all at once", nil, nil, nil, nil, []string{"Kinesis client", "lease store", "processor factory", "logger"}},

@@ -78,8 +78,12 @@ not on loopback: it creates and deletes streams and tables.`,
 				lc := lease.Config{Duration: c.Lease.Duration, RenewInterval: c.Lease.RenewInterval, TakeInterval: c.Lease.TakeInterval, SafetyMargin: c.Lease.SafetyMargin}
 				table := fmt.Sprintf("bench-scale-%d", time.Now().UnixNano()%1e9)
 				defer ls.db.DeleteTable(context.WithoutCancel(cmd.Context()), &dynamodb.DeleteTableInput{TableName: &table}) //nolint:errcheck // best effort
+				store, err := lease.NewDynamoStore(ls.db, table)
+				if err != nil {
+					return err
+				}
 				for _, sc := range []bench.ScaleConfig{
-					{Backend: "local DynamoDB", Store: lease.NewDynamoStore(ls.db, table), Shards: 1000, Workers: 20},
+					{Backend: "local DynamoDB", Store: store, Shards: 1000, Workers: 20},
 					{Backend: "in-memory, DynamoDB billing", Store: leasetest.NewFake(), Shards: 10000, Workers: 200},
 				} {
 					sc.Lease, sc.Progress = lc, cmd.ErrOrStderr()

@@ -57,7 +57,10 @@ with 'leasehold explore token'.`,
 				if err != nil {
 					return usageError{err}
 				}
-				store := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), e.LeaseTable)
+				store, err := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), e.LeaseTable)
+				if err != nil {
+					return usageError{err}
+				}
 				cfg.Lag = func(ctx context.Context) (time.Duration, time.Time, error) { return workerLag(ctx, store) }
 			}
 			srv, err := explorer.New(cfg, users, log)

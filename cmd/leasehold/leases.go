@@ -40,7 +40,10 @@ parents, then every worker with its heartbeat. With --watch, redraw it every
 			if err != nil {
 				return usageError{err}
 			}
-			store := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), c.Lease.Table)
+			store, err := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), c.Lease.Table)
+			if err != nil {
+				return usageError{err}
+			}
 			out := cmd.OutOrStdout()
 			tty := false
 			if f, ok := out.(*os.File); ok {

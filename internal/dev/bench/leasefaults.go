@@ -55,7 +55,10 @@ func runFaults(ctx context.Context, kc *kinesis.Client, db *dynamodb.Client, cfg
 		return nil, err
 	}
 	defer cleanup()
-	store := lease.NewDynamoStore(db, f.table)
+	store, err := lease.NewDynamoStore(db, f.table)
+	if err != nil {
+		return nil, err
+	}
 	pctx, stopProducer := context.WithCancel(ctx)
 	defer stopProducer()
 	sent := startProduce(pctx, kc, stream)

@@ -103,7 +103,10 @@ func RunLeases(ctx context.Context, kc *kinesis.Client, db *dynamodb.Client, cfg
 		return res, err
 	}
 	defer cleanup()
-	store := lease.NewDynamoStore(db, f.table)
+	store, err := lease.NewDynamoStore(db, f.table)
+	if err != nil {
+		return res, err
+	}
 
 	pctx, stopProducer := context.WithCancel(ctx)
 	defer stopProducer()
