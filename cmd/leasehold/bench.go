@@ -69,6 +69,7 @@ not on loopback: it creates and deletes streams and tables.`,
 				Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, Shards: shards, Workers: workers,
 				Duration: c.Lease.Duration, TakeInterval: c.Lease.TakeInterval, Renew: c.Lease.RenewInterval, Margin: c.Lease.SafetyMargin,
 				Rest: rest, Consuming: consuming, Faults: faults, FaultHold: hold, Progress: cmd.ErrOrStderr(),
+				Env: localChildEnv(),
 			})
 			if err != nil {
 				return err
@@ -155,7 +156,6 @@ each worker over the steady window.`,
 			if err != nil {
 				return err
 			}
-			inheritLocalCredentials()
 			self, err := os.Executable()
 			if err != nil {
 				return err
@@ -168,7 +168,7 @@ each worker over the steady window.`,
 				}
 				rc := bench.ReadsConfig{Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, Workers: workers, Shards: shards,
 					Rate: rate, Duration: dur, Warmup: warmup, Backlog: backlog, Consumer: strings.Fields(consumer),
-					ProfileDir: profileDir, Progress: cmd.ErrOrStderr()}
+					ProfileDir: profileDir, Progress: cmd.ErrOrStderr(), Env: localChildEnv()}
 				if noLimits {
 					rc.Limits = &faultproxy.KinesisLimits{}
 				}
@@ -198,7 +198,7 @@ each worker over the steady window.`,
 			}
 			res, err := bench.RunPipeline(cmd.Context(), ls.kc, ls.s3c, bench.PipelineConfig{
 				Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, S3: ls.S3, OpenSearch: ls.OpenSearch, Search: search,
-				Workers: workers, Shards: shards, Rate: rate, Duration: dur, Progress: cmd.ErrOrStderr(),
+				Workers: workers, Shards: shards, Rate: rate, Duration: dur, Progress: cmd.ErrOrStderr(), Env: localChildEnv(),
 			})
 			if err != nil {
 				return err
@@ -285,15 +285,3 @@ Markdown table. Refuses a cluster that is not on loopback.`,
 }
 
 func numCPU() int { return runtime.NumCPU() }
-
-// inheritLocalCredentials puts the local stack's region and test
-// credentials (where the environment has none) into this process's
-// environment, for the worker processes `bench pipeline` starts: internal/dev/bench builds their environment from os.Environ() and
-// its configs take no environment of their own yet (demo.Config.Env does).
-// Only these benchmark commands do this; they end when the benchmark does.
-func inheritLocalCredentials() {
-	for _, kv := range localChildEnv() {
-		k, v, _ := strings.Cut(kv, "=")
-		_ = os.Setenv(k, v)
-	}
-}

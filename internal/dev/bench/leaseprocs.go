@@ -56,7 +56,7 @@ func (f *procs) start(id string) error {
 		return err
 	}
 	cmd := exec.Command(f.cfg.Binary, "worker")
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(append(os.Environ(), f.cfg.Env...),
 		"AWS_ENDPOINT_URL_KINESIS="+f.cfg.Kinesis, "AWS_ENDPOINT_URL_DYNAMODB="+px.URL(),
 		"LEASEHOLD_STREAM_NAME="+f.stream, "LEASEHOLD_LEASE_TABLE="+f.table, "LEASEHOLD_WORKER_ID="+id,
 		"LEASEHOLD_WORKER_FILE_SINK="+filepath.Join(f.dir, id+".ndjson"), "LEASEHOLD_LOG_FORMAT=json", "LEASEHOLD_LOG_LEVEL=info",
@@ -64,12 +64,6 @@ func (f *procs) start(id string) error {
 		"LEASEHOLD_LEASE_RENEW_INTERVAL="+f.cfg.Renew.String(), "LEASEHOLD_LEASE_SAFETY_MARGIN="+f.cfg.Margin.String(),
 		"LEASEHOLD_WORKER_CHECKPOINT_INTERVAL=1s", "LEASEHOLD_WORKER_IDLE_TIME=200ms", "LEASEHOLD_WORKER_MAX_READ_RATE=5", "LEASEHOLD_WORKER_METRICS_ADDR=127.0.0.1:0",
 	)
-	if os.Getenv("AWS_REGION") == "" {
-		cmd.Env = append(cmd.Env, "AWS_REGION=us-east-1")
-	}
-	if os.Getenv("AWS_ACCESS_KEY_ID") == "" {
-		cmd.Env = append(cmd.Env, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test")
-	}
 	logf, err := os.OpenFile(filepath.Join(f.dir, id+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err

@@ -38,6 +38,10 @@ type LeaseConfig struct {
 	Faults    bool
 	FaultHold time.Duration
 	Progress  io.Writer // progress lines; may be nil
+	// Env is added to every worker process's environment, after this
+	// process's own: the local stack's region and test credentials when
+	// the environment has none.
+	Env []string
 }
 
 func (c *LeaseConfig) defaults() {

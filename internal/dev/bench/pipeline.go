@@ -48,6 +48,10 @@ type PipelineConfig struct {
 	Rate     int           // records per second offered; default 200
 	Duration time.Duration // how long to produce; default 30s
 	Progress io.Writer
+	// Env is added to every worker process's environment, after this
+	// process's own: the local stack's region and test credentials when
+	// the environment has none.
+	Env []string
 }
 
 // SearchBackend is the cluster the pipeline's search sink writes to and
@@ -202,7 +206,7 @@ pipeline:
 	}()
 	for i := range cfg.Workers {
 		cmd := exec.Command(cfg.Binary, "worker", "--config", conf, "--worker.id", fmt.Sprintf("benchp-w%d", i+1))
-		cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_KINESIS="+proxy.URL(), "AWS_ENDPOINT_URL_DYNAMODB="+cfg.DynamoDB, "AWS_ENDPOINT_URL_S3="+cfg.S3)
+		cmd.Env = append(append(os.Environ(), cfg.Env...), "AWS_ENDPOINT_URL_KINESIS="+proxy.URL(), "AWS_ENDPOINT_URL_DYNAMODB="+cfg.DynamoDB, "AWS_ENDPOINT_URL_S3="+cfg.S3)
 		logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("w%d.log", i+1)))
 		if err != nil {
 			return res, err

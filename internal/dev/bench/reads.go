@@ -66,6 +66,10 @@ type ReadsConfig struct {
 	// worker over the steady window (worker.pprof).
 	ProfileDir string
 	Progress   io.Writer
+	// Env is added to every worker process's environment, after this
+	// process's own: the local stack's region and test credentials when
+	// the environment has none.
+	Env []string
 }
 
 func (c *ReadsConfig) defaults() {
@@ -586,7 +590,7 @@ type consumers struct {
 func (c *consumers) start(id string) error {
 	out := filepath.Join(c.dir, id+".ndjson")
 	logPath := filepath.Join(c.dir, id+".log")
-	env := append(os.Environ(), "AWS_ENDPOINT_URL_KINESIS="+c.kinesis, "AWS_ENDPOINT_URL_DYNAMODB="+c.cfg.DynamoDB)
+	env := append(append(os.Environ(), c.cfg.Env...), "AWS_ENDPOINT_URL_KINESIS="+c.kinesis, "AWS_ENDPOINT_URL_DYNAMODB="+c.cfg.DynamoDB)
 	var cmd *exec.Cmd
 	if len(c.cfg.Consumer) > 0 {
 		cmd = exec.Command(c.cfg.Consumer[0], c.cfg.Consumer[1:]...)
