@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/leasehold/leasehold/internal/backoff"
 )
 
 // DynamoAPI is the part of the DynamoDB client the manifest uses.
@@ -84,10 +86,8 @@ func (m *DynamoManifest) EnsureTable(ctx context.Context) error {
 		if err != nil && !errors.As(err, &nf) {
 			return fmt.Errorf("wait for manifest table %s: %w", m.table, err)
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for manifest table %s: %w", m.table, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
+		if err := backoff.Sleep(ctx, 200*time.Millisecond); err != nil {
+			return fmt.Errorf("wait for manifest table %s: %w", m.table, err)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/leasehold/leasehold/checkpoint"
 	"github.com/leasehold/leasehold/internal/awserr"
+	"github.com/leasehold/leasehold/internal/backoff"
 )
 
 // Handler is told about new grants. Its methods are called from the
@@ -182,7 +183,7 @@ func (c *Coordinator) Run(ctx context.Context) error {
 
 // firstHeartbeat retries the first heartbeat with backoff.
 func (c *Coordinator) firstHeartbeat(ctx context.Context) error {
-	wait := c.cfg.RenewInterval / 8
+	b := backoff.New(backoff.Policy{Min: c.cfg.RenewInterval / 8, Max: c.cfg.RenewInterval})
 	for {
 		err := c.heartbeat(ctx)
 		if err == nil {
@@ -191,13 +192,11 @@ func (c *Coordinator) firstHeartbeat(ctx context.Context) error {
 		if awserr.Permanent(err) || ctx.Err() != nil {
 			return fmt.Errorf("lease: first heartbeat: %w", err)
 		}
+		wait := b.Next()
 		c.log.Warn("first heartbeat failed; retrying", zap.Error(err), zap.Duration("wait", wait))
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, wait) != nil {
 			return fmt.Errorf("lease: first heartbeat: %w", err)
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, c.cfg.RenewInterval)
 	}
 }
 

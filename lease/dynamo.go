@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/leasehold/leasehold/checkpoint"
+	"github.com/leasehold/leasehold/internal/backoff"
 )
 
 // DynamoAPI is the part of the DynamoDB client the store uses.
@@ -145,10 +146,8 @@ func (s *DynamoStore) EnsureTable(ctx context.Context) error {
 		if err != nil && !errors.As(err, &nf) {
 			return fmt.Errorf("wait for lease table %s: %w", s.table, err)
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for lease table %s: %w", s.table, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
+		if err := backoff.Sleep(ctx, 200*time.Millisecond); err != nil {
+			return fmt.Errorf("wait for lease table %s: %w", s.table, err)
 		}
 	}
 }
@@ -214,10 +213,8 @@ func (s *DynamoStore) Poll(ctx context.Context, workers, shards []string) (Polle
 		}
 		req = out.UnprocessedKeys
 		if len(req) > 0 {
-			select {
-			case <-ctx.Done():
-				return Polled{}, fmt.Errorf("poll lease table %s: %w", s.table, ctx.Err())
-			case <-time.After(50 * time.Millisecond):
+			if err := backoff.Sleep(ctx, 50*time.Millisecond); err != nil {
+				return Polled{}, fmt.Errorf("poll lease table %s: %w", s.table, err)
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/leasehold/leasehold/internal/awserr"
+	"github.com/leasehold/leasehold/internal/backoff"
 )
 
 // watchNeighbours is how many ring successors each worker watches between
@@ -82,14 +83,11 @@ func (c *Coordinator) interval(failures int) time.Duration {
 	c.mu.Lock()
 	pending := len(c.requested)
 	c.mu.Unlock()
-	d := c.cfg.TakeInterval
-	if failures > 0 {
-		d <<= min(failures, 3)
-	} else if pending > 0 {
-		d /= 5
+	p := backoff.Policy{Min: c.cfg.TakeInterval, Max: 8 * c.cfg.TakeInterval, Jitter: backoff.Tenth, Rand: c.rng.Int64N}
+	if failures == 0 && pending > 0 {
+		p.Min /= 5
 	}
-	jitter := time.Duration(c.rng.Int64N(int64(d)/5+1)) - d/10
-	return d + jitter
+	return p.Delay(failures + 1)
 }
 
 // pass looks at the table once and acts. Between changes it only polls:

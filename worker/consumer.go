@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/leasehold/leasehold/checkpoint"
 	"github.com/leasehold/leasehold/internal/awserr"
+	"github.com/leasehold/leasehold/internal/backoff"
 	"github.com/leasehold/leasehold/internal/failpoint"
 	"github.com/leasehold/leasehold/kpl"
 	"github.com/leasehold/leasehold/lease"
@@ -483,25 +483,25 @@ func (c *consumer) userRecords(in []types.Record) []Record {
 	return out
 }
 
-// backoff is exponential with full jitter, 100ms to 5s; to 30s for errors
-// that will not cure themselves (access denied, KMS key disabled), which
-// are retried in case an operator fixes them, slowly.
-type backoff struct{ n int }
+// retryBackoff is exponential with equal jitter (half to all of each
+// delay), 100ms to 5s; to 30s for errors that will not cure themselves
+// (access denied, KMS key disabled), which are retried in case an
+// operator fixes them, slowly.
+type retryBackoff struct{ b *backoff.Backoff }
 
-func newBackoff() *backoff { return &backoff{} }
-
-func (b *backoff) next(permanent bool) time.Duration {
-	d := 100 * time.Millisecond << min(b.n, 9)
-	b.n++
-	limit := 5 * time.Second
-	if permanent {
-		limit = 30 * time.Second
-	}
-	d = min(d, limit)
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+func newBackoff() *retryBackoff {
+	return &retryBackoff{b: backoff.New(backoff.Policy{Min: 100 * time.Millisecond, Jitter: backoff.Equal})}
 }
 
-func (b *backoff) reset() { b.n = 0 }
+func (r *retryBackoff) next(permanent bool) time.Duration {
+	r.b.Max = 5 * time.Second
+	if permanent {
+		r.b.Max = 30 * time.Second
+	}
+	return r.b.Next()
+}
+
+func (r *retryBackoff) reset() { r.b.Reset() }
 
 // describeErr is a short description of a stall for health reports.
 func describeErr(err error) string {

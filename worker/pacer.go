@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/leasehold/leasehold/internal/backoff"
 )
 
 // Kinesis limits that pacing respects (per shard, shared by every consumer
@@ -115,9 +117,8 @@ func (p *pacer) bytesTime(n int) time.Duration {
 // with each refusal in a row (throttleBase/2 to throttleBase the first
 // time, at most throttleMax), and never before the ceiling allows.
 func (p *pacer) throttled(start time.Time) time.Time {
-	d := min(throttleBase<<min(p.throttles, 8), throttleMax)
 	p.throttles++
-	wait := d/2 + time.Duration(p.jitter(int64(d/2)+1))
+	wait := backoff.Policy{Min: throttleBase, Max: throttleMax, Jitter: backoff.Equal, Rand: p.jitter}.Delay(p.throttles)
 	return start.Add(max(wait, p.gap))
 }
 

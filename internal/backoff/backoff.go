@@ -4,8 +4,11 @@
 //
 // Every writer that retries (the S3, DynamoDB and search sinks, the S3
 // dead-letter writer, the pipeline's stages, the producer, the collector's
-// Kinesis probe) draws its delays from a Policy here, so a delay is read in
-// one place and tested once. Whether an error is worth retrying is not
+// Kinesis probe), the shard consumers (failed and throttled GetRecords)
+// and the lease coordinator (its first heartbeat, its passes) draw their
+// delays from a Policy here, so a delay is read in one place and tested
+// once. The lease fence is not a delay but a deadline (the last heartbeat
+// sent plus Duration − SafetyMargin) and keeps its own timer. Whether an error is worth retrying is not
 // decided here: that is the caller's classifier (for AWS errors,
 // internal/awserr).
 //
@@ -34,6 +37,10 @@ const (
 	Equal
 	// Spread waits uniformly in [d/2, 3d/2): d on average.
 	Spread
+	// Tenth waits uniformly in [d − d/10, d + d/10]: a period that stays
+	// close to d, jittered just enough that workers started together
+	// drift apart (the lease coordinator's passes, index retention).
+	Tenth
 )
 
 // Policy describes a sequence of delays: the n-th is
@@ -86,6 +93,8 @@ func (p Policy) jitter(d time.Duration) time.Duration {
 		return d/2 + time.Duration(r(int64(d-d/2)+1))
 	case Spread:
 		return d/2 + time.Duration(r(int64(d)))
+	case Tenth:
+		return d - d/10 + time.Duration(r(int64(d/5)+1))
 	}
 	return d
 }

@@ -35,6 +35,9 @@ func TestDelay(t *testing.T) {
 		{"equal capped", backoff.Policy{Min: 100 * ms, Max: time.Second, Jitter: backoff.Equal}, 9, 500 * ms, time.Second},
 		{"spread", backoff.Policy{Min: 100 * ms, Max: time.Second, Jitter: backoff.Spread}, 2, 100 * ms, 300*ms - 1},
 		{"spread capped", backoff.Policy{Min: 100 * ms, Max: time.Second, Jitter: backoff.Spread}, 9, 500 * ms, 1500*ms - 1},
+		{"tenth", backoff.Policy{Min: time.Second, Max: 8 * time.Second, Jitter: backoff.Tenth}, 1, 900 * ms, 1100 * ms},
+		{"tenth doubles", backoff.Policy{Min: time.Second, Max: 8 * time.Second, Jitter: backoff.Tenth}, 3, 3600 * ms, 4400 * ms},
+		{"tenth capped", backoff.Policy{Min: time.Second, Max: 8 * time.Second, Jitter: backoff.Tenth}, 9, 7200 * ms, 8800 * ms},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/leasehold/leasehold/internal/backoff"
 )
 
 // Retention modes.
@@ -306,7 +307,7 @@ func (p *Pruner) Run(ctx context.Context) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	wait := time.Duration(rand.Int64N(int64(min(time.Minute, p.Interval))))
+	wait := backoff.Policy{Min: min(time.Minute, p.Interval), Jitter: backoff.Full}.Delay(1)
 	for {
 		t := time.NewTimer(wait)
 		select {
@@ -326,7 +327,7 @@ func (p *Pruner) Run(ctx context.Context) {
 		default:
 			log.Debug("retention: nothing expired")
 		}
-		wait = p.Interval - p.Interval/10 + time.Duration(rand.Int64N(int64(p.Interval/5)+1))
+		wait = backoff.Policy{Min: p.Interval, Jitter: backoff.Tenth}.Delay(1)
 	}
 }
 
