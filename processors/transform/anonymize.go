@@ -2,6 +2,7 @@ package transform
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 
@@ -62,20 +63,30 @@ type AnonymizeIP struct {
 	keepRaw bool
 }
 
-// NewAnonymizeIP returns an AnonymizeIP processor. A prefix out of range
-// is an error wrapping ErrOption.
+// Validate reports every invalid option, each naming its key and wrapping
+// ErrOption: a prefix out of range.
+func (o AnonymizeIPOptions) Validate() error {
+	var errs []error
+	if p := o.IPv4Prefix; p != nil && (*p < 0 || *p > 32) {
+		errs = append(errs, optionError("ipv4_prefix", "%d is out of range; want 0 to 32 bits to keep", *p))
+	}
+	if p := o.IPv6Prefix; p != nil && (*p < 0 || *p > 128) {
+		errs = append(errs, optionError("ipv6_prefix", "%d is out of range; want 0 to 128 bits to keep", *p))
+	}
+	return errors.Join(errs...)
+}
+
+// NewAnonymizeIP returns an AnonymizeIP processor. Options that do not
+// Validate are an error wrapping ErrOption.
 func NewAnonymizeIP(o AnonymizeIPOptions) (*AnonymizeIP, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	a := &AnonymizeIP{v4: DefaultIPv4Prefix, v6: DefaultIPv6Prefix, keepRaw: o.KeepRawIPInDeadLetters}
 	if o.IPv4Prefix != nil {
-		if *o.IPv4Prefix < 0 || *o.IPv4Prefix > 32 {
-			return nil, optionError("ipv4_prefix", "%d is out of range; want 0 to 32 bits to keep", *o.IPv4Prefix)
-		}
 		a.v4 = *o.IPv4Prefix
 	}
 	if o.IPv6Prefix != nil {
-		if *o.IPv6Prefix < 0 || *o.IPv6Prefix > 128 {
-			return nil, optionError("ipv6_prefix", "%d is out of range; want 0 to 128 bits to keep", *o.IPv6Prefix)
-		}
 		a.v6 = *o.IPv6Prefix
 	}
 	return a, nil

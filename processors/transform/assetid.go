@@ -2,6 +2,7 @@ package transform
 
 import (
 	"context"
+	"errors"
 	"regexp"
 
 	"github.com/leasehold/leasehold/processors"
@@ -28,24 +29,36 @@ type AssetID struct {
 	assetIdx, tenantIdx int
 }
 
-// NewAssetID compiles the patterns. A missing or invalid pattern, or one
-// without its named group, is an error wrapping ErrOption.
-func NewAssetID(o AssetIDOptions) (*AssetID, error) {
-	if o.Pattern == "" {
-		return nil, optionError("pattern", "missing; give a regular expression with a named group (?P<asset>...) matched against the URI")
-	}
+// Validate reports every invalid option, each naming its key and wrapping
+// ErrOption: a missing or invalid pattern, or one without its named group.
+func (o AssetIDOptions) Validate() error {
+	_, err := o.compile()
+	return err
+}
+
+func (o AssetIDOptions) compile() (*AssetID, error) {
 	a := &AssetID{}
+	var errs []error
 	var err error
-	if a.asset, a.assetIdx, err = compileGroup("pattern", o.Pattern, "asset"); err != nil {
-		return nil, err
+	if o.Pattern == "" {
+		errs = append(errs, optionError("pattern", "missing; give a regular expression with a named group (?P<asset>...) matched against the URI"))
+	} else if a.asset, a.assetIdx, err = compileGroup("pattern", o.Pattern, "asset"); err != nil {
+		errs = append(errs, err)
 	}
 	if o.TenantPattern != "" {
 		if a.tenant, a.tenantIdx, err = compileGroup("tenant_pattern", o.TenantPattern, "tenant"); err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return a, nil
 }
+
+// NewAssetID compiles the patterns. Options that do not Validate are an
+// error wrapping ErrOption.
+func NewAssetID(o AssetIDOptions) (*AssetID, error) { return o.compile() }
 
 func compileGroup(option, expr, group string) (*regexp.Regexp, int, error) {
 	re, err := regexp.Compile(expr)

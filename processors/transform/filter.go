@@ -2,6 +2,7 @@ package transform
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -90,22 +91,41 @@ type Filter struct {
 	rules []func(*event.Event) bool
 }
 
-// NewFilter compiles the rules. An empty rule list, an unknown field, a
-// rule with no or several conditions, or a value of the wrong type is an
-// error wrapping ErrOption that names the rule (drop[i]).
-func NewFilter(o FilterOptions) (*Filter, error) {
+// Validate reports every invalid rule, each naming it (drop[i]) and
+// wrapping ErrOption: an empty rule list, an unknown field, a rule with no
+// or several conditions, or a value of the wrong type.
+func (o FilterOptions) Validate() error {
+	_, err := o.compile()
+	return err
+}
+
+func (o FilterOptions) compile() ([]func(*event.Event) bool, error) {
 	if len(o.Drop) == 0 {
 		return nil, optionError("drop", "no rules; list conditions such as {field: bot, equals: true}")
 	}
-	f := &Filter{}
+	rules := make([]func(*event.Event) bool, 0, len(o.Drop))
+	var errs []error
 	for i, r := range o.Drop {
 		match, err := compileRule(r)
 		if err != nil {
-			return nil, optionError(fmt.Sprintf("drop[%d]", i), "%v", err)
+			errs = append(errs, optionError(fmt.Sprintf("drop[%d]", i), "%v", err))
 		}
-		f.rules = append(f.rules, match)
+		rules = append(rules, match)
 	}
-	return f, nil
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return rules, nil
+}
+
+// NewFilter compiles the rules. Options that do not Validate are an error
+// wrapping ErrOption.
+func NewFilter(o FilterOptions) (*Filter, error) {
+	rules, err := o.compile()
+	if err != nil {
+		return nil, err
+	}
+	return &Filter{rules: rules}, nil
 }
 
 func compileRule(r Rule) (func(*event.Event) bool, error) {

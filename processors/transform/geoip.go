@@ -127,16 +127,28 @@ type asnRecord struct {
 	Org    string `maxminddb:"autonomous_system_organization"`
 }
 
+// Validate reports every invalid option, each naming its key and wrapping
+// ErrOption: neither database given, or a negative cache size. Whether
+// the files open and hold the right kind of database is NewGeoIP's to
+// find out.
+func (o GeoIPOptions) Validate() error {
+	var errs []error
+	if o.CityDB == "" && o.ASNDB == "" {
+		errs = append(errs, optionError("city_db", "neither city_db nor asn_db is set; give the path of at least one MaxMind database"))
+	}
+	if o.CacheSize < 0 {
+		errs = append(errs, optionError("cache_size", "%d is negative; use 0 for the default (%d) or a positive number of entries", o.CacheSize, DefaultGeoCacheSize))
+	}
+	return errors.Join(errs...)
+}
+
 // NewGeoIP opens the databases. Neither given, a file that cannot be
 // opened or is not a MaxMind database, or a database of the wrong kind (an
 // ASN database as city_db, or the reverse) is an error wrapping ErrOption
 // that names the option and the path.
 func NewGeoIP(o GeoIPOptions) (*GeoIP, error) {
-	if o.CityDB == "" && o.ASNDB == "" {
-		return nil, optionError("city_db", "neither city_db nor asn_db is set; give the path of at least one MaxMind database")
-	}
-	if o.CacheSize < 0 {
-		return nil, optionError("cache_size", "%d is negative; use 0 for the default (%d) or a positive number of entries", o.CacheSize, DefaultGeoCacheSize)
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	if o.CacheSize == 0 {
 		o.CacheSize = DefaultGeoCacheSize

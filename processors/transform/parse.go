@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -47,18 +48,23 @@ type Parser struct {
 	realtime *cloudfront.RealtimeParser
 }
 
-// NewParser returns a Parser. A bad format, or fields missing, unknown or
-// given with a format that takes none, is an error wrapping ErrOption.
-func NewParser(o ParserOptions) (*Parser, error) {
-	if o.Format == "" {
-		o.Format = FormatAuto
-	}
-	p := &Parser{format: o.Format}
+// Validate reports an invalid option, naming its key: an unknown format,
+// or fields missing, unknown or given with a format that takes none. Each
+// error wraps ErrOption (and, for an unknown field, cloudfront's error).
+func (o ParserOptions) Validate() error {
+	_, err := o.realtimeParser()
+	return err
+}
+
+// realtimeParser checks o and returns the real-time parser its fields
+// describe (nil for the other formats).
+func (o ParserOptions) realtimeParser() (*cloudfront.RealtimeParser, error) {
 	switch o.Format {
-	case FormatAuto, FormatCloudFront, FormatApp:
+	case "", FormatAuto, FormatCloudFront, FormatApp:
 		if len(o.Fields) > 0 {
-			return nil, optionError("fields", "applies only to format %s, not %s", FormatCloudFrontRealtime, o.Format)
+			return nil, optionError("fields", "applies only to format %s, not %s", FormatCloudFrontRealtime, cmp.Or(o.Format, FormatAuto))
 		}
+		return nil, nil
 	case FormatCloudFrontRealtime:
 		if len(o.Fields) == 0 {
 			return nil, optionError("fields", "format %s needs the real-time log configuration's field list", FormatCloudFrontRealtime)
@@ -67,11 +73,19 @@ func NewParser(o ParserOptions) (*Parser, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: fields: %w", ErrOption, err) // both sentinels hold
 		}
-		p.realtime = rt
-	default:
-		return nil, optionError("format", "unknown format %q; valid: %s", o.Format, strings.Join(formats, ", "))
+		return rt, nil
 	}
-	return p, nil
+	return nil, optionError("format", "unknown format %q; valid: %s", o.Format, strings.Join(formats, ", "))
+}
+
+// NewParser returns a Parser. Options that do not Validate are an error
+// wrapping ErrOption.
+func NewParser(o ParserOptions) (*Parser, error) {
+	rt, err := o.realtimeParser()
+	if err != nil {
+		return nil, err
+	}
+	return &Parser{format: cmp.Or(o.Format, FormatAuto), realtime: rt}, nil
 }
 
 // Process parses every message that is not yet parsed (a message a

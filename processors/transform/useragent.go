@@ -2,6 +2,7 @@ package transform
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	useragent "github.com/medama-io/go-useragent"
@@ -44,20 +45,32 @@ type UserAgent struct {
 	cache  *cache[string, event.UA]
 }
 
-// NewUserAgent returns a UserAgent processor. A negative cache size or an
-// empty bot substring is an error wrapping ErrOption.
-func NewUserAgent(o UserAgentOptions) (*UserAgent, error) {
+// Validate reports every invalid option, each naming its key and wrapping
+// ErrOption: a negative cache size, or an empty bot substring.
+func (o UserAgentOptions) Validate() error {
+	var errs []error
 	if o.CacheSize < 0 {
-		return nil, optionError("cache_size", "%d is negative; use 0 for the default (%d) or a positive number of entries", o.CacheSize, DefaultUACacheSize)
+		errs = append(errs, optionError("cache_size", "%d is negative; use 0 for the default (%d) or a positive number of entries", o.CacheSize, DefaultUACacheSize))
+	}
+	for i, b := range o.Bots {
+		if strings.TrimSpace(b) == "" {
+			errs = append(errs, optionError("bots", "entry %d is empty; it would mark every agent as a robot", i))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NewUserAgent returns a UserAgent processor. Options that do not
+// Validate are an error wrapping ErrOption.
+func NewUserAgent(o UserAgentOptions) (*UserAgent, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	if o.CacheSize == 0 {
 		o.CacheSize = DefaultUACacheSize
 	}
 	extra := make([]string, len(o.Bots))
 	for i, b := range o.Bots {
-		if strings.TrimSpace(b) == "" {
-			return nil, optionError("bots", "entry %d is empty; it would mark every agent as a robot", i)
-		}
 		extra[i] = asciiLower(b)
 	}
 	return &UserAgent{parser: useragent.NewParser(), bots: newBotMatcher(extra), cache: newCache[string, event.UA](o.CacheSize, hashString)}, nil
