@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/leasehold/leasehold/internal/limits"
 )
 
 // Config holds the coordinator's timings. Zero fields take the defaults
@@ -75,6 +77,9 @@ func (c *Config) defaults() {
 
 // Validate reports every setting that cannot keep the lease promises.
 // Zero fields are taken as their defaults, as NewCoordinator takes them.
+// The timing rules are internal/limits' (shared with the YAML config), and
+// their messages name the settings by their YAML keys
+// (lease.renew_interval for RenewInterval).
 func (c Config) Validate() error {
 	c.defaults()
 	var errs []error
@@ -84,23 +89,13 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.WorkerID, incarnationSep+"\x00\n") {
 		errs = append(errs, fmt.Errorf("lease: worker id %q must not contain %q or control characters", c.WorkerID, incarnationSep))
 	}
-	if c.SafetyMargin <= 0 || c.SafetyMargin >= c.Duration {
-		errs = append(errs, fmt.Errorf("lease: safety margin %s must be above 0 and below the duration %s", c.SafetyMargin, c.Duration))
-	}
-	if c.RenewInterval <= 0 || c.RenewInterval > (c.Duration-c.SafetyMargin)/2 {
-		errs = append(errs, fmt.Errorf("lease: renew interval %s must be above 0 and at most (duration - safety margin)/2 = %s", c.RenewInterval, (c.Duration-c.SafetyMargin)/2))
-	}
-	if c.TakeInterval <= 0 {
-		errs = append(errs, errors.New("lease: take interval must be above 0"))
-	}
+	errs = append(errs, limits.Lease{Duration: c.Duration, SafetyMargin: c.SafetyMargin, RenewInterval: c.RenewInterval,
+		TakeInterval: c.TakeInterval, ScanInterval: c.ScanInterval}.Check()...)
 	if c.HandoffTimeout <= 0 {
 		errs = append(errs, errors.New("lease: handoff timeout must be above 0"))
 	}
 	if c.CallTimeout <= 0 {
 		errs = append(errs, errors.New("lease: call timeout must be above 0"))
-	}
-	if c.ScanInterval < c.TakeInterval {
-		errs = append(errs, fmt.Errorf("lease: scan interval %s must be at least the take interval %s", c.ScanInterval, c.TakeInterval))
 	}
 	return errors.Join(errs...)
 }

@@ -63,7 +63,7 @@ func TestConfigValidate(t *testing.T) {
 	if err == nil {
 		t.Fatal("accepted")
 	}
-	for _, w := range []string{"worker id", "safety margin", "renew interval", "take interval", "handoff timeout", "call timeout"} {
+	for _, w := range []string{"worker id", "lease.safety_margin: 5s", "lease.renew_interval: -1s", "lease.take_interval", "handoff timeout", "call timeout"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("error %q does not mention %s", err, w)
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/leasehold/leasehold/checkpoint"
+	"github.com/leasehold/leasehold/internal/limits"
 	"github.com/leasehold/leasehold/lease"
 )
 
@@ -99,15 +100,14 @@ func (c *Config) defaults() {
 
 // Validate reports every setting a worker cannot run with, the lease
 // settings (lease.Config.Validate) included. Zero fields are taken as
-// their defaults, as New takes them.
+// their defaults, as New takes them. The read rules are internal/limits'
+// (shared with the YAML config), and their messages name the settings by
+// their YAML keys (worker.max_read_rate for MaxReadRate).
 func (c Config) Validate() error {
 	c.defaults()
 	var errs []error
 	if c.StreamName == "" {
 		errs = append(errs, errors.New("worker: stream name must not be empty"))
-	}
-	if c.MaxRecords < 1 || c.MaxRecords > 10000 {
-		errs = append(errs, fmt.Errorf("worker: max records %d out of range 1-10000", c.MaxRecords))
 	}
 	switch p := c.InitialPosition; {
 	case p.Sequence == checkpoint.TrimHorizon, p.Sequence == checkpoint.Latest:
@@ -116,21 +116,8 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("worker: initial position %q is not TRIM_HORIZON, LATEST or AT_TIMESTAMP", p.Sequence))
 		}
 	}
-	switch {
-	case c.MaxReadRate <= 0 || c.MaxReadRate > MaxReadRateLimit:
-		errs = append(errs, fmt.Errorf("worker: max read rate %v out of range: above 0, at most %d GetRecords calls per second per shard (the Kinesis limit)", c.MaxReadRate, MaxReadRateLimit))
-	case c.IdleTime < time.Duration(float64(time.Second)/c.MaxReadRate):
-		errs = append(errs, fmt.Errorf("worker: idle time %s is shorter than the max read rate allows (%v calls per second: at least %s)", c.IdleTime, c.MaxReadRate, time.Duration(float64(time.Second)/c.MaxReadRate)))
-	}
-	if c.BehindThreshold < 0 {
-		errs = append(errs, fmt.Errorf("worker: behind threshold %s must not be negative", c.BehindThreshold))
-	}
-	if c.ReadBytesPerSecond < 100_000 || c.ReadBytesPerSecond > MaxReadBytesPerSecond {
-		errs = append(errs, fmt.Errorf("worker: read bytes per second %d out of range 100000-%d (the Kinesis limit)", c.ReadBytesPerSecond, MaxReadBytesPerSecond))
-	}
-	if c.ShutdownGrace < time.Second {
-		errs = append(errs, fmt.Errorf("worker: shutdown grace %s below 1s", c.ShutdownGrace))
-	}
+	errs = append(errs, limits.Read{MaxRecords: c.MaxRecords, MaxReadRate: c.MaxReadRate, IdleTime: c.IdleTime,
+		BehindThreshold: c.BehindThreshold, ReadBytesPerSecond: c.ReadBytesPerSecond, ShutdownGrace: c.ShutdownGrace}.Check()...)
 	if c.CheckpointInterval < 0 {
 		errs = append(errs, fmt.Errorf("worker: checkpoint interval %s must be above 0", c.CheckpointInterval))
 	}

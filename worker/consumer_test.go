@@ -380,13 +380,13 @@ func TestConfigValidation(t *testing.T) {
 		want string
 	}{
 		{Config{Lease: id}, "stream name must not be empty"},
-		{Config{StreamName: "s", Lease: id, MaxRecords: 20000}, "max records 20000"},
+		{Config{StreamName: "s", Lease: id, MaxRecords: 20000}, "worker.max_records: 20000 is out of range"},
 		{Config{StreamName: "s", Lease: id, InitialPosition: checkpoint.Position{Sequence: "OLDEST"}}, "OLDEST"},
 		{Config{StreamName: "s", Lease: id, CheckpointInterval: -time.Second}, "checkpoint interval"},
 		{Config{StreamName: "s", Lease: id, ShardSyncInterval: -time.Second}, "shard sync interval"},
 		// The lease settings are the worker's too: one Validate for all.
 		{Config{StreamName: "s"}, "lease: worker id must not be empty"},
-		{Config{StreamName: "s", Lease: lease.Config{WorkerID: "w", SafetyMargin: time.Minute}}, "lease: safety margin"},
+		{Config{StreamName: "s", Lease: lease.Config{WorkerID: "w", SafetyMargin: time.Minute}}, "lease.safety_margin: 1m0s must be above 0"},
 	} {
 		if err := tc.c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want one containing %q", tc.c, err, tc.want)

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/leasehold/leasehold/internal/backoff"
+	"github.com/leasehold/leasehold/internal/limits"
 )
 
 // Kinesis limits that pacing respects (per shard, shared by every consumer
@@ -18,10 +19,10 @@ import (
 const (
 	// MaxReadRateLimit is the most GetRecords calls per second a shard
 	// answers; more are refused with ProvisionedThroughputExceeded.
-	MaxReadRateLimit = 5
+	MaxReadRateLimit = limits.MaxReadRate
 	// MaxReadBytesPerSecond is a shard's read rate (2 MiB/s): a 10 MiB
 	// response makes the shard refuse calls for the next 5 seconds.
-	MaxReadBytesPerSecond = 2 << 20
+	MaxReadBytesPerSecond = limits.MaxReadBytesPerSecond
 )
 
 // Throttled GetRecords calls back off exponentially with jitter, from

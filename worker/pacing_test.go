@@ -317,13 +317,13 @@ func TestPacingConfigValidation(t *testing.T) {
 		c    Config
 		want string
 	}{
-		{Config{MaxReadRate: 6}, "max read rate 6 out of range"},
-		{Config{MaxReadRate: -1}, "max read rate -1 out of range"},
-		{Config{IdleTime: 100 * time.Millisecond}, "idle time 100ms is shorter"},
-		{Config{IdleTime: 100 * time.Millisecond, MaxReadRate: 5}, "idle time 100ms is shorter"},
-		{Config{BehindThreshold: -time.Second}, "behind threshold"},
-		{Config{ReadBytesPerSecond: 3 << 20}, "read bytes per second 3145728 out of range"},
-		{Config{ReadBytesPerSecond: 10}, "read bytes per second 10 out of range"},
+		{Config{MaxReadRate: 6}, "worker.max_read_rate: 6 is out of range"},
+		{Config{MaxReadRate: -1}, "worker.max_read_rate: -1 is out of range"},
+		{Config{IdleTime: 100 * time.Millisecond}, "worker.idle_time: 100ms is shorter"},
+		{Config{IdleTime: 100 * time.Millisecond, MaxReadRate: 5}, "worker.idle_time: 100ms is shorter"},
+		{Config{BehindThreshold: -time.Second}, "worker.behind_threshold: must not be negative"},
+		{Config{ReadBytesPerSecond: 3 << 20}, "worker.read_bytes_per_second: 3145728 is out of range"},
+		{Config{ReadBytesPerSecond: 10}, "worker.read_bytes_per_second: 10 is out of range"},
 	} {
 		c := tc.c
 		c.StreamName = "st"

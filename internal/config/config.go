@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/leasehold/leasehold/internal/limits"
 )
 
 // Config is the whole configuration of the leasehold binary.
@@ -397,48 +399,22 @@ func (c Config) Validate() error {
 	if l.Duration < time.Second {
 		bad("lease.duration", "%s is too short; use at least 1s (default 10s)", l.Duration)
 	}
-	if l.SafetyMargin <= 0 || l.SafetyMargin >= l.Duration {
-		bad("lease.safety_margin", "%s must be above 0 and below lease.duration (%s)", l.SafetyMargin, l.Duration)
-	}
-	if l.RenewInterval <= 0 || l.RenewInterval > (l.Duration-l.SafetyMargin)/2 {
-		bad("lease.renew_interval", "%s must be above 0 and at most half of lease.duration minus lease.safety_margin (%s), so one lost heartbeat does not cost the leases", l.RenewInterval, (l.Duration-l.SafetyMargin)/2)
-	}
-	if l.TakeInterval <= 0 {
-		bad("lease.take_interval", "must be above 0")
-	}
+	errs = append(errs, limits.Lease{Duration: l.Duration, SafetyMargin: l.SafetyMargin, RenewInterval: l.RenewInterval,
+		TakeInterval: l.TakeInterval, ScanInterval: l.ScanInterval}.Check()...)
 	if l.CallTimeout < 100*time.Millisecond {
 		bad("lease.call_timeout", "%s is too short; use at least 100ms (default 5s)", l.CallTimeout)
-	}
-	if l.ScanInterval < l.TakeInterval {
-		bad("lease.scan_interval", "%s must be at least lease.take_interval (%s)", l.ScanInterval, l.TakeInterval)
 	}
 	if l.ShardSync < time.Second {
 		bad("lease.shard_sync_interval", "%s is too short; use at least 1s", l.ShardSync)
 	}
 	w := c.Worker
-	if w.MaxRecords < 1 || w.MaxRecords > 10000 {
-		bad("worker.max_records", "%d is out of range; Kinesis allows 1 to 10000", w.MaxRecords)
-	}
-	switch {
-	case w.MaxReadRate <= 0 || w.MaxReadRate > 5:
-		bad("worker.max_read_rate", "%v is out of range; use above 0 and at most 5 GetRecords calls per second per shard, the Kinesis limit shared by every consumer of the shard (default 2)", w.MaxReadRate)
-	case w.IdleTime < time.Duration(float64(time.Second)/w.MaxReadRate):
-		bad("worker.idle_time", "%s is shorter than worker.max_read_rate allows (%v calls per second: at least %s; default 1s)", w.IdleTime, w.MaxReadRate, time.Duration(float64(time.Second)/w.MaxReadRate))
-	}
-	if w.BehindThreshold < 0 {
-		bad("worker.behind_threshold", "must not be negative")
-	}
-	if w.ReadBytesPerSecond < 100_000 || w.ReadBytesPerSecond > 2<<20 {
-		bad("worker.read_bytes_per_second", "%d is out of range; use 100000 to 2097152 (2 MiB, the Kinesis limit per shard; default 2000000)", w.ReadBytesPerSecond)
-	}
+	errs = append(errs, limits.Read{MaxRecords: w.MaxRecords, MaxReadRate: w.MaxReadRate, IdleTime: w.IdleTime,
+		BehindThreshold: w.BehindThreshold, ReadBytesPerSecond: w.ReadBytesPerSecond, ShutdownGrace: w.ShutdownGrace}.Check()...)
 	if w.Pprof && w.MetricsAddr == "" {
 		bad("worker.pprof", "needs worker.metrics_addr: the profiler is served there")
 	}
 	if w.CheckpointInterval < 100*time.Millisecond {
 		bad("worker.checkpoint_interval", "%s is too short; use at least 100ms (default 5s)", w.CheckpointInterval)
-	}
-	if w.ShutdownGrace < time.Second {
-		bad("worker.shutdown_grace", "%s is too short; use at least 1s", w.ShutdownGrace)
 	}
 	errs = append(errs, c.Collect.validate()...)
 	errs = append(errs, c.Ingest.validate()...)

@@ -11,7 +11,7 @@ const module = "github.com/leasehold/leasehold" // this module's path
 
 // leaves are the helpers used deep in the library; they import no other
 // package of the module but each other.
-var leaves = []string{"internal/awsconf", "internal/awserr", "internal/backoff", "internal/config", "internal/failpoint", "internal/logging"}
+var leaves = []string{"internal/awsconf", "internal/awserr", "internal/backoff", "internal/config", "internal/failpoint", "internal/limits", "internal/logging"}
 
 // TestImportsPointDown checks the layers of the house: the leaf helpers
 // under internal/ import only each other; the library never imports the
