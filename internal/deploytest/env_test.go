@@ -1,13 +1,9 @@
 package deploytest
 
 import (
-	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -19,33 +15,16 @@ import (
 // given its environment through exec.Cmd.Env instead, and the SDK its
 // credentials through load options. Tests use t.Setenv.
 func TestNoProcessWideEnvMutation(t *testing.T) {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var found []string
-	checked := 0
+	root := repoRoot(t)
 	fset := token.NewFileSet()
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if path != root && skipDir(d.Name()) {
-				return filepath.SkipDir
-			}
-			return nil
-		}
+	checked := 0
+	walkRepo(t, root, func(path, rel string, src []byte) {
 		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		src, err := os.ReadFile(path)
-		if err != nil {
-			return err
+			return
 		}
 		f, err := parser.ParseFile(fset, path, src, parser.SkipObjectResolution)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
 		checked++
 		ast.Inspect(f, func(n ast.Node) bool {
@@ -56,21 +35,14 @@ func TestNoProcessWideEnvMutation(t *testing.T) {
 			if x, ok := sel.X.(*ast.Ident); ok && x.Name == "os" {
 				switch sel.Sel.Name {
 				case "Setenv", "Unsetenv", "Clearenv":
-					rel, _ := filepath.Rel(root, path)
-					found = append(found, fmt.Sprintf("%s:%d: os.%s", rel, fset.Position(sel.Pos()).Line, sel.Sel.Name))
+					t.Errorf("%s:%d: os.%s changes the whole process's environment; pass it to the child (exec.Cmd.Env) or the SDK instead",
+						rel, fset.Position(sel.Pos()).Line, sel.Sel.Name)
 				}
 			}
 			return true
 		})
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if checked < 100 {
 		t.Fatalf("checked only %d Go files under %s: is the walk broken?", checked, root)
-	}
-	for _, f := range found {
-		t.Errorf("%s changes the whole process's environment; pass it to the child (exec.Cmd.Env) or the SDK instead", f)
 	}
 }

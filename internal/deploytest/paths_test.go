@@ -17,6 +17,30 @@ import (
 // does not have. The project must build, test, demo and benchmark from a
 // clone with nothing beside it.
 func TestNothingReachesAboveTheRepository(t *testing.T) {
+	root := repoRoot(t)
+	self, err := filepath.Abs("paths_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	walkRepo(t, root, func(path, rel string, b []byte) {
+		if path == self || !checkedFile(path, b) {
+			return // paths_test.go spells out what it looks for
+		}
+		checked++
+		for _, p := range outsideRefs(root, filepath.Dir(path), strings.HasSuffix(path, ".go"), b) {
+			t.Errorf("%s:%d: %q refers to a path outside the repository", rel, p.line, p.text)
+		}
+	})
+	if checked < 50 {
+		t.Fatalf("checked only %d files under %s: is the walk broken?", checked, root)
+	}
+}
+
+// repoRoot returns the repository root, two folders up, which holds
+// go.mod.
+func repoRoot(t *testing.T) string {
+	t.Helper()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -24,12 +48,14 @@ func TestNothingReachesAboveTheRepository(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
 		t.Fatalf("repository root %s: %v", root, err)
 	}
-	self, err := filepath.Abs("paths_test.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	checked := 0
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	return root
+}
+
+// walkRepo calls visit with every file below root (but in the folders
+// skipDir names): its path, its path relative to root and its content.
+func walkRepo(t *testing.T, root string, visit func(path, rel string, content []byte)) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -39,28 +65,16 @@ func TestNothingReachesAboveTheRepository(t *testing.T) {
 			}
 			return nil
 		}
-		if path == self {
-			return nil // it spells out what it looks for
-		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		if !checkedFile(path, b) {
-			return nil
-		}
-		checked++
 		rel, _ := filepath.Rel(root, path)
-		for _, p := range outsideRefs(root, filepath.Dir(path), strings.HasSuffix(path, ".go"), b) {
-			t.Errorf("%s:%d: %q refers to a path outside the repository", rel, p.line, p.text)
-		}
+		visit(path, rel, b)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if checked < 50 {
-		t.Fatalf("checked only %d files under %s: is the walk broken?", checked, root)
 	}
 }
 
