@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -52,15 +51,7 @@ Lease timings come from the lease.* settings. Refuses endpoints that are
 not on loopback: it creates and deletes streams and tables.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			ls, err := openLocalStack(cmd.Context(), c)
-			if err != nil {
-				return err
-			}
-			self, err := os.Executable()
+			c, ls, self, err := localRun(cmd)
 			if err != nil {
 				return err
 			}
@@ -148,15 +139,7 @@ what it is given and must write). --profile-dir saves a CPU profile of
 each worker over the steady window.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			ls, err := openLocalStack(cmd.Context(), c)
-			if err != nil {
-				return err
-			}
-			self, err := os.Executable()
+			_, ls, self, err := localRun(cmd)
 			if err != nil {
 				return err
 			}

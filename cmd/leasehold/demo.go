@@ -4,7 +4,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -49,15 +48,7 @@ demos (on two stacks) on one machine.`,
 			if metricsBase < 1 || metricsBase > 65535-2 {
 				return usageError{fmt.Errorf("--metrics-base %d: need a TCP port for each of 3 workers (1-65533)", metricsBase)}
 			}
-			c, _, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			ls, err := openLocalStack(cmd.Context(), c)
-			if err != nil {
-				return err
-			}
-			self, err := os.Executable()
+			c, ls, self, err := localRun(cmd)
 			if err != nil {
 				return err
 			}

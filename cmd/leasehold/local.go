@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/spf13/cobra"
 
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/internal/config"
@@ -85,6 +86,25 @@ const (
 	localRegion = "us-east-1"
 	localKey    = "test"
 )
+
+// localRun is what the demo and the benchmarks that start worker
+// processes need: the configuration, the local stack, and the path of this
+// executable, which the workers run.
+func localRun(cmd *cobra.Command) (config.Config, localStack, string, error) {
+	c, _, err := loadConfig(cmd)
+	if err != nil {
+		return config.Config{}, localStack{}, "", err
+	}
+	ls, err := openLocalStack(cmd.Context(), c)
+	if err != nil {
+		return config.Config{}, localStack{}, "", err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return config.Config{}, localStack{}, "", err
+	}
+	return c, ls, self, nil
+}
 
 // localChildEnv returns the variables a child process (a worker the demo
 // or a benchmark starts) needs to reach the local stack when the
