@@ -44,7 +44,7 @@ func NewLimiter(recordsPerSecond, bytesPerSecond float64) (*Limiter, error) {
 	if recordsPerSecond == 0 && bytesPerSecond == 0 {
 		return nil, nil
 	}
-	l := &Limiter{rate: [2]float64{recordsPerSecond, bytesPerSecond}, now: time.Now, sleep: sleepCtx}
+	l := &Limiter{rate: [2]float64{recordsPerSecond, bytesPerSecond}, now: time.Now, sleep: backoff.Sleep}
 	l.tokens = l.rate // start with a full second's burst
 	l.last = l.now()
 	return l, nil
@@ -83,12 +83,7 @@ func (l *Limiter) Wait(ctx context.Context, records, bytes int) error {
 	if wait <= 0 {
 		return nil
 	}
-	return l.sleep(ctx, wait)
-}
-
-// sleepCtx waits d or until ctx ends, then returning ctx's cause.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if backoff.Sleep(ctx, d) != nil {
+	if l.sleep(ctx, wait) != nil {
 		return context.Cause(ctx)
 	}
 	return nil
