@@ -1,7 +1,8 @@
 // Package awserr decides, once per AWS service, what a failed call means
 // for a writer: try again soon, wait for an operator, or give up on the
 // request. The S3 archive sink, the S3 dead-letter writer, the DynamoDB
-// sink, the producer, ingest and the collector all ask it, so that they
+// sink, the producer, ingest, the collector, the lease coordinator and the
+// shard consumers (Permanent) all ask it, so that they
 // cannot drift apart (the dead-letter writer's own copy once treated
 // InternalError, ServiceUnavailable and TokenRefreshRequired as permanent;
 // ingest's read a DynamoDB throttling error that outlived the SDK's
@@ -201,18 +202,21 @@ var (
 			"ExpiredTokenException", "RequestTimeout", "TransactionConflictException",
 			"ResourceInUseException"}, // the table is being created or updated: it passes
 		CannotWrite: {"ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException",
-			"MissingAuthenticationTokenException", "InvalidSignatureException", "IncompleteSignatureException",
+			"MissingAuthenticationTokenException", "MissingAuthenticationToken", "InvalidSignatureException",
+			"IncompleteSignatureException", "IncompleteSignature", "InvalidClientTokenId",
 			"KMSAccessDeniedException", "KMSDisabledException", "KMSInvalidStateException", "KMSNotFoundException"},
-		Reject: {"ValidationException", "ItemCollectionSizeLimitExceededException"},
+		Reject: {"ValidationException", "ItemCollectionSizeLimitExceededException", "SerializationException"},
 	})
 	kinesisCodes = table(map[Class][]string{
 		Retry: {"InternalFailure", "InternalFailureException", "InternalServerError", "InternalError",
 			"ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
 			"KMSInternalException", "EC2ThrottledException", "ExpiredTokenException",
-			"ResourceInUseException"}, // the stream is being created or updated: it passes
+			"ExpiredIteratorException", // GetRecords: take a new iterator and go on
+			"ResourceInUseException"},  // the stream is being created or updated: it passes
 		CannotWrite: {"ResourceNotFoundException", "AccessDeniedException", "UnrecognizedClientException",
-			"MissingAuthenticationTokenException", "InvalidSignatureException", "IncompleteSignatureException"},
-		Reject: {"ValidationException", "InvalidArgumentException"},
+			"MissingAuthenticationTokenException", "MissingAuthenticationToken", "InvalidSignatureException",
+			"IncompleteSignatureException", "IncompleteSignature", "InvalidClientTokenId"},
+		Reject: {"ValidationException", "InvalidArgumentException", "SerializationException"},
 	})
 )
 
