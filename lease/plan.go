@@ -128,6 +128,10 @@ type planOutput struct {
 	// one more once nobody is below floor, or someone is outside
 	// floor..target): worth a look now and then, not every pass.
 	settled, lookAgain bool
+	// What the plan saw, for telling one look from the next: live workers
+	// (others) below floor and above target, the most any of them holds,
+	// and this worker's own count.
+	below, above, most, mine int
 }
 
 // plan decides one pass. It is a pure function of its input so that the
@@ -382,10 +386,16 @@ func plan(in planInput) planOutput {
 	// Look again now and then while the fleet is not balanced as seen
 	// from here: a promise this view counts may be refused, and the
 	// count it leaves is only seen by reading the table again.
-	unbalanced := mine < out.target && most >= mine+2
 	for id := range in.live {
-		unbalanced = unbalanced || eff[id] > out.target || eff[id] < out.floor
+		switch {
+		case eff[id] > out.target:
+			out.above++
+		case eff[id] < out.floor:
+			out.below++
+		}
 	}
+	out.most, out.mine = most, mine
+	unbalanced := mine < out.target && most >= mine+2 || out.above > 0 || out.below > 0
 	out.lookAgain = out.settled && unbalanced
 	return out
 }
