@@ -63,13 +63,14 @@ func PrintLeases(w io.Writer, r LeaseResult) {
 func PrintScale(w io.Writer, rs []ScaleResult) {
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', tabwriter.Debug)
 	row := func(cells ...string) { fmt.Fprintf(tw, "| %s\t\n", strings.Join(cells, "\t ")) }
-	row("shards / workers (store)", "cold start → balanced (moves)", "scale-out (moves / minimum)", "at rest: read / write units per shard-hour", "dollars per shard-month", "target")
-	row("---", "---", "---", "---", "---", "---")
+	row("shards / workers (store)", "cold start → balanced (moves)", "scale-out (moves / minimum)", "… scans, requests, fenced / lost, read / write units", "at rest: read / write units per shard-hour", "dollars per shard-month", "target")
+	row("---", "---", "---", "---", "---", "---", "---")
 	for _, r := range rs {
 		rd, wr := r.Rest.PerShardHour()
 		row(fmt.Sprintf("%d / %d (%s)", r.Shards, r.Workers, r.Backend),
 			fmt.Sprintf("%s (%d)", secs(r.ColdStart, 1), r.ColdMoves),
 			fmt.Sprintf("+%d: %s (%d / %d)", r.Added, secs(r.ScaleOut, 1), r.ScaleOutMoves, r.ScaleOutMin),
+			fmt.Sprintf("%d, %d, %d / %d, %.0f / %.0f", r.ScaleOutScans, r.ScaleOutRequests, r.ScaleOutFenced, r.ScaleOutLost, r.ScaleOutUnits.Read, r.ScaleOutUnits.Write),
 			fmt.Sprintf("%.1f / %.1f", rd, wr),
 			fmt.Sprintf("$%.4f", r.Rest.DollarsPerShardMonth()),
 			"≤ $0.05; moves ≤ minimum + 10%")

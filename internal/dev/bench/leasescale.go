@@ -45,7 +45,12 @@ type ScaleResult struct {
 	ScaleOut      time.Duration
 	ScaleOutMoves int64
 	ScaleOutMin   int
-	Rest          Cost
+	// During the scale-out, from the join to balanced: whole-table scans
+	// and handoff requests by all workers, leases fenced or lost, and
+	// the capacity the lease table consumed.
+	ScaleOutScans, ScaleOutRequests, ScaleOutFenced, ScaleOutLost int64
+	ScaleOutUnits                                                 lease.Units
+	Rest                                                          Cost
 }
 
 // scaleHandler holds what it is given and hands over at once when asked.
@@ -137,6 +142,18 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (ScaleResult, error) {
 		}
 		return n
 	}
+	total := func() lease.Stats {
+		var t lease.Stats
+		for _, w := range workers {
+			s := w.co.Stats()
+			t.Scans += s.Scans
+			t.Requested += s.Requested
+			t.Fenced += s.Fenced
+			t.Lost += s.Lost
+			t.Reincarnations += s.Reincarnations
+		}
+		return t
+	}
 	balanced := func(limit time.Duration) (time.Duration, error) {
 		t0 := time.Now()
 		next := t0.Add(10 * time.Second)
@@ -150,12 +167,8 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (ScaleResult, error) {
 				return time.Since(t0), nil
 			}
 			if time.Now().After(next) {
-				var fenced, dead, scans int64
-				for _, w := range workers {
-					st := w.co.Stats()
-					fenced, dead, scans = fenced+st.Fenced, dead+st.Reincarnations, scans+st.Scans
-				}
-				say("scale (%s): after %s: %d of %d leases held, %d to %d per worker, %d moves; %d fenced, %d declared dead, %d scans", cfg.Backend, time.Since(t0).Round(time.Second), sum, cfg.Shards, lo, hi, moves(), fenced, dead, scans)
+				t := total()
+				say("scale (%s): after %s: %d of %d leases held, %d to %d per worker, %d moves; %d fenced, %d declared dead, %d scans", cfg.Backend, time.Since(t0).Round(time.Second), sum, cfg.Shards, lo, hi, moves(), t.Fenced, t.Reincarnations, t.Scans)
 				next = next.Add(10 * time.Second)
 			}
 			if err := sleep(ctx, 100*time.Millisecond); err != nil {
@@ -177,23 +190,30 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (ScaleResult, error) {
 	time.Sleep(3 * time.Second)
 
 	say("scale (%s): %d more workers join", cfg.Backend, cfg.Add)
-	m0 := moves()
+	m0, s0, u0 := moves(), total(), meter.Units()
 	if err := start(cfg.Add); err != nil {
 		return res, err
 	}
 	if res.ScaleOut, err = balanced(5 * time.Minute); err != nil {
 		return res, err
 	}
+	s1, u1 := total(), meter.Units()
+	res.ScaleOutScans, res.ScaleOutRequests = s1.Scans-s0.Scans, s1.Requested-s0.Requested
+	res.ScaleOutUnits = lease.Units{Read: u1.Read - u0.Read, Write: u1.Write - u0.Write}
 	time.Sleep(3 * time.Second)
 	res.ScaleOutMoves = moves() - m0
 	res.ScaleOutMin = cfg.Add * (cfg.Shards / len(workers))
+	s2 := total()
+	res.ScaleOutFenced, res.ScaleOutLost = s2.Fenced-s0.Fenced, s2.Lost-s0.Lost
 
+	say("scale (%s): scale-out took %s: %d moves (minimum %d), %d requests, %d scans, %d fenced, %d lost",
+		cfg.Backend, res.ScaleOut.Round(100*time.Millisecond), res.ScaleOutMoves, res.ScaleOutMin, res.ScaleOutRequests, res.ScaleOutScans, res.ScaleOutFenced, res.ScaleOutLost)
 	say("scale (%s): at rest for %s", cfg.Backend, cfg.Rest)
-	u0 := meter.Units()
+	u0 = meter.Units()
 	if err := sleep(ctx, cfg.Rest); err != nil {
 		return res, err
 	}
-	u1 := meter.Units()
+	u1 = meter.Units()
 	res.Rest = Cost{Window: cfg.Rest, Shards: cfg.Shards, Read: u1.Read - u0.Read, Write: u1.Write - u0.Write}
 	return res, nil
 }
