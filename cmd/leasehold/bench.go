@@ -30,7 +30,8 @@ func newBenchCmd() *cobra.Command {
 	}
 	var shards, workers int
 	var rest, consuming, hold time.Duration
-	var faults, scale bool
+	var faults, scale, scaleLocal, processes, spreads bool
+	var spreadRest time.Duration
 	leases := &cobra.Command{
 		Use:   "leases",
 		Short: "Failover, handoff, scale-out, lease-table faults, DynamoDB cost and scale, with real worker processes",
@@ -46,38 +47,56 @@ after the takeover, overlap. --scale adds lease coordinators in this
 process: 1,000 shards and 20 workers on the local DynamoDB, and 10,000
 shards and 200 workers on an in-memory store that counts capacity as
 DynamoDB bills it: convergence, planned moves and cost at rest.
+--spreads adds, for 1 to 64 shards per worker (64 shards), coordinators in
+this process on that store: units and dollars at rest beside the Java
+KCL's (a model of its default intervals, see docs/BENCHMARKS.md), and what
+one joining worker costs. --processes=false --scale-local=false runs only
+what needs no local stack.
 
 Lease timings come from the lease.* settings. Refuses endpoints that are
 not on loopback: it creates and deletes streams and tables.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, ls, self, err := localRun(cmd)
+			c, _, err := loadConfig(cmd)
 			if err != nil {
 				return err
+			}
+			var ls localStack
+			self := ""
+			if processes || scale && scaleLocal {
+				if c, ls, self, err = localRun(cmd); err != nil {
+					return err
+				}
 			}
 			start := time.Now()
-			res, err := bench.RunLeases(cmd.Context(), ls.kc, ls.db, bench.LeaseConfig{
-				Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, Shards: shards, Workers: workers,
-				Duration: c.Lease.Duration, TakeInterval: c.Lease.TakeInterval, Renew: c.Lease.RenewInterval, Margin: c.Lease.SafetyMargin,
-				Rest: rest, Consuming: consuming, Faults: faults, FaultHold: hold, Progress: cmd.ErrOrStderr(),
-				Env: localChildEnv(),
-			})
-			if err != nil {
-				return err
-			}
-			var scales []bench.ScaleResult
-			if scale {
-				lc := lease.Config{Duration: c.Lease.Duration, RenewInterval: c.Lease.RenewInterval, TakeInterval: c.Lease.TakeInterval, SafetyMargin: c.Lease.SafetyMargin}
-				table := fmt.Sprintf("bench-scale-%d", time.Now().UnixNano()%1e9)
-				defer ls.db.DeleteTable(context.WithoutCancel(cmd.Context()), &dynamodb.DeleteTableInput{TableName: &table}) //nolint:errcheck // best effort
-				store, err := lease.NewDynamoStore(ls.db, table)
+			var res *bench.LeaseResult
+			if processes {
+				r, err := bench.RunLeases(cmd.Context(), ls.kc, ls.db, bench.LeaseConfig{
+					Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, Shards: shards, Workers: workers,
+					Duration: c.Lease.Duration, TakeInterval: c.Lease.TakeInterval, Renew: c.Lease.RenewInterval, Margin: c.Lease.SafetyMargin,
+					Rest: rest, Consuming: consuming, Faults: faults, FaultHold: hold, Progress: cmd.ErrOrStderr(),
+					Env: localChildEnv(),
+				})
 				if err != nil {
 					return err
 				}
-				for _, sc := range []bench.ScaleConfig{
-					{Backend: "local DynamoDB", Store: store, Shards: 1000, Workers: 20},
-					{Backend: "in-memory, DynamoDB billing", Store: leasetest.NewFake(), Shards: 10000, Workers: 200},
-				} {
+				res = &r
+			}
+			lc := lease.Config{Duration: c.Lease.Duration, RenewInterval: c.Lease.RenewInterval, TakeInterval: c.Lease.TakeInterval, SafetyMargin: c.Lease.SafetyMargin}
+			var scales []bench.ScaleResult
+			if scale {
+				var scs []bench.ScaleConfig
+				if scaleLocal {
+					table := fmt.Sprintf("bench-scale-%d", time.Now().UnixNano()%1e9)
+					defer ls.db.DeleteTable(context.WithoutCancel(cmd.Context()), &dynamodb.DeleteTableInput{TableName: &table}) //nolint:errcheck // best effort
+					store, err := lease.NewDynamoStore(ls.db, table)
+					if err != nil {
+						return err
+					}
+					scs = append(scs, bench.ScaleConfig{Backend: "local DynamoDB", Store: store, Shards: 1000, Workers: 20})
+				}
+				scs = append(scs, bench.ScaleConfig{Backend: "in-memory, DynamoDB billing", Store: leasetest.NewFake(), Shards: 10000, Workers: 200})
+				for _, sc := range scs {
 					sc.Lease, sc.Progress = lc, cmd.ErrOrStderr()
 					r, err := bench.RunScale(cmd.Context(), sc)
 					if err != nil {
@@ -86,12 +105,24 @@ not on loopback: it creates and deletes streams and tables.`,
 					scales = append(scales, r)
 				}
 			}
+			var sprs []bench.SpreadResult
+			if spreads {
+				if sprs, err = bench.RunSpreads(cmd.Context(), bench.SpreadConfig{Rest: spreadRest, Lease: lc, Progress: cmd.ErrOrStderr()}); err != nil {
+					return err
+				}
+			}
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "leasehold bench leases — %s, %d cores, took %s\n\n", time.Now().UTC().Format("2006-01-02"), numCPU(), time.Since(start).Round(time.Second))
-			bench.PrintLeases(out, res)
+			if res != nil {
+				bench.PrintLeases(out, *res)
+			}
 			if len(scales) > 0 {
 				fmt.Fprintf(out, "\n### Scale: lease coordinators in one process, no records\n\n")
 				bench.PrintScale(out, scales)
+			}
+			if len(sprs) > 0 {
+				fmt.Fprintf(out, "\n### Cost by spread, beside the Java KCL's\n\n")
+				bench.PrintSpreads(out, sprs)
 			}
 			return nil
 		},
@@ -103,6 +134,10 @@ not on loopback: it creates and deletes streams and tables.`,
 	leases.Flags().BoolVar(&faults, "faults", true, "run the lease-table fault scenarios")
 	leases.Flags().DurationVar(&hold, "fault-hold", 0, "how long each fault lasts (default 3 × lease.duration)")
 	leases.Flags().BoolVar(&scale, "scale", true, "run the scale scenarios (1,000 shards / 20 workers, 10,000 / 200)")
+	leases.Flags().BoolVar(&scaleLocal, "scale-local", true, "include the 1,000-shard scale scenario on the local DynamoDB")
+	leases.Flags().BoolVar(&processes, "processes", true, "run the worker-process scenarios (failover, handoff, faults, cost) on the local stack")
+	leases.Flags().BoolVar(&spreads, "spreads", true, "run the cost-by-spread scenarios (1 to 64 shards per worker) beside the Java KCL's")
+	leases.Flags().DurationVar(&spreadRest, "spread-rest", 130*time.Second, "window over which units at rest are counted in the spread scenarios")
 	cmd.AddCommand(leases, newBenchPipelineCmd(), newBenchExplorerCmd())
 	return cmd
 }

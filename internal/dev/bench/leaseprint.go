@@ -98,3 +98,38 @@ func labels(c Cost) string {
 	}
 	return out
 }
+
+// PrintSpreads renders the spread scenarios: at rest beside the Java
+// KCL's model, and what one joining worker costs.
+func PrintSpreads(w io.Writer, rs []SpreadResult) {
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', tabwriter.Debug)
+	row := func(cells ...string) { fmt.Fprintf(tw, "| %s\t\n", strings.Join(cells, "\t ")) }
+	row("shards per worker (shards / workers)", "ours at rest: read / write units per shard-hour", "ours: $ per shard-month", "KCL 2.x: read / write", "KCL 2.x: $", "KCL 3.x: read / write", "KCL 3.x: $", "ours ÷ KCL 2.x, 3.x", "≤ ⅓ of both")
+	row("---", "---", "---", "---", "---", "---", "---", "---", "---")
+	for _, r := range rs {
+		rd, wr := r.Rest.PerShardHour()
+		ours, k2, k3 := r.Dollars()
+		sh := float64(r.Shards)
+		ok := "no"
+		if ours <= k2/3 && ours <= k3/3 {
+			ok = "yes"
+		}
+		row(fmt.Sprintf("%d (%d / %d)", r.Spread, r.Shards, r.Workers),
+			fmt.Sprintf("%.0f / %.0f", rd, wr), fmt.Sprintf("$%.3f", ours),
+			fmt.Sprintf("%.0f / %.0f", r.KCL2.Read/sh, r.KCL2.Write/sh), fmt.Sprintf("$%.3f", k2),
+			fmt.Sprintf("%.0f / %.0f", r.KCL3.Read/sh, r.KCL3.Write/sh), fmt.Sprintf("$%.3f", k3),
+			fmt.Sprintf("%.2f, %.2f", ours/k2, ours/k3), ok)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 1, ' ', tabwriter.Debug)
+	row = func(cells ...string) { fmt.Fprintf(tw, "| %s\t\n", strings.Join(cells, "\t ")) }
+	row("shards per worker", "one worker joins: balanced after", "moves / minimum", "scans", "read / write units beyond rest", "$ per join", "… per shard-month at one join an hour")
+	row("---", "---", "---", "---", "---", "---", "---")
+	for _, r := range rs {
+		row(fmt.Sprint(r.Spread), secs(r.JoinTime, 1), fmt.Sprintf("%d / %d", r.JoinMoves, r.JoinMin), fmt.Sprint(r.JoinScans),
+			fmt.Sprintf("%.0f / %.0f", r.Join.Read, r.Join.Write), fmt.Sprintf("$%.6f", r.JoinDollars()),
+			fmt.Sprintf("$%.4f", r.JoinDollars()*hoursPerMonth/float64(r.Shards)))
+	}
+	tw.Flush()
+}
