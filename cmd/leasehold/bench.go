@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -242,7 +243,7 @@ each worker over the steady window.`,
 
 func newBenchExplorerCmd() *cobra.Command {
 	var cfg bench.ExplorerConfig
-	var backend string
+	var backend, searchLog string
 	cmd := &cobra.Command{
 		Use:   "explorer",
 		Short: "Page-view time and p50/p95 of each explorer API call, on the demo's data or on generated millions",
@@ -280,6 +281,14 @@ Markdown table. Refuses a cluster that is not on loopback.`,
 			if err != nil {
 				return err
 			}
+			if searchLog != "" {
+				f, err := os.Create(searchLog)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				cfg.SearchLog = f
+			}
 			start := time.Now()
 			res, err := bench.RunExplorer(cmd.Context(), cfg)
 			if err != nil {
@@ -299,6 +308,7 @@ Markdown table. Refuses a cluster that is not on loopback.`,
 	cmd.Flags().IntVar(&cfg.Warm, "warm", 0, "page views to measure after them with the cache kept (default: --rounds)")
 	cmd.Flags().BoolVar(&cfg.EventsOnly, "events-only", false, "measure without rollups (otherwise the rollups of every finished day are built first, timed, and read)")
 	cmd.Flags().StringVar(&cfg.RollupPrefix, "rollup-prefix", "leasehold-rollups", "prefix of the rollup indices")
+	cmd.Flags().StringVar(&searchLog, "search-log", "", "write every search of the measured page views (indices, took, body) to this file as JSON lines")
 	return cmd
 }
 

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/leasehold/leasehold/event"
@@ -43,6 +45,10 @@ type ExplorerConfig struct {
 	EventsOnly   bool
 	RollupPrefix string
 	Progress     io.Writer
+	// SearchLog, when set, receives the explorer's debug log of the
+	// measured page views: one JSON line per search with the indices, the
+	// cluster's took and the body, to see which searches are slow.
+	SearchLog io.Writer
 }
 
 // ExplorerResult holds the measurements.
@@ -181,8 +187,14 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 			res.RollupStore = fmt.Sprintf("%.2f GB", float64(st.All.Primaries.Store.SizeInBytes)/1e9)
 		}
 	}
+	var log *zap.Logger
+	if cfg.SearchLog != nil {
+		enc := zap.NewProductionEncoderConfig()
+		enc.EncodeTime = zapcore.ISO8601TimeEncoder
+		log = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(cfg.SearchLog), zap.DebugLevel))
+	}
 	srv, err := explorer.New(explorer.Config{Backend: cfg.Store, Index: cfg.Index, AppDomains: []string{"app.example.com"}, Now: func() time.Time { return cfg.Now },
-		Rollups: mode, RollupPrefix: cfg.RollupPrefix, RollupCheck: 5 * time.Second}, users, nil)
+		Rollups: mode, RollupPrefix: cfg.RollupPrefix, RollupCheck: 5 * time.Second}, users, log)
 	if err != nil {
 		return res, err
 	}
