@@ -127,7 +127,7 @@ func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request, p Princip
 	if q.Metric == "sites" {
 		sitesAggs["h"] = hist(obj{"sites": distinct("referring_domain")})
 	}
-	sites := ask{cube: cubeReferrers, spans: spans, scope: sc, body: obj{"size": 0, "aggs": perPeriod(q, sitesAggs)}, perDay: q.Metric == "sites", hourly: hourly && q.Metric == "sites"}
+	sites := ask{cube: cubeSites, spans: spans, scope: sc, body: obj{"size": 0, "aggs": perPeriod(q, sitesAggs)}, perDay: q.Metric == "sites", hourly: hourly && q.Metric == "sites"}
 	var coreRes, sitesRes node
 	var viewers, hourViewers viewerDays
 	var fresh Freshness

@@ -114,6 +114,9 @@ func (s *Server) run(ctx context.Context, a ask) (node, error) {
 	if c != nil && a.scope.asset != "" && !c.assets {
 		c = nil // one asset's figures are read from its events
 	}
+	if c != nil && c.uses && !hasUses(a.filters) {
+		c = nil // the cube counts uses only
+	}
 	var p plan
 	if c != nil && s.rollups != nil {
 		p = s.rollups.snapshot(ctx).plan(c, a.spans, a.perDay, a.hourly)
@@ -153,4 +156,15 @@ func periodSpans(q Query) []span {
 		out = append(out, span{pf, pt})
 	}
 	return out
+}
+
+// hasUses reports whether filters keep uses only.
+func hasUses(filters []obj) bool {
+	u := string(mustJSON(uses))
+	for _, f := range filters {
+		if string(mustJSON(f)) == u {
+			return true
+		}
+	}
+	return false
 }

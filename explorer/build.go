@@ -18,8 +18,8 @@ import (
 
 // builder keeps the rollups current: in each pass it builds the blocks of
 // finished days (before today, by Config.Now) that have no current
-// rollup, day blocks from the events and larger blocks from their two
-// halves. A day is built once its fingerprint has not changed for the
+// rollup, day blocks from the events and larger blocks from the blocks
+// of the cube's level below. A day is built once its fingerprint has not changed for the
 // settle time, so a day that is still receiving events (late CloudFront
 // logs, a backfill) is read from its events meanwhile instead of being
 // rebuilt after every write.
@@ -138,6 +138,26 @@ func (b *builder) pass(ctx context.Context) (BuildStats, error) {
 	}
 	built := 0
 	for _, c := range cubes {
+		if c.topOf != nil {
+			// A top block is made from its full cube's block of the same
+			// days, once that is current.
+			for _, k := range c.levels {
+				for i := (today >> k) - 1; i >= snap.first>>k; i-- {
+					id := blockID{cube: c.name, level: k, idx: i}
+					gen := snap.gen(k, i)
+					if current(id, gen) || !current(blockID{cube: c.topOf.name, level: k, idx: i}, gen) {
+						continue
+					}
+					n, err := b.build(ctx, c, id, gen, states)
+					if err != nil {
+						return st, err
+					}
+					st.Blocks++
+					st.Docs += n
+				}
+			}
+			continue
+		}
 		for d := min(today-1, snap.last); d >= snap.first; d-- {
 			id := blockID{cube: c.name, level: 0, idx: d}
 			gen := snap.gen(0, d)
@@ -158,16 +178,21 @@ func (b *builder) pass(ctx context.Context) (BuildStats, error) {
 			st.Docs += n
 			built++
 		}
-		for k := 1; k <= c.maxLevel; k++ {
+		for _, k := range c.levels {
+			if k == 0 {
+				continue
+			}
+		blocks:
 			for i := (today >> k) - 1; i >= snap.first>>k; i-- {
 				id := blockID{cube: c.name, level: k, idx: i}
 				gen := snap.gen(k, i)
 				if current(id, gen) {
 					continue
 				}
-				l, r := blockID{cube: c.name, level: k - 1, idx: 2 * i}, blockID{cube: c.name, level: k - 1, idx: 2*i + 1}
-				if !current(l, snap.gen(k-1, 2*i)) || !current(r, snap.gen(k-1, 2*i+1)) {
-					continue // a half is not built yet
+				for _, ch := range c.children(id) {
+					if !current(ch, snap.gen(ch.level, ch.idx)) {
+						continue blocks // a part is not built yet
+					}
 				}
 				n, err := b.build(ctx, c, id, gen, states)
 				if err != nil {
@@ -204,9 +229,15 @@ func (b *builder) install(ctx context.Context) error {
 	}
 	kw := map[string]any{"type": "keyword"}
 	props["rollup"] = map[string]any{"type": "object", "dynamic": false, "properties": map[string]any{
-		"cube": kw, "level": kw, "key": kw, "vkey": kw, "built": map[string]any{"type": "date"},
+		"cube": kw, "level": kw, "key": kw, "vkey": kw, "built": map[string]any{"type": "date"}, "rest": map[string]any{"type": "long"},
 	}}
 	props["viewers"] = map[string]any{"type": "long"}
+	// rollup.rest came with the top cubes: indices made from an older
+	// template get it too.
+	if _, _, err := b.r.st.call(ctx, http.MethodPut, "/"+escapeIndices(b.r.dataPattern())+"/_mapping?ignore_unavailable=true&allow_no_indices=true",
+		obj{"properties": obj{"rollup": obj{"properties": obj{"rest": obj{"type": "long"}}}}}); err != nil {
+		return fmt.Errorf("rollup mapping: %w", err)
+	}
 	tmpl := obj{"index_patterns": []string{b.r.dataPattern()}, "priority": 250, "template": obj{
 		"settings": obj{"index": obj{"number_of_shards": 1, "auto_expand_replicas": "0-1", "refresh_interval": "30s"}},
 		"mappings": m,
@@ -243,12 +274,14 @@ func (b *builder) build(ctx context.Context, c *cube, id blockID, gen string, st
 	switch {
 	case c.viewers:
 		docs, err = b.viewerDocs(ctx, first)
+	case c.topOf != nil:
+		docs, err = b.topDocs(ctx, c, states[blockID{cube: c.topOf.name, level: id.level, idx: id.idx}].Key, dayTime(first))
 	case id.level == 0:
 		docs, err = b.dayDocs(ctx, c, first)
 	default:
 		var keys []string
-		for _, half := range []blockID{{c.name, id.level - 1, 2 * id.idx}, {c.name, id.level - 1, 2*id.idx + 1}} {
-			if s, ok := states[half]; ok && s.Gen != "" {
+		for _, part := range c.children(id) {
+			if s, ok := states[part]; ok && s.Gen != "" {
 				keys = append(keys, s.Key)
 			}
 		}
@@ -357,7 +390,11 @@ func (b *builder) dayDocs(ctx context.Context, c *cube, d day) ([]rollupDoc, err
 	all := map[string]*rollupDoc{}
 	var order []string
 	start := dayTime(d)
-	err := b.composite(ctx, b.r.st.raw, span{start, dayTime(d + 1)}.query(), sources, obj{"bytes": obj{"sum": obj{"field": "bytes"}}}, func(page []node) {
+	query := span{start, dayTime(d + 1)}.query()
+	if c.uses {
+		query = boolFilter(query, uses)
+	}
+	err := b.composite(ctx, b.r.st.raw, query, sources, obj{"bytes": obj{"sum": obj{"field": "bytes"}}}, func(page []node) {
 		for _, bk := range page {
 			key := bk.sub("key")
 			doc := rollupDoc{level: level, time: start, fields: map[string]any{}, count: bk.count(), bytes: bk.sub("bytes").value()}
@@ -399,7 +436,79 @@ func (b *builder) dayDocs(ctx context.Context, c *cube, d day) ([]rollupDoc, err
 	return docs, err
 }
 
-// mergedDocs adds up the documents of a block's halves (their keys).
+// topDocs makes a block of top cube c from its full cube's block of the
+// same days (key fullKey): for every combination of the filter
+// dimensions, the c.keep keys with the most events over all customers
+// (ties: the smaller key first, as a terms aggregation orders them), and,
+// when keys were left out, a document without a key holding the count of
+// the largest of them in rollup.rest. Counts are exact: the full block
+// holds every key.
+func (b *builder) topDocs(ctx context.Context, c *cube, fullKey string, start time.Time) ([]rollupDoc, error) {
+	if fullKey == "" {
+		return nil, nil
+	}
+	query := terms("rollup.key", []string{fullKey})
+	if !c.topOf.assets {
+		query = boolFilter(query, term("rollup.level", "all"))
+	}
+	var sources []obj
+	for i, f := range c.dims {
+		sources = append(sources, termsSource(fmt.Sprintf("d%d", i), f))
+	}
+	groups := map[string][]rollupDoc{}
+	var order []string
+	err := b.composite(ctx, b.r.dataPattern(), query, sources, nil, func(page []node) {
+		for _, bk := range page {
+			key := bk.sub("key")
+			doc := rollupDoc{level: "all", time: start, fields: map[string]any{}, count: bk.count()}
+			group := map[string]any{}
+			for i, f := range c.dims {
+				if v := keyValue(key, fmt.Sprintf("d%d", i)); v != nil {
+					doc.fields[f] = v
+					if f != c.key {
+						group[f] = v
+					}
+				}
+			}
+			if doc.fields[c.key] == nil {
+				continue // no key (a direct visit has no page): never listed
+			}
+			g := string(mustJSON(group))
+			if _, ok := groups[g]; !ok {
+				order = append(order, g)
+			}
+			groups[g] = append(groups[g], doc)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	var docs []rollupDoc
+	for _, g := range order {
+		list := groups[g]
+		sort.Slice(list, func(i, j int) bool {
+			if list[i].count != list[j].count {
+				return list[i].count > list[j].count
+			}
+			return fmt.Sprint(list[i].fields[c.key]) < fmt.Sprint(list[j].fields[c.key])
+		})
+		if len(list) <= c.keep {
+			docs = append(docs, list...)
+			continue
+		}
+		docs = append(docs, list[:c.keep]...)
+		rest := rollupDoc{level: "all", time: start, fields: map[string]any{"rollup.rest": list[c.keep].count}, count: 1}
+		for f, v := range list[0].fields {
+			if f != c.key {
+				rest.fields[f] = v
+			}
+		}
+		docs = append(docs, rest)
+	}
+	return docs, nil
+}
+
+// mergedDocs adds up the documents of the blocks a block is made of (their keys).
 func (b *builder) mergedDocs(ctx context.Context, c *cube, start time.Time, keys []string) ([]rollupDoc, error) {
 	if len(keys) == 0 {
 		return nil, nil

@@ -33,3 +33,19 @@ func (s *Server) RollupPlan(ctx context.Context, cubeName string, from, to time.
 	}
 	return blocks, eventDays
 }
+
+// SetTopKeep sets how many keys the top cubes keep per block and
+// combination of filters (rollups built before keep the old number).
+func SetTopKeep(n int) {
+	for _, c := range cubes {
+		if c.topOf != nil {
+			c.keep = n
+		}
+	}
+}
+
+// TopRankings counts the rankings answered from a top cube and those
+// that were asked from the full cube after all.
+func (s *Server) TopRankings() (fromTop, fellBack int64) {
+	return s.topRanked.Load(), s.topFellBack.Load()
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Count is one row of a breakdown: a key and its figure now and before.
@@ -30,6 +32,25 @@ func counts(q Query, cur, prev node, label func(node) string) []Count {
 		if label != nil {
 			c.Label = label(b)
 		}
+		if cmp {
+			v := before[c.Key]
+			c.Prev = &v
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// rankedCounts is counts for rankings.
+func rankedCounts(q Query, cur, prev []ranked) []Count {
+	before := map[string]float64{}
+	for _, r := range prev {
+		before[r.key] = float64(r.count)
+	}
+	_, _, cmp := q.Previous()
+	out := []Count{}
+	for _, r := range cur {
+		c := Count{Key: r.key, Cur: float64(r.count)}
 		if cmp {
 			v := before[c.Key]
 			c.Prev = &v
@@ -96,16 +117,15 @@ func figures(b node) assetFig {
 // ones, so each shard reports many more than n candidates (shard_size)
 // for the merged ranking to be right.
 func (s *Server) topIDs(ctx context.Context, q Query, sc scopeSpec, n int) (cur, prev []string, err error) {
-	res, err := s.run(ctx, ask{cube: cubeAssets, spans: periodSpans(q), scope: sc, filters: []obj{uses}, body: obj{"size": 0,
-		"aggs": perPeriod(q, obj{"top": obj{"terms": obj{"field": "asset_id", "size": n, "shard_size": max(10*n, 200)}}})}})
+	c, p, err := s.rank(ctx, q, ask{cube: cubeAssets, spans: periodSpans(q), scope: sc, filters: []obj{uses}}, "asset_id", n, max(10*n, 200), 2*n+10)
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, b := range res.agg("cur").sub("top").buckets() {
-		cur = append(cur, b.key())
+	for _, r := range c {
+		cur = append(cur, r.key)
 	}
-	for _, b := range res.agg("prev").sub("top").buckets() {
-		prev = append(prev, b.key())
+	for _, r := range p {
+		prev = append(prev, r.key)
 	}
 	return cur, prev, nil
 }
@@ -248,14 +268,24 @@ func (s *Server) handleSources(w http.ResponseWriter, r *http.Request, p Princip
 	sub := obj{
 		"sites":  termsAgg("referring_domain", 500, nil),
 		"direct": obj{"missing": obj{"field": "referring_domain"}},
+	}
+	sc := scopeOf(p, q, false)
+	var res node
+	var curPages, prevPages []ranked
+	g, ctx := errgroup.WithContext(r.Context())
+	g.Go(func() (err error) {
+		res, err = s.run(ctx, ask{cube: cubeSites, spans: periodSpans(q), scope: sc, filters: []obj{uses},
+			body: obj{"size": 0, "aggs": perPeriod(q, sub)}})
+		return err
+	})
+	g.Go(func() (err error) {
 		// Pages are many: each shard reports its 2,000 most used, so that
 		// the merged top list is exact unless a shard has more pages than
 		// that with uses near the list's end.
-		"pages": obj{"terms": obj{"field": "referrer", "size": q.Limit, "shard_size": 2000}},
-	}
-	res, err := s.run(r.Context(), ask{cube: cubeReferrers, spans: periodSpans(q), scope: scopeOf(p, q, false), filters: []obj{uses},
-		body: obj{"size": 0, "aggs": perPeriod(q, sub)}})
-	if err != nil {
+		curPages, prevPages, err = s.rank(ctx, q, ask{cube: cubeReferrers, spans: periodSpans(q), scope: sc, filters: []obj{uses}}, "referrer", q.Limit, 2000, 4*q.Limit+20)
+		return err
+	})
+	if err := g.Wait(); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -288,7 +318,7 @@ func (s *Server) handleSources(w http.ResponseWriter, r *http.Request, p Princip
 		sites[i].Channel = s.channel(sites[i].Key)
 	}
 	out.Sites = sites
-	out.Pages = counts(q, cur.sub("pages"), prev.sub("pages"), nil)
+	out.Pages = rankedCounts(q, curPages, prevPages)
 	chTable := countTable("channel", out.Channels)
 	siteTable := table{header: []string{"site", "channel", "count", "prev_count", "change_pct"}}
 	for _, c := range out.Sites {

@@ -22,10 +22,17 @@ func fakeSnapshot(first, last day, built ...blockID) *snapshot {
 	return s
 }
 
-// allBlocks lists every block of c up to level that lies within [first, last].
+// allBlocks lists every block of c's levels up to level that lies within [first, last].
 func allBlocks(c *cube, first, last day, level int) []blockID {
 	var ids []blockID
-	for k := 0; k <= level; k++ {
+	levels := c.levels
+	if len(levels) == 0 {
+		levels = []int{0}
+	}
+	for _, k := range levels {
+		if k > level {
+			continue
+		}
 		for i := first >> k; (i+1)<<k <= last+1; i++ {
 			if i<<k >= first {
 				ids = append(ids, blockID{cube: c.name, level: k, idx: i})
@@ -47,10 +54,11 @@ func daySpan(a, b day) span { return span{dayTime(a), dayTime(b)} }
 
 func TestPlanUsesTheLargestCurrentBlocks(t *testing.T) {
 	c := cubePlaces
-	s := fakeSnapshot(0, 127, allBlocks(c, 0, 127, c.maxLevel)...)
+	s := fakeSnapshot(0, 127, allBlocks(c, 0, 127, c.maxLevel())...)
 	p := s.plan(c, []span{daySpan(3, 70)}, false, false)
-	// 3 | 4-7 | 8-15 | 16-31 | 32-63 | 64-67 | 68-69
-	want := []string{"places.1/0/3", "places.1/2/1", "places.1/3/1", "places.1/4/1", "places.1/5/1", "places.1/2/16", "places.1/1/34"}
+	// Blocks of 1, 4, 16 and 64 days: 3 | 4-7 | 8-11 | 12-15 | 16-31 | 32-47 | 48-63 | 64-67 | 68 | 69
+	want := []string{"places.2/0/3", "places.2/2/1", "places.2/2/2", "places.2/2/3", "places.2/4/1", "places.2/4/2", "places.2/4/3",
+		"places.2/2/16", "places.2/0/68", "places.2/0/69"}
 	if got := keysOf(p); !slices.Equal(got, want) || len(p.raw) != 0 {
 		t.Fatalf("plan of days 3..69: blocks %v, events %v; want %v and no events", got, p.raw, want)
 	}
@@ -66,10 +74,12 @@ func TestPlanUsesTheLargestCurrentBlocks(t *testing.T) {
 
 func TestPlanReadsAChangedDayFromItsEvents(t *testing.T) {
 	c := cubeReferrers
-	s := fakeSnapshot(0, 63, allBlocks(c, 0, 63, c.maxLevel)...)
+	s := fakeSnapshot(0, 63, allBlocks(c, 0, 63, c.maxLevel())...)
 	s.days[21] = "v2" // a late event: day 21's indices changed after its blocks were built
 	p := s.plan(c, []span{daySpan(16, 32)}, false, false)
-	want := []string{"referrers.1/2/4", "referrers.1/0/20", "referrers.1/1/11", "referrers.1/3/3"}
+	// 16-31 is not current; of its four blocks of four days, 20-23 is not
+	// either: its days 20, 22 and 23 are read from their blocks.
+	want := []string{"referrers.2/2/4", "referrers.2/0/20", "referrers.2/0/22", "referrers.2/0/23", "referrers.2/2/6", "referrers.2/2/7"}
 	if got := keysOf(p); !slices.Equal(got, want) {
 		t.Fatalf("blocks %v, want %v", got, want)
 	}
@@ -77,12 +87,12 @@ func TestPlanReadsAChangedDayFromItsEvents(t *testing.T) {
 		t.Fatalf("events %v, want day 21 only", p.raw)
 	}
 	// Rebuilt: the day and its ancestors are current again.
-	for k := 0; k <= c.maxLevel; k++ {
+	for _, k := range c.levels {
 		id := blockID{cube: c.name, level: k, idx: 21 >> k}
 		g := s.gen(k, 21>>k)
 		s.states[id] = blockState{Gen: g, Key: id.String() + "/" + g}
 	}
-	if p := s.plan(c, []span{daySpan(16, 32)}, false, false); !slices.Equal(keysOf(p), []string{"referrers.1/4/1"}) || len(p.raw) != 0 {
+	if p := s.plan(c, []span{daySpan(16, 32)}, false, false); !slices.Equal(keysOf(p), []string{"referrers.2/4/1"}) || len(p.raw) != 0 {
 		t.Fatalf("after the rebuild: %v, %v", keysOf(p), p.raw)
 	}
 }

@@ -19,10 +19,11 @@ import (
 // Rollups: pre-computed counts of finished days, so that a view of 90 days
 // of ten million events reads thousands of documents instead of millions.
 //
-// Time is cut into blocks of 2^k whole UTC days (k = 0..maxLevel), aligned
-// on multiples of 2^k days since 1970-01-01; any period of whole days is a
-// few such blocks. A block of a cube is built from the events of its days
-// (level 0) or from its two halves (level k > 0) and is current while the
+// Time is cut into blocks of 2^k whole UTC days (k among the cube's
+// levels, e.g. 0, 2, 4, 6), aligned on multiples of 2^k days since
+// 1970-01-01; any period of whole days is a few such blocks. A block of a
+// cube is built from the events of its days (level 0) or from the blocks
+// of its cube's next lower level (level k > 0) and is current while the
 // events it was built from have not changed. That is decided from
 // fingerprints, never from clocks: a day's fingerprint is taken from the
 // indices that hold its events (their uuid and each primary shard's
@@ -176,6 +177,7 @@ func (s *snapshot) current(id blockID) (blockState, bool) {
 type plan struct {
 	keys []string
 	raw  []span
+	docs int64 // rollup documents of the blocks read
 }
 
 // plan covers spans with the largest current blocks of c (day blocks only
@@ -188,9 +190,9 @@ func (s *snapshot) plan(c *cube, spans []span, perDay, hourly bool) plan {
 		p.raw = spans
 		return p
 	}
-	maxLevel := c.maxLevel
-	if perDay {
-		maxLevel = 0
+	levels := c.levels
+	if perDay || len(levels) == 0 {
+		levels = []int{0}
 	}
 	for _, sp := range spans {
 		a, b := day(-1<<40), day(1<<40)
@@ -218,8 +220,10 @@ func (s *snapshot) plan(c *cube, spans []span, perDay, hourly bool) plan {
 		}
 		for d := lo; d < hi; {
 			k := 0
-			for k < maxLevel && d%(2<<k) == 0 && d+(2<<k) <= hi {
-				k++
+			for _, l := range levels {
+				if d%(1<<l) == 0 && d+(1<<l) <= hi {
+					k = l
+				}
 			}
 			s.cover(c, blockID{cube: c.name, level: k, idx: d >> k}, &p)
 			d += 1 << k
@@ -238,11 +242,13 @@ func (s *snapshot) cover(c *cube, id blockID, p *plan) {
 	}
 	if st, ok := s.current(id); ok {
 		p.keys = append(p.keys, st.Key)
+		p.docs += st.Docs
 		return
 	}
 	if id.level > 0 {
-		s.cover(c, blockID{cube: c.name, level: id.level - 1, idx: 2 * id.idx}, p)
-		s.cover(c, blockID{cube: c.name, level: id.level - 1, idx: 2*id.idx + 1}, p)
+		for _, ch := range c.children(id) {
+			s.cover(c, ch, p)
+		}
 		return
 	}
 	p.raw = append(p.raw, span{from: dayTime(id.idx), to: dayTime(id.idx + 1)})

@@ -90,7 +90,7 @@ func TestRollupsAreRead(t *testing.T) { onBackends(t, testRollupsAreRead) }
 func testRollupsAreRead(t *testing.T, c *cluster) {
 	srv := newExplorer(t, c.b, c.events+"-*", c.rollups, explorer.RollupsRead, 0)
 	ctx := context.Background()
-	blocks, days := srv.RollupPlan(ctx, "places.1", start, now.Truncate(24*time.Hour).AddDate(0, 0, 1), false)
+	blocks, days := srv.RollupPlan(ctx, "places.2", start, now.Truncate(24*time.Hour).AddDate(0, 0, 1), false)
 	if len(blocks) == 0 || !slices.Equal(days, []string{"2026-11-30"}) {
 		t.Fatalf("places of 11-16..11-30 read blocks %v and days %v; want blocks, and events for 11-30 only", blocks, days)
 	}
@@ -336,4 +336,34 @@ func countDocs(t *testing.T, b explorer.Backend, index, filter string) int64 {
 		t.Fatalf("count %s: status %d, %v", index, status, err)
 	}
 	return n.Count
+}
+
+// TestTopCubesRankExactly: an admin's rankings of all customers' assets
+// and pages read the top cubes, which keep only a few keys per block here
+// (fixtureTopKeep). Each answer equals the events' answer; some rankings
+// are concluded from the top cubes (their candidates provably hold the
+// top list) and some are not and are asked from the full cubes.
+func TestTopCubesRankExactly(t *testing.T) { onBackends(t, testTopCubesRankExactly) }
+
+func testTopCubesRankExactly(t *testing.T, c *cluster) {
+	srv := newExplorer(t, c.b, c.events+"-*", c.rollups, explorer.RollupsRead, 0)
+	rolled := httptest.NewServer(srv)
+	defer rolled.Close()
+	events := c.newEventsServer(t)
+	for _, path := range []string{
+		"/api/assets?period=7d", "/api/assets?period=7d&limit=3", "/api/assets?period=30d&limit=5", "/api/assets?period=7d&limit=50",
+		"/api/sources?period=7d", "/api/sources?period=7d&limit=3", "/api/sources?period=30d&limit=100",
+		"/api/highlights?period=7d", "/api/assets?period=7d&type=video&limit=5",
+	} {
+		c1, b1 := raw(t, rolled, "admin", path)
+		c2, b2 := raw(t, events, "admin", path)
+		if c1 != 200 || c2 != 200 || !bytes.Equal(b1, b2) {
+			t.Errorf("%s: %d %.1000s\nevents: %d %.1000s", path, c1, b1, c2, b2)
+		}
+	}
+	fromTop, fellBack := srv.TopRankings()
+	t.Logf("rankings from the top cubes: %d; asked from the full cubes: %d", fromTop, fellBack)
+	if fromTop == 0 || fellBack == 0 {
+		t.Fatalf("rankings from the top cubes: %d, asked from the full cubes: %d; want both", fromTop, fellBack)
+	}
 }

@@ -29,6 +29,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -170,6 +171,10 @@ type Server struct {
 	mux      *http.ServeMux
 
 	freshCache sync.Map // tenant ("" for all) → cachedFreshness
+
+	// Rankings answered from a top cube, and those that had to be asked
+	// from the full cube after all (see top.go).
+	topRanked, topFellBack atomic.Int64
 }
 
 // New returns the explorer's handler. users is the access list; log may

@@ -1,0 +1,159 @@
+package explorer
+
+import (
+	"context"
+	"sort"
+
+	"go.uber.org/zap"
+)
+
+// Top lists of all customers together (an admin's view of the top assets
+// and pages) would read every key's rollup documents: thousands of assets
+// and pages, for every combination of the filters, in every block. A top
+// cube keeps, per block and combination of the filter dimensions, only
+// the keys with the most events (cube.keep) and, where keys were left
+// out, the count of the largest of them ("rest"). A ranking then takes
+// three steps, and stays exact:
+//
+//  1. Candidates: the top m > n keys from the top cube (and the events of
+//     days without a current block), with, per period, the sum B of the
+//     rest counts of the blocks and combinations read, and the terms
+//     aggregation's own error bound E.
+//  2. Their exact counts, from the full cube restricted to exactly those
+//     keys (as the figures of the listed assets are counted).
+//  3. A key that is not a candidate has at most T + E events where the top
+//     cube lists it (T: the m-th candidate's count there, 0 when fewer
+//     than m came back) and at most B where it does not. So when the n-th
+//     candidate's exact count is above T + E + B (or that bound is 0), the
+//     candidates hold the exact top n, ranked by their exact counts (ties:
+//     the smaller key first, as a terms aggregation ranks them).
+//     Otherwise the ranking is asked from the full cube, as without top
+//     cubes.
+//
+// Every filter of a ranked ask must be on the filter dimensions (event
+// type, asset type, source, automated), which the top cube's documents
+// carry, for B to cover the keys left out.
+
+// ranked is one key of a ranking and its number of events.
+type ranked struct {
+	key   string
+	count int64
+}
+
+// rank returns, for each period of q (the comparison's empty without
+// one), the n keys of field with the most events of a, with their counts.
+// shardSize is the terms aggregation's shard_size when the full cube (or
+// the events) rank; m is the number of candidates asked from a top cube
+// (more than n: the more, the likelier the ranking is concluded from
+// them, and the more keys are counted exactly).
+func (s *Server) rank(ctx context.Context, q Query, a ask, field string, n, shardSize, m int) (cur, prev []ranked, err error) {
+	sc := a.scope
+	top := (*cube)(nil)
+	if a.cube != nil {
+		top = a.cube.top
+	}
+	if top != nil && s.rollups != nil && sc.admin && sc.tenant == "" && sc.asset == "" && !sc.byTenant {
+		snap := s.rollups.snapshot(ctx)
+		// Where the blocks hold few keys (little traffic per block), the
+		// top cube is hardly smaller than the full one and its extra
+		// search costs more than it saves: it is read when it is at most
+		// a third of the full cube's blocks.
+		if p := snap.plan(top, a.spans, false, false); len(p.keys) > 0 && 3*p.docs <= snap.plan(a.cube, a.spans, false, false).docs {
+			cur, prev, ok, err := s.rankFromTop(ctx, q, a, top, field, n, m)
+			if err != nil || ok {
+				if ok {
+					s.topRanked.Add(1)
+				}
+				return cur, prev, err
+			}
+			s.topFellBack.Add(1)
+			s.log.Debug("top cube ranking not conclusive; ranking from the full cube", zap.String("cube", top.name), zap.Int("n", n))
+		}
+	}
+	a.body = obj{"size": 0, "aggs": perPeriod(q, obj{"top": obj{"terms": obj{"field": field, "size": n, "shard_size": shardSize}}})}
+	res, err := s.run(ctx, a)
+	if err != nil {
+		return nil, nil, err
+	}
+	list := func(n node) []ranked {
+		var out []ranked
+		for _, b := range n.sub("top").buckets() {
+			out = append(out, ranked{b.key(), b.count()})
+		}
+		return out
+	}
+	return list(res.agg("cur")), list(res.agg("prev")), nil
+}
+
+// rankFromTop ranks from top cube top; ok is false when the candidates
+// cannot be shown to hold the top n.
+func (s *Server) rankFromTop(ctx context.Context, q Query, a ask, top *cube, field string, n, m int) (cur, prev []ranked, ok bool, err error) {
+	cand := a
+	cand.cube = top
+	cand.body = obj{"size": 0, "aggs": perPeriod(q, obj{
+		"top":  obj{"terms": obj{"field": field, "size": m, "shard_size": max(2*m, 200)}},
+		"rest": obj{"sum": obj{"field": "rollup.rest"}},
+	})}
+	res, err := s.run(ctx, cand)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	type period struct {
+		keys  []string
+		bound float64
+	}
+	periods := map[string]*period{}
+	var ids []string
+	for _, name := range []string{"cur", "prev"} {
+		pn := res.agg(name)
+		if pn == nil {
+			continue
+		}
+		t := pn.sub("top")
+		buckets := t.buckets()
+		p := &period{bound: t.num("doc_count_error_upper_bound") + pn.sub("rest").value()}
+		if len(buckets) >= m {
+			p.bound += float64(buckets[len(buckets)-1].count())
+		}
+		for _, b := range buckets {
+			p.keys = append(p.keys, b.key())
+		}
+		ids = union(ids, p.keys)
+		periods[name] = p
+	}
+	exact := map[string]map[string]int64{"cur": {}, "prev": {}}
+	if len(ids) > 0 {
+		rc := a
+		rc.filters = append(append([]obj{}, a.filters...), terms(field, ids))
+		rc.body = obj{"size": 0, "aggs": perPeriod(q, obj{"ids": obj{"terms": obj{"field": field, "size": len(ids), "include": ids}}})}
+		res, err := s.run(ctx, rc)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		for name, m := range exact {
+			for _, b := range res.agg(name).sub("ids").buckets() {
+				m[b.key()] = b.count()
+			}
+		}
+	}
+	out := map[string][]ranked{}
+	for name, p := range periods {
+		var list []ranked
+		for _, k := range p.keys {
+			if c := exact[name][k]; c > 0 {
+				list = append(list, ranked{k, c})
+			}
+		}
+		sort.Slice(list, func(i, j int) bool {
+			if list[i].count != list[j].count {
+				return list[i].count > list[j].count
+			}
+			return list[i].key < list[j].key
+		})
+		if p.bound > 0 && (len(list) < n || float64(list[n-1].count) <= p.bound) {
+			return nil, nil, false, nil
+		}
+		out[name] = list[:min(n, len(list))]
+	}
+	return out["cur"], out["prev"], true, nil
+}
