@@ -171,11 +171,7 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 	g, ctx := errgroup.WithContext(r.Context())
 	if cmp {
 		g.Go(func() error {
-			curIDs, prevIDs, err := s.topIDs(ctx, q, sc, 40)
-			if err != nil {
-				return err
-			}
-			cur, prev, err := s.assetFigures(ctx, q, sc, union(curIDs, prevIDs), true)
+			_, _, cur, prev, err := s.topAssets(ctx, q, sc, 40, true)
 			if err != nil {
 				return err
 			}

@@ -112,22 +112,69 @@ func figures(b node) assetFig {
 	return f
 }
 
-// topIDs returns the n assets with the most uses in the period and in the
+// topAssets returns the n assets with the most uses in the period and in the
 // comparison period. Events are in daily indices and rollups in monthly
 // ones, so each shard reports many more than n candidates (shard_size)
 // for the merged ranking to be right.
-func (s *Server) topIDs(ctx context.Context, q Query, sc scopeSpec, n int) (cur, prev []string, err error) {
-	c, p, err := s.rank(ctx, q, ask{cube: cubeAssets, spans: periodSpans(q), scope: sc, filters: []obj{uses}}, "asset_id", n, max(10*n, 200), 2*n+10)
+//
+// It returns the figures of the listed assets too (assetFigures).
+func (s *Server) topAssets(ctx context.Context, q Query, sc scopeSpec, n int, withSite bool) (curIDs, prevIDs []string, cur, prev map[string]assetFig, err error) {
+	// Ranked from a top cube, the candidates' figures are their exact
+	// counts: asked once, they serve both.
+	var candCur, candPrev map[string]assetFig
+	recount := func(ids []string) (map[string]int64, map[string]int64, error) {
+		var err error
+		if candCur, candPrev, err = s.assetFigures(ctx, q, sc, ids, withSite); err != nil {
+			return nil, nil, err
+		}
+		uses := func(m map[string]assetFig) map[string]int64 {
+			out := map[string]int64{}
+			for id, f := range m {
+				out[id] = f.views + f.downloads
+			}
+			return out
+		}
+		return uses(candCur), uses(candPrev), nil
+	}
+	c, p, err := s.rank(ctx, q, ask{cube: cubeAssets, spans: periodSpans(q), scope: sc, filters: []obj{uses}}, "asset_id", n, max(10*n, 200), 2*n+10, recount)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	for _, r := range c {
-		cur = append(cur, r.key)
+		curIDs = append(curIDs, r.key)
 	}
 	for _, r := range p {
-		prev = append(prev, r.key)
+		prevIDs = append(prevIDs, r.key)
 	}
-	return cur, prev, nil
+	listed := union(curIDs, prevIDs)
+	if candCur == nil || !hasAll(candCur, candPrev, listed) {
+		cur, prev, err = s.assetFigures(ctx, q, sc, listed, withSite)
+		return curIDs, prevIDs, cur, prev, err
+	}
+	// Only the listed assets: the others were candidates.
+	cur, prev = map[string]assetFig{}, map[string]assetFig{}
+	for _, id := range listed {
+		if f, ok := candCur[id]; ok {
+			cur[id] = f
+		}
+		if f, ok := candPrev[id]; ok {
+			prev[id] = f
+		}
+	}
+	return curIDs, prevIDs, cur, prev, nil
+}
+
+// hasAll reports whether the figures of every id were counted (an id
+// without uses in either period has none).
+func hasAll(cur, prev map[string]assetFig, ids []string) bool {
+	for _, id := range ids {
+		_, c := cur[id]
+		_, p := prev[id]
+		if !c && !p {
+			return false
+		}
+	}
+	return true
 }
 
 // assetFigures returns exact figures of the given assets in each period:
@@ -171,12 +218,7 @@ func union(a, b []string) []string {
 
 func (s *Server) handleAssets(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
 	sc := scopeOf(p, q, false)
-	curIDs, prevIDs, err := s.topIDs(r.Context(), q, sc, q.Limit)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	cur, prev, err := s.assetFigures(r.Context(), q, sc, union(curIDs, prevIDs), false)
+	curIDs, prevIDs, cur, prev, err := s.topAssets(r.Context(), q, sc, q.Limit, false)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -282,7 +324,7 @@ func (s *Server) handleSources(w http.ResponseWriter, r *http.Request, p Princip
 		// Pages are many: each shard reports its 2,000 most used, so that
 		// the merged top list is exact unless a shard has more pages than
 		// that with uses near the list's end.
-		curPages, prevPages, err = s.rank(ctx, q, ask{cube: cubeReferrers, spans: periodSpans(q), scope: sc, filters: []obj{uses}}, "referrer", q.Limit, 2000, 4*q.Limit+20)
+		curPages, prevPages, err = s.rank(ctx, q, ask{cube: cubeReferrers, spans: periodSpans(q), scope: sc, filters: []obj{uses}}, "referrer", q.Limit, 2000, 4*q.Limit+20, nil)
 		return err
 	})
 	if err := g.Wait(); err != nil {

@@ -46,7 +46,11 @@ type ranked struct {
 // the events) rank; m is the number of candidates asked from a top cube
 // (more than n: the more, the likelier the ranking is concluded from
 // them, and the more keys are counted exactly).
-func (s *Server) rank(ctx context.Context, q Query, a ask, field string, n, shardSize, m int) (cur, prev []ranked, err error) {
+//
+// recount, when not nil, counts the candidates exactly instead of a terms
+// aggregation of the full cube (the top assets count their figures, which
+// the page shows anyway).
+func (s *Server) rank(ctx context.Context, q Query, a ask, field string, n, shardSize, m int, recount func([]string) (cur, prev map[string]int64, err error)) (cur, prev []ranked, err error) {
 	sc := a.scope
 	top := (*cube)(nil)
 	if a.cube != nil {
@@ -59,7 +63,7 @@ func (s *Server) rank(ctx context.Context, q Query, a ask, field string, n, shar
 		// search costs more than it saves: it is read when it is at most
 		// a third of the full cube's blocks.
 		if p := snap.plan(top, a.spans, false, false); len(p.keys) > 0 && 3*p.docs <= snap.plan(a.cube, a.spans, false, false).docs {
-			cur, prev, ok, err := s.rankFromTop(ctx, q, a, top, field, n, m)
+			cur, prev, ok, err := s.rankFromTop(ctx, q, a, top, field, n, m, recount)
 			if err != nil || ok {
 				if ok {
 					s.topRanked.Add(1)
@@ -87,7 +91,7 @@ func (s *Server) rank(ctx context.Context, q Query, a ask, field string, n, shar
 
 // rankFromTop ranks from top cube top; ok is false when the candidates
 // cannot be shown to hold the top n.
-func (s *Server) rankFromTop(ctx context.Context, q Query, a ask, top *cube, field string, n, m int) (cur, prev []ranked, ok bool, err error) {
+func (s *Server) rankFromTop(ctx context.Context, q Query, a ask, top *cube, field string, n, m int, recount func([]string) (cur, prev map[string]int64, err error)) (cur, prev []ranked, ok bool, err error) {
 	cand := a
 	cand.cube = top
 	cand.body = obj{"size": 0, "aggs": perPeriod(q, obj{
@@ -122,7 +126,13 @@ func (s *Server) rankFromTop(ctx context.Context, q Query, a ask, top *cube, fie
 		periods[name] = p
 	}
 	exact := map[string]map[string]int64{"cur": {}, "prev": {}}
-	if len(ids) > 0 {
+	if len(ids) > 0 && recount != nil {
+		c, p, err := recount(ids)
+		if err != nil {
+			return nil, nil, false, err
+		}
+		exact["cur"], exact["prev"] = c, p
+	} else if len(ids) > 0 {
 		rc := a
 		rc.filters = append(append([]obj{}, a.filters...), terms(field, ids))
 		rc.body = obj{"size": 0, "aggs": perPeriod(q, obj{"ids": obj{"terms": obj{"field": field, "size": len(ids), "include": ids}}})}
