@@ -35,8 +35,11 @@ func (s *Server) RollupPlan(ctx context.Context, cubeName string, from, to time.
 }
 
 // SetTopKeep sets how many keys the top cubes keep per block and
-// combination of filters (rollups built before keep the old number).
-func SetTopKeep(n int) {
+// combination of filters (rollups built before keep the old number), and
+// how many times fewer documents than the full cube's they must hold to
+// be read.
+func SetTopKeep(n int, gain int64) {
+	topGain = gain
 	for _, c := range cubes {
 		if c.topOf != nil {
 			c.keep = n

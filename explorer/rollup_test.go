@@ -339,7 +339,7 @@ func countDocs(t *testing.T, b explorer.Backend, index, filter string) int64 {
 }
 
 // TestTopCubesRankExactly: an admin's rankings of all customers' assets
-// and pages read the top cubes, which keep only a few keys per block here
+// read the top cube, which keep only a few keys per block here
 // (fixtureTopKeep). Each answer equals the events' answer; some rankings
 // are concluded from the top cubes (their candidates provably hold the
 // top list) and some are not and are asked from the full cubes.

@@ -34,6 +34,10 @@ import (
 // type, asset type, source, automated), which the top cube's documents
 // carry, for B to cover the keys left out.
 
+// topGain is how many times fewer documents a top cube's blocks must
+// hold than its full cube's for a ranking to read it.
+var topGain int64 = 3
+
 // ranked is one key of a ranking and its number of events.
 type ranked struct {
 	key   string
@@ -61,8 +65,8 @@ func (s *Server) rank(ctx context.Context, q Query, a ask, field string, n, shar
 		// Where the blocks hold few keys (little traffic per block), the
 		// top cube is hardly smaller than the full one and its extra
 		// search costs more than it saves: it is read when it is at most
-		// a third of the full cube's blocks.
-		if p := snap.plan(top, a.spans, false, false); len(p.keys) > 0 && 3*p.docs <= snap.plan(a.cube, a.spans, false, false).docs {
+		// a third of the full cube's blocks (topGain).
+		if p := snap.plan(top, a.spans, false, false); len(p.keys) > 0 && topGain*p.docs <= snap.plan(a.cube, a.spans, false, false).docs {
 			cur, prev, ok, err := s.rankFromTop(ctx, q, a, top, field, n, m, recount)
 			if err != nil || ok {
 				if ok {
