@@ -7,9 +7,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// Top lists of all customers together (an admin's view of the top assets
-// and pages) would read every key's rollup documents: thousands of assets
-// and pages, for every combination of the filters, in every block. A top
+// Top lists of all customers together (an admin's view of the top assets)
+// would read every key's rollup documents: thousands of assets, for every
+// combination of the filters, in every block. A top
 // cube keeps, per block and combination of the filter dimensions, only
 // the keys with the most events (cube.keep) and, where keys were left
 // out, the count of the largest of them ("rest"). A ranking then takes
