@@ -145,7 +145,7 @@ not on loopback: it creates and deletes streams and tables.`,
 
 func newBenchPipelineCmd() *cobra.Command {
 	var workers, shards, rate int
-	var dur, warmup, backlog time.Duration
+	var dur, warmup, backlog, rest time.Duration
 	var backend, sink, consumer, profileDir string
 	var noLimits bool
 	cmd := &cobra.Command{
@@ -167,8 +167,10 @@ through a proxy that enforces AWS's GetRecords limits per shard (5 calls
 and 2 MiB per second, shared by all consumers; --no-limits lifts them) and
 counts every call by shard. It prints GetRecords calls per shard-second,
 the most calls one shard got in any second, throttled calls, CPU seconds
-per 1,000 records and put → processed latency over a steady window (after
---warmup), and with --backlog the catch-up: that many seconds' worth of
+per 1,000 records, the consumers' wake-ups per second (voluntary context
+switches) and put → processed latency over a steady window (after
+--warmup), their CPU and wake-ups at rest (--rest, before the production
+starts), and with --backlog the catch-up: that many seconds' worth of
 records are put before any worker starts. --consumer runs another consumer
 instead of leasehold workers, for comparisons (see docs/BENCHMARKS.md for
 what it is given and must write). --profile-dir saves a CPU profile of
@@ -186,7 +188,7 @@ each worker over the steady window.`,
 					dur = -1 // the catch-up alone
 				}
 				rc := bench.ReadsConfig{Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, Workers: workers, Shards: shards,
-					Rate: rate, Duration: dur, Warmup: warmup, Backlog: backlog, Consumer: strings.Fields(consumer),
+					Rate: rate, Duration: dur, Warmup: warmup, Rest: rest, Backlog: backlog, Consumer: strings.Fields(consumer),
 					ProfileDir: profileDir, Progress: cmd.ErrOrStderr(), Env: localChildEnv()}
 				if noLimits {
 					rc.Limits = &faultproxy.KinesisLimits{}
@@ -234,6 +236,7 @@ each worker over the steady window.`,
 	cmd.Flags().DurationVar(&dur, "duration", 30*time.Second, "how long to produce")
 	cmd.Flags().StringVar(&backend, "backend", "opensearch", "search sink and cluster: opensearch, or elasticsearch (the local stack's, started with 'dev up --with elasticsearch')")
 	cmd.Flags().DurationVar(&warmup, "warmup", 20*time.Second, "with --sink file: start of the production left out of the steady window")
+	cmd.Flags().DurationVar(&rest, "rest", 15*time.Second, "with --sink file: measure the consumers' CPU and wake-ups this long with every shard read and nothing put, before the steady production (negative: skip)")
 	cmd.Flags().DurationVar(&backlog, "backlog", 0, "with --sink file: put this many seconds' worth of records before the workers start, and measure the catch-up (--duration 0: the catch-up alone)")
 	cmd.Flags().StringVar(&consumer, "consumer", "", "with --sink file: run this command (space-separated argv) instead of leasehold workers")
 	cmd.Flags().StringVar(&profileDir, "profile-dir", "", "with --sink file: save a CPU profile of each worker over the steady window here")

@@ -475,6 +475,30 @@ func procUsage(pid int) (cpuSeconds float64, peakRSS int64) {
 	return cpuSeconds, peakRSS
 }
 
+// procSwitches is a live process's context switches so far, summed over
+// its threads (/proc/<pid>/task/*/status): voluntary ones are a thread
+// going to sleep, i.e. one per wake-up; involuntary ones are preemptions.
+// Threads that exited are not counted (Go's threads rarely exit).
+func procSwitches(pid int) (voluntary, involuntary int64) {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				voluntary += n
+			} else if v, ok := strings.CutPrefix(line, "nonvoluntary_ctxt_switches:"); ok {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				involuntary += n
+			}
+		}
+	}
+	return voluntary, involuntary
+}
+
 // PrintPipeline renders the result as a Markdown table.
 func PrintPipeline(w io.Writer, r PipelineResult) {
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', tabwriter.Debug)

@@ -45,6 +45,10 @@ type ReadsConfig struct {
 	// Warmup is the start of the steady production left out of the
 	// steady window (leases settle, caches fill). Default 20s.
 	Warmup time.Duration
+	// Rest is how long the consumers' CPU and wake-ups are measured with
+	// nothing to read, once every shard is read and before the steady
+	// production starts. Default 15s; negative: not measured.
+	Rest time.Duration
 	// Backlog, when set, is how many seconds' worth of records at Rate
 	// are put before any consumer starts, as fast as the emulator takes
 	// them; the run then measures the catch-up before the steady part.
@@ -88,6 +92,9 @@ func (c *ReadsConfig) defaults() {
 	if c.Warmup == 0 {
 		c.Warmup = 20 * time.Second
 	}
+	if c.Rest == 0 {
+		c.Rest = 15 * time.Second
+	}
 	if c.Limits == nil {
 		l := faultproxy.AWSKinesisLimits()
 		c.Limits = &l
@@ -108,6 +115,15 @@ type ReadsResult struct {
 	Window        time.Duration
 	WindowRecords int     // records processed in the window
 	CPUSeconds    float64 // user+system of every consumer process, in the window
+	// Wakeups and Preempted are the consumer processes' voluntary and
+	// involuntary context switches in the window (all threads, all
+	// processes): a voluntary switch is a thread going to sleep, so
+	// Wakeups counts how often the processes woke up to do something.
+	Wakeups, Preempted int64
+	// At rest: every shard read, nothing put (Rest long).
+	RestWindow                 time.Duration
+	RestCPUSeconds             float64
+	RestWakeups, RestPreempted int64
 	// CallsPerShardSecond is GetRecords calls (throttled ones included)
 	// per shard per second in the window: the mean over shards, and the
 	// busiest shard's.
@@ -259,10 +275,22 @@ func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsRe
 	}
 	res.Ready = time.Since(started)
 	say("every shard read %s after the consumers started", res.Ready.Round(100*time.Millisecond))
+	if cfg.Rest > 0 {
+		say("measuring the consumers at rest for %s", cfg.Rest)
+		u0, t0 := cons.usage(), time.Now()
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(cfg.Rest):
+		}
+		u1 := cons.usage()
+		res.RestWindow = time.Since(t0)
+		res.RestCPUSeconds, res.RestWakeups, res.RestPreempted = u1.cpu-u0.cpu, u1.voluntary-u0.voluntary, u1.involuntary-u0.involuntary
+	}
 	say("producing %d records at %d/s for %s", steadyN, cfg.Rate, cfg.Duration)
 	steadyStart := time.Now()
 	winStart, winEnd := steadyStart.Add(cfg.Warmup), steadyStart.Add(cfg.Duration)
-	var cpu0 float64
+	var u0 usage
 	var profWG sync.WaitGroup
 	var profErr error
 	marked := false
@@ -296,7 +324,7 @@ func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsRe
 		})
 		if !marked && time.Now().After(winStart) {
 			marked = true
-			cpu0 = cons.cpu()
+			u0 = cons.usage()
 			if cfg.ProfileDir != "" && len(cfg.Consumer) == 0 {
 				profWG.Go(func() { profErr = cons.profile(cfg.ProfileDir, time.Until(winEnd)) })
 			}
@@ -310,7 +338,8 @@ func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsRe
 		return res, putErr
 	}
 	winEnd = time.Now()
-	res.CPUSeconds = cons.cpu() - cpu0
+	u1 := cons.usage()
+	res.CPUSeconds, res.Wakeups, res.Preempted = u1.cpu-u0.cpu, u1.voluntary-u0.voluntary, u1.involuntary-u0.involuntary
 	res.Window = winEnd.Sub(winStart)
 	profWG.Wait()
 	if profErr != nil {
@@ -649,14 +678,22 @@ func (c *consumers) lines() int {
 	return c.count
 }
 
-// cpu is the consumers' CPU seconds so far.
-func (c *consumers) cpu() float64 {
-	var s float64
+// usage is what the consumer processes used so far, summed.
+type usage struct {
+	cpu                    float64 // user+system seconds
+	voluntary, involuntary int64   // context switches of every thread
+}
+
+func (c *consumers) usage() usage {
+	var u usage
 	for _, p := range c.procs {
 		cpu, _ := procUsage(p.Process.Pid)
-		s += cpu
+		v, i := procSwitches(p.Process.Pid)
+		u.cpu += cpu
+		u.voluntary += v
+		u.involuntary += i
 	}
-	return s
+	return u
 }
 
 func (c *consumers) peakRSS() int64 {
@@ -735,6 +772,15 @@ func PrintReads(w io.Writer, r ReadsResult) {
 		fmt.Fprintf(tw, "| GetRecords calls per shard-second, steady window (mean over shards; busiest shard)\t %.2f; %.2f\t\n", r.CallsPerShardSecond, r.BusiestShardCalls)
 		fmt.Fprintf(tw, "| most GetRecords calls to one shard in any second (whole run)\t %d\t\n", r.PeakCalls)
 		fmt.Fprintf(tw, "| consumer CPU seconds per 1,000 records, steady window\t %.3f\t\n", r.CPUPerThousand())
+		fmt.Fprintf(tw, "| wake-ups per second per consumer process, steady window (voluntary; involuntary context switches)\t %.0f; %.0f\t\n",
+			perProcSecond(r.Wakeups, r.Workers, r.Window), perProcSecond(r.Preempted, r.Workers, r.Window))
+	}
+	if r.RestWindow > 0 {
+		fmt.Fprintf(tw, "| at rest (every shard read, nothing put): CPU seconds per second per consumer process\t %.4f\t\n", r.RestCPUSeconds/float64(r.Workers)/r.RestWindow.Seconds())
+		fmt.Fprintf(tw, "| … wake-ups per second per consumer process (voluntary; involuntary)\t %.0f; %.0f\t\n",
+			perProcSecond(r.RestWakeups, r.Workers, r.RestWindow), perProcSecond(r.RestPreempted, r.Workers, r.RestWindow))
+	}
+	if r.Window > 0 {
 		fmt.Fprintf(tw, "| put → processed latency, p50\t %.2f s\t\n", r.Quantile(0.5).Seconds())
 		fmt.Fprintf(tw, "| … p99\t %.2f s\t\n", r.Quantile(0.99).Seconds())
 		fmt.Fprintf(tw, "| Kinesis' time to answer GetRecords, p50; p99 (the emulator's share of the latency)\t %.3f s; %.3f s\t\n", r.AnswerP50.Seconds(), r.AnswerP99.Seconds())
@@ -759,4 +805,12 @@ func PrintReads(w io.Writer, r ReadsResult) {
 	for _, err := range r.Errors {
 		fmt.Fprintf(w, "Not measured: %v\n", err)
 	}
+}
+
+// perProcSecond is n per consumer process per second of d.
+func perProcSecond(n int64, procs int, d time.Duration) float64 {
+	if procs == 0 || d <= 0 {
+		return 0
+	}
+	return float64(n) / float64(procs) / d.Seconds()
 }
