@@ -126,7 +126,8 @@ func (g *Grant) onEnd(f func(error)) {
 // clock itself, so it reports context.DeadlineExceeded the instant the
 // fence time passes, even before the fence timer has run.
 func (g *Grant) Context(parent context.Context) context.Context {
-	lc := &leaseCtx{parent: parent, g: g, done: make(chan struct{})}
+	inner, cancel := context.WithCancel(context.Background())
+	lc := &leaseCtx{parent: parent, g: g, done: inner.Done(), inner: inner, cancel: cancel}
 	stop := context.AfterFunc(parent, func() { lc.end(context.Cause(parent)) })
 	g.onEnd(func(err error) {
 		stop()
@@ -139,11 +140,15 @@ func (g *Grant) Context(parent context.Context) context.Context {
 	return lc
 }
 
-// leaseCtx is the context Grant.Context returns.
+// leaseCtx is the context Grant.Context returns. Its Done channel is
+// inner's, which is cancelled when the lease context ends; inner only
+// serves AfterFunc.
 type leaseCtx struct {
 	parent context.Context
 	g      *Grant
-	done   chan struct{}
+	done   <-chan struct{}
+	inner  context.Context
+	cancel context.CancelFunc // ends inner (closes done)
 	mu     sync.Mutex
 	err    error // guarded by mu
 }
@@ -156,8 +161,18 @@ func (lc *leaseCtx) end(err error) {
 	defer lc.mu.Unlock()
 	if lc.err == nil {
 		lc.err = err
-		close(lc.done)
+		lc.cancel()
 	}
+}
+
+// AfterFunc arranges for f to run in its own goroutine once the lease
+// context ends, like context.AfterFunc; stop unregisters it. Contexts
+// derived from this one (context.WithCancel, WithTimeout: net/http derives
+// one for every request) use it to learn of the end; without it, every
+// derived context would start a goroutine that waits for the end or the
+// child's, and wakes once more when the child is done.
+func (lc *leaseCtx) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(lc.inner, f)
 }
 
 func (lc *leaseCtx) Deadline() (time.Time, bool) {
