@@ -125,8 +125,12 @@ func (g *Grant) onEnd(f func(error)) {
 // an earlier reading is always a safe (earlier) bound. Err checks the
 // clock itself, so it reports context.DeadlineExceeded the instant the
 // fence time passes, even before the fence timer has run.
+//
+// Contexts derived from it (context.WithCancel, WithTimeout) end when it
+// ends, with context.Canceled and its error as their cause
+// (context.Cause): DeadlineExceeded once fenced.
 func (g *Grant) Context(parent context.Context) context.Context {
-	inner, cancel := context.WithCancel(context.Background())
+	inner, cancel := context.WithCancelCause(context.Background())
 	lc := &leaseCtx{parent: parent, g: g, done: inner.Done(), inner: inner, cancel: cancel}
 	stop := context.AfterFunc(parent, func() { lc.end(context.Cause(parent)) })
 	g.onEnd(func(err error) {
@@ -141,14 +145,19 @@ func (g *Grant) Context(parent context.Context) context.Context {
 }
 
 // leaseCtx is the context Grant.Context returns. Its Done channel is
-// inner's, which is cancelled when the lease context ends; inner only
-// serves AfterFunc.
+// that of inner, a plain cancel context that ends when the lease context
+// ends, and Value hands inner out as the context package's own cancel
+// context: contexts derived from the lease context, directly or under
+// context.WithValue layers (net/http derives one for every request, under
+// the SDK's values), then register with inner. Otherwise each would start
+// a goroutine to wait for either end, and wake it once more when the
+// request finished: a wake-up and a goroutine per GetRecords call.
 type leaseCtx struct {
 	parent context.Context
 	g      *Grant
 	done   <-chan struct{}
-	inner  context.Context
-	cancel context.CancelFunc // ends inner (closes done)
+	inner  context.Context         // answers no Value but the context package's own key
+	cancel context.CancelCauseFunc // ends inner (closes done)
 	mu     sync.Mutex
 	err    error // guarded by mu
 }
@@ -158,21 +167,14 @@ func (lc *leaseCtx) end(err error) {
 		err = context.Canceled
 	}
 	lc.mu.Lock()
-	defer lc.mu.Unlock()
-	if lc.err == nil {
+	first := lc.err == nil
+	if first {
 		lc.err = err
-		lc.cancel()
 	}
-}
-
-// AfterFunc arranges for f to run in its own goroutine once the lease
-// context ends, like context.AfterFunc; stop unregisters it. Contexts
-// derived from this one (context.WithCancel, WithTimeout: net/http derives
-// one for every request) use it to learn of the end; without it, every
-// derived context would start a goroutine that waits for the end or the
-// child's, and wakes once more when the child is done.
-func (lc *leaseCtx) AfterFunc(f func()) (stop func() bool) {
-	return context.AfterFunc(lc.inner, f)
+	lc.mu.Unlock()
+	if first {
+		lc.cancel(err)
+	}
 }
 
 func (lc *leaseCtx) Deadline() (time.Time, bool) {
@@ -199,6 +201,11 @@ func (lc *leaseCtx) Err() error {
 	return nil
 }
 
-func (lc *leaseCtx) Value(key any) any { return lc.parent.Value(key) }
+func (lc *leaseCtx) Value(key any) any {
+	if v := lc.inner.Value(key); v != nil {
+		return v // the context package asking for the cancel context
+	}
+	return lc.parent.Value(key)
+}
 
 func (lc *leaseCtx) String() string { return "lease.Context(" + lc.g.lease.ShardID + ")" }

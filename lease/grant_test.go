@@ -12,12 +12,12 @@ import (
 )
 
 // TestDerivedLeaseContextsStartNoGoroutine: net/http derives a context
-// from the lease context for every GetRecords call. Without AfterFunc on
-// the lease context each derived context started a goroutine that waited
-// for the end (and woke once more when the call finished): a wake-up per
-// call. Derived contexts now register with the lease context instead, and
-// still end with it, reporting DeadlineExceeded when the worker fenced
-// itself.
+// for every GetRecords call from the lease context, under the SDK's
+// context.WithValue layers. Each derived context used to start a
+// goroutine that waited for either end (and woke once more when the call
+// finished): a wake-up per call. Derived contexts now register with the
+// lease context, and still end with it, with the lease context's error
+// (DeadlineExceeded when the worker fenced itself) as their cause.
 func TestDerivedLeaseContextsStartNoGoroutine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newCluster(t, 1)
@@ -36,10 +36,11 @@ func TestDerivedLeaseContextsStartNoGoroutine(t *testing.T) {
 		before := runtime.NumGoroutine()
 		const n = 50
 		var children []context.Context
+		type key struct{}
 		for range n / 2 {
 			cctx, cancel := context.WithCancel(lctx)
 			defer cancel()
-			tctx, tcancel := context.WithTimeout(lctx, time.Hour)
+			tctx, tcancel := context.WithTimeout(context.WithValue(lctx, key{}, 1), time.Hour)
 			defer tcancel()
 			children = append(children, cctx, tctx)
 		}
@@ -56,14 +57,17 @@ func TestDerivedLeaseContextsStartNoGoroutine(t *testing.T) {
 
 		a.setFault(partitioned) // no heartbeat lands: A fences itself
 		<-lctx.Done()
+		if !errors.Is(lctx.Err(), context.DeadlineExceeded) || !errors.Is(context.Cause(lctx), context.DeadlineExceeded) {
+			t.Errorf("lease context ended with %v (cause %v), want DeadlineExceeded", lctx.Err(), context.Cause(lctx))
+		}
 		for i, ch := range children {
 			select {
 			case <-ch.Done():
 			case <-time.After(time.Second):
 				t.Fatalf("child %d not ended a second after its lease context", i)
 			}
-			if !errors.Is(ch.Err(), context.DeadlineExceeded) {
-				t.Errorf("child %d ended with %v, want DeadlineExceeded (fenced)", i, ch.Err())
+			if !errors.Is(context.Cause(ch), context.DeadlineExceeded) {
+				t.Errorf("child %d ended with cause %v, want DeadlineExceeded (fenced)", i, context.Cause(ch))
 			}
 		}
 		a.setFault(nil)
