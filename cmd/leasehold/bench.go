@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/spf13/cobra"
 
 	"github.com/leasehold/leasehold/explorer"
@@ -19,6 +21,7 @@ import (
 	"github.com/leasehold/leasehold/internal/dev/bench"
 	"github.com/leasehold/leasehold/internal/dev/devstack"
 	"github.com/leasehold/leasehold/internal/dev/faultproxy"
+	"github.com/leasehold/leasehold/internal/dev/kinesisbench"
 	"github.com/leasehold/leasehold/lease"
 	"github.com/leasehold/leasehold/lease/leasetest"
 	"github.com/leasehold/leasehold/processors/searchbulk"
@@ -146,7 +149,7 @@ not on loopback: it creates and deletes streams and tables.`,
 func newBenchPipelineCmd() *cobra.Command {
 	var workers, shards, rate int
 	var dur, warmup, backlog, rest time.Duration
-	var backend, sink, consumer, profileDir string
+	var backend, sink, consumer, profileDir, kinesisServer string
 	var noLimits bool
 	cmd := &cobra.Command{
 		Use:   "pipeline",
@@ -187,13 +190,29 @@ each worker over the steady window.`,
 				if dur == 0 && backlog > 0 {
 					dur = -1 // the catch-up alone
 				}
-				rc := bench.ReadsConfig{Binary: self, Kinesis: ls.Kinesis, DynamoDB: ls.DynamoDB, Workers: workers, Shards: shards,
+				kc, kinesisURL := ls.kc, ls.Kinesis
+				against := "the local Kinesis emulator"
+				switch kinesisServer {
+				case "emulator":
+				case "kinesisbench":
+					srv, err := kinesisbench.Start()
+					if err != nil {
+						return err
+					}
+					defer srv.Close()
+					kinesisURL = srv.URL()
+					kc = kinesis.New(ls.kc.Options(), func(o *kinesis.Options) { o.BaseEndpoint = aws.String(kinesisURL) })
+					against = "kinesisbench (in-memory Kinesis-compatible benchmark server, internal/dev/kinesisbench)"
+				default:
+					return usageError{fmt.Errorf("--kinesis %q: use emulator or kinesisbench", kinesisServer)}
+				}
+				rc := bench.ReadsConfig{Binary: self, Kinesis: kinesisURL, DynamoDB: ls.DynamoDB, Workers: workers, Shards: shards, Against: against,
 					Rate: rate, Duration: dur, Warmup: warmup, Rest: rest, Backlog: backlog, Consumer: strings.Fields(consumer),
 					ProfileDir: profileDir, Progress: cmd.ErrOrStderr(), Env: localChildEnv()}
 				if noLimits {
 					rc.Limits = &faultproxy.KinesisLimits{}
 				}
-				res, err := bench.RunReads(cmd.Context(), ls.kc, rc)
+				res, err := bench.RunReads(cmd.Context(), kc, rc)
 				if err != nil {
 					return err
 				}
@@ -204,8 +223,8 @@ each worker over the steady window.`,
 			default:
 				return usageError{fmt.Errorf("--sink %q: use full or file", sink)}
 			}
-			if consumer != "" || backlog != 0 {
-				return usageError{errors.New("--consumer and --backlog need --sink file")}
+			if consumer != "" || backlog != 0 || kinesisServer != "emulator" {
+				return usageError{errors.New("--consumer, --backlog and --kinesis need --sink file")}
 			}
 			var search bench.SearchBackend
 			switch backend {
@@ -240,6 +259,7 @@ each worker over the steady window.`,
 	cmd.Flags().DurationVar(&backlog, "backlog", 0, "with --sink file: put this many seconds' worth of records before the workers start, and measure the catch-up (--duration 0: the catch-up alone)")
 	cmd.Flags().StringVar(&consumer, "consumer", "", "with --sink file: run this command (space-separated argv) instead of leasehold workers")
 	cmd.Flags().StringVar(&profileDir, "profile-dir", "", "with --sink file: save a CPU profile of each worker over the steady window here")
+	cmd.Flags().StringVar(&kinesisServer, "kinesis", "emulator", "with --sink file: emulator (the local stack's) or kinesisbench (an in-memory Kinesis-compatible server for benchmarks, started in this process: it answers at once, where the emulator takes seconds per large call)")
 	cmd.Flags().BoolVar(&noLimits, "no-limits", false, "with --sink file: do not enforce AWS's GetRecords limits at the proxy")
 	return cmd
 }

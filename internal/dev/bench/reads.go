@@ -69,7 +69,10 @@ type ReadsConfig struct {
 	// ProfileDir, when set, receives a CPU profile of each leasehold
 	// worker over the steady window (worker.pprof).
 	ProfileDir string
-	Progress   io.Writer
+	// Against names the Kinesis the run reads from, for the table
+	// (default "the local Kinesis emulator").
+	Against  string
+	Progress io.Writer
 	// Env is added to every worker process's environment, after this
 	// process's own: the local stack's region and test credentials when
 	// the environment has none.
@@ -102,11 +105,15 @@ func (c *ReadsConfig) defaults() {
 	if c.Progress == nil {
 		c.Progress = io.Discard
 	}
+	if c.Against == "" {
+		c.Against = "the local Kinesis emulator"
+	}
 }
 
 // ReadsResult holds the figures of one run.
 type ReadsResult struct {
 	Consumer              string // "leasehold" or the command's base name
+	Against               string // the Kinesis read from
 	Workers, Shards, Rate int
 	Limits                faultproxy.KinesisLimits
 
@@ -179,7 +186,7 @@ type putAt struct {
 // own stream, starts the consumers and stops them all before it returns.
 func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsResult, error) {
 	cfg.defaults()
-	res := ReadsResult{Consumer: "leasehold", Workers: cfg.Workers, Shards: cfg.Shards, Rate: cfg.Rate, Limits: *cfg.Limits}
+	res := ReadsResult{Consumer: "leasehold", Against: cfg.Against, Workers: cfg.Workers, Shards: cfg.Shards, Rate: cfg.Rate, Limits: *cfg.Limits}
 	if len(cfg.Consumer) > 0 {
 		res.Consumer = filepath.Base(cfg.Consumer[0])
 	}
@@ -793,7 +800,7 @@ func PrintReads(w io.Writer, r ReadsResult) {
 	fmt.Fprintf(tw, "| GetRecords calls throttled by the proxy (limits %d/s, %.1f MiB/s per shard)\t %d\t\n", r.Limits.CallsPerSecond, float64(r.Limits.BytesPerSecond)/(1<<20), r.Throttled)
 	fmt.Fprintf(tw, "| peak RSS of a consumer\t %.0f MiB\t\n", float64(r.PeakRSS)/(1<<20))
 	tw.Flush()
-	fmt.Fprintf(w, "\n%d consumers, %d shards, %d records/s", r.Workers, r.Shards, r.Rate)
+	fmt.Fprintf(w, "\nAgainst %s, behind the harness's limits proxy. %d consumers, %d shards, %d records/s", r.Against, r.Workers, r.Shards, r.Rate)
 	if r.BacklogRecords > 0 {
 		fmt.Fprintf(w, "; backlog %d records (%.1f MB)", r.BacklogRecords, float64(r.BacklogBytes)/1e6)
 	}
