@@ -255,6 +255,9 @@ func RunReads(ctx context.Context, kc *kinesis.Client, cfg ReadsConfig) (ReadsRe
 			if time.Now().After(deadline) {
 				return res, fmt.Errorf("backlog not read within 15m: %d of %d records", cons.lines(), backlogN)
 			}
+			if err := cons.died(); err != nil {
+				return res, err
+			}
 			select {
 			case <-ctx.Done():
 				return res, ctx.Err()
@@ -616,6 +619,7 @@ type consumers struct {
 	app     string // stream and lease table name
 	kinesis string // the proxy
 	procs   []*exec.Cmd
+	exited  []chan struct{} // closed when the process of the same index exits
 	logs    []string
 	outs    []string
 	stopped bool
@@ -651,7 +655,10 @@ func (c *consumers) start(id string) error {
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start consumer %s: %w", id, err)
 	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
 	c.procs = append(c.procs, cmd)
+	c.exited = append(c.exited, exited)
 	c.logs = append(c.logs, logPath)
 	c.outs = append(c.outs, out)
 	return nil
@@ -759,16 +766,28 @@ func (c *consumers) stop() {
 	for _, p := range c.procs {
 		_ = p.Process.Signal(syscall.SIGTERM)
 	}
-	for _, p := range c.procs {
-		done := make(chan struct{})
-		go func() { _ = p.Wait(); close(done) }()
+	for i, p := range c.procs {
 		select {
-		case <-done:
+		case <-c.exited[i]:
 		case <-time.After(30 * time.Second):
 			_ = p.Process.Kill()
-			<-done
+			<-c.exited[i]
 		}
 	}
+}
+
+// died reports a consumer process that exited before stop, with the end
+// of its log, which says why.
+func (c *consumers) died() error {
+	for i, ch := range c.exited {
+		select {
+		case <-ch:
+			b, _ := os.ReadFile(c.logs[i])
+			return fmt.Errorf("consumer %d exited (%s); its log ends: %s", i+1, c.procs[i].ProcessState, bytes.TrimSpace(b[max(0, len(b)-400):]))
+		default:
+		}
+	}
+	return nil
 }
 
 // PrintReads renders a run as a Markdown table.
