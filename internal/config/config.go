@@ -81,6 +81,9 @@ type Worker struct {
 	MetricsAddr        string        `yaml:"metrics_addr" doc:"address for /metrics, /healthz and /readyz (127.0.0.1:0 picks a free port; empty disables)"`
 	Pprof              bool          `yaml:"pprof" doc:"also serve Go's profiler under /debug/pprof/ on metrics_addr (CPU and heap profiles; keep metrics_addr private)"`
 	FileSink           string        `yaml:"file_sink" doc:"append every record to this NDJSON file (the worker's sink until the processor pipeline lands)"`
+	GCPercent          int           `yaml:"gc_percent" doc:"Go's GOGC for the leasehold worker process: the heap grows to live data × (1 + this/100) before a collection. The default 400 collects a quarter as often as Go's 100, which at a few hundred records a second is a fifth of a worker's CPU, for a heap of tens of MiB; -1 turns collection off but near memory_limit (then required); 0 keeps Go's default. The GOGC environment variable wins. Only the leasehold worker command applies it, not leasehold.New in your program"`
+	MemoryLimit        int64         `yaml:"memory_limit" doc:"Go's soft memory limit (GOMEMLIMIT) for the leasehold worker process, in bytes: near it the garbage collector runs as often as it must, whatever gc_percent says. 0: none. The GOMEMLIMIT environment variable wins. Only the leasehold worker command applies it"`
+	GOMAXPROCS         int           `yaml:"gomaxprocs" doc:"most CPUs the leasehold worker process runs Go code on at once (GOMAXPROCS); 0 keeps Go's default (the CPUs available). 1 saves about a third of the CPU of a worker that is mostly idle (fewer thread wake-ups); see docs/BENCHMARKS.md for its read throughput. The GOMAXPROCS environment variable wins. Only the leasehold worker command applies it"`
 }
 
 // Collect configures the HTTP collector for app events (`leasehold
@@ -212,6 +215,7 @@ func Default() Config {
 			ShutdownGrace:      20 * time.Second,
 			CheckpointInterval: 5 * time.Second,
 			MetricsAddr:        "127.0.0.1:9464",
+			GCPercent:          400,
 		},
 		Collect: Collect{
 			Listen:              "127.0.0.1:8080",
@@ -415,6 +419,18 @@ func (c Config) Validate() error {
 	}
 	if w.CheckpointInterval < 100*time.Millisecond {
 		bad("worker.checkpoint_interval", "%s is too short; use at least 100ms (default 5s)", w.CheckpointInterval)
+	}
+	if w.GCPercent < -1 {
+		bad("worker.gc_percent", "%d is out of range; use -1 (off), 0 (Go's default) or a percentage above 0 (default 400)", w.GCPercent)
+	}
+	if w.MemoryLimit < 0 || w.MemoryLimit > 0 && w.MemoryLimit < 32<<20 {
+		bad("worker.memory_limit", "%d is out of range; use 0 (none) or at least 33554432 bytes (32 MiB)", w.MemoryLimit)
+	}
+	if w.GCPercent == -1 && w.MemoryLimit == 0 {
+		bad("worker.gc_percent", "-1 (off) needs worker.memory_limit: without a limit the heap would grow without bound")
+	}
+	if w.GOMAXPROCS < 0 {
+		bad("worker.gomaxprocs", "%d is out of range; use 0 (Go's default) or a number of CPUs", w.GOMAXPROCS)
 	}
 	errs = append(errs, c.Collect.validate()...)
 	errs = append(errs, c.Ingest.validate()...)
