@@ -36,7 +36,9 @@ func TestApplyRuntime(t *testing.T) {
 		t.Errorf("set: GOGC %d, limit %d, GOMAXPROCS %d; want 150, 64 MiB, 1", gc(), debug.SetMemoryLimit(-1), runtime.GOMAXPROCS(0))
 	}
 
-	env := func(k string) string { return map[string]string{"GOGC": "50", "GOMEMLIMIT": "1GiB", "GOMAXPROCS": "2"}[k] }
+	env := func(k string) string {
+		return map[string]string{"GOGC": "50", "GOMEMLIMIT": "1GiB", "GOMAXPROCS": "2"}[k]
+	}
 	applyRuntime(config.Worker{GCPercent: 800, MemoryLimit: 128 << 20, GOMAXPROCS: 3}, env, zap.NewNop())
 	if gc() != 150 || debug.SetMemoryLimit(-1) != 64<<20 || runtime.GOMAXPROCS(0) != 1 {
 		t.Errorf("environment set: GOGC %d, limit %d, GOMAXPROCS %d; want the previous values kept (the runtime read the variables at start)", gc(), debug.SetMemoryLimit(-1), runtime.GOMAXPROCS(0))
