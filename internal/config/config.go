@@ -81,9 +81,9 @@ type Worker struct {
 	MetricsAddr        string        `yaml:"metrics_addr" doc:"address for /metrics, /healthz and /readyz (127.0.0.1:0 picks a free port; empty disables)"`
 	Pprof              bool          `yaml:"pprof" doc:"also serve Go's profiler under /debug/pprof/ on metrics_addr (CPU and heap profiles; keep metrics_addr private)"`
 	FileSink           string        `yaml:"file_sink" doc:"append every record to this NDJSON file (the worker's sink until the processor pipeline lands)"`
-	GCPercent          int           `yaml:"gc_percent" doc:"Go's GOGC for the leasehold worker process: the heap grows to live data × (1 + this/100) before a collection. The default 400 collects a quarter as often as Go's 100, which at a few hundred records a second is a fifth of a worker's CPU, for a heap of tens of MiB; -1 turns collection off but near memory_limit (then required); 0 keeps Go's default. The GOGC environment variable wins. Only the leasehold worker command applies it, not leasehold.New in your program"`
+	GCPercent          int           `yaml:"gc_percent" doc:"Go's GOGC for the leasehold worker process: the heap grows to live data × (1 + this/100) before a collection; -1 turns collection off but near memory_limit (then required); 0 keeps Go's default (100; 400 measured no cheaper at 200 records/s, see docs/BENCHMARKS.md). The GOGC environment variable wins. Only the leasehold worker command applies it, not leasehold.New in your program"`
 	MemoryLimit        int64         `yaml:"memory_limit" doc:"Go's soft memory limit (GOMEMLIMIT) for the leasehold worker process, in bytes: near it the garbage collector runs as often as it must, whatever gc_percent says. 0: none. The GOMEMLIMIT environment variable wins. Only the leasehold worker command applies it"`
-	GOMAXPROCS         int           `yaml:"gomaxprocs" doc:"most CPUs the leasehold worker process runs Go code on at once (GOMAXPROCS); 0 keeps Go's default (the CPUs available). 1 saves about a third of the CPU of a worker that is mostly idle (fewer thread wake-ups); see docs/BENCHMARKS.md for its read throughput. The GOMAXPROCS environment variable wins. Only the leasehold worker command applies it"`
+	GOMAXPROCS         int           `yaml:"gomaxprocs" doc:"most CPUs the leasehold worker process runs Go code on at once (GOMAXPROCS). 0: adaptive, one while the worker is calm (no shard behind by more than behind_threshold, under 0.4 CPU used, for 10 s), which saves about a fifth of an idle worker's CPU (fewer thread wake-ups), and Go's default (the CPUs available) as soon as it is not. The GOMAXPROCS environment variable wins (fixed). Only the leasehold worker command applies it"`
 }
 
 // Collect configures the HTTP collector for app events (`leasehold
@@ -215,7 +215,6 @@ func Default() Config {
 			ShutdownGrace:      20 * time.Second,
 			CheckpointInterval: 5 * time.Second,
 			MetricsAddr:        "127.0.0.1:9464",
-			GCPercent:          400,
 		},
 		Collect: Collect{
 			Listen:              "127.0.0.1:8080",
