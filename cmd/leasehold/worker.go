@@ -144,7 +144,7 @@ func adaptProcs(ctx context.Context, w *leasehold.Worker, behindAbove time.Durat
 			behind = behind || time.Duration(ms)*time.Millisecond > behindAbove
 		}
 		if n := p.step(cores, behind); n != 0 {
-			log.Debug("gomaxprocs adapted", zap.Int("gomaxprocs", n), zap.Float64("cores", cores), zap.Bool("behind", behind))
+			log.Info("gomaxprocs adapted", zap.Int("gomaxprocs", n), zap.Float64("cores", cores), zap.Bool("behind", behind))
 		}
 	}
 }
