@@ -420,7 +420,7 @@ func (c Config) Validate() error {
 		bad("worker.checkpoint_interval", "%s is too short; use at least 100ms (default 5s)", w.CheckpointInterval)
 	}
 	if w.GCPercent < -1 {
-		bad("worker.gc_percent", "%d is out of range; use -1 (off), 0 (Go's default) or a percentage above 0 (default 400)", w.GCPercent)
+		bad("worker.gc_percent", "%d is out of range; use -1 (off), 0 (Go's default) or a percentage above 0 (default 0)", w.GCPercent)
 	}
 	if w.MemoryLimit < 0 || w.MemoryLimit > 0 && w.MemoryLimit < 32<<20 {
 		bad("worker.memory_limit", "%d is out of range; use 0 (none) or at least 33554432 bytes (32 MiB)", w.MemoryLimit)
