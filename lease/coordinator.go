@@ -42,8 +42,11 @@ type Stats struct {
 	// DeclaredDead counts peers this worker declared dead; Reincarnations
 	// counts times this worker was declared dead itself and rejoined.
 	DeclaredDead, Reincarnations int64
-	// Scans and Polls count whole-table reads and cheap polls.
-	Scans, Polls int64
+	// Scans and Polls count whole-table reads and cheap polls. Turns
+	// counts this worker's turns of the periodic safety scan (each is two
+	// scans, Duration apart); Unannounced the turns that found a change
+	// nobody had announced and bumped the generation for it.
+	Scans, Polls, Turns, Unannounced int64
 }
 
 // Coordinator runs one worker's side of the lease protocol: a heartbeat
@@ -78,7 +81,7 @@ type Coordinator struct {
 	passErr   error                // guarded by mu: passes refused for good, nil when none
 
 	stats struct {
-		taken, handedOff, released, lost, fenced, requested, hbFail, declared, reincarnated, scans, polls atomic.Int64
+		taken, handedOff, released, lost, fenced, requested, hbFail, declared, reincarnated, scans, polls, turns, unannounced atomic.Int64
 	}
 	rng *mrand.Rand // used only by the loop goroutine
 }
@@ -415,6 +418,7 @@ func (c *Coordinator) Stats() Stats {
 		Taken: s.taken.Load(), HandedOff: s.handedOff.Load(), Released: s.released.Load(), Lost: s.lost.Load(),
 		Fenced: s.fenced.Load(), Requested: s.requested.Load(), HeartbeatFailures: s.hbFail.Load(),
 		DeclaredDead: s.declared.Load(), Reincarnations: s.reincarnated.Load(), Scans: s.scans.Load(), Polls: s.polls.Load(),
+		Turns: s.turns.Load(), Unannounced: s.unannounced.Load(),
 	}
 }
 

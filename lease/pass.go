@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"time"
 
@@ -27,13 +28,12 @@ const maxPolledRequests = 100 - 2 - watchNeighbours
 // the loop goroutine touches it.
 type loopState struct {
 	live      *liveness
-	gen       int64     // fleet generation at the last scan; -1 before the first
-	scanned   time.Time // when the last scan was sent
-	scanUnits float64   // what the last scan cost
-	rescan    bool      // the last read looked stale or a write conflicted: scan next pass
-	ring      []string  // identities watched between scans
-	inbox     int64     // our own item's inbox at the last scan
-	failures  int       // consecutive failed passes
+	gen       int64    // fleet generation at the last scan; -1 before the first
+	scanUnits float64  // what the last scan cost
+	rescan    bool     // the last read looked stale or a write conflicted: scan next pass
+	ring      []string // identities watched between scans
+	inbox     int64    // our own item's inbox at the last scan
+	failures  int      // consecutive failed passes
 	// look is when to scan again although nothing was announced, zero
 	// when not needed: the last scan showed the fleet unbalanced but gave
 	// this worker nothing to do yet (others below floor must ask first,
@@ -45,6 +45,17 @@ type loopState struct {
 	look     time.Time
 	lookWait time.Duration
 	lookSeen spread
+	// The periodic safety scan, taken in turns (see scheduleTurn): turn is
+	// when this worker's next one is due, followUp when the second look
+	// of the last one is due (zero when none), turnJitter this worker's
+	// fixed offset inside its slot. baseGen and baseView are the
+	// generation and the fleet view (viewDigest) of the first scan that
+	// showed that generation: what the last announcement told everyone.
+	turn       time.Time
+	followUp   time.Time
+	turnJitter time.Duration
+	baseGen    int64
+	baseView   uint64
 }
 
 // coordinate is the loop: a pass every TakeInterval (jittered, backing
@@ -53,9 +64,10 @@ type loopState struct {
 // whole fleet and takes only its share of the unowned leases, instead of
 // the first to look taking everything and handing most of it over again.
 func (c *Coordinator) coordinate(ctx context.Context) {
-	st := &loopState{live: newLiveness(c.cfg.Duration), gen: -1}
+	st := &loopState{live: newLiveness(c.cfg.Duration), gen: -1, baseGen: -1}
 	timer := time.NewTimer(c.interval(0))
 	defer timer.Stop()
+	st.turnJitter = time.Duration(c.rng.Int64N(int64(c.cfg.ScanInterval/4) + 1))
 	for {
 		select {
 		case <-ctx.Done():
@@ -132,9 +144,12 @@ func (c *Coordinator) pass(ctx context.Context, st *loopState) error {
 	}
 
 	pollUnits := 0.5 * float64(2+len(st.ring)+len(reqShards))
-	lookNow := !st.look.IsZero() && !time.Now().Before(st.look)
-	scan := st.gen < 0 || st.rescan || stopping || lookNow || len(reqShards) > maxPolledRequests ||
-		time.Since(st.scanned) >= c.cfg.ScanInterval || st.scanUnits <= pollUnits
+	now := time.Now()
+	due := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
+	lookNow := due(st.look)
+	turn := due(st.turn) || due(st.followUp)
+	scan := st.gen < 0 || st.rescan || stopping || lookNow || turn || len(reqShards) > maxPolledRequests ||
+		st.scanUnits <= pollUnits
 	if !scan {
 		pctx, cancel := c.call(ctx)
 		sent := time.Now()
@@ -158,7 +173,7 @@ func (c *Coordinator) pass(ctx context.Context, st *loopState) error {
 		}
 	}
 	if scan {
-		errs = append(errs, c.afterScan(ctx, st, me, stopping))
+		errs = append(errs, c.afterScan(ctx, st, me, stopping, turn))
 	}
 	if c.takeAnnouncement() {
 		if err := c.bump(ctx); err != nil {
@@ -238,8 +253,9 @@ func (c *Coordinator) afterPoll(ctx context.Context, st *loopState, me string, p
 	return errors.Join(errs...)
 }
 
-// afterScan reads the whole table and runs the plan.
-func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, stopping bool) error {
+// afterScan reads the whole table and runs the plan. turn: this scan is
+// (also) this worker's periodic safety scan or its second look.
+func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, stopping, turn bool) error {
 	sctx, cancel := context.WithTimeout(ctx, 5*c.cfg.CallTimeout)
 	sent := time.Now()
 	snap, err := c.store.Snapshot(sctx)
@@ -254,7 +270,7 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 	} else {
 		st.gen, st.rescan = snap.Generation, false
 	}
-	st.scanned, st.scanUnits = sent, snap.ReadUnits
+	st.scanUnits = snap.ReadUnits
 
 	dead := map[string]bool{}
 	present := map[string]Worker{}
@@ -335,6 +351,8 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 
 	out := plan(planInput{me: me, snap: snap, held: held, dead: dead, live: live, incoming: incoming, noTake: noTake, stopping: stopping, rng: c.rng})
 	defer func() { c.scheduleScan(st, out, sent) }()
+	c.checkAnnounced(st, snap, out, turn && !stopping)
+	c.scheduleTurn(st, me, live, turn, returned)
 	for shard, reason := range out.lost {
 		if g := c.grant(shard); g != nil {
 			c.lose(g, fmt.Errorf("%w: %s", ErrLost, reason))
@@ -395,6 +413,128 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 	errs = append(errs, c.expireRequests(ctx, byShard, true))
 	errs = append(errs, c.sweep(ctx, me, live, snap))
 	return errors.Join(errs...)
+}
+
+// The periodic safety scan. Between announcements a worker only polls the
+// generation, its own item and two neighbours; a full scan every
+// ScanInterval by *every* worker used to catch what polls cannot see, and
+// cost W scans of S leases per interval (at 10,000 leases and 200 workers
+// about half the reads at rest). The workers now take turns: with n live
+// workers, each scans once every n × ScanInterval, in a slot of its own
+// (its rank among them, on the wall clock), so the fleet does about one
+// periodic scan per ScanInterval whatever its size. A turn is two scans,
+// Duration apart, and the turn is what the rest of the fleet relies on:
+//
+//   - A change whose announcement was lost (its writer crashed before the
+//     bump, or the bump kept failing): leases created, released, ended,
+//     or owned by a worker declared dead; or a membership change nobody
+//     announces (a worker joined or began stopping: rings must change).
+//     The turn compares the table with what the generation it shows
+//     promised (baseView, from this worker's first scan at it) and looks
+//     for processable leases nobody live owns that it does not take
+//     itself; either makes it bump the generation, so every worker scans
+//     within a take interval (checkAnnounced).
+//   - A worker nobody watches (rings built from views that disagree) or a
+//     lease owner with no item: the second look, Duration after the
+//     first, declares dead any of them whose counter stood still between
+//     the two, as every worker's periodic scans used to.
+//
+// Takes, handoffs, requests and deleted ended leases are not announced by
+// design and do not count as changes: the parties to them follow them
+// (requester polls, owner's inbox, look-again), and counting them would
+// make the turn after every takeover bump again.
+
+// checkAnnounced keeps the baseline and, when check (a turn), bumps the
+// generation if the scan shows a change the generation did not announce.
+func (c *Coordinator) checkAnnounced(st *loopState, snap Snapshot, out planOutput, check bool) {
+	view := viewDigest(snap)
+	switch {
+	case snap.Generation < st.baseGen:
+		return // an older copy than the baseline
+	case snap.Generation != st.baseGen:
+		// A new announcement: every worker scans after it, so this
+		// view is what they know. (A turn that is first to see it has
+		// nothing to add: they are all scanning.)
+		st.baseGen, st.baseView = snap.Generation, view
+		return
+	case !check:
+		return
+	}
+	if view != st.baseView || out.untaken > 0 {
+		c.stats.unannounced.Add(1)
+		c.log.Info("periodic scan found a change that was not announced; announcing it",
+			zap.Int64("generation", snap.Generation), zap.Bool("membership_or_leases_changed", view != st.baseView),
+			zap.Int("leases_nobody_takes", out.untaken))
+		c.announceChange()
+	}
+}
+
+// viewDigest sums a hash of what every worker must know about the table
+// and is told by a generation bump: the live (not dead) workers and
+// whether they are stopping, and the leases not ended. The sum does not
+// depend on the order of the scan.
+func viewDigest(snap Snapshot) uint64 {
+	var sum uint64
+	h := fnv.New64a()
+	add := func(kind byte, id string, flag bool) {
+		h.Reset()
+		b := []byte{kind, 0}
+		if flag {
+			b[1] = 1
+		}
+		h.Write(b)
+		h.Write([]byte(id))
+		sum += h.Sum64()
+	}
+	for _, w := range snap.Workers {
+		if !w.Dead {
+			add('w', w.ID, w.Stopping)
+		}
+	}
+	for _, l := range snap.Leases {
+		if !l.Ended() {
+			add('l', l.ShardID, false)
+		}
+	}
+	return sum
+}
+
+// scheduleTurn sets, after a scan, when this worker's next turn of the
+// periodic safety scan is due, and its second look. With n live workers
+// (itself included) and this worker at rank r among them, its turns fall
+// on the wall clock at r × ScanInterval (plus a fixed jitter of at most a
+// quarter interval) modulo n × ScanInterval: while the workers agree on
+// who is live, consecutive turns of the fleet are about one ScanInterval
+// apart. Wall clocks only place the turns — a skewed clock moves a turn,
+// never safety — and a turn once scheduled is never put off, so each
+// worker still has one at least every n × ScanInterval whatever its view.
+func (c *Coordinator) scheduleTurn(st *loopState, me string, live map[string]bool, turn bool, returned time.Time) {
+	ids := make([]string, 0, len(live)+1)
+	for id := range live {
+		ids = append(ids, id)
+	}
+	ids = append(ids, me)
+	sort.Strings(ids)
+	r := sort.SearchStrings(ids, me)
+	every := c.cfg.ScanInterval
+	period := int64(len(ids)) * int64(every)
+	now := time.Now()
+	phase := int64(r)*int64(every) + int64(st.turnJitter)
+	next := now.Add(time.Duration(((phase-now.UnixNano())%period + period) % period))
+	switch {
+	case turn && !st.turn.IsZero() && !now.Before(st.turn):
+		// This was the turn: the second look follows Duration after this
+		// answer, so a counter that stands still in between has stood
+		// still for Duration (liveness.expired).
+		st.turn, st.followUp = next, returned.Add(c.cfg.Duration)
+		c.stats.turns.Add(1)
+		return
+	case turn:
+		st.followUp = time.Time{} // this was the second look
+	}
+	if st.turn.IsZero() || next.Before(st.turn) {
+		st.turn = next
+	}
 }
 
 // successors returns the n identities after me in sorted order, wrapping.

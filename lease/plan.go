@@ -128,6 +128,9 @@ type planOutput struct {
 	// one more once nobody is below floor, or someone is outside
 	// floor..target): worth a look now and then, not every pass.
 	settled, lookAgain bool
+	// untaken counts processable leases nobody live owns (unowned, or
+	// owned by a worker declared dead) that this plan does not take.
+	untaken int
 	// What the plan saw, for telling one look from the next: live workers
 	// (others) below floor and above target, the most any of them holds,
 	// and this worker's own count.
@@ -316,7 +319,9 @@ func plan(in planInput) planOutput {
 		if mine < out.target {
 			out.takes = append(out.takes, t)
 			mine++
+			continue
 		}
+		out.untaken++
 	}
 
 	// 5. Requests.

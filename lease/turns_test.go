@@ -1,0 +1,158 @@
+package lease_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/leasehold/leasehold/checkpoint"
+	"github.com/leasehold/leasehold/lease"
+)
+
+// scanInterval is the default lease.scan_interval, which these tests
+// leave at its default.
+const scanInterval = 2 * time.Minute
+
+func (c *cluster) stats() (scans, turns, unannounced int64) {
+	for _, w := range c.workers {
+		s := w.co.Stats()
+		scans, turns, unannounced = scans+s.Scans, turns+s.Turns, unannounced+s.Unannounced
+	}
+	return scans, turns, unannounced
+}
+
+// startBalanced starts n workers on c's shards and waits until they are
+// balanced and past the scans of convergence.
+func (c *cluster) startBalanced(n, shards int) []string {
+	var names []string
+	for i := range n {
+		name := fmt.Sprintf("W%02d", i)
+		names = append(names, name)
+		c.start(name, fast)
+	}
+	c.eventually("balanced", time.Minute, func() bool { return balanced(c.held(), shards, names...) })
+	time.Sleep(30 * time.Second)
+	return names
+}
+
+// TestPeriodicScansTakeTurns is the cost goal "never growing with W × S":
+// every worker used to scan the whole table every scan interval, so the
+// periodic scans at rest grew with workers × shards (about half the reads
+// at 10,000 shards and 200 workers). The workers now take turns: the
+// fleet as a whole does one turn — two scans, a lease duration apart —
+// per scan interval, whatever its size. The old code does 10 × K scans
+// here.
+func TestPeriodicScansTakeTurns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const shards, workers, intervals = 400, 10, 5
+		c := newCluster(t, shards)
+		defer c.stopAll()
+		c.startBalanced(workers, shards)
+		scans0, turns0, un0 := c.stats()
+		units0 := c.fake.Units()
+		time.Sleep(intervals * scanInterval)
+		scans1, turns1, un1 := c.stats()
+		units1 := c.fake.Units()
+		scans, turns := scans1-scans0, turns1-turns0
+		snap, _ := c.fake.Snapshot(context.Background())
+		t.Logf("%d workers at rest for %d scan intervals: %d scans, %d turns, %.0f read units (one scan: %.1f)",
+			workers, intervals, scans, turns, units1.Read-units0.Read, snap.ReadUnits)
+		if turns < intervals-1 || turns > intervals+1 {
+			t.Errorf("%d turns of the periodic scan in %d scan intervals, want about one per interval for the whole fleet", turns, intervals)
+		}
+		if scans > 2*(intervals+1) {
+			t.Errorf("%d scans in %d scan intervals at rest, want two per interval (a turn and its second look) for the whole fleet, not %d per worker", scans, intervals, intervals)
+		}
+		if un1 != un0 {
+			t.Errorf("%d turns at rest announced a change, want none: nothing changed", un1-un0)
+		}
+		// Reads at rest: polls (2 units a second per worker) and the turns.
+		want := workers*2*(intervals*scanInterval).Seconds() + 2*(intervals+1)*snap.ReadUnits
+		if got := units1.Read - units0.Read; got > want*1.1 {
+			t.Errorf("%.0f read units at rest, want about %.0f", got, want)
+		}
+	})
+}
+
+// TestALostAnnouncementIsSeenWithinAScanInterval: a change whose
+// announcement was lost — here 40 leases created straight in the table
+// with no generation bump, as when shard sync's process dies between the
+// create and the bump — is still seen by every worker within about a scan
+// interval: the next turn notices the table differs from what the
+// generation promised and announces it. Every worker used to find it on
+// its own periodic scan; now one turn must find it for all.
+func TestALostAnnouncementIsSeenWithinAScanInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const shards, workers, added = 400, 10, 40
+		c := newCluster(t, shards)
+		defer c.stopAll()
+		names := c.startBalanced(workers, shards)
+		before := map[string]int64{}
+		for name, w := range c.workers {
+			before[name] = w.co.Stats().Scans
+		}
+		for i := range added {
+			l := lease.Lease{ShardID: fmt.Sprintf("new-%02d", i), Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}}
+			if err := c.fake.Create(context.Background(), l); err != nil {
+				t.Fatal(err)
+			}
+		}
+		created := time.Now()
+		// A turn is due within one scan interval plus its jitter (a
+		// quarter); then a take interval or two for everyone to scan.
+		c.eventually("the new leases taken and balanced", scanInterval+scanInterval/4+10*time.Second,
+			func() bool { return balanced(c.held(), shards+added, names...) })
+		took := time.Since(created)
+		for name, w := range c.workers {
+			if w.co.Stats().Scans == before[name] {
+				t.Errorf("%s did not scan after the change", name)
+			}
+		}
+		_, _, un := c.stats()
+		t.Logf("the unannounced leases were balanced after %s; %d turns announced a change", took, un)
+		if un == 0 {
+			t.Error("no turn announced the change")
+		}
+	})
+}
+
+// TestLeasesNobodyTakesAreAnnounced: leases released with the
+// announcement lost (the releasing process died before the bump) stay
+// unowned while every worker only polls; the next turn sees processable
+// leases nobody takes and announces them, even when the leases it
+// compares (the set of them) did not change.
+func TestLeasesNobodyTakesAreAnnounced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const shards, workers = 400, 10
+		c := newCluster(t, shards)
+		defer c.stopAll()
+		names := c.startBalanced(workers, shards)
+		// Stop W00 without a word: its leases stay its own until its
+		// neighbours declare it dead, which is announced. Instead, make
+		// its leases unowned in the table behind everyone's back: a
+		// release whose bump was lost.
+		w := c.workers[names[0]]
+		me := w.co.Identity()
+		ctx := context.Background()
+		snap, _ := c.fake.Snapshot(ctx)
+		released := 0
+		for _, l := range snap.Leases {
+			if l.Owner != me {
+				continue
+			}
+			if _, err := c.fake.Transfer(ctx, l.ShardID, me, l.Epoch, l.Checkpoint, ""); err != nil {
+				t.Fatal(err)
+			}
+			released++
+		}
+		// W00 notices only by a scan of its own; the others by a turn.
+		c.eventually("the released leases taken again", scanInterval+scanInterval/4+15*time.Second, func() bool {
+			o := c.owners()
+			return o[""] == 0
+		})
+		_, _, un := c.stats()
+		t.Logf("%d leases released unannounced; taken again; %d turns announced a change", released, un)
+	})
+}
