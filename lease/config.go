@@ -45,9 +45,11 @@ type Config struct {
 	// Default 5s. (A heartbeat is bounded by Duration - SafetyMargin: an
 	// answer after that could no longer extend the fence; not settable.)
 	CallTimeout time.Duration
-	// ScanInterval: even when nothing changed, the whole table is read at
-	// least this often (eventually consistent), to see every worker and
-	// catch a change whose announcement was lost. Default 2m.
+	// ScanInterval: even when nothing changed, the fleet reads the whole
+	// table this often (eventually consistent), to see every worker and
+	// catch a change whose announcement was lost. The workers take turns:
+	// each of n live workers scans every n × ScanInterval, so the cost does
+	// not grow with the fleet (see scheduleTurn). Default 2m.
 	ScanInterval time.Duration
 }
 

@@ -64,7 +64,7 @@ type Lease struct {
 	TakeInterval  time.Duration `yaml:"take_interval" doc:"how often a worker looks at the table (a cheap poll, or a scan when it changed) for unowned, orphaned or unbalanced leases"`
 	SafetyMargin  time.Duration `yaml:"safety_margin" doc:"a worker whose last successful heartbeat is older than duration minus this margin stops processing its shards"`
 	CallTimeout   time.Duration `yaml:"call_timeout" doc:"a lease-table call (but a heartbeat) is abandoned after this long; the fence does not depend on it"`
-	ScanInterval  time.Duration `yaml:"scan_interval" doc:"the whole lease table is read at least this often even when nothing changed"`
+	ScanInterval  time.Duration `yaml:"scan_interval" doc:"the fleet reads the whole lease table this often even when nothing changed (the workers take turns: each of n workers every n times this)"`
 	ShardSync     time.Duration `yaml:"shard_sync_interval" doc:"how often ListShards runs to find new shards"`
 }
 
