@@ -447,7 +447,6 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 // checkAnnounced keeps the baseline and, when check (a turn), bumps the
 // generation if the scan shows a change the generation did not announce.
 func (c *Coordinator) checkAnnounced(st *loopState, snap Snapshot, out planOutput, check bool) {
-	view := viewDigest(snap)
 	switch {
 	case snap.Generation < st.baseGen:
 		return // an older copy than the baseline
@@ -455,12 +454,12 @@ func (c *Coordinator) checkAnnounced(st *loopState, snap Snapshot, out planOutpu
 		// A new announcement: every worker scans after it, so this
 		// view is what they know. (A turn that is first to see it has
 		// nothing to add: they are all scanning.)
-		st.baseGen, st.baseView = snap.Generation, view
+		st.baseGen, st.baseView = snap.Generation, viewDigest(snap)
 		return
 	case !check:
 		return
 	}
-	if view != st.baseView || out.untaken > 0 {
+	if view := viewDigest(snap); view != st.baseView || out.untaken > 0 {
 		c.stats.unannounced.Add(1)
 		c.log.Info("periodic scan found a change that was not announced; announcing it",
 			zap.Int64("generation", snap.Generation), zap.Bool("membership_or_leases_changed", view != st.baseView),

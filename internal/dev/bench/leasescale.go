@@ -25,7 +25,13 @@ type ScaleConfig struct {
 	Add int
 	// Rest is the window over which units at rest are counted; it should
 	// cover a scan interval (default 130s).
-	Rest     time.Duration
+	Rest time.Duration
+	// Settle is how long to wait after the scale-out before counting
+	// units at rest (default a scan interval and a quarter plus 10 s): the
+	// joins are not announced, and the first turn of the periodic scan
+	// after them announces them once (every worker scans the table once);
+	// that belongs to the scale-out, not to the fleet at rest.
+	Settle   time.Duration
 	Lease    lease.Config // timings; zero fields take the defaults
 	Progress io.Writer
 }
@@ -83,6 +89,13 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (ScaleResult, error) {
 	}
 	if cfg.Rest == 0 {
 		cfg.Rest = 130 * time.Second
+	}
+	if cfg.Settle == 0 {
+		every := cfg.Lease.ScanInterval
+		if every == 0 {
+			every = 2 * time.Minute
+		}
+		cfg.Settle = every + every/4 + 10*time.Second
 	}
 	if cfg.Progress == nil {
 		cfg.Progress = io.Discard
@@ -208,12 +221,20 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (ScaleResult, error) {
 
 	say("scale (%s): scale-out took %s: %d moves (minimum %d), %d requests, %d scans, %d fenced, %d lost",
 		cfg.Backend, res.ScaleOut.Round(100*time.Millisecond), res.ScaleOutMoves, res.ScaleOutMin, res.ScaleOutRequests, res.ScaleOutScans, res.ScaleOutFenced, res.ScaleOutLost)
+	say("scale (%s): settling for %s (the next turn of the periodic scan announces the joins)", cfg.Backend, cfg.Settle)
+	u0, s0 = meter.Units(), total()
+	if err := sleep(ctx, cfg.Settle); err != nil {
+		return res, err
+	}
+	u1, s1 = meter.Units(), total()
+	say("scale (%s): while settling: %d scans, %.0f read / %.0f write units", cfg.Backend, s1.Scans-s0.Scans, u1.Read-u0.Read, u1.Write-u0.Write)
 	say("scale (%s): at rest for %s", cfg.Backend, cfg.Rest)
-	u0 = meter.Units()
+	u0, s0 = meter.Units(), total()
 	if err := sleep(ctx, cfg.Rest); err != nil {
 		return res, err
 	}
 	u1 = meter.Units()
 	res.Rest = Cost{Window: cfg.Rest, Shards: cfg.Shards, Read: u1.Read - u0.Read, Write: u1.Write - u0.Write}
+	say("scale (%s): at rest: %d scans, %.0f read / %.0f write units", cfg.Backend, total().Scans-s0.Scans, res.Rest.Read, res.Rest.Write)
 	return res, nil
 }
