@@ -156,3 +156,26 @@ func TestLeasesNobodyTakesAreAnnounced(t *testing.T) {
 		t.Logf("%d leases released unannounced; taken again; %d turns announced a change", released, un)
 	})
 }
+
+// TestAJoinIsAnnouncedByTheNextTurn: a worker that joins is not
+// announced (every worker would scan), so the workers that should watch
+// its heartbeat (its ring predecessors) learn of it only from a scan.
+// Each worker's own periodic scan used to see it within a scan interval;
+// now the next turn sees the membership differ from what the generation
+// promised and announces it.
+func TestAJoinIsAnnouncedByTheNextTurn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const shards, workers = 400, 10
+		c := newCluster(t, shards)
+		defer c.stopAll()
+		names := c.startBalanced(workers, shards)
+		_, _, un0 := c.stats()
+		c.start("W99", fast)
+		names = append(names, "W99")
+		c.eventually("the joiner balanced in", time.Minute, func() bool { return balanced(c.held(), shards, names...) })
+		c.eventually("the join announced", scanInterval+scanInterval/4+10*time.Second, func() bool {
+			_, _, un := c.stats()
+			return un > un0
+		})
+	})
+}
