@@ -265,7 +265,8 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 	}
 	returned := time.Now()
 	c.stats.scans.Add(1)
-	if snap.Generation < st.gen {
+	stale := snap.Generation < st.gen
+	if stale {
 		st.rescan = true // an older copy than one we saw
 	} else {
 		st.gen, st.rescan = snap.Generation, false
@@ -351,8 +352,10 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 
 	out := plan(planInput{me: me, snap: snap, held: held, dead: dead, live: live, incoming: incoming, noTake: noTake, stopping: stopping, rng: c.rng})
 	defer func() { c.scheduleScan(st, out, sent) }()
-	c.checkAnnounced(st, snap, out, turn && !stopping)
-	c.scheduleTurn(st, me, live, turn, returned)
+	// A copy older than one already seen does not count as the turn: the
+	// turn stays due and the next pass scans again.
+	c.checkAnnounced(st, snap, out, turn && !stopping && !stale)
+	c.scheduleTurn(st, me, live, turn && !stale, returned)
 	for shard, reason := range out.lost {
 		if g := c.grant(shard); g != nil {
 			c.lose(g, fmt.Errorf("%w: %s", ErrLost, reason))
