@@ -131,7 +131,7 @@ func (g *Grant) onEnd(f func(error)) {
 // (context.Cause): DeadlineExceeded once fenced.
 func (g *Grant) Context(parent context.Context) context.Context {
 	inner, cancel := context.WithCancelCause(context.Background())
-	lc := &leaseCtx{parent: parent, g: g, done: inner.Done(), inner: inner, cancel: cancel}
+	lc := &leaseCtx{parent: parent, g: g, inner: inner, cancel: cancel}
 	stop := context.AfterFunc(parent, func() { lc.end(context.Cause(parent)) })
 	g.onEnd(func(err error) {
 		stop()
@@ -155,9 +155,8 @@ func (g *Grant) Context(parent context.Context) context.Context {
 type leaseCtx struct {
 	parent context.Context
 	g      *Grant
-	done   <-chan struct{}
-	inner  context.Context         // answers no Value but the context package's own key
-	cancel context.CancelCauseFunc // ends inner (closes done)
+	inner  context.Context         // its Done is ours; answers no Value but the context package's own key
+	cancel context.CancelCauseFunc // ends inner (closes Done)
 	mu     sync.Mutex
 	err    error // guarded by mu
 }
@@ -185,7 +184,7 @@ func (lc *leaseCtx) Deadline() (time.Time, bool) {
 	return f, true
 }
 
-func (lc *leaseCtx) Done() <-chan struct{} { return lc.done }
+func (lc *leaseCtx) Done() <-chan struct{} { return lc.inner.Done() }
 
 func (lc *leaseCtx) Err() error {
 	lc.mu.Lock()

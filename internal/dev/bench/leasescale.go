@@ -155,18 +155,7 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (ScaleResult, error) {
 		}
 		return n
 	}
-	total := func() lease.Stats {
-		var t lease.Stats
-		for _, w := range workers {
-			s := w.co.Stats()
-			t.Scans += s.Scans
-			t.Requested += s.Requested
-			t.Fenced += s.Fenced
-			t.Lost += s.Lost
-			t.Reincarnations += s.Reincarnations
-		}
-		return t
-	}
+	total := func() lease.Stats { return sumStats(workers) }
 	balanced := func(limit time.Duration) (time.Duration, error) {
 		t0 := time.Now()
 		next := t0.Add(10 * time.Second)
@@ -237,4 +226,20 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (ScaleResult, error) {
 	res.Rest = Cost{Window: cfg.Rest, Shards: cfg.Shards, Read: u1.Read - u0.Read, Write: u1.Write - u0.Write}
 	say("scale (%s): at rest: %d scans, %.0f read / %.0f write units", cfg.Backend, total().Scans-s0.Scans, res.Rest.Read, res.Rest.Write)
 	return res, nil
+}
+
+// sumStats adds up the counters the scale and spread scenarios report,
+// over every in-process worker.
+func sumStats(workers []*scaleWorker) lease.Stats {
+	var t lease.Stats
+	for _, w := range workers {
+		s := w.co.Stats()
+		t.HandedOff += s.HandedOff
+		t.Scans += s.Scans
+		t.Requested += s.Requested
+		t.Fenced += s.Fenced
+		t.Lost += s.Lost
+		t.Reincarnations += s.Reincarnations
+	}
+	return t
 }

@@ -189,18 +189,7 @@ func (f *fleet) stop(ctx context.Context) {
 	f.wg.Wait()
 }
 
-func (f *fleet) stats() lease.Stats {
-	var t lease.Stats
-	for _, w := range f.workers {
-		s := w.co.Stats()
-		t.HandedOff += s.HandedOff
-		t.Scans += s.Scans
-		t.Requested += s.Requested
-		t.Fenced += s.Fenced
-		t.Lost += s.Lost
-	}
-	return t
-}
+func (f *fleet) stats() lease.Stats { return sumStats(f.workers) }
 
 // balanced waits until every lease is processed and the spread is within
 // one, and returns how long that took.
