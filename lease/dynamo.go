@@ -21,6 +21,7 @@ type DynamoAPI interface {
 	DescribeTable(context.Context, *dynamodb.DescribeTableInput, ...func(*dynamodb.Options)) (*dynamodb.DescribeTableOutput, error)
 	CreateTable(context.Context, *dynamodb.CreateTableInput, ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
 	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
@@ -30,7 +31,8 @@ type DynamoAPI interface {
 
 // Attribute names of the lease table; docs/LEASES.md describes each.
 const (
-	attrKey        = "key"        // "shard#<id>", "worker#<identity>" or "fleet#generation"
+	attrPK         = "pk"         // partition key: "shard#<id>" (a lease) or "fleet" (workers and the generation)
+	attrSK         = "sk"         // sort key: "lease", "worker#<identity>" or "generation"
 	attrShard      = "shard_id"   // lease: the shard
 	attrOwner      = "owner"      // lease: holding worker incarnation, absent when unowned
 	attrEpoch      = "epoch"      // lease: ownership counter
@@ -49,9 +51,15 @@ const (
 	attrInbox      = "inbox"      // worker: bumped by peers that asked it for a lease
 	attrGeneration = "generation" // fleet: bumped on every change peers react to
 
-	shardPrefix   = "shard#"
-	workerPrefix  = "worker#"
-	generationKey = "fleet#generation"
+	shardPrefix    = "shard#"
+	leaseSort      = "lease"
+	fleetPartition = "fleet"
+	workerPrefix   = "worker#"
+	generationSort = "generation"
+
+	// oldKeyAttr is the hash key of the table before worker items moved
+	// into one partition (single-key schema); such a table is refused.
+	oldKeyAttr = "key"
 )
 
 // DynamoStore is the Store on a DynamoDB table. It asks DynamoDB for the
@@ -64,6 +72,10 @@ type DynamoStore struct {
 
 	readHalves atomic.Int64 // read request units × 2
 	writeUnits atomic.Int64
+	// fleetBytes is the fleet partition's size (the generation and every
+	// worker item, as DynamoDB bills them) at the last scan or query of
+	// it, 0 before one: Poll reads it with a Query when that is cheaper.
+	fleetBytes atomic.Int64
 }
 
 // NewDynamoStore returns a store on table. It refuses a nil db and an
@@ -120,16 +132,25 @@ const total = types.ReturnConsumedCapacityTotal
 
 // EnsureTable creates the table (on-demand billing) if missing and waits
 // until it is ACTIVE. Creation races between workers started together are
-// expected: ResourceInUseException means another worker created it.
+// expected: ResourceInUseException means another worker created it. A
+// table whose key is not this version's (partition key pk, sort key sk) —
+// one written by an earlier version, keyed on "key" alone — is refused
+// with ErrTableSchema, before any item is read or written.
 func (s *DynamoStore) EnsureTable(ctx context.Context) error {
-	_, err := s.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &s.table})
+	out, err := s.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &s.table})
 	var nf *types.ResourceNotFoundException
 	if errors.As(err, &nf) {
 		_, err = s.db.CreateTable(ctx, &dynamodb.CreateTableInput{
-			TableName:            &s.table,
-			BillingMode:          types.BillingModePayPerRequest,
-			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(attrKey), AttributeType: types.ScalarAttributeTypeS}},
-			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(attrKey), KeyType: types.KeyTypeHash}},
+			TableName:   &s.table,
+			BillingMode: types.BillingModePayPerRequest,
+			AttributeDefinitions: []types.AttributeDefinition{
+				{AttributeName: aws.String(attrPK), AttributeType: types.ScalarAttributeTypeS},
+				{AttributeName: aws.String(attrSK), AttributeType: types.ScalarAttributeTypeS},
+			},
+			KeySchema: []types.KeySchemaElement{
+				{AttributeName: aws.String(attrPK), KeyType: types.KeyTypeHash},
+				{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange},
+			},
 		})
 		var inUse *types.ResourceInUseException
 		if err != nil && !errors.As(err, &inUse) {
@@ -137,11 +158,13 @@ func (s *DynamoStore) EnsureTable(ctx context.Context) error {
 		}
 	} else if err != nil {
 		return fmt.Errorf("describe lease table %s: %w", s.table, err)
+	} else if err := s.checkSchema(out.Table); err != nil {
+		return err
 	}
 	for {
 		out, err := s.db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &s.table})
 		if err == nil && out.Table != nil && out.Table.TableStatus == types.TableStatusActive {
-			return nil
+			return s.checkSchema(out.Table)
 		}
 		if err != nil && !errors.As(err, &nf) {
 			return fmt.Errorf("wait for lease table %s: %w", s.table, err)
@@ -152,9 +175,46 @@ func (s *DynamoStore) EnsureTable(ctx context.Context) error {
 	}
 }
 
+// ErrTableSchema: the lease table exists with a key schema this version
+// cannot use (a table created by an earlier version).
+var ErrTableSchema = errors.New("lease: the lease table's key schema is not this version's")
+
+// checkSchema refuses a table whose key is not (pk HASH, sk RANGE), saying
+// what it found and what to do.
+func (s *DynamoStore) checkSchema(t *types.TableDescription) error {
+	if t == nil {
+		return nil
+	}
+	var hash, rng string
+	for _, k := range t.KeySchema {
+		switch k.KeyType {
+		case types.KeyTypeHash:
+			hash = aws.ToString(k.AttributeName)
+		case types.KeyTypeRange:
+			rng = aws.ToString(k.AttributeName)
+		}
+	}
+	if hash == attrPK && rng == attrSK {
+		return nil
+	}
+	found := fmt.Sprintf("hash key %q", hash)
+	if rng != "" {
+		found += fmt.Sprintf(" and range key %q", rng)
+	}
+	what := "use a new table (lease.table) or delete this one"
+	if hash == oldKeyAttr && rng == "" {
+		what = fmt.Sprintf("it was created by an earlier version of leasehold. Stop the old workers (they release their leases), "+
+			"then copy the checkpoints into a new table with `leasehold leases migrate --from %s` and set lease.table to the new table "+
+			"(or delete %s to start over from each shard's initial position)", s.table, s.table)
+	}
+	return fmt.Errorf("%w: lease table %s has %s, this version needs hash key %q and range key %q: %s (see docs/LEASES.md, \"Upgrading\")",
+		ErrTableSchema, s.table, found, attrPK, attrSK, what)
+}
+
 // Snapshot scans the whole table with eventually consistent reads (half
 // the price of strongly consistent ones; every decision taken from it is a
-// conditional write that re-checks the item).
+// conditional write that re-checks the item). It notes the fleet
+// partition's size for Poll.
 func (s *DynamoStore) Snapshot(ctx context.Context) (Snapshot, error) {
 	var snap Snapshot
 	var start map[string]types.AttributeValue
@@ -168,34 +228,72 @@ func (s *DynamoStore) Snapshot(ctx context.Context) (Snapshot, error) {
 			snap.ReadUnits += *out.ConsumedCapacity.CapacityUnits
 		}
 		for _, it := range out.Items {
+			if err := s.oldItem(it); err != nil {
+				return Snapshot{}, err
+			}
+			if str(it[attrPK]) == fleetPartition {
+				snap.FleetBytes += itemBytes(it)
+			}
 			decodeInto(it, &snap.Leases, &snap.Workers, &snap.Generation)
 		}
 		if len(out.LastEvaluatedKey) == 0 {
+			s.fleetBytes.Store(int64(snap.FleetBytes))
 			return snap, nil
 		}
 		start = out.LastEvaluatedKey
 	}
 }
 
-// Poll reads the generation item and the named items in one eventually
-// consistent BatchGetItem (retrying unprocessed keys).
-func (s *DynamoStore) Poll(ctx context.Context, workers, shards []string) (Polled, error) {
-	seen := map[string]bool{}
-	var keys []map[string]types.AttributeValue
-	add := func(k string) {
-		if !seen[k] && len(keys) < 100 {
-			seen[k] = true
-			keys = append(keys, key(k))
+// oldItem refuses an item of the single-key schema: a reader that did not
+// call EnsureTable (leasehold leases, the explorer) must not show an
+// earlier version's table as empty.
+func (s *DynamoStore) oldItem(it map[string]types.AttributeValue) error {
+	if _, ok := it[attrPK]; !ok {
+		if _, old := it[oldKeyAttr]; old {
+			return s.checkSchema(&types.TableDescription{KeySchema: []types.KeySchemaElement{{AttributeName: aws.String(oldKeyAttr), KeyType: types.KeyTypeHash}}})
 		}
 	}
-	add(generationKey)
+	return nil
+}
+
+// Poll reads the generation, the named worker items and the named leases,
+// eventually consistent. The generation and worker items live in one
+// partition: while one Query of that partition costs less than reading
+// them one by one (PollByQuery: up to about 28 workers, half a unit
+// instead of 2), it is that Query, and the workers not asked for are left
+// out of the answer. Otherwise, and for the leases, it is one BatchGetItem
+// (retrying unprocessed keys).
+func (s *DynamoStore) Poll(ctx context.Context, workers, shards []string) (Polled, error) {
+	var p Polled
+	seen := map[string]bool{}
+	var keys []map[string]types.AttributeValue
+	add := func(kind itemKind, id string) {
+		pk, sk := keyParts(kind, id)
+		if !seen[pk+"\x00"+sk] && len(keys) < 100 {
+			seen[pk+"\x00"+sk] = true
+			keys = append(keys, key(kind, id))
+		}
+	}
+	asked := map[string]bool{}
 	for _, w := range workers {
-		add(workerPrefix + w)
+		asked[w] = true
+	}
+	if PollByQuery(int(s.fleetBytes.Load()), len(asked)) {
+		if err := s.queryFleet(ctx, asked, &p); err != nil {
+			return Polled{}, err
+		}
+	} else {
+		add(generationItem, "")
+		for _, w := range workers {
+			add(workerItem, w)
+		}
 	}
 	for _, sh := range shards {
-		add(shardPrefix + sh)
+		add(leaseItem, sh)
 	}
-	var p Polled
+	if len(keys) == 0 {
+		return p, nil
+	}
 	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys}}
 	for len(req) > 0 {
 		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req, ReturnConsumedCapacity: total})
@@ -221,21 +319,59 @@ func (s *DynamoStore) Poll(ctx context.Context, workers, shards []string) (Polle
 	return p, nil
 }
 
+// queryFleet reads the whole fleet partition with one eventually
+// consistent Query (paged, should it ever exceed 1 MB) into p, keeping
+// the generation and the asked workers, and notes the partition's size.
+func (s *DynamoStore) queryFleet(ctx context.Context, asked map[string]bool, p *Polled) error {
+	var start map[string]types.AttributeValue
+	bytes := 0
+	for {
+		out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 &s.table,
+			KeyConditionExpression:    aws.String("#pk = :fleet"),
+			ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":fleet": sv(fleetPartition)},
+			ExclusiveStartKey:         start,
+			ReturnConsumedCapacity:    total,
+		})
+		if err != nil {
+			return fmt.Errorf("poll lease table %s: %w", s.table, err)
+		}
+		s.addRead(out.ConsumedCapacity)
+		if out.ConsumedCapacity != nil && out.ConsumedCapacity.CapacityUnits != nil {
+			p.ReadUnits += *out.ConsumedCapacity.CapacityUnits
+		}
+		for _, it := range out.Items {
+			bytes += itemBytes(it)
+			if sk := str(it[attrSK]); sk == generationSort || asked[strings.TrimPrefix(sk, workerPrefix)] {
+				decodeInto(it, &p.Leases, &p.Workers, &p.Generation)
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			s.fleetBytes.Store(int64(bytes))
+			p.FleetBytes = bytes
+			return nil
+		}
+		start = out.LastEvaluatedKey
+	}
+}
+
 func decodeInto(it map[string]types.AttributeValue, leases *[]Lease, workers *[]Worker, gen *int64) {
-	k := str(it[attrKey])
+	pk, sk := str(it[attrPK]), str(it[attrSK])
 	switch {
-	case strings.HasPrefix(k, shardPrefix):
+	case strings.HasPrefix(pk, shardPrefix):
 		*leases = append(*leases, decodeLease(it))
-	case strings.HasPrefix(k, workerPrefix):
+	case pk != fleetPartition:
+	case strings.HasPrefix(sk, workerPrefix):
 		*workers = append(*workers, decodeWorker(it))
-	case k == generationKey:
+	case sk == generationSort:
 		*gen = numOf(it[attrGeneration])
 	}
 }
 
 // Get reads one lease with a strongly consistent read.
 func (s *DynamoStore) Get(ctx context.Context, shardID string) (Lease, error) {
-	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(shardPrefix + shardID), ConsistentRead: aws.Bool(true), ReturnConsumedCapacity: total})
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key(leaseItem, shardID), ConsistentRead: aws.Bool(true), ReturnConsumedCapacity: total})
 	if err != nil {
 		return Lease{}, fmt.Errorf("get lease %s: %w", shardID, err)
 	}
@@ -253,7 +389,7 @@ func (s *DynamoStore) Create(ctx context.Context, l Lease) error {
 		TableName:                &s.table,
 		Item:                     encodeLease(l),
 		ConditionExpression:      aws.String("attribute_not_exists(#k)"),
-		ExpressionAttributeNames: map[string]string{"#k": attrKey},
+		ExpressionAttributeNames: map[string]string{"#k": attrPK},
 		ReturnConsumedCapacity:   total,
 	})
 	s.addWrite(consumed(out, func(o *dynamodb.PutItemOutput) *types.ConsumedCapacity { return o.ConsumedCapacity }), err)
@@ -293,7 +429,7 @@ func consumed[T any](out *T, f func(*T) *types.ConsumedCapacity) *types.Consumed
 // Take moves the lease to owner if its epoch is unchanged.
 func (s *DynamoStore) Take(ctx context.Context, shardID, owner string, epoch int64) (Lease, error) {
 	out, err := s.update(ctx, &dynamodb.UpdateItemInput{
-		Key:                 key(shardPrefix + shardID),
+		Key:                 key(leaseItem, shardID),
 		UpdateExpression:    aws.String("SET #o = :o, #e = #e + :one, #u = :now"),
 		ConditionExpression: aws.String("#e = :e"),
 		ExpressionAttributeNames: map[string]string{
@@ -316,7 +452,7 @@ func (s *DynamoStore) Take(ctx context.Context, shardID, owner string, epoch int
 // RequestHandoff records requester as the wanted next owner.
 func (s *DynamoStore) RequestHandoff(ctx context.Context, shardID, owner string, epoch int64, requester string) error {
 	_, err := s.update(ctx, &dynamodb.UpdateItemInput{
-		Key:                 key(shardPrefix + shardID),
+		Key:                 key(leaseItem, shardID),
 		UpdateExpression:    aws.String("SET #h = :r"),
 		ConditionExpression: aws.String("#o = :o AND #e = :e AND attribute_not_exists(#h)"),
 		ExpressionAttributeNames: map[string]string{
@@ -336,7 +472,7 @@ func (s *DynamoStore) RequestHandoff(ctx context.Context, shardID, owner string,
 // CancelHandoff clears requester's pending request, if it is still there.
 func (s *DynamoStore) CancelHandoff(ctx context.Context, shardID, requester string) error {
 	_, err := s.update(ctx, &dynamodb.UpdateItemInput{
-		Key:                       key(shardPrefix + shardID),
+		Key:                       key(leaseItem, shardID),
 		UpdateExpression:          aws.String("REMOVE #h"),
 		ConditionExpression:       aws.String("#h = :r"),
 		ExpressionAttributeNames:  map[string]string{"#h": attrHandoff},
@@ -371,7 +507,7 @@ func (s *DynamoStore) Transfer(ctx context.Context, shardID, owner string, epoch
 		vals[":sinks"] = sinksAttr(cp.Sinks)
 	}
 	out, err := s.update(ctx, &dynamodb.UpdateItemInput{
-		Key:                       key(shardPrefix + shardID),
+		Key:                       key(leaseItem, shardID),
 		UpdateExpression:          aws.String(set + remove),
 		ConditionExpression:       aws.String(cond),
 		ExpressionAttributeNames:  names,
@@ -407,7 +543,7 @@ func (s *DynamoStore) Checkpoint(ctx context.Context, shardID, owner string, epo
 		vals[":sinks"] = sinksAttr(cp.Sinks)
 	}
 	_, err := s.update(ctx, &dynamodb.UpdateItemInput{
-		Key:                       key(shardPrefix + shardID),
+		Key:                       key(leaseItem, shardID),
 		UpdateExpression:          aws.String(set),
 		ConditionExpression:       aws.String("#o = :me AND #e = :e"),
 		ExpressionAttributeNames:  names,
@@ -429,10 +565,10 @@ func (s *DynamoStore) Heartbeat(ctx context.Context, id, name string, held int, 
 	cond := "attribute_not_exists(#d)"
 	if !first {
 		cond += " AND attribute_exists(#k)"
-		names["#k"] = attrKey
+		names["#k"] = attrPK
 	}
 	out, err := s.update(ctx, &dynamodb.UpdateItemInput{
-		Key:                      key(workerPrefix + id),
+		Key:                      key(workerItem, id),
 		UpdateExpression:         aws.String("SET #w = :w, #l = :held, #st = :st, #u = :now ADD #hb :one"),
 		ConditionExpression:      aws.String(cond),
 		ExpressionAttributeNames: names,
@@ -461,13 +597,13 @@ func (s *DynamoStore) MarkDead(ctx context.Context, id string, counter int64) er
 			TableName:                &s.table,
 			Item:                     encodeWorker(Worker{ID: id, Name: WorkerName(id), Dead: true, UpdatedAt: s.now()}),
 			ConditionExpression:      aws.String("attribute_not_exists(#k)"),
-			ExpressionAttributeNames: map[string]string{"#k": attrKey},
+			ExpressionAttributeNames: map[string]string{"#k": attrPK},
 			ReturnConsumedCapacity:   total,
 		})
 		s.addWrite(consumed(out, func(o *dynamodb.PutItemOutput) *types.ConsumedCapacity { return o.ConsumedCapacity }), err)
 	} else {
 		_, err = s.update(ctx, &dynamodb.UpdateItemInput{
-			Key:                       key(workerPrefix + id),
+			Key:                       key(workerItem, id),
 			UpdateExpression:          aws.String("SET #d = :t, #u = :now"),
 			ConditionExpression:       aws.String("#hb = :c AND attribute_not_exists(#d)"),
 			ExpressionAttributeNames:  map[string]string{"#d": attrDead, "#u": attrUpdated, "#hb": attrHeartbeat},
@@ -485,7 +621,7 @@ func (s *DynamoStore) MarkDead(ctx context.Context, id string, counter int64) er
 
 // DeleteWorker removes the worker item.
 func (s *DynamoStore) DeleteWorker(ctx context.Context, id string) error {
-	if err := s.delete(ctx, &dynamodb.DeleteItemInput{Key: key(workerPrefix + id)}); err != nil {
+	if err := s.delete(ctx, &dynamodb.DeleteItemInput{Key: key(workerItem, id)}); err != nil {
 		return fmt.Errorf("delete worker %s: %w", id, err)
 	}
 	return nil
@@ -494,7 +630,7 @@ func (s *DynamoStore) DeleteWorker(ctx context.Context, id string) error {
 // DeleteDeadWorker removes a worker item marked dead.
 func (s *DynamoStore) DeleteDeadWorker(ctx context.Context, id string) error {
 	err := s.delete(ctx, &dynamodb.DeleteItemInput{
-		Key:                       key(workerPrefix + id),
+		Key:                       key(workerItem, id),
 		ConditionExpression:       aws.String("#d = :t"),
 		ExpressionAttributeNames:  map[string]string{"#d": attrDead},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":t": &types.AttributeValueMemberBOOL{Value: true}},
@@ -511,7 +647,7 @@ func (s *DynamoStore) DeleteDeadWorker(ctx context.Context, id string) error {
 // Delete removes an ended lease.
 func (s *DynamoStore) Delete(ctx context.Context, shardID string) error {
 	err := s.delete(ctx, &dynamodb.DeleteItemInput{
-		Key:                       key(shardPrefix + shardID),
+		Key:                       key(leaseItem, shardID),
 		ConditionExpression:       aws.String("#s = :end"),
 		ExpressionAttributeNames:  map[string]string{"#s": attrSeq},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":end": sv(checkpoint.ShardEnd)},
@@ -528,7 +664,7 @@ func (s *DynamoStore) Delete(ctx context.Context, shardID string) error {
 // Bump increments the fleet generation.
 func (s *DynamoStore) Bump(ctx context.Context) (int64, error) {
 	out, err := s.update(ctx, &dynamodb.UpdateItemInput{
-		Key:                       key(generationKey),
+		Key:                       key(generationItem, ""),
 		UpdateExpression:          aws.String("ADD #g :one"),
 		ExpressionAttributeNames:  map[string]string{"#g": attrGeneration},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
@@ -543,10 +679,10 @@ func (s *DynamoStore) Bump(ctx context.Context) (int64, error) {
 // Notify bumps the worker's inbox, if it has an item.
 func (s *DynamoStore) Notify(ctx context.Context, id string) error {
 	_, err := s.update(ctx, &dynamodb.UpdateItemInput{
-		Key:                       key(workerPrefix + id),
+		Key:                       key(workerItem, id),
 		UpdateExpression:          aws.String("ADD #i :one"),
 		ConditionExpression:       aws.String("attribute_exists(#k)"),
-		ExpressionAttributeNames:  map[string]string{"#i": attrInbox, "#k": attrKey},
+		ExpressionAttributeNames:  map[string]string{"#i": attrInbox, "#k": attrPK},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
 	})
 	if err != nil && !isConditional(err) {

@@ -1,6 +1,7 @@
 package lease
 
 import (
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -12,15 +13,15 @@ import (
 
 // encodeLease is the lease item as DynamoDB stores it.
 func encodeLease(l Lease) map[string]types.AttributeValue {
-	item := map[string]types.AttributeValue{
-		attrKey:     sv(shardPrefix + l.ShardID),
+	item := key(leaseItem, l.ShardID)
+	maps.Copy(item, map[string]types.AttributeValue{
 		attrShard:   sv(l.ShardID),
 		attrEpoch:   num(l.Epoch),
 		attrSeq:     sv(l.Checkpoint.Position.Sequence),
 		attrSub:     num(l.Checkpoint.Position.Sub),
 		attrLag:     num(l.Checkpoint.MillisBehind),
 		attrUpdated: sv(l.UpdatedAt.UTC().Format(time.RFC3339Nano)),
-	}
+	})
 	if l.Owner != "" {
 		item[attrOwner] = sv(l.Owner)
 	}
@@ -51,7 +52,7 @@ func decodeLease(it map[string]types.AttributeValue) Lease {
 		}, MillisBehind: numOf(it[attrLag])},
 	}
 	if l.ShardID == "" {
-		l.ShardID = strings.TrimPrefix(str(it[attrKey]), shardPrefix)
+		l.ShardID = strings.TrimPrefix(str(it[attrPK]), shardPrefix)
 	}
 	l.UpdatedAt, _ = time.Parse(time.RFC3339Nano, str(it[attrUpdated]))
 	if ps, ok := it[attrParents].(*types.AttributeValueMemberL); ok {
@@ -72,14 +73,14 @@ func decodeLease(it map[string]types.AttributeValue) Lease {
 
 // encodeWorker is the worker item as DynamoDB stores it.
 func encodeWorker(w Worker) map[string]types.AttributeValue {
-	item := map[string]types.AttributeValue{
-		attrKey:       sv(workerPrefix + w.ID),
+	item := key(workerItem, w.ID)
+	maps.Copy(item, map[string]types.AttributeValue{
 		attrWorker:    sv(w.Name),
 		attrHeartbeat: num(w.Heartbeat),
 		attrHeld:      num(int64(w.Held)),
 		attrStopping:  &types.AttributeValueMemberBOOL{Value: w.Stopping},
 		attrUpdated:   sv(w.UpdatedAt.UTC().Format(time.RFC3339Nano)),
-	}
+	})
 	if w.Dead {
 		item[attrDead] = &types.AttributeValueMemberBOOL{Value: true}
 	}
@@ -91,7 +92,7 @@ func encodeWorker(w Worker) map[string]types.AttributeValue {
 
 func decodeWorker(it map[string]types.AttributeValue) Worker {
 	w := Worker{
-		ID:        strings.TrimPrefix(str(it[attrKey]), workerPrefix),
+		ID:        strings.TrimPrefix(str(it[attrSK]), workerPrefix),
 		Name:      str(it[attrWorker]),
 		Heartbeat: numOf(it[attrHeartbeat]),
 		Held:      int(numOf(it[attrHeld])),
@@ -120,7 +121,13 @@ func WorkerItemBytes(w Worker) int { return itemBytes(encodeWorker(w)) }
 
 // GenerationItemBytes is the size DynamoDB bills for the fleet item.
 func GenerationItemBytes(gen int64) int {
-	return itemBytes(map[string]types.AttributeValue{attrKey: sv(generationKey), attrGeneration: num(gen)})
+	return itemBytes(encodeGeneration(gen))
+}
+
+func encodeGeneration(gen int64) map[string]types.AttributeValue {
+	item := key(generationItem, "")
+	item[attrGeneration] = num(gen)
+	return item
 }
 
 func itemBytes(item map[string]types.AttributeValue) int {
@@ -162,8 +169,34 @@ func valueBytes(v types.AttributeValue) int {
 
 func sv(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
 
-func key(k string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{attrKey: sv(k)}
+// itemKind is one of the three kinds of item the table holds.
+type itemKind int
+
+const (
+	leaseItem      itemKind = iota // pk "shard#<id>", sk "lease"
+	workerItem                     // pk "fleet", sk "worker#<identity>"
+	generationItem                 // pk "fleet", sk "generation"
+)
+
+// keyParts is where each item lives. Worker items and the generation share
+// the fleet partition, so one Query reads them all (billed by their summed
+// size, not per item); every lease has a partition of its own.
+func keyParts(kind itemKind, id string) (pk, sk string) {
+	switch kind {
+	case leaseItem:
+		return shardPrefix + id, leaseSort
+	case workerItem:
+		return fleetPartition, workerPrefix + id
+	default:
+		return fleetPartition, generationSort
+	}
+}
+
+// key is the primary key of an item: every key the store sends is built
+// here.
+func key(kind itemKind, id string) map[string]types.AttributeValue {
+	pk, sk := keyParts(kind, id)
+	return map[string]types.AttributeValue{attrPK: sv(pk), attrSK: sv(sk)}
 }
 
 func num(n int64) types.AttributeValue {
@@ -191,4 +224,33 @@ func sinksAttr(m map[string]checkpoint.Position) types.AttributeValue {
 		out[k] = sv(p.String())
 	}
 	return &types.AttributeValueMemberM{Value: out}
+}
+
+// eventualUnits is what an eventually consistent read of bytes costs, as
+// DynamoDB bills it: half a unit per 4 KB started, at least half a unit.
+func eventualUnits(bytes int) float64 {
+	return 0.5 * float64(max((bytes+4095)/4096, 1))
+}
+
+// PollByQuery reports whether a poll asking for workers worker items reads
+// the fleet partition with one eventually consistent Query instead of a
+// BatchGetItem of the generation and those items. fleetBytes is the
+// partition's size as the last read of it showed (0: unknown). A Query is
+// billed by the summed size of the items it returns, rounded up to 4 KB
+// once; BatchGetItem bills every key on its own, each rounded up to 4 KB.
+// The Query is chosen only when it is strictly cheaper: up to about 28
+// workers it is half a unit, against 2 units for the generation, the
+// worker's own item and its two ring neighbours.
+func PollByQuery(fleetBytes, workers int) bool {
+	return fleetBytes > 0 && eventualUnits(fleetBytes) < 0.5*float64(1+workers)
+}
+
+// PollUnits is what a poll costs in read units: the fleet items (by
+// PollByQuery's choice) and one half unit per lease asked for.
+func PollUnits(fleetBytes, workers, shards int) float64 {
+	u := 0.5 * float64(1+workers)
+	if PollByQuery(fleetBytes, workers) {
+		u = eventualUnits(fleetBytes)
+	}
+	return u + 0.5*float64(shards)
 }

@@ -125,6 +125,10 @@ type Snapshot struct {
 	// ReadUnits is what the read cost, in DynamoDB read request units
 	// (0 when the store cannot tell).
 	ReadUnits float64
+	// FleetBytes is the size of the fleet partition (the generation and
+	// every worker item, by DynamoDB's item size rules): what a Query of
+	// it would be billed for (see PollByQuery).
+	FleetBytes int
 }
 
 // Polled is the answer to Store.Poll: the generation and the items asked
@@ -134,6 +138,9 @@ type Polled struct {
 	Workers    []Worker
 	Leases     []Lease
 	ReadUnits  float64
+	// FleetBytes is the fleet partition's size when the poll read all of
+	// it (a Query), else 0.
+	FleetBytes int
 }
 
 // Store is the lease table. Every method blocks on one or a few round trips
@@ -148,9 +155,12 @@ type Store interface {
 	// eventually consistent Scan: a lease may show an older epoch than the
 	// table holds, never a newer one.
 	Snapshot(ctx context.Context) (Snapshot, error)
-	// Poll reads the generation and the named worker items and leases with
-	// one eventually consistent batch read. Items that do not exist are
-	// left out.
+	// Poll reads the generation and the named worker items and leases,
+	// eventually consistent: the generation and the workers with one
+	// Query of the fleet partition when that is cheaper (PollByQuery, from
+	// the partition's size at the last read of it), else with the leases
+	// in one batch read. Items that do not exist, and workers not named,
+	// are left out.
 	Poll(ctx context.Context, workers, shards []string) (Polled, error)
 	// Get reads one lease (strongly consistent); ErrNotFound if absent.
 	Get(ctx context.Context, shardID string) (Lease, error)

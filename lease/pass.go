@@ -27,13 +27,14 @@ const maxPolledRequests = 100 - 2 - watchNeighbours
 // loopState is what the coordination loop remembers between passes. Only
 // the loop goroutine touches it.
 type loopState struct {
-	live      *liveness
-	gen       int64    // fleet generation at the last scan; -1 before the first
-	scanUnits float64  // what the last scan cost
-	rescan    bool     // the last read looked stale or a write conflicted: scan next pass
-	ring      []string // identities watched between scans
-	inbox     int64    // our own item's inbox at the last scan
-	failures  int      // consecutive failed passes
+	live       *liveness
+	gen        int64    // fleet generation at the last scan; -1 before the first
+	scanUnits  float64  // what the last scan cost
+	fleetBytes int      // the fleet partition's size at the last scan or query poll (PollUnits)
+	rescan     bool     // the last read looked stale or a write conflicted: scan next pass
+	ring       []string // identities watched between scans
+	inbox      int64    // our own item's inbox at the last scan
+	failures   int      // consecutive failed passes
 	// look is when to scan again although nothing was announced, zero
 	// when not needed: the last scan showed the fleet unbalanced but gave
 	// this worker nothing to do yet (others below floor must ask first,
@@ -143,7 +144,7 @@ func (c *Coordinator) pass(ctx context.Context, st *loopState) error {
 		}
 	}
 
-	pollUnits := 0.5 * float64(2+len(st.ring)+len(reqShards))
+	pollUnits := PollUnits(st.fleetBytes, 1+len(st.ring), len(reqShards))
 	now := time.Now()
 	due := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
 	lookNow := due(st.look)
@@ -160,6 +161,9 @@ func (c *Coordinator) pass(ctx context.Context, st *loopState) error {
 		}
 		c.stats.polls.Add(1)
 		returned := time.Now()
+		if p.FleetBytes > 0 {
+			st.fleetBytes = p.FleetBytes
+		}
 		for _, w := range p.Workers {
 			if w.ID == me && w.Inbox != st.inbox {
 				scan = true // a peer asked us for a lease
@@ -271,7 +275,7 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 	} else {
 		st.gen, st.rescan = snap.Generation, false
 	}
-	st.scanUnits = snap.ReadUnits
+	st.scanUnits, st.fleetBytes = snap.ReadUnits, snap.FleetBytes
 
 	dead := map[string]bool{}
 	present := map[string]Worker{}

@@ -3,6 +3,8 @@ package leasetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -334,23 +336,127 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 		if err != nil || snap.Generation != 2 || len(snap.Leases) != 1 || len(snap.Workers) != 1 {
 			t.Fatalf("snapshot %+v, %v: want generation 2, one lease, one worker (the fleet item is neither)", snap, err)
 		}
-		var p lease.Polled
-		// Eventually consistent: the emulator and the fake answer at once,
-		// DynamoDB usually within a second.
-		for end := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			p, err = s.Poll(ctx(t), []string{"A~1", "nobody~1"}, []string{"s1", "s9", "s1"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if p.Generation == 2 || time.Now().After(end) {
-				break
+		// A store that has not read the fleet partition yet cannot tell
+		// what a query of it would cost: it reads item by item.
+		fresh := newStore(t)
+		if p, err := fresh.Poll(ctx(t), []string{"A~1", "B~1", "C~1"}, nil); err != nil || p.ReadUnits != 2 {
+			t.Fatalf("first poll of an empty table: %+v, %v; want 2 read units, half a unit per key", p, err)
+		}
+		poll := func(workers, shards []string) lease.Polled {
+			t.Helper()
+			var p lease.Polled
+			var err error
+			// Eventually consistent: the emulator and the fake answer at
+			// once, DynamoDB usually within a second.
+			for end := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				p, err = s.Poll(ctx(t), workers, shards)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.Generation == 2 || time.Now().After(end) {
+					return p
+				}
 			}
 		}
+		// The scan above showed the fleet partition small: the generation
+		// and the workers are one query of it, half a unit, and the leases
+		// a batch read, half a unit per key asked.
+		p := poll([]string{"A~1", "nobody~1"}, []string{"s1", "s9", "s1"})
 		if p.Generation != 2 || len(p.Workers) != 1 || p.Workers[0].Heartbeat != 1 || p.Workers[0].Inbox != 2 || len(p.Leases) != 1 || p.Leases[0].ShardID != "s1" {
 			t.Fatalf("poll: %+v", p)
 		}
-		if p.ReadUnits != 2.5 {
-			t.Fatalf("poll of 5 keys (3 found) cost %v read units, want 2.5: half a unit per key asked", p.ReadUnits)
+		if p.ReadUnits != 1.5 {
+			t.Fatalf("poll of the fleet and 2 leases (1 found) cost %v read units, want 1.5: half a unit for the fleet's query and for each lease asked", p.ReadUnits)
+		}
+		if p.FleetBytes != snap.FleetBytes || p.FleetBytes <= 0 {
+			t.Fatalf("the poll's query saw a fleet partition of %d bytes, the scan %d", p.FleetBytes, snap.FleetBytes)
+		}
+	})
+
+	t.Run("PollOfASmallFleetIsOneQuery", func(t *testing.T) {
+		// The cost goal at a spread of 4: a worker's poll reads the
+		// generation, its own item and two ring neighbours. Read one by
+		// one that is 2 units a second per worker; the fleet's items share
+		// a partition, and one query of it is billed by their summed size:
+		// half a unit for a fleet of a few dozen workers.
+		s := newStore(t)
+		const n = 16
+		var ids []string
+		for i := range n {
+			id := fmt.Sprintf("spread04-w%03d~%08x", i, i*7919)
+			ids = append(ids, id)
+			if _, err := s.Heartbeat(ctx(t), id, lease.WorkerName(id), 4, false, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.Bump(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := s.Snapshot(ctx(t))
+		if err != nil || len(snap.Workers) != n {
+			t.Fatalf("snapshot: %d workers, %v", len(snap.Workers), err)
+		}
+		asked := []string{ids[5], ids[6], ids[7]}
+		p, err := s.Poll(ctx(t), asked, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ReadUnits != 0.5 {
+			t.Fatalf("poll of 3 of %d workers (fleet partition %d bytes) cost %v read units, want 0.5: one query", n, snap.FleetBytes, p.ReadUnits)
+		}
+		if p.Generation != 1 || len(p.Workers) != 3 {
+			t.Fatalf("poll: generation %d, %d workers; want 1 and only the 3 asked for", p.Generation, len(p.Workers))
+		}
+		for _, w := range p.Workers {
+			if !slices.Contains(asked, w.ID) || w.Heartbeat != 1 || w.Held != 4 {
+				t.Fatalf("poll returned %+v", w)
+			}
+		}
+		// A worker heartbeats: the next poll shows it (eventually).
+		if _, err := s.Heartbeat(ctx(t), ids[6], lease.WorkerName(ids[6]), 4, false, false); err != nil {
+			t.Fatal(err)
+		}
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if p, err = s.Poll(ctx(t), asked, nil); err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(p.Workers, func(w lease.Worker) bool { return w.ID == ids[6] })
+			if i >= 0 && p.Workers[i].Heartbeat == 2 {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("the heartbeat never showed in a poll: %+v", p.Workers)
+			}
+		}
+	})
+
+	t.Run("PollOfABigFleetReadsItemByItem", func(t *testing.T) {
+		// Past about 16 KB of worker items a query of the fleet partition
+		// costs more than reading the 4 items one by one: the poll falls
+		// back to the batch read.
+		s := newStore(t)
+		const n = 100
+		var ids []string
+		for i := range n {
+			id := fmt.Sprintf("a-rather-long-worker-name-for-this-fleet-%03d~%08x", i, i*7919)
+			ids = append(ids, id)
+			if _, err := s.Heartbeat(ctx(t), id, lease.WorkerName(id), 100, false, true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		snap, err := s.Snapshot(ctx(t))
+		if err != nil || len(snap.Workers) != n {
+			t.Fatalf("snapshot: %d workers, %v", len(snap.Workers), err)
+		}
+		if snap.FleetBytes <= 16<<10 {
+			t.Fatalf("fleet partition of %d workers is %d bytes; the test needs more than 16 KB", n, snap.FleetBytes)
+		}
+		p, err := s.Poll(ctx(t), ids[:3], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.ReadUnits != 2 || len(p.Workers) != 3 {
+			t.Fatalf("poll of 3 of %d workers (%d bytes): %v read units, %d workers; want 2 (item by item) and 3", n, snap.FleetBytes, p.ReadUnits, len(p.Workers))
 		}
 	})
 

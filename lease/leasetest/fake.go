@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/leasehold/leasehold/checkpoint"
@@ -19,8 +20,9 @@ import (
 // Fake is an in-memory lease.Store. It is safe for concurrent use. It
 // counts every call by method, and the capacity each would consume on
 // DynamoDB (item sizes by DynamoDB's rules, eventually consistent reads at
-// half price, scans by total size per 1 MB page), so cost can be measured
-// without AWS. Leases it returns share their Parents and Checkpoint.Sinks
+// half price, scans and queries by total size per 1 MB page, batch reads
+// per item), so cost can be measured without AWS. Like the DynamoDB store
+// it polls the fleet partition with a query when that is cheaper. Leases it returns share their Parents and Checkpoint.Sinks
 // with the store, which never changes them in place: do not modify them.
 type Fake struct {
 	// Before, when set, is called ahead of every call, outside the store's
@@ -41,6 +43,9 @@ type Fake struct {
 	sizes   map[string]int // lease item bytes, kept with every write (scans of big tables stay cheap)
 	workers map[string]lease.Worker
 	gen     int64
+	// fleetBytes is the fleet partition's size at the last scan or query
+	// poll, as the DynamoDB store remembers it to choose how to poll.
+	fleetBytes atomic.Int64
 
 	statMu sync.Mutex     // guards the counters below
 	calls  map[string]int //
@@ -184,18 +189,11 @@ func (f *Fake) Snapshot(ctx context.Context) (lease.Snapshot, error) {
 		}
 		for _, w := range f.workers {
 			s.Workers = append(s.Workers, w)
-			bytes += lease.WorkerItemBytes(w)
 		}
 		s.Generation = f.gen
-		if f.gen != 0 {
-			bytes += lease.GenerationItemBytes(f.gen)
-		}
-		// A Scan page holds up to 1 MB; each page is billed on its own.
-		units := 0.0
-		for ; bytes > 1<<20; bytes -= 1 << 20 {
-			units += readUnits(1<<20, false)
-		}
-		units += readUnits(bytes, false)
+		s.FleetBytes = f.fleetSize()
+		f.fleetBytes.Store(int64(s.FleetBytes))
+		units := pagedUnits(bytes + s.FleetBytes)
 		s.ReadUnits = units
 		f.charge(units, 0)
 		return nil
@@ -207,25 +205,67 @@ func (f *Fake) Snapshot(ctx context.Context) (lease.Snapshot, error) {
 	return s, nil
 }
 
-// Poll implements lease.Store.
+// fleetSize is the fleet partition's size: the generation item (once
+// bumped) and every worker item. f.mu is held.
+func (f *Fake) fleetSize() int {
+	bytes := 0
+	for _, w := range f.workers {
+		bytes += lease.WorkerItemBytes(w)
+	}
+	if f.gen != 0 {
+		bytes += lease.GenerationItemBytes(f.gen)
+	}
+	return bytes
+}
+
+// pagedUnits is an eventually consistent Scan or Query of bytes: a page
+// holds up to 1 MB, each page is billed on its own by its summed size.
+func pagedUnits(bytes int) float64 {
+	units := 0.0
+	for ; bytes > 1<<20; bytes -= 1 << 20 {
+		units += readUnits(1<<20, false)
+	}
+	return units + readUnits(bytes, false)
+}
+
+// Poll implements lease.Store: a query of the fleet partition when the
+// DynamoDB store would make one (lease.PollByQuery), billed by the summed
+// size of every item it returns; otherwise, and for the leases, a batch
+// read billed per key asked for, found or not.
 func (f *Fake) Poll(ctx context.Context, workers, shards []string) (lease.Polled, error) {
 	var p lease.Polled
 	err := f.read(ctx, "Poll", "", func() error {
-		// Every key asked for is billed, found or not.
-		units := readUnits(lease.GenerationItemBytes(f.gen), false)
-		p.Generation = f.gen
-		seen := map[string]bool{}
+		asked := map[string]bool{}
 		for _, id := range workers {
-			if seen["w"+id] {
-				continue
+			asked[id] = true
+		}
+		units := 0.0
+		p.Generation = f.gen
+		if lease.PollByQuery(int(f.fleetBytes.Load()), len(asked)) {
+			p.FleetBytes = f.fleetSize()
+			f.fleetBytes.Store(int64(p.FleetBytes))
+			units += pagedUnits(p.FleetBytes)
+			for _, id := range workers {
+				if w, ok := f.workers[id]; ok && asked[id] {
+					p.Workers = append(p.Workers, w)
+					delete(asked, id)
+				}
 			}
-			seen["w"+id] = true
-			w, ok := f.workers[id]
-			units += readUnits(lease.WorkerItemBytes(w), false)
-			if ok {
-				p.Workers = append(p.Workers, w)
+		} else {
+			units += readUnits(lease.GenerationItemBytes(f.gen), false)
+			for _, id := range workers {
+				if !asked[id] {
+					continue
+				}
+				delete(asked, id)
+				w, ok := f.workers[id]
+				units += readUnits(lease.WorkerItemBytes(w), false)
+				if ok {
+					p.Workers = append(p.Workers, w)
+				}
 			}
 		}
+		seen := map[string]bool{}
 		for _, id := range shards {
 			if seen["s"+id] {
 				continue

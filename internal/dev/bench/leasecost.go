@@ -88,18 +88,25 @@ func labelCall(op string, body []byte) string {
 		UpdateExpression string
 	}
 	_ = json.Unmarshal(body, &in)
-	key := in.Key["key"]["S"]
-	if key == "" {
-		if k, ok := in.Item["key"]["S"].(string); ok {
-			key = k
+	// The partition key says the kind: "shard#<id>" or "fleet" (the
+	// generation, sort key "generation", and workers, "worker#<id>").
+	pk, sk := in.Key["pk"]["S"], in.Key["sk"]["S"]
+	if pk == "" {
+		pk, _ = in.Item["pk"]["S"].(string)
+		sk, _ = in.Item["sk"]["S"].(string)
+	}
+	kind := strings.SplitN(pk, "#", 2)[0]
+	if kind == "fleet" {
+		kind = strings.SplitN(sk, "#", 2)[0]
+		if kind == "generation" {
+			kind = "fleet"
 		}
 	}
-	kind := strings.SplitN(key, "#", 2)[0]
 	u := in.UpdateExpression
 	switch op {
 	case "Scan":
 		return "scan"
-	case "BatchGetItem":
+	case "BatchGetItem", "Query":
 		return "poll"
 	case "GetItem":
 		return "get"
