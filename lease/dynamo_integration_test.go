@@ -57,6 +57,9 @@ func oldTable(t *testing.T, db *dynamodb.Client) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &table}) })
+	if err := dynamodb.NewTableExistsWaiter(db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: &table}, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	for _, item := range []map[string]types.AttributeValue{
 		{"key": &types.AttributeValueMemberS{Value: "shard#shardId-000000000000"}, "shard_id": &types.AttributeValueMemberS{Value: "shardId-000000000000"},
 			"epoch": &types.AttributeValueMemberN{Value: "7"}, "cp_seq": &types.AttributeValueMemberS{Value: "49590338271490256608559692538361571095921575989136588898"},
@@ -98,5 +101,53 @@ func TestDynamoStoreRefusesAnOldTable(t *testing.T) {
 	}
 	if _, err := s.Snapshot(ctx); !errors.Is(err, lease.ErrTableSchema) {
 		t.Fatalf("Snapshot of an old table: %v, want ErrTableSchema", err)
+	}
+}
+
+// TestMigrateCopiesTheCheckpointsOfAnOldTable: the way out the refusal
+// names. The leases of an old table are copied into a new one with their
+// checkpoints, epochs and parents, unowned; a worker item of the old
+// version that is not marked dead (running or crashed) is refused unless
+// forced; a second run copies nothing twice.
+func TestMigrateCopiesTheCheckpointsOfAnOldTable(t *testing.T) {
+	e := testenv.Require(t, "dynamodb")
+	db := testenv.DynamoDB(e)
+	from := oldTable(t, db)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	to := testenv.Name(t, "new-leases")
+	t.Cleanup(func() { _, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &to}) })
+	s, err := lease.NewDynamoStore(db, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An old worker still has its item: refused, naming it.
+	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &from, Item: map[string]types.AttributeValue{
+		"key": &types.AttributeValueMemberS{Value: "worker#w2~12345678"}, "heartbeat": &types.AttributeValueMemberN{Value: "3"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Migrate(ctx, from, false); err == nil || !strings.Contains(err.Error(), "w2~12345678") {
+		t.Fatalf("migrate with an old worker's item left: %v, want a refusal naming it", err)
+	}
+	m, err := s.Migrate(ctx, from, true)
+	if err != nil || m.Copied != 1 {
+		t.Fatalf("migrate --force: %+v, %v; want 1 lease copied", m, err)
+	}
+	if err := s.EnsureTable(ctx); err != nil {
+		t.Fatalf("the new table is refused: %v", err)
+	}
+	l, err := s.Get(ctx, "shardId-000000000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Owner != "" || l.Epoch != 7 || l.Checkpoint.Position.Sequence != "49590338271490256608559692538361571095921575989136588898" || l.Checkpoint.Position.Sub != 3 {
+		t.Fatalf("migrated lease: %+v", l)
+	}
+	if m, err := s.Migrate(ctx, from, true); err != nil || m.Copied != 0 || m.Present != 1 {
+		t.Fatalf("second migrate: %+v, %v; want nothing copied, 1 present", m, err)
+	}
+	if _, err := s.Migrate(ctx, to, true); err == nil {
+		t.Fatal("migrating from a table of this version must be refused")
 	}
 }

@@ -80,6 +80,50 @@ parents, then every worker with its heartbeat. With --watch, redraw it every
 	}
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "redraw the table every --interval until interrupted")
 	cmd.Flags().DurationVar(&every, "interval", time.Second, "refresh interval for --watch")
+	cmd.AddCommand(newLeasesMigrateCmd())
+	return cmd
+}
+
+func newLeasesMigrateCmd() *cobra.Command {
+	var from string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "migrate --from OLD_TABLE",
+		Short: "Copy the checkpoints of a lease table written by an earlier version into lease.table",
+		Long: `Copy every lease (checkpoint, epoch, parents) of OLD_TABLE, a lease table of
+the single-key schema of earlier versions, into lease.table, created if missing,
+so that workers of this version go on where the old ones stopped. Stop the old
+workers first: owners are not copied, and a worker item still in OLD_TABLE (a
+running or crashed worker) is refused unless --force. Leases already in
+lease.table are left alone, so it can be run again. OLD_TABLE is not changed.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, _, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if from == "" {
+				return usageError{fmt.Errorf("--from: name the old lease table")}
+			}
+			awsCfg, err := awsconf.Load(cmd.Context())
+			if err != nil {
+				return usageError{err}
+			}
+			store, err := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), c.Lease.Table)
+			if err != nil {
+				return usageError{err}
+			}
+			m, err := store.Migrate(cmd.Context(), from, force)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "copied %d leases from %s into %s (%d were there already); start the workers with lease.table = %s\n",
+				m.Copied, from, c.Lease.Table, m.Present, c.Lease.Table)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&from, "from", "", "the lease table of the earlier version")
+	cmd.Flags().BoolVar(&force, "force", false, "copy even though worker items of the earlier version are left (crashed workers)")
 	return cmd
 }
 
