@@ -256,13 +256,16 @@ func (s *DynamoStore) oldItem(it map[string]types.AttributeValue) error {
 	return nil
 }
 
-// Poll reads the generation, the named worker items and the named leases,
+// Poll reads the generation, the named worker items (own identity first,
+// then the ring successors, in ring order) and the named leases,
 // eventually consistent. The generation and worker items live in one
-// partition: while one Query of that partition costs less than reading
-// them one by one (PollByQuery: up to about 28 workers, half a unit
-// instead of 2), it is that Query, and the workers not asked for are left
-// out of the answer. Otherwise, and for the leases, it is one BatchGetItem
-// (retrying unprocessed keys).
+// partition sorted by identity: they are read as PlanPoll chooses — the
+// whole partition in one Query while that is cheapest (half a unit up to
+// about 40 workers), else a Query of the identities from the caller's to
+// its last successor (two at the ring's wrap) — leaving out the workers
+// not asked for, or item by item. What remains (leases, and the
+// generation or workers not queried) is one BatchGetItem (retrying
+// unprocessed keys).
 func (s *DynamoStore) Poll(ctx context.Context, workers, shards []string) (Polled, error) {
 	var p Polled
 	seen := map[string]bool{}
@@ -278,15 +281,22 @@ func (s *DynamoStore) Poll(ctx context.Context, workers, shards []string) (Polle
 	for _, w := range workers {
 		asked[w] = true
 	}
-	if PollByQuery(int(s.fleetBytes.Load()), len(asked)) {
-		if err := s.queryFleet(ctx, asked, &p); err != nil {
+	plan := PlanPoll(int(s.fleetBytes.Load()), workers)
+	if plan.Whole {
+		if err := s.queryFleet(ctx, asked, nil, &p); err != nil {
 			return Polled{}, err
 		}
-	} else {
-		add(generationItem, "")
-		for _, w := range workers {
-			add(workerItem, w)
+	}
+	for _, r := range plan.Ranges {
+		if err := s.queryFleet(ctx, asked, &r, &p); err != nil {
+			return Polled{}, err
 		}
+	}
+	if plan.Generation {
+		add(generationItem, "")
+	}
+	for _, w := range plan.Workers {
+		add(workerItem, w)
 	}
 	for _, sh := range shards {
 		add(leaseItem, sh)
@@ -319,18 +329,37 @@ func (s *DynamoStore) Poll(ctx context.Context, workers, shards []string) (Polle
 	return p, nil
 }
 
-// queryFleet reads the whole fleet partition with one eventually
-// consistent Query (paged, should it ever exceed 1 MB) into p, keeping
-// the generation and the asked workers, and notes the partition's size.
-func (s *DynamoStore) queryFleet(ctx context.Context, asked map[string]bool, p *Polled) error {
+// queryFleet reads the fleet partition — all of it (r nil), or the
+// identities in r — with one eventually consistent Query (paged, should it
+// ever exceed 1 MB) into p, keeping the generation and the asked workers.
+// A query of all of it notes the partition's size.
+func (s *DynamoStore) queryFleet(ctx context.Context, asked map[string]bool, r *IdentityRange, p *Polled) error {
+	cond := "#pk = :fleet"
+	names := map[string]string{"#pk": attrPK}
+	vals := map[string]types.AttributeValue{":fleet": sv(fleetPartition)}
+	if r != nil {
+		from := generationSort
+		if r.From != "" {
+			_, from = keyParts(workerItem, r.From)
+		}
+		vals[":from"] = sv(from)
+		names["#sk"] = attrSK
+		if r.To == "" {
+			cond += " AND #sk >= :from"
+		} else {
+			_, to := keyParts(workerItem, r.To)
+			cond += " AND #sk BETWEEN :from AND :to"
+			vals[":to"] = sv(to)
+		}
+	}
 	var start map[string]types.AttributeValue
 	bytes := 0
 	for {
 		out, err := s.db.Query(ctx, &dynamodb.QueryInput{
 			TableName:                 &s.table,
-			KeyConditionExpression:    aws.String("#pk = :fleet"),
-			ExpressionAttributeNames:  map[string]string{"#pk": attrPK},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":fleet": sv(fleetPartition)},
+			KeyConditionExpression:    aws.String(cond),
+			ExpressionAttributeNames:  names,
+			ExpressionAttributeValues: vals,
 			ExclusiveStartKey:         start,
 			ReturnConsumedCapacity:    total,
 		})
@@ -348,8 +377,10 @@ func (s *DynamoStore) queryFleet(ctx context.Context, asked map[string]bool, p *
 			}
 		}
 		if len(out.LastEvaluatedKey) == 0 {
-			s.fleetBytes.Store(int64(bytes))
-			p.FleetBytes = bytes
+			if r == nil {
+				s.fleetBytes.Store(int64(bytes))
+				p.FleetBytes = bytes
+			}
 			return nil
 		}
 		start = out.LastEvaluatedKey

@@ -57,8 +57,15 @@ func oldTable(t *testing.T, db *dynamodb.Client) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &table}) })
-	if err := dynamodb.NewTableExistsWaiter(db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: &table}, 20*time.Second); err != nil {
-		t.Fatal(err)
+	for {
+		out, err := db.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: &table})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Table.TableStatus == types.TableStatusActive {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	for _, item := range []map[string]types.AttributeValue{
 		{"key": &types.AttributeValueMemberS{Value: "shard#shardId-000000000000"}, "shard_id": &types.AttributeValueMemberS{Value: "shardId-000000000000"},

@@ -2,6 +2,7 @@ package lease
 
 import (
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -232,25 +233,81 @@ func eventualUnits(bytes int) float64 {
 	return 0.5 * float64(max((bytes+4095)/4096, 1))
 }
 
-// PollByQuery reports whether a poll asking for workers worker items reads
-// the fleet partition with one eventually consistent Query instead of a
-// BatchGetItem of the generation and those items. fleetBytes is the
-// partition's size as the last read of it showed (0: unknown). A Query is
-// billed by the summed size of the items it returns, rounded up to 4 KB
-// once; BatchGetItem bills every key on its own, each rounded up to 4 KB.
-// The Query is chosen only when it is strictly cheaper: up to about 28
-// workers it is half a unit, against 2 units for the generation, the
-// worker's own item and its two ring neighbours.
-func PollByQuery(fleetBytes, workers int) bool {
-	return fleetBytes > 0 && eventualUnits(fleetBytes) < 0.5*float64(1+workers)
+// PollRead is how a poll reads the generation and the worker items it
+// asks for (the caller's own identity first, then the ring successors it
+// watches, in ring order). Worker items and the generation share one
+// partition, sorted by identity after the generation. DynamoDB bills a
+// BatchGetItem per item, each rounded up to 4 KB (half a read unit
+// eventually consistent), and a Query by the summed size of what it
+// returns, rounded up to 4 KB once; a poll takes the cheapest of:
+//
+//   - Whole: one query of the whole fleet partition — half a unit while it
+//     is under 4 KB (about 40 workers);
+//   - Ranges: a query of the identities from its own to its last ring
+//     successor (the ring is identity order, so nothing else lies between
+//     but workers that joined since the last scan), with the generation
+//     in the batch; or, when the ring wraps past the last identity, one
+//     query from the generation to the last successor and one from its
+//     own identity to the end — 1 unit either way;
+//   - neither: every item by BatchGetItem, half a unit each.
+type PollRead struct {
+	Whole bool
+	// Ranges are inclusive identity ranges to query; From "" starts at
+	// the generation item (which the query then returns), To "" runs to
+	// the end of the partition.
+	Ranges []IdentityRange
+	// Generation and Workers name what the batch read must fetch.
+	Generation bool
+	Workers    []string
+	Units      float64 // what reading the fleet's items this way costs
 }
 
-// PollUnits is what a poll costs in read units: the fleet items (by
-// PollByQuery's choice) and one half unit per lease asked for.
-func PollUnits(fleetBytes, workers, shards int) float64 {
-	u := 0.5 * float64(1+workers)
-	if PollByQuery(fleetBytes, workers) {
-		u = eventualUnits(fleetBytes)
+// IdentityRange is an inclusive range of worker identities; see PollRead.
+type IdentityRange struct{ From, To string }
+
+// Contains reports whether id lies in the range.
+func (r IdentityRange) Contains(id string) bool {
+	return (r.From == "" || id >= r.From) && (r.To == "" || id <= r.To)
+}
+
+// PlanPoll chooses how a poll reads the generation and workers (own
+// identity first, then its ring successors in order), from the fleet
+// partition's size at the last read of all of it (0: unknown).
+func PlanPoll(fleetBytes int, workers []string) PollRead {
+	var uniq []string
+	seen := map[string]bool{}
+	for _, w := range workers {
+		if !seen[w] {
+			seen[w] = true
+			uniq = append(uniq, w)
+		}
 	}
-	return u + 0.5*float64(shards)
+	batch := PollRead{Generation: true, Workers: uniq, Units: 0.5 * float64(1+len(uniq))}
+	best := batch
+	if len(uniq) >= 2 {
+		me, last := uniq[0], uniq[len(uniq)-1]
+		var r PollRead
+		if last > me {
+			r = PollRead{Ranges: []IdentityRange{{me, last}}, Generation: true, Units: 1}
+		} else {
+			r = PollRead{Ranges: []IdentityRange{{"", last}, {me, ""}}, Units: 1}
+		}
+		covered := true
+		for _, w := range uniq {
+			covered = covered && slices.ContainsFunc(r.Ranges, func(ir IdentityRange) bool { return ir.Contains(w) })
+		}
+		if covered && r.Units < best.Units {
+			best = r
+		}
+	}
+	if fleetBytes > 0 && eventualUnits(fleetBytes) < best.Units {
+		best = PollRead{Whole: true, Units: eventualUnits(fleetBytes)}
+	}
+	return best
+}
+
+// PollUnits is what a poll costs in read units: the fleet's items (as
+// PlanPoll reads them) and one half unit per lease asked for.
+func PollUnits(fleetBytes int, workers []string, shards int) float64 {
+	return PlanPoll(fleetBytes, workers).Units + 0.5*float64(shards)
 }

@@ -144,7 +144,7 @@ func (c *Coordinator) pass(ctx context.Context, st *loopState) error {
 		}
 	}
 
-	pollUnits := PollUnits(st.fleetBytes, 1+len(st.ring), len(reqShards))
+	pollUnits := PollUnits(st.fleetBytes, append([]string{me}, st.ring...), len(reqShards))
 	now := time.Now()
 	due := func(t time.Time) bool { return !t.IsZero() && !now.Before(t) }
 	lookNow := due(st.look)

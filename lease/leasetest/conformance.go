@@ -337,10 +337,14 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 			t.Fatalf("snapshot %+v, %v: want generation 2, one lease, one worker (the fleet item is neither)", snap, err)
 		}
 		// A store that has not read the fleet partition yet cannot tell
-		// what a query of it would cost: it reads item by item.
+		// what a query of all of it would cost: it queries the range of
+		// identities it asks for and reads the generation by itself.
 		fresh := newStore(t)
-		if p, err := fresh.Poll(ctx(t), []string{"A~1", "B~1", "C~1"}, nil); err != nil || p.ReadUnits != 2 {
-			t.Fatalf("first poll of an empty table: %+v, %v; want 2 read units, half a unit per key", p, err)
+		if _, err := fresh.Heartbeat(ctx(t), "B~1", "B", 0, false, true); err != nil {
+			t.Fatal(err)
+		}
+		if p, err := fresh.Poll(ctx(t), []string{"A~1", "B~1", "C~1"}, nil); err != nil || p.ReadUnits != 1 {
+			t.Fatalf("first poll of an empty table: %+v, %v; want 1 read unit, a query and the generation", p, err)
 		}
 		poll := func(workers, shards []string) lease.Polled {
 			t.Helper()
@@ -430,10 +434,12 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 		}
 	})
 
-	t.Run("PollOfABigFleetReadsItemByItem", func(t *testing.T) {
-		// Past about 16 KB of worker items a query of the fleet partition
-		// costs more than reading the 4 items one by one: the poll falls
-		// back to the batch read.
+	t.Run("PollOfABigFleetQueriesItsRing", func(t *testing.T) {
+		// Past 8 KB of worker items a query of the whole fleet partition
+		// costs more than 1 unit: the poll queries the identities from its
+		// own to its last ring successor (the ring is identity order) and
+		// reads the generation with the batch — 1 unit instead of 2 for
+		// the four items one by one; at the ring's wrap, two queries.
 		s := newStore(t)
 		const n = 100
 		var ids []string
@@ -444,19 +450,40 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 				t.Fatal(err)
 			}
 		}
+		if _, err := s.Bump(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
 		snap, err := s.Snapshot(ctx(t))
 		if err != nil || len(snap.Workers) != n {
 			t.Fatalf("snapshot: %d workers, %v", len(snap.Workers), err)
 		}
-		if snap.FleetBytes <= 16<<10 {
-			t.Fatalf("fleet partition of %d workers is %d bytes; the test needs more than 16 KB", n, snap.FleetBytes)
+		if snap.FleetBytes <= 8<<10 {
+			t.Fatalf("fleet partition of %d workers is %d bytes; the test needs more than 8 KB", n, snap.FleetBytes)
 		}
-		p, err := s.Poll(ctx(t), ids[:3], nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.ReadUnits != 2 || len(p.Workers) != 3 {
-			t.Fatalf("poll of 3 of %d workers (%d bytes): %v read units, %d workers; want 2 (item by item) and 3", n, snap.FleetBytes, p.ReadUnits, len(p.Workers))
+		for _, tc := range []struct {
+			name  string
+			asked []string
+			units float64
+		}{
+			{"a ring in one range", []string{ids[40], ids[41], ids[42]}, 1},
+			{"a ring that wraps", []string{ids[98], ids[99], ids[0]}, 1},
+			{"not a range: item by item", []string{ids[40], ids[10], ids[70]}, 2},
+		} {
+			p, err := s.Poll(ctx(t), tc.asked, []string{"none"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := tc.units + 0.5; p.ReadUnits != want {
+				t.Errorf("%s: poll of 3 of %d workers (%d bytes) and a lease: %v read units, want %v", tc.name, n, snap.FleetBytes, p.ReadUnits, want)
+			}
+			if p.Generation != 1 || len(p.Workers) != 3 || len(p.Leases) != 0 {
+				t.Errorf("%s: generation %d, %d workers, %d leases; want 1, the 3 asked for, none", tc.name, p.Generation, len(p.Workers), len(p.Leases))
+			}
+			for _, w := range p.Workers {
+				if !slices.Contains(tc.asked, w.ID) {
+					t.Errorf("%s: poll returned %s, not asked for", tc.name, w.ID)
+				}
+			}
 		}
 	})
 

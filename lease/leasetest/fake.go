@@ -228,10 +228,10 @@ func pagedUnits(bytes int) float64 {
 	return units + readUnits(bytes, false)
 }
 
-// Poll implements lease.Store: a query of the fleet partition when the
-// DynamoDB store would make one (lease.PollByQuery), billed by the summed
-// size of every item it returns; otherwise, and for the leases, a batch
-// read billed per key asked for, found or not.
+// Poll implements lease.Store. It reads the fleet's items as the DynamoDB
+// store does (lease.PlanPoll): a query of the whole fleet partition or of
+// identity ranges, billed by the summed size of every item it returns, or
+// a batch read billed per key asked for, found or not; leases by the batch.
 func (f *Fake) Poll(ctx context.Context, workers, shards []string) (lease.Polled, error) {
 	var p lease.Polled
 	err := f.read(ctx, "Poll", "", func() error {
@@ -241,28 +241,40 @@ func (f *Fake) Poll(ctx context.Context, workers, shards []string) (lease.Polled
 		}
 		units := 0.0
 		p.Generation = f.gen
-		if lease.PollByQuery(int(f.fleetBytes.Load()), len(asked)) {
+		plan := lease.PlanPoll(int(f.fleetBytes.Load()), workers)
+		returned := map[string]bool{}
+		if plan.Whole {
 			p.FleetBytes = f.fleetSize()
 			f.fleetBytes.Store(int64(p.FleetBytes))
 			units += pagedUnits(p.FleetBytes)
-			for _, id := range workers {
-				if w, ok := f.workers[id]; ok && asked[id] {
-					p.Workers = append(p.Workers, w)
-					delete(asked, id)
+			for id := range asked {
+				returned[id] = true
+			}
+		}
+		for _, r := range plan.Ranges {
+			bytes := 0
+			if r.From == "" && f.gen != 0 {
+				bytes += lease.GenerationItemBytes(f.gen)
+			}
+			for id, w := range f.workers {
+				if r.Contains(id) {
+					bytes += lease.WorkerItemBytes(w)
+					returned[id] = returned[id] || asked[id]
 				}
 			}
-		} else {
+			units += pagedUnits(bytes)
+		}
+		if plan.Generation {
 			units += readUnits(lease.GenerationItemBytes(f.gen), false)
-			for _, id := range workers {
-				if !asked[id] {
-					continue
-				}
-				delete(asked, id)
-				w, ok := f.workers[id]
-				units += readUnits(lease.WorkerItemBytes(w), false)
-				if ok {
-					p.Workers = append(p.Workers, w)
-				}
+		}
+		for _, id := range plan.Workers {
+			units += readUnits(f.workerBytes(id), false)
+			returned[id] = true
+		}
+		for _, id := range workers {
+			if w, ok := f.workers[id]; ok && returned[id] {
+				p.Workers = append(p.Workers, w)
+				delete(returned, id)
 			}
 		}
 		seen := map[string]bool{}
