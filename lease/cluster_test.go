@@ -48,6 +48,7 @@ type tworker struct {
 	done   chan struct{}
 
 	mu    sync.Mutex
+	hide  string                                         // a worker identity this worker's scans do not show; "": none
 	fault func(ctx context.Context, method string) error // nil: healthy
 	late  func(method string) time.Duration              // answer delay; nil: none
 	grant map[string]*lease.Grant
@@ -81,7 +82,7 @@ func (c *cluster) start(name string, cfg lease.Config) *tworker { return c.start
 // as key.
 func (c *cluster) startAs(key, name string, cfg lease.Config) *tworker {
 	w := &tworker{c: c, name: key, grant: map[string]*lease.Grant{}}
-	w.store = &leasetest.Faulty{Store: c.fake,
+	w.store = &leasetest.Faulty{Store: &hiding{Store: c.fake, w: w},
 		Before: func(ctx context.Context, method string) error {
 			w.mu.Lock()
 			f := w.fault
@@ -130,6 +131,32 @@ func (w *tworker) setLate(f func(method string) time.Duration) {
 	w.mu.Lock()
 	w.late = f
 	w.mu.Unlock()
+}
+
+// hiding leaves the identity its worker's hide names out of that
+// worker's scans: views that disagree, as when a worker joined just after
+// some peers scanned.
+type hiding struct {
+	lease.Store
+	w *tworker
+}
+
+func (h *hiding) Snapshot(ctx context.Context) (lease.Snapshot, error) {
+	snap, err := h.Store.Snapshot(ctx)
+	h.w.mu.Lock()
+	hide := h.w.hide
+	h.w.mu.Unlock()
+	if err != nil || hide == "" {
+		return snap, err
+	}
+	var ws []lease.Worker
+	for _, w := range snap.Workers {
+		if w.ID != hide {
+			ws = append(ws, w)
+		}
+	}
+	snap.Workers = ws
+	return snap, nil
 }
 
 type handler struct{ w *tworker }

@@ -456,3 +456,36 @@ func TestScaleOutConvergesWithFewMoves(t *testing.T) {
 		c.checkNoOverlap()
 	})
 }
+
+// TestAFailedDeclarationOfDeathIsNotADeath: a peer whose scans do not show
+// a live worker's item (an eventually consistent scan that missed it)
+// sees that worker's leases owned by an owner with no item; after the
+// lease duration it writes a tombstone only if the item truly does not
+// exist — here it does, so the write fails. That failure used to count as
+// a declaration: the scan marked the owner dead and took its leases from
+// under it while it was live and processing them.
+func TestAFailedDeclarationOfDeathIsNotADeath(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const shards = 30
+		c := newCluster(t, shards)
+		defer c.stopAll()
+		names := []string{"A", "B", "C"}
+		for _, n := range names {
+			c.start(n, fast)
+		}
+		c.eventually("balanced", time.Minute, func() bool { return balanced(c.held(), shards, names...) })
+		a, b := c.workers["A"], c.workers["B"]
+		held := len(b.co.Held())
+		a.mu.Lock()
+		a.hide = b.co.Identity()
+		a.mu.Unlock()
+		time.Sleep(2 * time.Minute)
+		if got := len(b.co.Held()); got < held {
+			t.Errorf("B, live and heartbeating, went from %d leases to %d while A's scans did not show its item", held, got)
+		}
+		if d := a.co.Stats().DeclaredDead; d != 0 {
+			t.Errorf("A declared %d workers dead; none died", d)
+		}
+		c.checkNoOverlap()
+	})
+}

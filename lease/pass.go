@@ -227,7 +227,7 @@ func (c *Coordinator) afterPoll(ctx context.Context, st *loopState, me string, p
 			continue
 		}
 		if exp, counter := st.live.expired(id); exp {
-			if err := c.declareDead(ctx, st, id, counter); err != nil {
+			if _, err := c.declareDead(ctx, st, id, counter); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -321,11 +321,17 @@ func (c *Coordinator) afterScan(ctx context.Context, st *loopState, me string, s
 	sort.Strings(ids)
 	for _, id := range ids {
 		if exp, counter := st.live.expired(id); exp && !dead[id] {
-			if err := c.declareDead(ctx, st, id, counter); err != nil {
+			declared, err := c.declareDead(ctx, st, id, counter)
+			if err != nil {
 				errs = append(errs, err)
-				continue
 			}
-			dead[id] = true
+			// Only a declaration that was written makes the owner dead
+			// here. One that failed its condition means the worker
+			// renewed, its item exists after all, or a peer was first:
+			// the next scan shows which (a peer's mark is in the item).
+			if declared {
+				dead[id] = true
+			}
 		}
 	}
 
@@ -558,8 +564,10 @@ func successors(me string, others []string, n int) []string {
 }
 
 // declareDead marks id dead if its counter is still counter, and
-// announces it. A conflict means it came back (or someone was first).
-func (c *Coordinator) declareDead(ctx context.Context, st *loopState, id string, counter int64) error {
+// announces it; it reports whether it did. A conflict means it came back,
+// its item exists after all, or someone was first: not declared, and the
+// next pass scans to see which.
+func (c *Coordinator) declareDead(ctx context.Context, st *loopState, id string, counter int64) (bool, error) {
 	cctx, cancel := c.call(ctx)
 	defer cancel()
 	err := c.store.MarkDead(cctx, id, counter)
@@ -569,13 +577,13 @@ func (c *Coordinator) declareDead(ctx context.Context, st *loopState, id string,
 		c.log.Warn("worker declared dead: heartbeat unchanged for the lease duration", zap.String("peer", id), zap.Int64("counter", counter))
 		st.live.forget(id)
 		c.announceChange()
-		return nil
+		return true, nil
 	case errors.Is(err, ErrConflict):
 		st.rescan = true
 		st.live.forget(id) // start watching it afresh
-		return nil
+		return false, nil
 	}
-	return err
+	return false, err
 }
 
 func (c *Coordinator) grant(shard string) *Grant {
