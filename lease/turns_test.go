@@ -3,6 +3,7 @@ package lease_test
 import (
 	"context"
 	"fmt"
+	"sort"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -177,5 +178,116 @@ func TestAJoinIsAnnouncedByTheNextTurn(t *testing.T) {
 			_, _, un := c.stats()
 			return un > un0
 		})
+	})
+}
+
+// TestADeadWorkerNobodyWatchesIsDeclaredDeadByATurn: the second look of
+// a turn. Between scans a worker is watched only by its two ring
+// predecessors, which poll its heartbeat; when their view of the fleet
+// missed it (it joined just after they scanned, and the worker whose turn
+// came next had seen it already, so nobody announced it) nobody polls it.
+// Here its predecessors' scans never show it, and it dies at once,
+// holding its share of the leases (taken from under the others in the
+// table: they learn of it at the announcement). The first turn of a worker that sees
+// it takes two scans a lease duration apart and declares it dead at the
+// second — within a duration and a few take intervals of that turn, not a
+// whole scan interval later at the next one. Without the second look it
+// stays undeclared (and its leases unprocessed) until another turn.
+func TestADeadWorkerNobodyWatchesIsDeclaredDeadByATurn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const shards, workers = 400, 10
+		c := newCluster(t, shards)
+		defer c.stopAll()
+		c.startBalanced(workers, shards)
+		const ghost = "W05x~0badf00d"
+		ids := []string{ghost}
+		for _, w := range c.workers {
+			ids = append(ids, w.co.Identity())
+		}
+		sort.Strings(ids)
+		g := sort.SearchStrings(ids, ghost)
+		preds := map[string]bool{}
+		for _, w := range c.workers {
+			if id := w.co.Identity(); id == ids[(g-1+len(ids))%len(ids)] || id == ids[(g-2+len(ids))%len(ids)] {
+				w.mu.Lock()
+				w.hide = ghost
+				w.mu.Unlock()
+				preds[w.name] = true
+			}
+		}
+		if len(preds) != 2 {
+			t.Fatalf("found %d ring predecessors of %s, want 2", len(preds), ghost)
+		}
+		// One heartbeat, then nothing: it died, holding its share of the
+		// leases (37 of 400 over 11 workers, 3 taken from 3 workers and 4
+		// from the other 7, so the fleet looks balanced to the workers
+		// that see it and none of them looks again for balance). The
+		// leases it holds are not new, so the set of leases a turn
+		// compares did not change: a predecessor's turn (which does not
+		// see the ghost) announces nothing.
+		ctx := context.Background()
+		if _, err := c.fake.Heartbeat(ctx, ghost, "W05x", 37, false, true); err != nil {
+			t.Fatal(err)
+		}
+		snap, _ := c.fake.Snapshot(ctx)
+		byOwner := map[string][]lease.Lease{}
+		for _, l := range snap.Leases {
+			byOwner[l.Owner] = append(byOwner[l.Owner], l)
+		}
+		owners := make([]string, 0, len(byOwner))
+		for o := range byOwner {
+			owners = append(owners, o)
+		}
+		sort.Strings(owners)
+		for i, o := range owners {
+			n := 4
+			if i < 3 {
+				n = 3
+			}
+			for _, l := range byOwner[o][:n] {
+				if _, err := c.fake.Take(ctx, l.ShardID, ghost, l.Epoch); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		died := time.Now()
+		turns0 := map[string]int64{}
+		for name, w := range c.workers {
+			turns0[name] = w.co.Stats().Turns
+		}
+		dead := func() bool {
+			snap, _ := c.fake.Snapshot(ctx)
+			for _, w := range snap.Workers {
+				if w.ID == ghost {
+					return w.Dead
+				}
+			}
+			return true // declared and swept
+		}
+		// The next turn of a worker that sees it (its predecessors, which
+		// do not, may come first).
+		var by string
+		c.eventually("a turn by a worker that sees it", 3*scanInterval, func() bool {
+			for name, w := range c.workers {
+				if !preds[name] && w.co.Stats().Turns > turns0[name] {
+					by = name
+					return true
+				}
+			}
+			return false
+		})
+		turn := time.Now()
+		c.eventually("the unwatched worker declared dead", fast.Duration+5*time.Second, dead)
+		t.Logf("a worker its ring predecessors (%v) never saw died; a turn by a worker that sees it (%s) came %s later; declared dead %s after it died",
+			preds, by, turn.Sub(died).Round(time.Second), time.Since(died).Round(time.Second))
+		// Its predecessors' views catch up (here: they see it, marked dead).
+		for name := range preds {
+			w := c.workers[name]
+			w.mu.Lock()
+			w.hide = ""
+			w.mu.Unlock()
+		}
+		c.eventually("its leases taken", 10*time.Second, func() bool { return c.owners()["W05x"] == 0 })
+		c.checkNoOverlap()
 	})
 }
