@@ -127,7 +127,7 @@ type Snapshot struct {
 	ReadUnits float64
 	// FleetBytes is the size of the fleet partition (the generation and
 	// every worker item, by DynamoDB's item size rules): what a Query of
-	// it would be billed for (see PollByQuery).
+	// it would be billed for (see PlanPoll).
 	FleetBytes int
 }
 
@@ -155,12 +155,13 @@ type Store interface {
 	// eventually consistent Scan: a lease may show an older epoch than the
 	// table holds, never a newer one.
 	Snapshot(ctx context.Context) (Snapshot, error)
-	// Poll reads the generation and the named worker items and leases,
-	// eventually consistent: the generation and the workers with one
-	// Query of the fleet partition when that is cheaper (PollByQuery, from
-	// the partition's size at the last read of it), else with the leases
-	// in one batch read. Items that do not exist, and workers not named,
-	// are left out.
+	// Poll reads the generation, the named worker items — the caller's
+	// own identity first, then the ring successors it watches, in ring
+	// order — and the named leases, eventually consistent: the generation
+	// and the workers by the cheapest of a Query of the whole fleet
+	// partition, a Query of the identity range of the ring, or a batch
+	// read (PlanPoll), the leases by a batch read. Items that do not
+	// exist, and workers not named, are left out.
 	Poll(ctx context.Context, workers, shards []string) (Polled, error)
 	// Get reads one lease (strongly consistent); ErrNotFound if absent.
 	Get(ctx context.Context, shardID string) (Lease, error)
