@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3bolt"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 	"go.uber.org/zap"
@@ -93,7 +92,7 @@ func newS3Handler(dir string, log *zap.Logger) (http.Handler, *bolt.DB, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("s3 server: open %s: %w", path, err)
 	}
-	faker := gofakes3.New(s3bolt.New(db),
+	faker := gofakes3.New(newBoltBackend(db),
 		gofakes3.WithLogger(s3Logger{log}),
 		gofakes3.WithIntegrityCheck(true),
 	)
