@@ -44,12 +44,10 @@ func testObjectsOutliveTheirTransaction(t *testing.T, opts *bolt.Options, grow i
 	if err := be.CreateBucket("b"); err != nil {
 		t.Fatal(err)
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := rand.NewChaCha8([32]byte{1, 2})
 	random := func(n int) []byte {
 		p := make([]byte, n)
-		for i := range p {
-			p[i] = byte(rng.Uint32())
-		}
+		_, _ = rng.Read(p)
 		return p
 	}
 	put := func(key string, body []byte) {

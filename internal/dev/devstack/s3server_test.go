@@ -24,18 +24,14 @@ func startS3(t *testing.T, dir string) *s3.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ServeS3(ctx, ln, dir, nil) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("ServeS3: %v", err)
-		}
-	})
+	return serveS3(t, ln, dir)
+}
+
+// s3Client is an S3 client of the server at addr.
+func s3Client(addr string) *s3.Client {
 	return s3.New(s3.Options{
 		Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
-		BaseEndpoint: aws.String("http://" + ln.Addr().String()), UsePathStyle: true,
+		BaseEndpoint: aws.String("http://" + addr), UsePathStyle: true,
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
