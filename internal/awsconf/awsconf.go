@@ -27,6 +27,7 @@ func Load(ctx context.Context, optFns ...func(*config.LoadOptions) error) (aws.C
 	if cfg.Region == "" {
 		return aws.Config{}, fmt.Errorf("load AWS config: no region; set AWS_REGION (e.g. us-east-1) or a region in ~/.aws/config")
 	}
+	cfg.APIOptions = append(cfg.APIOptions, RequestBodyWithoutWriteTo)
 	return cfg, nil
 }
 

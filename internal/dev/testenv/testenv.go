@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	kinesistypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/leasehold/leasehold/internal/awsconf"
 	"github.com/leasehold/leasehold/internal/config"
@@ -155,11 +156,13 @@ func Require(t testing.TB, services ...string) Endpoints {
 }
 
 // AWS returns an aws.Config with static test credentials and region
-// us-east-1; clients built from it use the Endpoints below.
+// us-east-1, and the request-body option awsconf.Load adds; clients built
+// from it use the Endpoints below.
 func AWS() aws.Config {
 	return aws.Config{
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		APIOptions:  []func(*middleware.Stack) error{awsconf.RequestBodyWithoutWriteTo},
 	}
 }
 
