@@ -322,6 +322,7 @@ func newChaosWith(t *testing.T, e testenv.Endpoints, name string, withBucket boo
 	c := &chaos{t: t, e: e, kc: testenv.Kinesis(e), s3c: testenv.S3(e), db: testenv.DynamoDB(e),
 		stream: testenv.Name(t, name), bucket: testenv.Name(t, name+"-bkt"), table: testenv.Name(t, name+"-tbl"),
 		index: strings.ToLower(testenv.Name(t, name+"-idx")), exp: newExpected(), bad: map[string]string{}, rss: map[string]int64{}, addrs: map[string]string{}, pids: map[string]int{}}
+	deleteBucketAtEnd(t, c.bucket) // created here or by the test
 	createStream(t, c.kc, c.stream, 4)
 	if withBucket {
 		if _, err := c.s3c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: &c.bucket}); err != nil {

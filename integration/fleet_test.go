@@ -56,6 +56,7 @@ type fleet struct {
 
 func newFleet(t *testing.T, e testenv.Endpoints, stream string) *fleet {
 	f := &fleet{t: t, e: e, stream: stream, table: testenv.Name(t, "fleet-leases"), dir: t.TempDir(), procs: map[string]*exec.Cmd{}}
+	deleteTableAtEnd(t, f.table) // after the workers are killed
 	t.Cleanup(func() {
 		for _, p := range f.procs {
 			_ = p.Process.Kill()

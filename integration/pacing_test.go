@@ -59,7 +59,9 @@ func TestTwoConsumersShareAShardsReads(t *testing.T) {
 		if tweak != nil {
 			tweak(&cfg)
 		}
-		w, err := worker.New(viaProxy, leaseStore(t, db, testenv.Name(t, "pace-"+name)), sink.Factory(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)))
+		table := testenv.Name(t, "pace-"+name)
+		deleteTableAtEnd(t, table)
+		w, err := worker.New(viaProxy, leaseStore(t, db, table), sink.Factory(), cfg, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)))
 		if err != nil {
 			t.Fatal(err)
 		}

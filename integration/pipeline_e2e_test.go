@@ -211,6 +211,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	if _, err := s3c.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: &bucket}); err != nil {
 		t.Fatal(err)
 	}
+	deleteBucketAtEnd(t, bucket)
+	deleteIndicesAtEnd(t, index)
 	t.Cleanup(func() { _, _ = db.DeleteTable(context.Background(), &dynamodb.DeleteTableInput{TableName: &table}) })
 
 	f := newFleet(t, e, stream)

@@ -101,7 +101,7 @@ func (b backend) newSink(t testing.TB, url, prefix string, k knobs) searchSink {
 		log = zap.NewNop()
 	}
 	t.Cleanup(func() {
-		b.call(t, http.MethodDelete, "/"+prefix+"-*?expand_wildcards=all", "", nil, true)
+		b.deleteIndices(t, prefix+"-*")
 		b.call(t, http.MethodDelete, "/_index_template/"+prefix, "", nil, true)
 	})
 	var s searchSink
@@ -136,6 +136,29 @@ func (b backend) newSink(t testing.TB, url, prefix string, k knobs) searchSink {
 // call sends a request to the cluster itself and decodes a JSON answer
 // into out (nil to discard). A status above 299 fails the test unless
 // lenient (cleanup).
+// deleteIndices deletes the indices that match pattern, by name:
+// Elasticsearch 8 refuses a DELETE with a wildcard
+// (action.destructive_requires_name), which left every Elasticsearch
+// index of these tests behind.
+func (b backend) deleteIndices(t testing.TB, pattern string) {
+	t.Helper()
+	var rows []struct {
+		Index string `json:"index"`
+	}
+	if b.call(t, http.MethodGet, "/_cat/indices/"+pattern+"?format=json&h=index&expand_wildcards=all", "", &rows, true) > 299 {
+		return
+	}
+	var names []string
+	for _, r := range rows {
+		names = append(names, r.Index)
+	}
+	if len(names) > 0 {
+		if code := b.call(t, http.MethodDelete, "/"+strings.Join(names, ","), "", nil, true); code > 299 {
+			t.Logf("cleanup: %s: DELETE %d indices: HTTP %d", b.name, len(names), code)
+		}
+	}
+}
+
 func (b backend) call(t testing.TB, method, path, body string, out any, lenient bool) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -239,7 +262,7 @@ func TestSearchBackendsWorkersIndexExactlyOnce(t *testing.T) {
 			index := strings.ToLower(testenv.Name(t, "sb-idx"))
 			createStream(t, kc, stream, 2)
 			t.Cleanup(func() {
-				b.call(t, http.MethodDelete, "/"+index+"-*", "", nil, true)
+				b.deleteIndices(t, index+"-*")
 				b.call(t, http.MethodDelete, "/_index_template/"+index, "", nil, true)
 			})
 			f := newFleet(t, e, stream)

@@ -26,6 +26,11 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	kc := testenv.Kinesis(e)
 	stream := testenv.Name(t, "secrets")
 	createStream(t, kc, stream, 1)
+	leaseTable := testenv.Name(t, "secrets-leases")
+	deleteTableAtEnd(t, leaseTable)
+	for _, index := range []string{"lh-secrets-a", "lh-secrets-b", "lh-secrets-c"} {
+		deleteIndicesAtEnd(t, index)
+	}
 	const (
 		inline  = "pw-inline-3b8e"
 		fromEnv = "pw-env-77c1"
@@ -86,7 +91,7 @@ pipeline:
 	env := append(os.Environ(),
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
 		"AWS_ENDPOINT_URL_KINESIS="+e.Kinesis, "AWS_ENDPOINT_URL_DYNAMODB="+e.DynamoDB,
-		"LEASEHOLD_STREAM_NAME="+stream, "LEASEHOLD_LEASE_TABLE="+testenv.Name(t, "secrets-leases"),
+		"LEASEHOLD_STREAM_NAME="+stream, "LEASEHOLD_LEASE_TABLE="+leaseTable,
 		"LEASEHOLD_LOG_LEVEL=debug", "LEASEHOLD_LOG_FORMAT=json", "LEASEHOLD_WORKER_METRICS_ADDR=127.0.0.1:0",
 		"LH_TEST_SECRET_PW="+fromEnv, "LEASEHOLD_COLLECT_TOKEN="+token)
 	var outputs []string

@@ -317,6 +317,7 @@ func TestS3SinkArchivesEachRecordOnce(t *testing.T) {
 func TestS3SinkMissingBucketWaitsForTheOperator(t *testing.T) {
 	e := testenv.Require(t, "s3")
 	bucket := testenv.Name(t, "missing")
+	deleteBucketAtEnd(t, bucket)
 	s, err := s3sink.New(testenv.S3(e), s3sink.Options{Bucket: bucket}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ func TestWorkersInProcess(t *testing.T) {
 	e := testenv.Require(t, "kinesis", "dynamodb")
 	kc, db := testenv.Kinesis(e), testenv.DynamoDB(e)
 	stream, table := testenv.Name(t, "wip"), testenv.Name(t, "wip-leases")
+	deleteTableAtEnd(t, table)
 	createStream(t, kc, stream, 4)
 	dir := t.TempDir()
 	prod := startProducer(kc, stream, 16, 50, 20*time.Millisecond)
