@@ -207,11 +207,11 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 	go func() { served <- srv.Serve(sctx, l) }()
 	defer func() { stop(); <-served }()
 	base := "http://" + l.Addr().String()
-	cold, err := measure(ctx, hc, cfg, base, cfg.Rounds, true)
+	cold, err := measure(ctx, hc, cfg, base, cfg.Rounds, true, log)
 	if err != nil {
 		return res, err
 	}
-	warm, err := measure(ctx, hc, cfg, base, cfg.Warm, false)
+	warm, err := measure(ctx, hc, cfg, base, cfg.Warm, false, log)
 	if err != nil {
 		return res, err
 	}
@@ -222,7 +222,11 @@ func RunExplorer(ctx context.Context, cfg ExplorerConfig) (ExplorerResult, error
 
 // measure runs page views; clear empties the cluster's request cache before
 // each, so that every figure is computed rather than replayed.
-func measure(ctx context.Context, hc *http.Client, cfg ExplorerConfig, base string, rounds int, clear bool) (ExplorerResult, error) {
+// With a search log, each view ends with a line "page view" there.
+func measure(ctx context.Context, hc *http.Client, cfg ExplorerConfig, base string, rounds int, clear bool, log *zap.Logger) (ExplorerResult, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
 	res := ExplorerResult{Calls: map[string][]time.Duration{}, Rounds: rounds, Failed: map[string]int{}}
 	periods := []string{"7d", "30d", "90d"}
 	var mu sync.Mutex
@@ -273,6 +277,8 @@ func measure(ctx context.Context, hc *http.Client, cfg ExplorerConfig, base stri
 			return res, err
 		}
 		res.Page = append(res.Page, time.Since(start))
+		log.Debug("page view", zap.Bool("cold", clear), zap.Int("round", i+1), zap.Bool("admin", i%2 == 0), zap.String("period", period),
+			zap.Duration("took", time.Since(start)))
 		fmt.Fprintf(cfg.Progress, "%s round %d/%d (%s, %s): page %s\n", map[bool]string{true: "cold", false: "warm"}[clear], i+1, rounds,
 			map[bool]string{true: "customer", false: "admin"}[i%2 == 1], period, time.Since(start).Round(time.Millisecond))
 	}
