@@ -107,7 +107,7 @@ func (b *builder) pass(ctx context.Context) (BuildStats, error) {
 		}
 		b.ready = true
 	}
-	snap := b.r.reload(ctx)
+	snap := b.r.reload(ctx, 0)
 	if !snap.known {
 		return st, errors.New("explorer: rollups: the indices' fingerprints could not be read")
 	}

@@ -1,12 +1,15 @@
 package explorer
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -315,20 +318,34 @@ func (r *rollups) snapshot(ctx context.Context) *snapshot {
 	if cur != nil && r.ttl > 0 {
 		defer r.loading.Store(false)
 	}
-	return r.reload(ctx)
+	return r.reload(ctx, r.ttl)
 }
 
 // reload reads a new snapshot and publishes it. A failure is logged and
-// gives a snapshot that reads events only.
-func (r *rollups) reload(ctx context.Context) *snapshot {
+// gives a snapshot that reads events only. A caller that waited while
+// another read takes that reading instead when it began less than within
+// before the call (within 0: after it, as fresh as a reading of its own):
+// the six calls of a page view arriving at a new explorer, or after
+// invalidate, read once rather than six times in a row.
+func (r *rollups) reload(ctx context.Context, within time.Duration) *snapshot {
+	asked := time.Now()
 	r.loadMu.Lock()
 	defer r.loadMu.Unlock()
+	r.mu.Lock()
+	cur := r.cur
+	r.mu.Unlock()
+	if cur != nil && !cur.at.Before(asked.Add(-within)) {
+		return cur
+	}
 	s, err := r.read(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("rollups unknown; reading events", zap.Error(err))
 		}
 		s = &snapshot{at: time.Now(), first: 1, last: 0}
+	}
+	if ce := r.log.Check(zap.DebugLevel, "rollup snapshot read"); ce != nil {
+		ce.Write(zap.Duration("took", time.Since(s.at)), zap.Int("blocks", len(s.states)), zap.Bool("known", s.known))
 	}
 	r.mu.Lock()
 	r.cur = s
@@ -393,6 +410,7 @@ func (r *rollups) read(ctx context.Context) (*snapshot, error) {
 	_ = json.Unmarshal(n["indices"], &stats)
 	stateFP := ""
 	seen := map[string]bool{}
+	changed := map[string]string{} // index → its new fingerprint
 	for name, x := range stats {
 		if name == r.stateIndex() {
 			stateFP = x.fingerprint()
@@ -406,11 +424,14 @@ func (r *rollups) read(ctx context.Context) (*snapshot, error) {
 		if old, ok := r.ranges[name]; ok && old.fp == fp {
 			continue
 		}
-		first, last, err := r.indexDays(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		r.ranges[name] = indexRange{fp: fp, first: first, last: last}
+		changed[name] = fp
+	}
+	days, err := r.indexDays(ctx, slices.Sorted(maps.Keys(changed)))
+	if err != nil {
+		return nil, err
+	}
+	for name, fp := range changed {
+		r.ranges[name] = indexRange{fp: fp, first: days[name][0], last: days[name][1]}
 	}
 	for name := range r.ranges {
 		if !seen[name] {
@@ -439,20 +460,43 @@ func (r *rollups) read(ctx context.Context) (*snapshot, error) {
 	return s, nil
 }
 
-// indexDays returns the first and last day of an index's events. Min
-// and max of the whole index come from its points' bounds, without
-// reading documents.
-func (r *rollups) indexDays(ctx context.Context, index string) (first, last day, err error) {
-	n, _, err := r.st.call(ctx, http.MethodPost, "/"+escapeIndices(index)+"/_search?ignore_unavailable=true&request_cache=false",
-		obj{"size": 0, "track_total_hits": false, "aggs": obj{"lo": obj{"min": obj{"field": "event_time"}}, "hi": obj{"max": obj{"field": "event_time"}}}})
+// indexDays returns the first and last day of each index's events (first
+// > last when it has none), in one request: a new explorer, or a new day's
+// index, would otherwise wait for a search per index in a row. Min and max
+// of a whole index come from its points' bounds, without reading
+// documents.
+func (r *rollups) indexDays(ctx context.Context, indices []string) (map[string][2]day, error) {
+	out := map[string][2]day{}
+	if len(indices) == 0 {
+		return out, nil
+	}
+	var body bytes.Buffer
+	for _, index := range indices {
+		body.Write(mustJSON(obj{"index": index, "ignore_unavailable": true, "request_cache": false}))
+		body.WriteByte('\n')
+		body.Write(mustJSON(obj{"size": 0, "track_total_hits": false, "aggs": obj{"lo": obj{"min": obj{"field": "event_time"}}, "hi": obj{"max": obj{"field": "event_time"}}}}))
+		body.WriteByte('\n')
+	}
+	n, _, err := r.st.call(ctx, http.MethodPost, "/_msearch", body.Bytes())
 	if err != nil {
-		return 0, 0, fmt.Errorf("days of %s: %w", index, err)
+		return nil, fmt.Errorf("days of %d indices: %w", len(indices), err)
 	}
-	lo, hi := n.agg("lo").time(), n.agg("hi").time()
-	if lo.IsZero() || hi.IsZero() {
-		return 1, 0, nil
+	answers := n.arr("responses")
+	if len(answers) != len(indices) {
+		return nil, fmt.Errorf("days of %d indices: %d answers", len(indices), len(answers))
 	}
-	return dayOf(lo), dayOf(hi), nil
+	for i, a := range answers {
+		if e := a.sub("error"); e != nil {
+			return nil, fmt.Errorf("days of %s: %s: %s", indices[i], e.str("type"), e.str("reason"))
+		}
+		lo, hi := a.agg("lo").time(), a.agg("hi").time()
+		if lo.IsZero() || hi.IsZero() {
+			out[indices[i]] = [2]day{1, 0}
+			continue
+		}
+		out[indices[i]] = [2]day{dayOf(lo), dayOf(hi)}
+	}
+	return out, nil
 }
 
 // readStates reads every block record.
@@ -495,7 +539,7 @@ func (r *rollups) keepFresh(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r.reload(ctx)
+			r.reload(ctx, 0)
 		}
 	}
 }

@@ -296,6 +296,11 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	if s.builder != nil {
 		wg.Go(func() { s.builder.run(bg) })
 	}
+	if s.rollups != nil {
+		// The first page view need not wait for the first reading of the
+		// indices' state: it is under way (or done) when it comes.
+		wg.Go(func() { s.rollups.reload(bg, 0) })
+	}
 	if s.rollups != nil && s.cfg.RollupCheck > 0 {
 		wg.Go(func() { s.rollups.keepFresh(bg, s.cfg.RollupCheck/2) })
 	}
