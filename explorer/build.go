@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -40,7 +39,6 @@ type builder struct {
 	ready     bool
 	seen      map[day]seenFP
 	lastSweep time.Time
-	touched   map[string]bool // rollup indices written to in this pass
 }
 
 type seenFP struct {
@@ -103,7 +101,6 @@ func (b *builder) run(ctx context.Context) {
 // ctx ends.
 func (b *builder) pass(ctx context.Context) (BuildStats, error) {
 	var st BuildStats
-	b.touched = map[string]bool{}
 	if !b.ready {
 		if err := b.install(ctx); err != nil {
 			return st, err
@@ -211,9 +208,6 @@ func (b *builder) pass(ctx context.Context) (BuildStats, error) {
 	if err != nil {
 		return st, err
 	}
-	if err := b.merge(ctx); err != nil {
-		return st, err
-	}
 	if st.Blocks > 0 || deleted > 0 {
 		b.r.invalidate()
 	}
@@ -298,7 +292,6 @@ func (b *builder) build(ctx context.Context, c *cube, id blockID, gen string, st
 	}
 	key := b.r.key(id, gen)
 	index := b.r.dataIndex(first)
-	b.touched[index] = true
 	if err := b.write(ctx, index, key, c, docs); err != nil {
 		return 0, fmt.Errorf("rollup %s: %w", id, err)
 	}
@@ -813,9 +806,6 @@ func (b *builder) deleteWhere(ctx context.Context, query obj) error {
 		var buf bytes.Buffer
 		for _, h := range hits {
 			fmt.Fprintf(&buf, `{"delete":{"_index":%q,"_id":%q}}`+"\n", h.str("_index"), h.str("_id"))
-			if b.touched != nil {
-				b.touched[h.str("_index")] = true
-			}
 		}
 		if _, _, err := b.r.st.call(ctx, http.MethodPost, "/_bulk?refresh=true", buf.Bytes()); err != nil {
 			return err
@@ -823,69 +813,5 @@ func (b *builder) deleteWhere(ctx context.Context, query obj) error {
 		if len(hits) < 5000 {
 			return nil
 		}
-	}
-}
-
-// mergePoll is how often merge asks whether a force merge has ended.
-const mergePoll = 500 * time.Millisecond
-
-// merge force-merges every rollup index written to in this pass into one
-// segment. Rollup documents do not change once written (a changed block
-// is written anew under another key and the old one deleted), so a
-// merged index stays so until the next pass that writes to it, and
-// searches of it neither combine per-segment results nor map the
-// segments' terms onto global ordinals: the first search after a build
-// costs what every later one does (docs/BENCHMARKS.md, Explorer). It
-// asks the cluster to merge in the background and waits for the task,
-// so that a large month is not cut short by the client's timeout. A
-// merge that fails is logged and the pass goes on: the documents are
-// searchable either way.
-func (b *builder) merge(ctx context.Context) error {
-	for _, index := range slices.Sorted(maps.Keys(b.touched)) {
-		start := time.Now()
-		err := b.forceMerge(ctx, index)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			b.log.Warn("rollup index not merged", zap.String("index", index), zap.Error(err))
-			continue
-		}
-		b.log.Debug("rollup index merged", zap.String("index", index), zap.Duration("took", time.Since(start)))
-	}
-	return nil
-}
-
-func (b *builder) forceMerge(ctx context.Context, index string) error {
-	n, _, err := b.r.st.call(ctx, http.MethodPost, "/"+url.PathEscape(index)+"/_forcemerge?max_num_segments=1&wait_for_completion=false", nil)
-	if err != nil {
-		return err
-	}
-	task := n.str("task")
-	if task == "" {
-		return errors.New("no task in the answer to _forcemerge")
-	}
-	t := time.NewTicker(mergePoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-		n, _, err := b.r.st.call(ctx, http.MethodGet, "/_tasks/"+url.PathEscape(task), nil)
-		if err != nil {
-			return fmt.Errorf("task %s: %w", task, err)
-		}
-		if n.str("completed") != "true" {
-			continue
-		}
-		if e := n.sub("error"); e != nil {
-			return fmt.Errorf("task %s: %s: %s", task, e.str("type"), e.str("reason"))
-		}
-		// The merged segment replaces the others for searches at the next
-		// refresh.
-		_, _, err = b.r.st.call(ctx, http.MethodPost, "/"+url.PathEscape(index)+"/_refresh?ignore_unavailable=true", nil)
-		return err
 	}
 }
