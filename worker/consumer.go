@@ -137,7 +137,7 @@ func (c *consumer) loop(ctx context.Context, proc ShardProcessor) CloseReason {
 	}
 	c.log.Info("shard started", zap.String("from", c.pos.String()), zap.Int64("epoch", c.lease.Epoch))
 	backoff := newBackoff()
-	pace := newPacer(c.w.cfg)
+	pace := newPacer(c.w.cfg, c.w.grid)
 	counts := c.w.metrics.shard(c.lease.ShardID)
 	for {
 		if to, ok := c.pendingStop(); ok {

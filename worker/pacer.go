@@ -43,22 +43,34 @@ const (
 // exponential backoff after ProvisionedThroughputExceeded. It only
 // computes times; the consumer sleeps. Not safe for concurrent use: each
 // consumer owns one.
+//
+// While caught up, calls fall on a grid of idle intervals from origin,
+// which every consumer of a worker shares: the worker's caught-up shards
+// are polled in the same instant, so the process wakes once per interval
+// for all of them (and Go's sysmon with it) instead of once per shard.
+// Each shard is still polled once per interval, and a record still waits
+// half an interval for its poll on average. A zero origin turns the grid
+// off: caught-up calls are then one interval after the previous start.
 type pacer struct {
 	idle       time.Duration // start to start while caught up
+	origin     time.Time     // the caught-up grid: origin + n·idle (zero: none)
 	gap        time.Duration // start to start at least (1 / ceiling)
 	behind     int64         // MillisBehindLatest above which the shard is behind
 	byteRate   float64       // bytes per second the shard may be read at
 	maxRecords int           // the configured most records per call
 	jitter     func(n int64) int64
 
-	recordSize float64 // bytes per Kinesis record in the last batch that had any
-	throttles  int     // consecutive throttled calls
+	recordSize float64   // bytes per Kinesis record in the last batch that had any
+	throttles  int       // consecutive throttled calls
+	due        time.Time // the grid instant the coming call is for (zero: off the grid)
 }
 
-// newPacer returns the pacer for cfg (after cfg.defaults()).
-func newPacer(cfg Config) *pacer {
+// newPacer returns the pacer for cfg (after cfg.defaults()), its
+// caught-up calls on the grid from origin (zero: no grid).
+func newPacer(cfg Config, origin time.Time) *pacer {
 	return &pacer{
 		idle:       cfg.IdleTime,
+		origin:     origin,
 		gap:        time.Duration(float64(time.Second) / cfg.MaxReadRate),
 		behind:     cfg.BehindThreshold.Milliseconds(),
 		byteRate:   float64(cfg.ReadBytesPerSecond),
@@ -100,12 +112,37 @@ func (p *pacer) next(r read) time.Time {
 	if r.records > 0 {
 		p.recordSize = max(1, float64(r.bytes)/float64(r.records))
 	}
-	wait := p.idle
+	due := p.due
+	p.due = time.Time{}
 	if p.behindTip(r) {
-		wait = p.gap
+		return r.start.Add(max(p.gap, p.bytesTime(r.bytes)))
 	}
-	wait = max(wait, p.gap, p.bytesTime(r.bytes))
-	return r.start.Add(wait)
+	if busy := p.bytesTime(r.bytes); busy > p.idle || p.origin.IsZero() {
+		return r.start.Add(max(p.idle, p.gap, busy))
+	}
+	// Caught up. A call sent for a grid instant (late by the wake-up and
+	// the calls sent before it in the same instant) is followed by the
+	// next instant, so lateness does not push the shard off the grid;
+	// the ceiling still holds, since the call began less than idle−gap
+	// after its instant. Any other call (the first, one after a behind
+	// or throttled read, or one late by more than that) is followed by
+	// the first instant at least idle after its start.
+	next := r.start.Add(p.idle)
+	if !due.IsZero() && !r.start.Before(due) && r.start.Sub(due) <= p.idle-p.gap {
+		next = due.Add(p.idle)
+	}
+	p.due = p.onGrid(next)
+	return p.due
+}
+
+// onGrid returns the first grid instant at or after t.
+func (p *pacer) onGrid(t time.Time) time.Time {
+	d := t.Sub(p.origin)
+	n := d / p.idle
+	if d > n*p.idle {
+		n++
+	}
+	return p.origin.Add(n * p.idle)
 }
 
 // bytesTime is how long reading n bytes occupies the shard's read rate.
@@ -119,6 +156,7 @@ func (p *pacer) bytesTime(n int) time.Duration {
 // time, at most throttleMax), and never before the ceiling allows.
 func (p *pacer) throttled(start time.Time) time.Time {
 	p.throttles++
+	p.due = time.Time{}
 	wait := backoff.Policy{Min: throttleBase, Max: throttleMax, Jitter: backoff.Equal, Rand: p.jitter}.Delay(p.throttles)
 	return start.Add(max(wait, p.gap))
 }

@@ -18,7 +18,7 @@ func testPacer(t *testing.T, tweak func(*Config)) *pacer {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	p := newPacer(cfg)
+	p := newPacer(cfg, time.Time{})
 	p.jitter = func(n int64) int64 { return n - 1 } // the longest wait, for exact bounds
 	return p
 }
@@ -154,5 +154,68 @@ func TestPacerNeverAboveTheCeilingOrTheByteRate(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPacerPutsCaughtUpCallsOnTheGrid: with a grid, a caught-up call is
+// followed by the grid instant after the one it was sent for, however
+// late it was sent (up to idle−gap), so every consumer sharing the grid
+// polls in the same instants; calls off the grid (the first, after a
+// behind or throttled read, or very late) join it at the first instant at
+// least idle after their start. Reads that are behind are not put on it.
+func TestPacerPutsCaughtUpCallsOnTheGrid(t *testing.T) {
+	p := testPacer(t, nil)
+	p.origin = t0
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	trickle := read{limit: 1000, records: 25, bytes: 12_000}
+	at := func(start time.Time, r read) read { r.start = start; return r }
+	for i, step := range []struct {
+		r    read
+		want time.Time
+	}{
+		{at(ms(300), trickle), ms(2000)},                                           // first call: the first instant ≥ 1.3 s
+		{at(ms(2007), trickle), ms(3000)},                                          // sent 7 ms late for 2 s: next instant
+		{at(ms(3499), trickle), ms(4000)},                                          // 499 ms late (≤ idle−gap): still the next instant
+		{at(ms(4600), trickle), ms(6000)},                                          // 600 ms late: too close to 5 s for the ceiling; first instant ≥ 5.6 s
+		{at(ms(6000), read{limit: 1000, records: 1000, bytes: 100_000}), ms(6500)}, // behind: at the ceiling, off the grid
+		{at(ms(6500), trickle), ms(8000)},                                          // caught up again: first instant ≥ 7.5 s
+		{at(ms(8001), trickle), ms(9000)},
+	} {
+		if got := p.next(step.r); !got.Equal(step.want) {
+			t.Fatalf("step %d: call at %s followed at %s, want %s", i, step.r.start.Sub(t0), got.Sub(t0), step.want.Sub(t0))
+		}
+	}
+	// A throttled call leaves the grid; the next caught-up read joins it again.
+	p.throttled(ms(9000))
+	if got := p.next(at(ms(10300), trickle)); !got.Equal(ms(12000)) {
+		t.Fatalf("after a throttled call: next at %s, want 12s", got.Sub(t0))
+	}
+	// Before the origin (a clock that went back): still grid instants.
+	if got := p.onGrid(ms(-1500)); !got.Equal(ms(-1000)) {
+		t.Fatalf("onGrid(-1.5s) = %s", got.Sub(t0))
+	}
+}
+
+// TestPacerGridKeepsTheCeilingAndTheRate sends caught-up calls late by a
+// random 0–800 ms each: two calls are never closer than 1/ceiling, and
+// there is at most one call per idle interval over the run.
+func TestPacerGridKeepsTheCeilingAndTheRate(t *testing.T) {
+	p := testPacer(t, nil)
+	p.origin = t0
+	rng := rand.New(rand.NewPCG(1, 2))
+	start, prev := t0.Add(123*time.Millisecond), time.Time{}
+	const calls = 10_000
+	for i := range calls {
+		if !prev.IsZero() && start.Sub(prev) < p.gap {
+			t.Fatalf("call %d only %s after the previous one", i, start.Sub(prev))
+		}
+		next := p.next(read{start: start, limit: 1000, records: 3, bytes: 900})
+		if next.Sub(start) < p.gap {
+			t.Fatalf("call %d: next only %s later", i, next.Sub(start))
+		}
+		prev, start = start, next.Add(time.Duration(rng.Int64N(int64(800*time.Millisecond))))
+	}
+	if span := prev.Sub(t0); span < calls*p.idle-p.idle {
+		t.Fatalf("%d calls in %s: more than one per %s", calls, span, p.idle)
 	}
 }

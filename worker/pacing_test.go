@@ -277,7 +277,7 @@ func TestThrottledReadsBackOffAndAreCounted(t *testing.T) {
 				}
 			}()
 			go func() {
-				time.Sleep(32 * time.Second)
+				time.Sleep(32*time.Second + 500*time.Millisecond) // between two polls: caught-up polls fall on whole seconds
 				got <- w.Stats()
 			}()
 		})
@@ -303,7 +303,7 @@ func TestThrottledReadsBackOffAndAreCounted(t *testing.T) {
 		if got := stats.Reads["s0"].Throttled; got != int64(len(refused)) {
 			t.Fatalf("metrics count %d throttled calls, Kinesis refused %d", got, len(refused))
 		}
-		if got, all := stats.Reads["s0"].Calls, len(kin.callsBetween(start, start.Add(32*time.Second))); got != int64(all) {
+		if got, all := stats.Reads["s0"].Calls, len(kin.callsBetween(start, start.Add(32*time.Second+500*time.Millisecond))); got != int64(all) {
 			t.Fatalf("metrics count %d calls, Kinesis saw %d", got, all)
 		}
 		if proc.count() != 190 {
@@ -343,4 +343,115 @@ func TestPacingConfigValidation(t *testing.T) {
 	if got := fmt.Sprint(d.IdleTime, d.MaxReadRate, d.BehindThreshold, d.ReadBytesPerSecond, d.MaxRecords); got != "1s 2 1s 2000000 10000" {
 		t.Fatalf("defaults %s", got)
 	}
+}
+
+// shardsKinesis is several shardKinesis behind one client, named s0, s1,
+// ... Shard i's iterator comes i×startStep after it is asked for (so the
+// consumers start out of step, as leases taken one pass apart do), and
+// its GetRecords answers after answer(i).
+type shardsKinesis struct {
+	shards    []*shardKinesis
+	startStep time.Duration
+	answer    func(i int) time.Duration
+}
+
+func (k *shardsKinesis) index(id string) int {
+	i, _ := strconv.Atoi(strings.TrimPrefix(id, "s"))
+	return i
+}
+
+func (k *shardsKinesis) ListShards(context.Context, *kinesis.ListShardsInput, ...func(*kinesis.Options)) (*kinesis.ListShardsOutput, error) {
+	out := &kinesis.ListShardsOutput{}
+	for i := range k.shards {
+		out.Shards = append(out.Shards, types.Shard{ShardId: aws.String(fmt.Sprintf("s%d", i))})
+	}
+	return out, nil
+}
+
+func (k *shardsKinesis) GetShardIterator(_ context.Context, in *kinesis.GetShardIteratorInput, _ ...func(*kinesis.Options)) (*kinesis.GetShardIteratorOutput, error) {
+	i := k.index(aws.ToString(in.ShardId))
+	time.Sleep(time.Duration(i) * k.startStep)
+	return &kinesis.GetShardIteratorOutput{ShardIterator: aws.String(fmt.Sprintf("s%d/0", i))}, nil
+}
+
+func (k *shardsKinesis) GetRecords(ctx context.Context, in *kinesis.GetRecordsInput, opts ...func(*kinesis.Options)) (*kinesis.GetRecordsOutput, error) {
+	id, idx, _ := strings.Cut(aws.ToString(in.ShardIterator), "/")
+	i := k.index(id)
+	out, err := k.shards[i].GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: aws.String(idx), Limit: in.Limit}, opts...)
+	time.Sleep(k.answer(i))
+	if out != nil {
+		out.NextShardIterator = aws.String(id + "/" + aws.ToString(out.NextShardIterator))
+	}
+	return out, err
+}
+
+// TestCaughtUpShardsOfAWorkerArePolledInTheSameInstant: three caught-up
+// shards whose consumers started 0.33 s apart and whose reads take
+// different times are polled together, in one instant per second (so a
+// worker process wakes once a second for all of them), each still once a
+// second, and the records' latency is what one shard's was.
+func TestCaughtUpShardsOfAWorkerArePolledInTheSameInstant(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		kin := &shardsKinesis{startStep: 333 * time.Millisecond, answer: func(i int) time.Duration { return time.Duration(20+30*i) * time.Millisecond }}
+		for range 3 {
+			kin.shards = append(kin.shards, &shardKinesis{payload: 500})
+		}
+		store := leasetest.NewFake()
+		for i := range kin.shards {
+			if err := store.Create(context.Background(), lease.Lease{ShardID: fmt.Sprintf("s%d", i), Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		proc := &latencyProc{}
+		w, err := New(kin, store, proc.factory, Config{StreamName: "st",
+			Lease: lease.Config{WorkerID: "w", Duration: 10 * time.Second, SafetyMargin: 2 * time.Second, RenewInterval: 4 * time.Second, TakeInterval: time.Second}}, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- w.Run(ctx) }()
+		for i, s := range kin.shards {
+			go func() { // from 3 s on, 25 records a second on each shard, out of step with each other
+				time.Sleep(3*time.Second + time.Duration(i)*13*time.Millisecond)
+				for range 40 * 25 {
+					time.Sleep(40 * time.Millisecond)
+					s.add(1)
+				}
+			}()
+		}
+		time.Sleep(45 * time.Second)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+
+		from, to := start.Add(5*time.Second), start.Add(40*time.Second)
+		instants := map[time.Time]int{}
+		for i, s := range kin.shards {
+			calls := s.callsBetween(from, to)
+			if n := len(calls); n < 34 || n > 36 {
+				t.Fatalf("shard s%d: %d calls in 35 s caught up, want one a second", i, n)
+			}
+			checkGaps(t, calls, 1)
+			for _, c := range calls {
+				instants[c.at]++
+			}
+		}
+		for at, n := range instants {
+			if n != len(kin.shards) {
+				t.Fatalf("%d of %d shards polled at %s: the worker's polls are out of step (%d instants in 35 s)",
+					n, len(kin.shards), at.Sub(start), len(instants))
+			}
+		}
+		if proc.count() != 3*40*25 {
+			t.Fatalf("processed %d of %d records", proc.count(), 3*40*25)
+		}
+		p50, p99 := proc.quantile(0.5), proc.quantile(0.99)
+		t.Logf("%d poll instants in 35 s for 3 shards; arrival → processed: p50 %s, p99 %s", len(instants), p50, p99)
+		if p50 > 600*time.Millisecond || p99 > 1100*time.Millisecond {
+			t.Fatalf("arrival → processed p50 %s, p99 %s; want at most 0.6 s and a poll interval plus the answer", p50, p99)
+		}
+	})
 }

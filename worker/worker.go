@@ -40,6 +40,7 @@ type Worker struct {
 	log     *zap.Logger
 	coord   *lease.Coordinator
 	metrics metrics
+	grid    time.Time // origin of the caught-up consumers' shared poll grid (see pacer)
 
 	// Set by Run before any consumer starts, read by consumers.
 	consumerCtx context.Context    // parent of every lease context; cancelled for a hard stop
@@ -76,7 +77,7 @@ func New(kin KinesisAPI, store lease.Store, factory ProcessorFactory, cfg Config
 	}
 	cfg.defaults()
 	w := &Worker{cfg: cfg, kin: kin, store: store, factory: factory, log: log.With(zap.String("worker_id", cfg.Lease.WorkerID)),
-		consumers: map[string]*consumer{}, stalls: map[string]error{}}
+		consumers: map[string]*consumer{}, stalls: map[string]error{}, grid: time.Now()}
 	coord, err := lease.NewCoordinator(store, cfg.Lease, (*handler)(w), log)
 	if err != nil {
 		return nil, err
