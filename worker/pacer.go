@@ -123,23 +123,36 @@ func (p *pacer) next(r read) time.Time {
 	// Caught up. A call sent for a grid instant (late by the wake-up and
 	// the calls sent before it in the same instant) is followed by the
 	// next instant, so lateness does not push the shard off the grid;
-	// the ceiling still holds, since the call began less than idle−gap
+	// the ceiling still holds, since the call began at most idle−gap
 	// after its instant. Any other call (the first, one after a behind
-	// or throttled read, or one late by more than that) is followed by
-	// the first instant at least idle after its start.
-	next := r.start.Add(p.idle)
+	// or throttled read, or one later than that) joins the grid at the
+	// instant nearest to one idle interval after its start, but not
+	// before the ceiling allows: that one interval is between half and
+	// one and a half idle intervals, one on average.
 	if !due.IsZero() && !r.start.Before(due) && r.start.Sub(due) <= p.idle-p.gap {
-		next = due.Add(p.idle)
+		p.due = due.Add(p.idle)
+		return p.due
 	}
-	p.due = p.onGrid(next)
-	return p.due
+	next := p.nearest(r.start.Add(p.idle))
+	if next.Before(r.start.Add(p.gap)) {
+		next = next.Add(p.idle)
+	}
+	p.due = next
+	return next
 }
 
-// onGrid returns the first grid instant at or after t.
-func (p *pacer) onGrid(t time.Time) time.Time {
+// nearest returns the grid instant nearest to t (the later one of two
+// as near).
+func (p *pacer) nearest(t time.Time) time.Time {
 	d := t.Sub(p.origin)
 	n := d / p.idle
-	if d > n*p.idle {
+	if r := d - n*p.idle; r < 0 { // d before the origin: n rounded up, r in (−idle, 0]
+		n--
+		r += p.idle
+		if 2*r >= p.idle {
+			n++
+		}
+	} else if 2*r >= p.idle {
 		n++
 	}
 	return p.origin.Add(n * p.idle)

@@ -161,38 +161,51 @@ func TestPacerNeverAboveTheCeilingOrTheByteRate(t *testing.T) {
 // followed by the grid instant after the one it was sent for, however
 // late it was sent (up to idle−gap), so every consumer sharing the grid
 // polls in the same instants; calls off the grid (the first, after a
-// behind or throttled read, or very late) join it at the first instant at
-// least idle after their start. Reads that are behind are not put on it.
+// behind or throttled read, or very late) join it at the instant nearest
+// to one idle interval after their start, never closer than the ceiling
+// allows. Reads that are behind are not put on it.
 func TestPacerPutsCaughtUpCallsOnTheGrid(t *testing.T) {
 	p := testPacer(t, nil)
 	p.origin = t0
 	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
 	trickle := read{limit: 1000, records: 25, bytes: 12_000}
+	behind := read{limit: 1000, records: 1000, bytes: 100_000}
 	at := func(start time.Time, r read) read { r.start = start; return r }
 	for i, step := range []struct {
 		r    read
 		want time.Time
 	}{
-		{at(ms(300), trickle), ms(2000)},                                           // first call: the first instant ≥ 1.3 s
-		{at(ms(2007), trickle), ms(3000)},                                          // sent 7 ms late for 2 s: next instant
-		{at(ms(3499), trickle), ms(4000)},                                          // 499 ms late (≤ idle−gap): still the next instant
-		{at(ms(4600), trickle), ms(6000)},                                          // 600 ms late: too close to 5 s for the ceiling; first instant ≥ 5.6 s
-		{at(ms(6000), read{limit: 1000, records: 1000, bytes: 100_000}), ms(6500)}, // behind: at the ceiling, off the grid
-		{at(ms(6500), trickle), ms(8000)},                                          // caught up again: first instant ≥ 7.5 s
-		{at(ms(8001), trickle), ms(9000)},
+		{at(ms(300), trickle), ms(1000)},  // first call: the instant nearest 1.3 s
+		{at(ms(1007), trickle), ms(2000)}, // sent 7 ms late for 1 s: the next instant
+		{at(ms(2499), trickle), ms(3000)}, // 499 ms late (≤ idle−gap): still the next instant
+		{at(ms(3600), trickle), ms(5000)}, // 600 ms late: off the grid; nearest 4.6 s
+		{at(ms(5000), behind), ms(5500)},  // behind: at the ceiling, off the grid
+		{at(ms(5700), trickle), ms(7000)}, // caught up again: nearest 6.7 s
+		{at(ms(7001), trickle), ms(8000)},
+		{at(ms(8000), behind), ms(8500)},
+		{at(ms(8500), trickle), ms(10000)}, // 9.5 s is as near to 9 s as to 10 s: the later
 	} {
 		if got := p.next(step.r); !got.Equal(step.want) {
 			t.Fatalf("step %d: call at %s followed at %s, want %s", i, step.r.start.Sub(t0), got.Sub(t0), step.want.Sub(t0))
 		}
 	}
 	// A throttled call leaves the grid; the next caught-up read joins it again.
-	p.throttled(ms(9000))
-	if got := p.next(at(ms(10300), trickle)); !got.Equal(ms(12000)) {
+	p.throttled(ms(10000))
+	if got := p.next(at(ms(11300), trickle)); !got.Equal(ms(12000)) {
 		t.Fatalf("after a throttled call: next at %s, want 12s", got.Sub(t0))
 	}
+	// With idle_time at the ceiling's interval, joining never comes sooner
+	// than the ceiling allows.
+	q := testPacer(t, func(c *Config) { c.IdleTime, c.MaxReadRate = 200*time.Millisecond, 5 })
+	q.origin = t0
+	if got := q.next(at(ms(1090), trickle)); !got.Equal(ms(1400)) { // nearest to 1.29 s is 1.2 s: too soon
+		t.Fatalf("idle 200ms, ceiling 5/s: next at %s, want 1.4s", got.Sub(t0))
+	}
 	// Before the origin (a clock that went back): still grid instants.
-	if got := p.onGrid(ms(-1500)); !got.Equal(ms(-1000)) {
-		t.Fatalf("onGrid(-1.5s) = %s", got.Sub(t0))
+	for _, c := range [][2]int{{-1500, -1000}, {-1600, -2000}, {-1400, -1000}, {-1000, -1000}} {
+		if got := p.nearest(ms(c[0])); !got.Equal(ms(c[1])) {
+			t.Fatalf("nearest(%dms) = %s, want %dms", c[0], got.Sub(t0), c[1])
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strings"
 	"sync"
@@ -77,7 +78,10 @@ func New(kin KinesisAPI, store lease.Store, factory ProcessorFactory, cfg Config
 	}
 	cfg.defaults()
 	w := &Worker{cfg: cfg, kin: kin, store: store, factory: factory, log: log.With(zap.String("worker_id", cfg.Lease.WorkerID)),
-		consumers: map[string]*consumer{}, stalls: map[string]error{}, grid: time.Now()}
+		consumers: map[string]*consumer{}, stalls: map[string]error{}}
+	// A random phase, so that workers started together (a deployment, a
+	// benchmark) do not all poll Kinesis in the same instant.
+	w.grid = time.Now().Add(time.Duration(rand.Int64N(int64(cfg.IdleTime))))
 	coord, err := lease.NewCoordinator(store, cfg.Lease, (*handler)(w), log)
 	if err != nil {
 		return nil, err
@@ -85,6 +89,14 @@ func New(kin KinesisAPI, store lease.Store, factory ProcessorFactory, cfg Config
 	w.coord = coord
 	w.cfg.Lease = coord.Config()
 	return w, nil
+}
+
+// PollGrid returns the instants at which this worker polls its caught-up
+// shards: origin + n·every for every integer n. Periodic work of the same
+// process that runs on these instants (at a multiple of every) wakes the
+// process together with the polls instead of on its own.
+func (w *Worker) PollGrid() (origin time.Time, every time.Duration) {
+	return w.grid, w.cfg.IdleTime
 }
 
 // Coordinator exposes the lease coordinator (for health and stats).
