@@ -256,6 +256,11 @@ func (w *Worker) MetricsAddr() string {
 // concurrent use.
 func (w *Worker) Stats() worker.Stats { return w.w.Stats() }
 
+// PollGrid returns the instants at which the worker polls its caught-up
+// shards (origin + n·every): periodic work of the same process scheduled
+// on them wakes the process together with the polls.
+func (w *Worker) PollGrid() (origin time.Time, every time.Duration) { return w.w.PollGrid() }
+
 // serveMetrics starts /metrics, /healthz and /readyz on addr (nothing when
 // addr is empty). /readyz is not ready while the lease heartbeat is not
 // current, the lease table refuses coordination, shards stall on errors

@@ -84,7 +84,9 @@ func applyRuntime(w config.Worker, getenv func(string) string, log *zap.Logger) 
 // (docs/BENCHMARKS.md). A worker reading a backlog needs every CPU, so
 // the process runs on one P only while it is calm: no shard behind and
 // under busyCores of CPU, for calmTicks ticks in a row; one busy tick
-// restores every CPU.
+// restores every CPU. Ticks fall on the worker's poll grid (every
+// procsTick rounded up to whole poll intervals), so that they do not wake
+// the process on their own.
 const (
 	procsTick = 2 * time.Second
 	busyCores = 0.4
@@ -127,9 +129,11 @@ func adaptProcs(ctx context.Context, w *leasehold.Worker, behindAbove time.Durat
 	p := &procs{max: runtime.GOMAXPROCS(0), set: runtime.GOMAXPROCS}
 	p.cur = p.max
 	defer runtime.GOMAXPROCS(p.max)
-	t := time.NewTicker(procsTick)
-	defer t.Stop()
+	origin, every := w.PollGrid()
 	lastCPU, lastAt := processCPU(), time.Now()
+	next := gridTick(origin, every, procsTick, lastAt)
+	t := time.NewTimer(time.Until(next))
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -137,6 +141,8 @@ func adaptProcs(ctx context.Context, w *leasehold.Worker, behindAbove time.Durat
 		case <-t.C:
 		}
 		cpu, now := processCPU(), time.Now()
+		next = gridTick(origin, every, procsTick, next)
+		t.Reset(time.Until(next))
 		cores := (cpu - lastCPU).Seconds() / now.Sub(lastAt).Seconds()
 		lastCPU, lastAt = cpu, now
 		behind := false
@@ -147,6 +153,19 @@ func adaptProcs(ctx context.Context, w *leasehold.Worker, behindAbove time.Durat
 			log.Info("gomaxprocs adapted", zap.Int("gomaxprocs", n), zap.Float64("cores", cores), zap.Bool("behind", behind))
 		}
 	}
+}
+
+// gridTick returns the first tick instant at least tick after after. Tick
+// instants are origin + n·step, step being tick rounded up to whole poll
+// intervals (every): each is a poll instant too.
+func gridTick(origin time.Time, every, tick time.Duration, after time.Time) time.Time {
+	step := max(1, (tick+every-1)/every) * every
+	d := after.Add(tick).Sub(origin)
+	n := d / step
+	if d > n*step {
+		n++
+	}
+	return origin.Add(n * step)
 }
 
 // processCPU is the user and system CPU time this process used so far.

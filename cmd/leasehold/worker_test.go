@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -83,5 +84,25 @@ func TestProcsAdapt(t *testing.T) {
 	}
 	if want := []int{1, 4, 1, 4}; fmt.Sprint(set) != fmt.Sprint(want) {
 		t.Fatalf("GOMAXPROCS set to %v, want %v", set, want)
+	}
+}
+
+// TestGridTicksFallOnPollInstants: adaptProcs' ticks are poll instants
+// of the worker (whole poll intervals from the grid's origin), at least
+// procsTick apart and less than a step more.
+func TestGridTicksFallOnPollInstants(t *testing.T) {
+	origin := time.Date(2026, 12, 4, 21, 0, 0, 123456789, time.UTC)
+	for _, every := range []time.Duration{time.Second, 300 * time.Millisecond, 200 * time.Millisecond, 3 * time.Second} {
+		step := max(1, (procsTick+every-1)/every) * every
+		for _, after := range []time.Duration{-5500 * time.Millisecond, 0, 1, 300 * time.Millisecond, time.Second, 7 * time.Second, 7*time.Second + 1} {
+			at := origin.Add(after)
+			got := gridTick(origin, every, procsTick, at)
+			if d := got.Sub(origin); d%every != 0 {
+				t.Errorf("every %s, after %s: tick %s after the origin, not a poll instant", every, after, d)
+			}
+			if gap := got.Sub(at); gap < procsTick || gap >= procsTick+step {
+				t.Errorf("every %s, after %s: tick %s later, want [%s, %s)", every, after, gap, procsTick, procsTick+step)
+			}
+		}
 	}
 }
