@@ -31,7 +31,10 @@ type Config struct {
 	// last call returned less than a full batch and MillisBehindLatest
 	// at most BehindThreshold). Default 1s: one call per second per
 	// shard, and a record waits about half of it (0.5 s) at the median.
-	// At least 1/MaxReadRate.
+	// At least 1/MaxReadRate. A worker's caught-up calls fall on one grid
+	// of IdleTime intervals (a random phase per worker), so that the
+	// process wakes once per interval for all its shards; a shard joining
+	// the grid waits between half and one and a half intervals once.
 	IdleTime time.Duration
 	// MaxReadRate is the ceiling of GetRecords calls per second on one
 	// shard, also while the shard is behind. Kinesis answers at most 5
