@@ -66,12 +66,20 @@ type pacer struct {
 }
 
 // newPacer returns the pacer for cfg (after cfg.defaults()), its
-// caught-up calls on the grid from origin (zero: no grid).
+// caught-up calls on the grid from origin (zero: no grid). There is no
+// grid when idle_time leaves the ceiling less than a tenth of an interval
+// of slack (idle_time 250ms at max_read_rate 4): a call sent any later
+// than its instant could not keep the next one, and the shard would be
+// read at every other instant.
 func newPacer(cfg Config, origin time.Time) *pacer {
+	gap := time.Duration(float64(time.Second) / cfg.MaxReadRate)
+	if cfg.IdleTime-gap < cfg.IdleTime/10 {
+		origin = time.Time{}
+	}
 	return &pacer{
 		idle:       cfg.IdleTime,
 		origin:     origin,
-		gap:        time.Duration(float64(time.Second) / cfg.MaxReadRate),
+		gap:        gap,
 		behind:     cfg.BehindThreshold.Milliseconds(),
 		byteRate:   float64(cfg.ReadBytesPerSecond),
 		maxRecords: cfg.MaxRecords,

@@ -194,12 +194,29 @@ func TestPacerPutsCaughtUpCallsOnTheGrid(t *testing.T) {
 	if got := p.next(at(ms(11300), trickle)); !got.Equal(ms(12000)) {
 		t.Fatalf("after a throttled call: next at %s, want 12s", got.Sub(t0))
 	}
-	// With idle_time at the ceiling's interval, joining never comes sooner
-	// than the ceiling allows.
-	q := testPacer(t, func(c *Config) { c.IdleTime, c.MaxReadRate = 200*time.Millisecond, 5 })
+	// With little slack between idle_time and the ceiling, joining never
+	// comes sooner than the ceiling allows.
+	q := testPacer(t, func(c *Config) { c.IdleTime, c.MaxReadRate = 300*time.Millisecond, 4 })
 	q.origin = t0
-	if got := q.next(at(ms(1090), trickle)); !got.Equal(ms(1400)) { // nearest to 1.29 s is 1.2 s: too soon
-		t.Fatalf("idle 200ms, ceiling 5/s: next at %s, want 1.4s", got.Sub(t0))
+	if got := q.next(at(ms(1040), trickle)); !got.Equal(ms(1500)) { // nearest to 1.34 s is 1.2 s: too soon
+		t.Fatalf("idle 300ms, ceiling 4/s: next at %s, want 1.5s", got.Sub(t0))
+	}
+	// Idle time at the ceiling's interval leaves no slack for a late
+	// call: no grid, one interval after each start as without it.
+	for _, tweak := range []func(*Config){
+		func(c *Config) { c.IdleTime, c.MaxReadRate = 250*time.Millisecond, 4 },
+		func(c *Config) { c.IdleTime, c.MaxReadRate = 500*time.Millisecond, 2 },
+	} {
+		cfg := Config{StreamName: "st", Lease: lease.Config{WorkerID: "w"}}
+		tweak(&cfg)
+		cfg.defaults()
+		r := newPacer(cfg, t0)
+		if !r.origin.IsZero() {
+			t.Fatalf("idle %s at %g/s: a grid without slack", cfg.IdleTime, cfg.MaxReadRate)
+		}
+		if got := r.next(at(ms(1003), trickle)); !got.Equal(ms(1003).Add(cfg.IdleTime)) {
+			t.Fatalf("idle %s at %g/s: next at %s, want one interval after the start", cfg.IdleTime, cfg.MaxReadRate, got.Sub(t0))
+		}
 	}
 	// Before the origin (a clock that went back): still grid instants.
 	for _, c := range [][2]int{{-1500, -1000}, {-1600, -2000}, {-1400, -1000}, {-1000, -1000}} {
