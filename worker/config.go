@@ -34,7 +34,8 @@ type Config struct {
 	// At least 1/MaxReadRate. A worker's caught-up calls fall on one grid
 	// of IdleTime intervals (a random phase per worker), so that the
 	// process wakes once per interval for all its shards; a shard joining
-	// the grid waits between half and one and a half intervals once.
+	// the grid waits between half and one and a half intervals once. No
+	// grid when IdleTime is within a tenth of itself of 1/MaxReadRate.
 	IdleTime time.Duration
 	// MaxReadRate is the ceiling of GetRecords calls per second on one
 	// shard, also while the shard is behind. Kinesis answers at most 5
