@@ -29,20 +29,12 @@ parents, then every worker with its heartbeat. With --watch, redraw it every
 --interval until interrupted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
 			if every < 100*time.Millisecond {
 				return usageError{fmt.Errorf("--interval %s is too short; use at least 100ms", every)}
 			}
-			awsCfg, err := awsconf.Load(cmd.Context())
+			table, store, err := openLeaseTable(cmd)
 			if err != nil {
-				return usageError{err}
-			}
-			store, err := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), c.Lease.Table)
-			if err != nil {
-				return usageError{err}
+				return err
 			}
 			out := cmd.OutOrStdout()
 			tty := false
@@ -61,7 +53,7 @@ parents, then every worker with its heartbeat. With --watch, redraw it every
 					fmt.Fprint(out, "\033[H\033[2J") // home and clear: redraw in place
 				}
 				if watch {
-					fmt.Fprintf(out, "%s  table %s\n\n", time.Now().Format("15:04:05"), c.Lease.Table)
+					fmt.Fprintf(out, "%s  table %s\n\n", time.Now().Format("15:04:05"), table)
 				}
 				printLeases(out, snap, time.Now())
 				if !watch {
@@ -84,6 +76,24 @@ parents, then every worker with its heartbeat. With --watch, redraw it every
 	return cmd
 }
 
+// openLeaseTable loads the configuration and opens lease.table through
+// the AWS SDK's default chain; it returns the table's name beside it.
+func openLeaseTable(cmd *cobra.Command) (string, *lease.DynamoStore, error) {
+	c, _, err := loadConfig(cmd)
+	if err != nil {
+		return "", nil, err
+	}
+	awsCfg, err := awsconf.Load(cmd.Context())
+	if err != nil {
+		return "", nil, usageError{err}
+	}
+	store, err := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), c.Lease.Table)
+	if err != nil {
+		return "", nil, usageError{err}
+	}
+	return c.Lease.Table, store, nil
+}
+
 func newLeasesMigrateCmd() *cobra.Command {
 	var from string
 	var force bool
@@ -98,27 +108,19 @@ running or crashed worker) is refused unless --force. Leases already in
 lease.table are left alone, so it can be run again. OLD_TABLE is not changed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, _, err := loadConfig(cmd)
-			if err != nil {
-				return err
-			}
 			if from == "" {
 				return usageError{fmt.Errorf("--from: name the old lease table")}
 			}
-			awsCfg, err := awsconf.Load(cmd.Context())
+			table, store, err := openLeaseTable(cmd)
 			if err != nil {
-				return usageError{err}
-			}
-			store, err := lease.NewDynamoStore(awsconf.DynamoDB(awsCfg), c.Lease.Table)
-			if err != nil {
-				return usageError{err}
+				return err
 			}
 			m, err := store.Migrate(cmd.Context(), from, force)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "copied %d leases from %s into %s (%d were there already); start the workers with lease.table = %s\n",
-				m.Copied, from, c.Lease.Table, m.Present, c.Lease.Table)
+				m.Copied, from, table, m.Present, table)
 			return nil
 		},
 	}

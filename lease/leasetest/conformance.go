@@ -385,21 +385,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 		// half a unit for a fleet of a few dozen workers.
 		s := newStore(t)
 		const n = 16
-		var ids []string
-		for i := range n {
-			id := fmt.Sprintf("spread04-w%03d~%08x", i, i*7919)
-			ids = append(ids, id)
-			if _, err := s.Heartbeat(ctx(t), id, lease.WorkerName(id), 4, false, true); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := s.Bump(ctx(t)); err != nil {
-			t.Fatal(err)
-		}
-		snap, err := s.Snapshot(ctx(t))
-		if err != nil || len(snap.Workers) != n {
-			t.Fatalf("snapshot: %d workers, %v", len(snap.Workers), err)
-		}
+		ids, snap := heartbeatFleet(t, ctx(t), s, n, "spread04-w%03d~%08x", 4)
 		asked := []string{ids[5], ids[6], ids[7]}
 		p, err := s.Poll(ctx(t), asked, nil)
 		if err != nil {
@@ -442,21 +428,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 		// the four items one by one; at the ring's wrap, two queries.
 		s := newStore(t)
 		const n = 100
-		var ids []string
-		for i := range n {
-			id := fmt.Sprintf("a-rather-long-worker-name-for-this-fleet-%03d~%08x", i, i*7919)
-			ids = append(ids, id)
-			if _, err := s.Heartbeat(ctx(t), id, lease.WorkerName(id), 100, false, true); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := s.Bump(ctx(t)); err != nil {
-			t.Fatal(err)
-		}
-		snap, err := s.Snapshot(ctx(t))
-		if err != nil || len(snap.Workers) != n {
-			t.Fatalf("snapshot: %d workers, %v", len(snap.Workers), err)
-		}
+		ids, snap := heartbeatFleet(t, ctx(t), s, n, "a-rather-long-worker-name-for-this-fleet-%03d~%08x", 100)
 		if snap.FleetBytes <= 8<<10 {
 			t.Fatalf("fleet partition of %d workers is %d bytes; the test needs more than 8 KB", n, snap.FleetBytes)
 		}
@@ -535,6 +507,30 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) lease.Store) {
 			t.Fatalf("%d workers won the same take, want 1", wins)
 		}
 	})
+}
+
+// heartbeatFleet writes the first heartbeat of n workers, named by
+// format from their number and a spread-out suffix, each holding held
+// leases; bumps the generation once and returns the identities and a scan
+// that shows them all.
+func heartbeatFleet(t *testing.T, ctx context.Context, s lease.Store, n int, format string, held int) ([]string, lease.Snapshot) {
+	t.Helper()
+	ids := make([]string, 0, n)
+	for i := range n {
+		id := fmt.Sprintf(format, i, i*7919)
+		ids = append(ids, id)
+		if _, err := s.Heartbeat(ctx, id, lease.WorkerName(id), held, false, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Bump(ctx); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := s.Snapshot(ctx)
+	if err != nil || len(snap.Workers) != n {
+		t.Fatalf("snapshot: %d workers, %v", len(snap.Workers), err)
+	}
+	return ids, snap
 }
 
 func mustCreate(t *testing.T, s lease.Store, shard string) {
