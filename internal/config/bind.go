@@ -180,6 +180,12 @@ var ignoredEnv = map[string]bool{
 	"LEASEHOLD_BENCH_KEEP_DIR":      true, // keep a benchmark's temporary folder (worker logs) for a look
 	"LEASEHOLD_TEST_OUTAGE":         true, // length of the OpenSearch outage in an integration test
 	"LEASEHOLD_TEST_OPENSEARCH_URL": true, // the tests' OpenSearch (printed by `leasehold dev env`)
+	// The tests' Elasticsearch, also printed by `leasehold dev env`
+	// (devstack's TestEnvIsAcceptedByTheCommands keeps the two lists agreed).
+	"LEASEHOLD_TEST_ELASTICSEARCH_URL":      true,
+	"LEASEHOLD_TEST_ELASTICSEARCH_USERNAME": true,
+	"LEASEHOLD_TEST_ELASTICSEARCH_PASSWORD": true,
+	"LEASEHOLD_TEST_ELASTICSEARCH_CA_FILE":  true,
 	// The explorer's browser test: fail instead of skipping without chromium,
 	// where to write screenshots, and another chromium binary.
 	"LEASEHOLD_TEST_REQUIRE_BROWSER": true,

@@ -5,6 +5,8 @@ import (
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/leasehold/leasehold/internal/config"
 )
 
 func TestPortFree(t *testing.T) {
@@ -178,4 +180,24 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestEnvIsAcceptedByTheCommands: what `leasehold dev env` prints is what
+// the demo tells a user to eval before running leasehold commands, which
+// refuse a LEASEHOLD_ variable that names no setting. Every name it prints
+// must therefore be a setting or one the commands knowingly ignore.
+func TestEnvIsAcceptedByTheCommands(t *testing.T) {
+	s, err := New(Config{Dir: "/x", KinesisPort: 14567, DynamoDBPort: 18000, S3Port: 19000, OpenSearchPort: 19200, ElasticsearchPort: 19250}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var environ []string
+	for _, line := range s.Env(func(string) string { return "" }) {
+		name, val, _ := strings.Cut(strings.TrimPrefix(line, "export "), "=")
+		environ = append(environ, name+"="+strings.Trim(val, "'"))
+	}
+	c := config.Default()
+	if err := config.ApplyEnv(&c, environ); err != nil {
+		t.Errorf("after eval \"$(leasehold dev env)\" every command would refuse to start:\n%v", err)
+	}
 }
