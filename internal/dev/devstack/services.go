@@ -14,6 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/leasehold/leasehold/internal/awsconf"
 )
 
 // kinesisDelay is how long kinesis-local keeps a stream CREATING,
@@ -134,21 +137,24 @@ func (s *Stack) s3Launch(svc *service) (launchSpec, error) {
 func (s *Stack) probe(ctx context.Context, svc *service) error {
 	endpoint := s.Endpoint(svc.name)
 	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
+	// Every probe's client carries the body fix every other client has, so
+	// a probe never fails on the SDK's closed-body race (awsconf/body.go).
+	fix := []func(*middleware.Stack) error{awsconf.RequestBodyWithoutWriteTo}
 	switch svc.name {
 	case Kinesis:
-		c := kinesis.New(kinesis.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(endpoint), Retryer: aws.NopRetryer{}})
+		c := kinesis.New(kinesis.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(endpoint), Retryer: aws.NopRetryer{}, APIOptions: fix})
 		_, err := c.ListStreams(ctx, &kinesis.ListStreamsInput{Limit: aws.Int32(1)})
 		if err != nil {
 			return fmt.Errorf("kinesis ListStreams: %w", err)
 		}
 	case DynamoDB:
-		c := dynamodb.New(dynamodb.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(endpoint), Retryer: aws.NopRetryer{}})
+		c := dynamodb.New(dynamodb.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(endpoint), Retryer: aws.NopRetryer{}, APIOptions: fix})
 		_, err := c.ListTables(ctx, &dynamodb.ListTablesInput{Limit: aws.Int32(1)})
 		if err != nil {
 			return fmt.Errorf("dynamodb ListTables: %w", err)
 		}
 	case S3:
-		c := s3.New(s3.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(endpoint), UsePathStyle: true, Retryer: aws.NopRetryer{}})
+		c := s3.New(s3.Options{Region: "us-east-1", Credentials: creds, BaseEndpoint: aws.String(endpoint), UsePathStyle: true, Retryer: aws.NopRetryer{}, APIOptions: fix})
 		_, err := c.ListBuckets(ctx, &s3.ListBucketsInput{})
 		if err != nil {
 			return fmt.Errorf("s3 ListBuckets: %w", err)
