@@ -37,6 +37,10 @@ type cluster struct {
 	spans   map[string][]*span // shard -> grants in order of start
 	workers map[string]*tworker
 	wg      sync.WaitGroup
+	// align, when set, gives each worker started from then on the pass
+	// grid it runs on (Coordinator.AlignPasses), as a worker process
+	// does with its poll grid.
+	align func(name string) (origin time.Time, every time.Duration)
 }
 
 type tworker struct {
@@ -114,6 +118,9 @@ func (c *cluster) startAs(key, name string, cfg lease.Config) *tworker {
 		c.t.Fatal(err)
 	}
 	w.co = co
+	if c.align != nil {
+		co.AlignPasses(c.align(key))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w.cancel, w.done = cancel, make(chan struct{})
 	c.workers[key] = w

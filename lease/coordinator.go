@@ -79,6 +79,7 @@ type Coordinator struct {
 	dropped   map[string]dropped   // guarded by mu: own leases not to take back before a time
 	hbErr     error                // guarded by mu: heartbeats refused for good (access denied), nil when none
 	passErr   error                // guarded by mu: passes refused for good, nil when none
+	grid      passGrid             // guarded by mu: the instants regular passes fall on (see AlignPasses)
 
 	stats struct {
 		taken, handedOff, released, lost, fenced, requested, hbFail, declared, reincarnated, scans, polls, turns, unannounced atomic.Int64
@@ -233,6 +234,34 @@ func (c *Coordinator) Leave(ctx context.Context) {
 	}
 	if _, err := c.store.Bump(cctx); err != nil {
 		c.log.Debug("leave not announced", zap.Error(err))
+	}
+}
+
+// AlignPasses puts the coordinator's regular passes on the instants
+// origin + n·every (every integer n), so that a process with other
+// periodic work on those instants wakes once for both instead of once
+// for each: a worker passes its poll grid (worker.Worker.PollGrid), on
+// which it polls its caught-up shards. Call it before Run.
+//
+// Only the regular wait moves: the pass after one that succeeded with no
+// handoff requested is at the instant nearest to TakeInterval after it
+// ended, instead of TakeInterval ±10% after it. So a regular wait is at most every/2 longer than
+// TakeInterval, and passes that take less than every/2 keep one instant
+// each, none skipped. The grid's phase stands in for the jitter: give
+// each process a random origin, or processes started together would all
+// read the table in the same instant. The first pass (one interval after
+// Run began, so that workers started together have all heartbeated),
+// kicks, the short wait while a handoff this worker requested is
+// pending, and the backoff after failed passes are as without a grid; heartbeats and the fence keep their own
+// timers. An every of 0 turns alignment off, and so does one longer than
+// TakeInterval: waiting for such a grid would slow how soon the
+// coordinator sees a dead peer or a released lease.
+func (c *Coordinator) AlignPasses(origin time.Time, every time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.grid = passGrid{}
+	if every > 0 && every <= c.cfg.TakeInterval {
+		c.grid = passGrid{origin: origin, every: every}
 	}
 }
 

@@ -59,14 +59,16 @@ type loopState struct {
 	baseView   uint64
 }
 
-// coordinate is the loop: a pass every TakeInterval (jittered, backing
-// off after failures) or when kicked. The first pass waits one interval:
-// workers started together have all heartbeated by then, so each sees the
-// whole fleet and takes only its share of the unowned leases, instead of
-// the first to look taking everything and handing most of it over again.
+// coordinate is the loop: a pass every TakeInterval (jittered, or on the
+// grid of AlignPasses; backing off after failures) or when kicked. The
+// first pass waits one interval (jittered, grid or not): workers started
+// together have all heartbeated by then, so each sees the whole fleet and
+// takes only its share of the unowned leases, instead of the first to
+// look taking everything and handing most of it over again.
 func (c *Coordinator) coordinate(ctx context.Context) {
 	st := &loopState{live: newLiveness(c.cfg.Duration), gen: -1, baseGen: -1}
-	timer := time.NewTimer(c.interval(0))
+	first, _ := c.interval(0)
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	st.turnJitter = time.Duration(c.rng.Int64N(int64(c.cfg.ScanInterval/4) + 1))
 	for {
@@ -96,7 +98,7 @@ func (c *Coordinator) coordinate(ctx context.Context) {
 		case <-timer.C:
 		default:
 		}
-		timer.Reset(c.interval(st.failures))
+		timer.Reset(c.wait(st.failures, time.Now()))
 	}
 }
 
@@ -109,7 +111,9 @@ func (c *Coordinator) setPassHealth(err error) {
 // interval is the wait before the next pass: short while a handoff we
 // asked for is pending, so a granted lease starts promptly; doubling after
 // each failed pass up to 8 intervals, so a failing table is not hammered.
-func (c *Coordinator) interval(failures int) time.Duration {
+// regular reports the plain wait (no failure, nothing pending), the one
+// that a pass grid may move.
+func (c *Coordinator) interval(failures int) (d time.Duration, regular bool) {
 	c.mu.Lock()
 	pending := len(c.requested)
 	c.mu.Unlock()
@@ -117,7 +121,49 @@ func (c *Coordinator) interval(failures int) time.Duration {
 	if failures == 0 && pending > 0 {
 		p.Min /= 5
 	}
-	return p.Delay(failures + 1)
+	return p.Delay(failures + 1), failures == 0 && pending == 0
+}
+
+// wait is the wait, from now (the end of a pass), before the next pass:
+// interval's, but a regular one on the pass grid when there is one (see
+// AlignPasses).
+func (c *Coordinator) wait(failures int, now time.Time) time.Duration {
+	d, regular := c.interval(failures)
+	c.mu.Lock()
+	g := c.grid
+	c.mu.Unlock()
+	if !regular || g.every == 0 {
+		return d
+	}
+	return g.nearest(now.Add(c.cfg.TakeInterval)).Sub(now)
+}
+
+// passGrid is the instants origin + n·every; every 0: none.
+type passGrid struct {
+	origin time.Time
+	every  time.Duration
+}
+
+// atOrAfter returns the first instant of the grid at or after t.
+func (g passGrid) atOrAfter(t time.Time) time.Time {
+	r := t.Sub(g.origin) % g.every
+	if r == 0 {
+		return t
+	}
+	if r < 0 {
+		r += g.every
+	}
+	return t.Add(g.every - r)
+}
+
+// nearest returns the instant of the grid nearest to t (the later of two
+// as near).
+func (g passGrid) nearest(t time.Time) time.Time {
+	up := g.atOrAfter(t)
+	if down := up.Add(-g.every); t.Sub(down) < up.Sub(t) {
+		return down
+	}
+	return up
 }
 
 // pass looks at the table once and acts. Between changes it only polls:

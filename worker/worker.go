@@ -88,13 +88,21 @@ func New(kin KinesisAPI, store lease.Store, factory ProcessorFactory, cfg Config
 	}
 	w.coord = coord
 	w.cfg.Lease = coord.Config()
+	// The coordinator's regular passes (one a take interval) wake the
+	// process with the polls instead of on a timer of their own; the
+	// random phase above keeps workers started together from reading the
+	// lease table in the same instant. A grid coarser than the take
+	// interval is not used (see AlignPasses).
+	coord.AlignPasses(w.grid, cfg.IdleTime)
 	return w, nil
 }
 
 // PollGrid returns the instants at which this worker polls its caught-up
 // shards: origin + n·every for every integer n. Periodic work of the same
 // process that runs on these instants (at a multiple of every) wakes the
-// process together with the polls instead of on its own.
+// process together with the polls instead of on its own, as the lease
+// coordinator's passes do (lease.Coordinator.AlignPasses) when every is
+// at most the take interval.
 func (w *Worker) PollGrid() (origin time.Time, every time.Duration) {
 	return w.grid, w.cfg.IdleTime
 }
