@@ -37,6 +37,7 @@ type File struct {
 	f        *os.File
 	w        *bufio.Writer
 	enc      *json.Encoder // writes to w
+	line     []byte        // Process's buffer for one line
 	syncEach time.Duration
 	lastSync time.Time
 	// gen counts fsyncs; a shard's records are durable once a sync with a
@@ -104,12 +105,10 @@ func (w *shardWriter) Process(ctx context.Context, recs []worker.Record) error {
 	}
 	now := time.Now().UTC()
 	for _, r := range recs {
-		// The encoder writes the JSON and a newline straight into the
-		// buffered file, with no copy per line.
-		if err := w.s.enc.Encode(Line{
-			WorkerID: w.shard.WorkerID, ShardID: r.ShardID, Epoch: w.shard.Epoch, SequenceNumber: r.SequenceNumber, SubSequenceNumber: r.SubSequenceNumber,
-			PartitionKey: r.PartitionKey, Data: string(r.Data), ProcessedAt: now,
-		}); err != nil {
+		l := Line{WorkerID: w.shard.WorkerID, ShardID: r.ShardID, Epoch: w.shard.Epoch, SequenceNumber: r.SequenceNumber, SubSequenceNumber: r.SubSequenceNumber,
+			PartitionKey: r.PartitionKey, ProcessedAt: now}
+		w.s.line = appendLine(w.s.line[:0], &l, r.Data)
+		if _, err := w.s.w.Write(w.s.line); err != nil {
 			return fmt.Errorf("filesink: write: %w", err)
 		}
 	}
