@@ -26,6 +26,7 @@ import (
 type span struct {
 	worker     string
 	epoch      int64
+	handed     bool // Grant.Handed
 	start, end time.Time
 	err        error
 }
@@ -170,7 +171,7 @@ type handler struct{ w *tworker }
 
 func (h *handler) Acquired(g *lease.Grant) {
 	c := h.w.c
-	sp := &span{worker: h.w.name, epoch: g.Lease().Epoch, start: time.Now()}
+	sp := &span{worker: h.w.name, epoch: g.Lease().Epoch, handed: g.Handed(), start: time.Now()}
 	c.mu.Lock()
 	c.spans[g.ShardID()] = append(c.spans[g.ShardID()], sp)
 	c.mu.Unlock()
@@ -194,6 +195,26 @@ func (h *handler) HandoffRequested(g *lease.Grant, to string) {
 		time.Sleep(100 * time.Millisecond) // finish the in-flight batch
 		_ = h.w.co.Transfer(context.Background(), g, checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: "42"}}, to)
 	}()
+}
+
+// takenFresh counts the grants after a shard's first that were not
+// Handed: the ones taken from an owner declared dead.
+func (c *cluster) takenFresh() (firsts, fresh int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, sps := range c.spans {
+		for i, sp := range sps {
+			switch {
+			case i == 0 && sp.handed:
+				c.t.Errorf("the first grant of a shard (epoch %d, %s) is Handed; nobody owned it before", sp.epoch, sp.worker)
+			case i == 0:
+				firsts++
+			case !sp.handed:
+				fresh++
+			}
+		}
+	}
+	return firsts, fresh
 }
 
 // owners returns lease count per worker name in the table.

@@ -48,6 +48,12 @@ func TestCoordinatorsShareAndRebalance(t *testing.T) {
 			t.Errorf("released leases taken after %s, want under 2 s", took)
 		}
 		c.checkNoOverlap()
+		// Every grant after a shard's first came from a live owner: handed
+		// over or released (Grant.Handed, on which a consumer waits one
+		// read interval before its first read).
+		if firsts, fresh := c.takenFresh(); firsts != 8 || fresh != 0 {
+			t.Errorf("%d first grants and %d later ones not Handed; want 8 and 0 (no owner died)", firsts, fresh)
+		}
 	})
 }
 
@@ -93,6 +99,11 @@ func TestPartitionedWorkerFencesBeforeTakeover(t *testing.T) {
 			t.Errorf("A reincarnated %d times, want 1", s.Reincarnations)
 		}
 		c.checkNoOverlap()
+		// Only B's takes of the dead A's two leases were not Handed: the
+		// other later grants were handed over for balance.
+		if firsts, fresh := c.takenFresh(); firsts != 4 || fresh != 2 {
+			t.Errorf("%d first grants and %d later ones not Handed; want 4 and 2 (A's, taken from the dead)", firsts, fresh)
+		}
 	})
 }
 

@@ -21,6 +21,9 @@ type Grant struct {
 	c     *Coordinator
 	lease Lease  // as taken
 	owner string // the incarnation it was granted to
+	// handed: the lease came from a live owner (handed over or released)
+	// moments ago, not from a dead one or a new table (see Handed).
+	handed bool
 
 	done     chan struct{}
 	mu       sync.Mutex
@@ -36,6 +39,14 @@ func newGrant(c *Coordinator, l Lease, owner string) *Grant {
 // Lease returns the lease as it was taken: its epoch and the checkpoint to
 // resume from.
 func (g *Grant) Lease() Lease { return g.lease }
+
+// Handed reports whether the lease came straight from a live owner: it
+// was handed over to this worker or released, as opposed to never owned
+// or taken from an owner declared dead. The previous owner may then have
+// read the shard moments before the grant began, so a consumer that
+// keeps a read ceiling per shard waits one ceiling interval before its
+// first read, and the shard's readers together stay within the ceiling.
+func (g *Grant) Handed() bool { return g.handed }
 
 // ShardID is the lease's shard.
 func (g *Grant) ShardID() string { return g.lease.ShardID }

@@ -703,6 +703,7 @@ func (c *Coordinator) take(ctx context.Context, st *loopState, me string, takes 
 			continue
 		}
 		g := newGrant(c, l, me)
+		g.handed = t.reason != takeFromDead && t.epoch > 0
 		c.grants[l.ShardID] = g
 		from := zap.Skip()
 		if t.from != "" {

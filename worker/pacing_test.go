@@ -144,6 +144,12 @@ func runPaced(t *testing.T, kin *shardKinesis, proc *latencyProc, d time.Duratio
 	if err := store.Create(context.Background(), lease.Lease{ShardID: "s0", Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}}); err != nil {
 		t.Fatal(err)
 	}
+	runPacedOn(t, store, kin, proc, d, body)
+}
+
+// runPacedOn is runPaced over a lease table of the test's own.
+func runPacedOn(t *testing.T, store lease.Store, kin *shardKinesis, proc *latencyProc, d time.Duration, body func(w *Worker)) {
+	t.Helper()
 	w, err := New(kin, store, proc.factory, Config{StreamName: "st",
 		Lease: lease.Config{WorkerID: "w", Duration: 10 * time.Second, SafetyMargin: 2 * time.Second, RenewInterval: 4 * time.Second, TakeInterval: time.Second}}, zap.NewNop())
 	if err != nil {
@@ -213,6 +219,54 @@ func TestCaughtUpShardIsReadOncePerSecond(t *testing.T) {
 			t.Fatalf("arrival → processed p50 %s, p99 %s; want at most 0.6 s and a poll interval", p50, p99)
 		}
 	})
+}
+
+// TestAHandedLeaseWaitsOneCeilingIntervalBeforeItsFirstRead: a lease
+// that comes from a live owner (released here: unowned at epoch 3) may
+// have been read by that owner moments before the take, so the new
+// consumer's first GetRecords is one ceiling interval (0.5 s at
+// max_read_rate 2) after the take: the old owner's last call and the new
+// owner's first two never fit in one second. A lease never owned
+// (epoch 0) is read at once. A taken lease from a declared-dead owner is
+// read at once too (Grant.Handed, tested in the lease package).
+func TestAHandedLeaseWaitsOneCeilingIntervalBeforeItsFirstRead(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		epoch int64
+		wait  time.Duration
+	}{
+		{"never owned", 0, 0},
+		{"released by a live owner", 3, 500 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				fake := leasetest.NewFake()
+				if err := fake.Create(context.Background(), lease.Lease{ShardID: "s0", Epoch: tc.epoch, Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}}); err != nil {
+					t.Fatal(err)
+				}
+				var mu sync.Mutex
+				var took time.Time
+				store := &leasetest.Faulty{Store: fake, After: func(_ context.Context, method string, err error) error {
+					if method == "Take" && err == nil {
+						mu.Lock()
+						took = time.Now()
+						mu.Unlock()
+					}
+					return err
+				}}
+				kin := &shardKinesis{payload: 100}
+				kin.add(10)
+				runPacedOn(t, store, kin, &latencyProc{}, 5*time.Second, nil)
+				calls := kin.callsBetween(time.Time{}, time.Now().Add(time.Hour))
+				if len(calls) == 0 || took.IsZero() {
+					t.Fatalf("%d calls, take at %v: the lease was not read", len(calls), took)
+				}
+				if d := calls[0].at.Sub(took); d != tc.wait {
+					t.Fatalf("first GetRecords %s after the take, want %s", d, tc.wait)
+				}
+			})
+		})
+	}
 }
 
 // TestBehindShardIsReadAtTheCeilingAndTheByteRate is a backlog: 20 MB
