@@ -19,7 +19,9 @@ type Count struct {
 
 // counts merges a terms aggregation of the current period with the same
 // of the previous one, in the current order; prev is nil without a
-// comparison. Keys only in the previous top are left out.
+// comparison. Keys only in the previous top are left out. A key that is
+// not in the previous list gets 0 there, which is its figure only when
+// that list holds every key: completePrev counts the others.
 func counts(q Query, cur, prev node, label func(node) string) []Count {
 	before := map[string]float64{}
 	for _, b := range prev.buckets() {
@@ -58,6 +60,92 @@ func rankedCounts(q Query, cur, prev []ranked) []Count {
 		out = append(out, c)
 	}
 	return out
+}
+
+// prevGap is a list whose rows' previous figures were taken from the
+// previous period's top list: rows whose key is not in that list got 0,
+// which is right only when the list holds every key with events.
+type prevGap struct {
+	field string  // the list's key
+	rows  []Count // the rows shown (the answer's own slice: completePrev sets their Prev)
+	known func(key string) bool
+}
+
+// inTerms says which keys a terms aggregation's answer gives the figure
+// of: those in its buckets, and every other when it left none out
+// (sum_other_doc_count 0: a key not in it has no events).
+func inTerms(n node) func(string) bool {
+	have := map[string]bool{}
+	for _, b := range n.buckets() {
+		have[b.key()] = true
+	}
+	all := n.num("sum_other_doc_count") == 0
+	return func(k string) bool { return all || have[k] }
+}
+
+// inRanking is inTerms for a ranking of n keys: fewer than n keys came
+// back only when there were no more.
+func inRanking(list []ranked, n int) func(string) bool {
+	have := map[string]bool{}
+	for _, r := range list {
+		have[r.key] = true
+	}
+	return func(k string) bool { return len(list) < n || have[k] }
+}
+
+// completePrev gives the rows of gaps that the previous period's top list
+// left out their previous figure: one search of a's scope, cube and
+// filters over the previous period, restricted to exactly those keys (so
+// that no shard leaves one out), and none when every row is known —
+// the usual case, as the previous lists hold most keys of the current
+// ones. Without a comparison it does nothing.
+func (s *Server) completePrev(ctx context.Context, q Query, a ask, gaps ...prevGap) error {
+	pf, pt, cmp := q.Previous()
+	if !cmp {
+		return nil
+	}
+	aggs := obj{}
+	missing := map[string][]string{}
+	for i, g := range gaps {
+		var keys []string
+		for _, r := range g.rows {
+			if !g.known(r.Key) {
+				keys = append(keys, r.Key)
+			}
+		}
+		if len(keys) == 0 {
+			continue
+		}
+		name := "l" + strconv.Itoa(i)
+		missing[name] = keys
+		aggs[name] = filterAgg(terms(g.field, keys), obj{"k": obj{"terms": obj{"field": g.field, "size": len(keys), "include": keys}}})
+	}
+	if len(aggs) == 0 {
+		return nil
+	}
+	a.spans = []span{{pf, pt}}
+	a.body = obj{"size": 0, "aggs": aggs}
+	res, err := s.run(ctx, a)
+	if err != nil {
+		return err
+	}
+	for i, g := range gaps {
+		name := "l" + strconv.Itoa(i)
+		if missing[name] == nil {
+			continue
+		}
+		got := map[string]float64{}
+		for _, b := range res.agg(name).sub("k").buckets() {
+			got[b.key()] = float64(b.count())
+		}
+		for j := range g.rows {
+			if !g.known(g.rows[j].Key) {
+				v := got[g.rows[j].Key]
+				g.rows[j].Prev = &v
+			}
+		}
+	}
+	return nil
 }
 
 func termsAgg(field string, size int, sub obj) obj {
@@ -361,6 +449,21 @@ func (s *Server) handleSources(w http.ResponseWriter, r *http.Request, p Princip
 	}
 	out.Sites = sites
 	out.Pages = rankedCounts(q, curPages, prevPages)
+	// Rows that were not in the previous period's lists: their figure
+	// then, counted (two cubes, so two searches, side by side).
+	g, ctx = errgroup.WithContext(r.Context())
+	g.Go(func() error {
+		return s.completePrev(ctx, q, ask{cube: cubeSites, scope: sc, filters: []obj{uses}},
+			prevGap{field: "referring_domain", rows: out.Sites, known: inTerms(prev.sub("sites"))})
+	})
+	g.Go(func() error {
+		return s.completePrev(ctx, q, ask{cube: cubeReferrers, scope: sc, filters: []obj{uses}},
+			prevGap{field: "referrer", rows: out.Pages, known: inRanking(prevPages, q.Limit)})
+	})
+	if err := g.Wait(); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	chTable := countTable("channel", out.Channels)
 	siteTable := table{header: []string{"site", "channel", "count", "prev_count", "change_pct"}}
 	for _, c := range out.Sites {
@@ -383,8 +486,9 @@ func (s *Server) handlePlaces(w http.ResponseWriter, r *http.Request, p Principa
 		"cities":    obj{"terms": obj{"field": "geo.city", "size": max(q.Limit, 50), "shard_size": 2000}, "aggs": obj{"cc": termsAgg("geo.country_iso", 1, nil)}},
 		"unknown":   obj{"missing": obj{"field": "geo.country_iso"}},
 	}
-	res, err := s.run(r.Context(), ask{cube: cubePlaces, spans: periodSpans(q), scope: scopeOf(p, q, false), filters: []obj{uses},
-		body: obj{"size": 0, "aggs": perPeriod(q, sub)}})
+	a := ask{cube: cubePlaces, spans: periodSpans(q), scope: scopeOf(p, q, false), filters: []obj{uses},
+		body: obj{"size": 0, "aggs": perPeriod(q, sub)}}
+	res, err := s.run(r.Context(), a)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -404,6 +508,12 @@ func (s *Server) handlePlaces(w http.ResponseWriter, r *http.Request, p Principa
 	if len(out.Cities) > q.Limit {
 		out.Cities = out.Cities[:q.Limit]
 	}
+	if err := s.completePrev(r.Context(), q, a,
+		prevGap{field: "geo.country_iso", rows: out.Countries, known: inTerms(prev.sub("countries"))},
+		prevGap{field: "geo.city", rows: out.Cities, known: inTerms(prev.sub("cities"))}); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	ct := table{header: []string{"country_iso", "country", "count", "prev_count", "change_pct"}}
 	for _, c := range out.Countries {
 		ct.rows = append(ct.rows, []string{c.Key, c.Label, ftoa(c.Cur), prevCell(c.Prev), change(c.Cur, c.Prev)})
@@ -414,6 +524,13 @@ func (s *Server) handlePlaces(w http.ResponseWriter, r *http.Request, p Principa
 	}
 	s.respond(w, r, q, out, map[string]table{"countries": ct, "cities": cityT})
 }
+
+// techKeys is how many browsers and systems /api/tech asks for, whatever
+// the list's length: all there are, in practice.
+const techKeys = 100
+
+// first is the first n of xs.
+func first(xs []Count, n int) []Count { return xs[:min(n, len(xs))] }
 
 // Tech is the answer of /api/tech: how assets are watched.
 type Tech struct {
@@ -437,8 +554,10 @@ func (s *Server) handleTech(w http.ResponseWriter, r *http.Request, p Principal,
 		"shown": filterAgg(shown, obj{
 			"uses": filterAgg(uses, obj{
 				"devices":  termsAgg("ua.device", 10, nil),
-				"browsers": termsAgg("ua.browser", q.Limit, nil),
-				"systems":  termsAgg("ua.os", q.Limit, nil),
+				// Browsers and systems are few: all of them (up to 100),
+				// so that the previous period's list holds every row's.
+				"browsers": termsAgg("ua.browser", techKeys, nil),
+				"systems":  termsAgg("ua.os", techKeys, nil),
 			}),
 			"delivery": obj{"filters": obj{"filters": obj{
 				"views":     boolFilter(term("event_type", "view"), notPartial),
@@ -464,12 +583,19 @@ func (s *Server) handleTech(w http.ResponseWriter, r *http.Request, p Principal,
 	}
 	out := Tech{Period: periodOf(q),
 		Devices:  counts(q, cu.sub("devices"), pu.sub("devices"), nil),
-		Browsers: counts(q, cu.sub("browsers"), pu.sub("browsers"), nil),
-		Systems:  counts(q, cu.sub("systems"), pu.sub("systems"), nil),
+		Browsers: first(counts(q, cu.sub("browsers"), pu.sub("browsers"), nil), q.Limit),
+		Systems:  first(counts(q, cu.sub("systems"), pu.sub("systems"), nil), q.Limit),
 		Delivery: named([]string{"views", "downloads", "partial"}, func(n node, k string) float64 {
 			return float64(n.sub("shown").sub("delivery").keyed()[k].count())
 		}),
 		Audience: named([]string{"people", "bots"}, func(n node, k string) float64 { return float64(n.sub(k).count()) }),
+	}
+	if err := s.completePrev(r.Context(), q, ask{cube: cubeTech, scope: scopeOf(p, q, false), filters: []obj{uses}},
+		prevGap{field: "ua.device", rows: out.Devices, known: inTerms(pu.sub("devices"))},
+		prevGap{field: "ua.browser", rows: out.Browsers, known: inTerms(pu.sub("browsers"))},
+		prevGap{field: "ua.os", rows: out.Systems, known: inTerms(pu.sub("systems"))}); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	s.respond(w, r, q, out, map[string]table{
 		"devices": countTable("device", out.Devices), "browsers": countTable("browser", out.Browsers), "systems": countTable("os", out.Systems),
