@@ -553,7 +553,7 @@ func (s *Server) handleTech(w http.ResponseWriter, r *http.Request, p Principal,
 		"bots":   filterAgg(boolFilter(term("bot", true), uses), nil),
 		"shown": filterAgg(shown, obj{
 			"uses": filterAgg(uses, obj{
-				"devices":  termsAgg("ua.device", 10, nil),
+				"devices": termsAgg("ua.device", 10, nil),
 				// Browsers and systems are few: all of them (up to 100),
 				// so that the previous period's list holds every row's.
 				"browsers": termsAgg("ua.browser", techKeys, nil),
