@@ -52,3 +52,22 @@ func SetTopKeep(n int, gain int64) {
 func (s *Server) TopRankings() (fromTop, fellBack int64) {
 	return s.topRanked.Load(), s.topFellBack.Load()
 }
+
+// AssetFigures counts the top-asset answers whose figures came from the
+// ranking search itself, and those counted by a second search after it.
+func (s *Server) AssetFigures() (atOnce, apart int64) {
+	return s.atOnce.Load(), s.atOnceFellBack.Load()
+}
+
+// SetFiguresAtOnce turns off (or on) taking the top assets' figures from
+// their ranking search: off, they are always counted apart, as before.
+func (s *Server) SetFiguresAtOnce(on bool) { s.figuresAtOnce = on }
+
+// SetAtOnceShardSize sets the shard_size of topAssetsAtOnce's ranking
+// (for its fallback to be taken); it returns the function that restores
+// the default.
+func SetAtOnceShardSize(n int) (restore func()) {
+	old := atOnceSizes
+	atOnceSizes = func(rn int) (int, int) { return 2 * rn, n }
+	return func() { atOnceSizes = old }
+}

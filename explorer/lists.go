@@ -194,10 +194,33 @@ type assetFig struct {
 
 func figures(b node) assetFig {
 	f := assetFig{views: b.sub("views").count(), downloads: b.sub("downloads").count(), meta: b.sub("meta").source()}
-	if sb := b.sub("site").buckets(); len(sb) > 0 && float64(sb[0].count()) >= 0.3*float64(f.views+f.downloads) {
-		f.site = sb[0].key() // "mostly from": only when one site brought a good share
-	}
+	f.site = mainSite(b, f.views+f.downloads)
 	return f
+}
+
+// mainSite is the site of an asset's bucket with a "site" terms
+// aggregation that brought most of its uses, "mostly from": only when one
+// site brought a good share of them.
+func mainSite(b node, uses int64) string {
+	if sb := b.sub("site").buckets(); len(sb) > 0 && float64(sb[0].count()) >= 0.3*float64(uses) {
+		return sb[0].key()
+	}
+	return ""
+}
+
+// figureAggs are the sub-aggregations of an asset's bucket that make its
+// figures; withSite adds its main site, which only the assets-by-site
+// cube can tell.
+func figureAggs(withSite bool) obj {
+	sub := obj{"views": filterAgg(term("event_type", "view"), nil), "downloads": filterAgg(term("event_type", "download"), nil), "meta": assetMeta()}
+	if withSite {
+		sub["site"] = siteAgg()
+	}
+	return sub
+}
+
+func siteAgg() obj {
+	return obj{"terms": obj{"field": "referring_domain", "size": 1, "shard_size": 100}}
 }
 
 // topAssets returns the n assets with the most uses in the period and in the
@@ -207,6 +230,9 @@ func figures(b node) assetFig {
 //
 // It returns the figures of the listed assets too (assetFigures).
 func (s *Server) topAssets(ctx context.Context, q Query, sc scopeSpec, n int, withSite bool) (curIDs, prevIDs []string, cur, prev map[string]assetFig, err error) {
+	if a := (ask{cube: cubeAssets, spans: periodSpans(q), scope: sc, filters: []obj{uses}}); s.figuresAtOnce && !s.fromTop(ctx, a) {
+		return s.topAssetsAtOnce(ctx, q, a, n, withSite)
+	}
 	// Ranked from a top cube, the candidates' figures are their exact
 	// counts: asked once, they serve both.
 	var candCur, candPrev map[string]assetFig
@@ -252,6 +278,119 @@ func (s *Server) topAssets(ctx context.Context, q Query, sc scopeSpec, n int, wi
 	return curIDs, prevIDs, cur, prev, nil
 }
 
+// rankAtLeast is the shortest ranking of assets that topAssetsAtOnce
+// asks for: the highlights' (movers among the 40 most used of each
+// period), so that the page's top assets, asked at the same moment with
+// the same search, share it (see store.search).
+const rankAtLeast = 40
+
+// atOnceSizes are the size and shard_size of topAssetsAtOnce's ranking of
+// rn assets: twice as many as ranked, so that an asset listed in one
+// period is usually among the other period's too (and its figure there
+// known), and each shard's ten times as many, as rank asks.
+var atOnceSizes = func(rn int) (size, shardSize int) { return 2 * rn, max(10*rn, 200) }
+
+// topAssetsAtOnce is topAssets from the full cube, with the listed
+// assets' figures taken from the ranking search itself where it proves
+// them exact, rather than asked in a second search after it.
+//
+// A terms aggregation merges each shard's top shard_size keys, so a
+// bucket's count may miss a shard that did not report it; with
+// show_term_doc_count_error the bucket says by how much at most
+// (doc_count_error_upper_bound: 0 when every shard reported it or had
+// fewer keys than it was asked for, i.e. reported all). A listed asset's
+// figure in a period is exact when its bucket there has an error bound of
+// 0, or when it has no bucket and the period's list left no events out
+// (sum_other_doc_count 0: it had none). When every listed asset's figures
+// are exact in both periods (and, for the highlights, the main site, from
+// a search of the assets-by-site cube sent beside the ranking), the
+// answer is the ranking search's; otherwise the listed assets are counted
+// by assetFigures, as before, from the same ranking. The ranking itself
+// is the full cube's of rank (the first n of a longer list, ordered alike).
+func (s *Server) topAssetsAtOnce(ctx context.Context, q Query, a ask, n int, withSite bool) (curIDs, prevIDs []string, cur, prev map[string]assetFig, err error) {
+	rn := max(n, rankAtLeast)
+	size, shardSize := atOnceSizes(rn)
+	a.body = obj{"size": 0, "aggs": perPeriod(q, obj{"top": obj{
+		"terms": obj{"field": "asset_id", "size": size, "shard_size": shardSize, "show_term_doc_count_error": true},
+		"aggs":  figureAggs(false)}})}
+	var res, sites node
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { res, err = s.run(gctx, a); return err })
+	if withSite {
+		// The main site of the period's most used assets, by the same
+		// aggregation as assetFigures' (the bucket of an asset holds the
+		// same documents whether or not the search is restricted to it).
+		g.Go(func() (err error) {
+			sites, err = s.run(gctx, ask{cube: cubeAssetSites, spans: []span{{q.From, q.To}}, scope: a.scope, filters: []obj{uses},
+				body: obj{"size": 0, "aggs": obj{"top": obj{
+					"terms": obj{"field": "asset_id", "size": size, "shard_size": shardSize, "show_term_doc_count_error": true},
+					"aggs":  obj{"site": siteAgg()}}}}})
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, nil, nil, nil, err
+	}
+	pc, pp := exactTerms(res.agg("cur").sub("top")), exactTerms(res.agg("prev").sub("top"))
+	for _, b := range pc.list[:min(n, len(pc.list))] {
+		curIDs = append(curIDs, b.key())
+	}
+	for _, b := range pp.list[:min(n, len(pp.list))] {
+		prevIDs = append(prevIDs, b.key())
+	}
+	listed := union(curIDs, prevIDs)
+	ps := exactTerms(sites.agg("top"))
+	_, _, cmp := q.Previous()
+	for _, id := range listed {
+		_, used := pc.bucket[id]
+		if !pc.exact(id) || cmp && !pp.exact(id) || withSite && used && (!ps.exact(id) || ps.bucket[id] == nil) {
+			s.atOnceFellBack.Add(1)
+			cur, prev, err = s.assetFigures(ctx, q, a.scope, listed, withSite)
+			return curIDs, prevIDs, cur, prev, err
+		}
+	}
+	s.atOnce.Add(1)
+	cur, prev = map[string]assetFig{}, map[string]assetFig{}
+	for _, id := range listed {
+		if b, ok := pc.bucket[id]; ok {
+			f := figures(b)
+			if withSite {
+				f.site = mainSite(ps.bucket[id], f.views+f.downloads)
+			}
+			cur[id] = f
+		}
+		if b, ok := pp.bucket[id]; ok {
+			prev[id] = figures(b)
+		}
+	}
+	return curIDs, prevIDs, cur, prev, nil
+}
+
+// termsAnswer is a terms aggregation's answer asked with
+// show_term_doc_count_error, by key.
+type termsAnswer struct {
+	list   []node
+	bucket map[string]node
+	all    bool // no events were left out: a key without a bucket had none
+}
+
+func exactTerms(n node) termsAnswer {
+	t := termsAnswer{list: n.buckets(), bucket: map[string]node{}, all: n.num("sum_other_doc_count") == 0}
+	for _, b := range t.list {
+		t.bucket[b.key()] = b
+	}
+	return t
+}
+
+// exact reports whether the answer gives key's exact count: its bucket
+// missed no shard, or it has none and nothing was left out.
+func (t termsAnswer) exact(key string) bool {
+	if b, ok := t.bucket[key]; ok {
+		return b.num("doc_count_error_upper_bound") == 0
+	}
+	return t.all
+}
+
 // hasAll reports whether the figures of every id were counted (an id
 // without uses in either period has none).
 func hasAll(cur, prev map[string]assetFig, ids []string) bool {
@@ -273,10 +412,9 @@ func (s *Server) assetFigures(ctx context.Context, q Query, sc scopeSpec, ids []
 	if len(ids) == 0 {
 		return cur, prev, nil
 	}
-	sub := obj{"views": filterAgg(term("event_type", "view"), nil), "downloads": filterAgg(term("event_type", "download"), nil), "meta": assetMeta()}
+	sub := figureAggs(withSite)
 	c := cubeAssets
 	if withSite {
-		sub["site"] = obj{"terms": obj{"field": "referring_domain", "size": 1, "shard_size": 100}}
 		c = cubeAssetSites
 	}
 	agg := obj{"ids": obj{"terms": obj{"field": "asset_id", "size": len(ids), "include": ids}, "aggs": sub}}

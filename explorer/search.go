@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/singleflight"
 )
 
 // store sends the explorer's requests to its Backend and decodes the
@@ -20,6 +21,10 @@ type store struct {
 	b   Backend
 	raw string // index pattern of the events, e.g. leasehold-events-*
 	log *zap.Logger
+	// inflight shares a search with the callers that ask the very same
+	// one (same indices, same body: same scope) while it runs, as the
+	// page's top assets and highlights rank the assets at the same moment.
+	inflight singleflight.Group
 }
 
 // ErrSearch is wrapped by errors from the data store (unreachable, or a
@@ -34,10 +39,32 @@ var ErrSearch = errors.New("explorer: search failed")
 const searchParams = "/_search?ignore_unavailable=true&allow_no_indices=true&request_cache=true&pre_filter_shard_size=1"
 
 // search posts body to indices' _search (a comma-separated list of names
-// and patterns) and decodes the answer.
-func (s *store) search(ctx context.Context, indices string, body any) (node, error) {
+// and patterns) and decodes the answer. A search the same as one under
+// way waits for that one's answer (which callers only read) instead.
+func (s *store) search(ctx context.Context, indices string, body obj) (node, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	// The search runs on without the first caller's cancellation, which
+	// the others do not share (the backend's own timeout still bounds it).
+	ch := s.inflight.DoChan(indices+"\x00"+string(b), func() (any, error) {
+		return s.searchNow(context.WithoutCancel(ctx), indices, b)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(node), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *store) searchNow(ctx context.Context, indices string, b []byte) (node, error) {
 	t0 := time.Now()
-	n, b, err := s.call(ctx, http.MethodPost, "/"+escapeIndices(indices)+searchParams, body)
+	n, _, err := s.call(ctx, http.MethodPost, "/"+escapeIndices(indices)+searchParams, b)
 	if err != nil {
 		return nil, err
 	}

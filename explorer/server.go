@@ -175,6 +175,11 @@ type Server struct {
 	// Rankings answered from a top cube, and those that had to be asked
 	// from the full cube after all (see top.go).
 	topRanked, topFellBack atomic.Int64
+	// Top assets whose figures came from the ranking search, and those
+	// counted by a second search (see topAssetsAtOnce); figuresAtOnce
+	// off always counts them apart, as before (for tests).
+	atOnce, atOnceFellBack atomic.Int64
+	figuresAtOnce          bool
 }
 
 // New returns the explorer's handler. users is the access list; log may
@@ -194,6 +199,8 @@ func New(cfg Config, users *Users, log *zap.Logger) (*Server, error) {
 		store:    &store{b: cfg.Backend, raw: cfg.Index, log: log},
 		sessions: newSessions(cfg.SessionTTL, cfg.Now),
 		mux:      http.NewServeMux(),
+
+		figuresAtOnce: true,
 	}
 	if cfg.Rollups != RollupsOff {
 		s.rollups = newRollups(s.store, cfg.RollupPrefix, cfg.RollupCheck, log)

@@ -55,28 +55,17 @@ type ranked struct {
 // aggregation of the full cube (the top assets count their figures, which
 // the page shows anyway).
 func (s *Server) rank(ctx context.Context, q Query, a ask, field string, n, shardSize, m int, recount func([]string) (cur, prev map[string]int64, err error)) (cur, prev []ranked, err error) {
-	sc := a.scope
-	top := (*cube)(nil)
-	if a.cube != nil {
-		top = a.cube.top
-	}
-	if top != nil && s.rollups != nil && sc.admin && sc.tenant == "" && sc.asset == "" && !sc.byTenant {
-		snap := s.rollups.snapshot(ctx)
-		// Where the blocks hold few keys (little traffic per block), the
-		// top cube is hardly smaller than the full one and its extra
-		// search costs more than it saves: it is read when it is at most
-		// a third of the full cube's blocks (topGain).
-		if p := snap.plan(top, a.spans, false, false); len(p.keys) > 0 && topGain*p.docs <= snap.plan(a.cube, a.spans, false, false).docs {
-			cur, prev, ok, err := s.rankFromTop(ctx, q, a, top, field, n, m, recount)
-			if err != nil || ok {
-				if ok {
-					s.topRanked.Add(1)
-				}
-				return cur, prev, err
+	if s.fromTop(ctx, a) {
+		top := a.cube.top
+		cur, prev, ok, err := s.rankFromTop(ctx, q, a, top, field, n, m, recount)
+		if err != nil || ok {
+			if ok {
+				s.topRanked.Add(1)
 			}
-			s.topFellBack.Add(1)
-			s.log.Debug("top cube ranking not conclusive; ranking from the full cube", zap.String("cube", top.name), zap.Int("n", n))
+			return cur, prev, err
 		}
+		s.topFellBack.Add(1)
+		s.log.Debug("top cube ranking not conclusive; ranking from the full cube", zap.String("cube", top.name), zap.Int("n", n))
 	}
 	a.body = obj{"size": 0, "aggs": perPeriod(q, obj{"top": obj{"terms": obj{"field": field, "size": n, "shard_size": shardSize}}})}
 	res, err := s.run(ctx, a)
@@ -91,6 +80,21 @@ func (s *Server) rank(ctx context.Context, q Query, a ask, field string, n, shar
 		return out
 	}
 	return list(res.agg("cur")), list(res.agg("prev")), nil
+}
+
+// fromTop reports whether a ranking of a starts from its cube's top cube:
+// an admin's view of all customers, where the top cube's blocks hold at
+// most a third of the full cube's documents. Where the blocks hold few
+// keys (little traffic per block), the top cube is hardly smaller than
+// the full one and its extra search costs more than it saves.
+func (s *Server) fromTop(ctx context.Context, a ask) bool {
+	sc := a.scope
+	if a.cube == nil || a.cube.top == nil || s.rollups == nil || !sc.admin || sc.tenant != "" || sc.asset != "" || sc.byTenant {
+		return false
+	}
+	snap := s.rollups.snapshot(ctx)
+	p := snap.plan(a.cube.top, a.spans, false, false)
+	return len(p.keys) > 0 && topGain*p.docs <= snap.plan(a.cube, a.spans, false, false).docs
 }
 
 // rankFromTop ranks from top cube top; ok is false when the candidates
