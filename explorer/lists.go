@@ -105,6 +105,7 @@ func (s *Server) completePrev(ctx context.Context, q Query, a ask, gaps ...prevG
 		return nil
 	}
 	aggs := obj{}
+	var keyFilters []obj
 	missing := map[string][]string{}
 	for i, g := range gaps {
 		var keys []string
@@ -119,10 +120,13 @@ func (s *Server) completePrev(ctx context.Context, q Query, a ask, gaps ...prevG
 		name := "l" + strconv.Itoa(i)
 		missing[name] = keys
 		aggs[name] = filterAgg(terms(g.field, keys), obj{"k": obj{"terms": obj{"field": g.field, "size": len(keys), "include": keys}}})
+		keyFilters = append(keyFilters, terms(g.field, keys))
 	}
 	if len(aggs) == 0 {
 		return nil
 	}
+	// Only the documents of those keys are read.
+	a.filters = append(append([]obj{}, a.filters...), obj{"bool": obj{"should": keyFilters, "minimum_should_match": 1}})
 	a.spans = []span{{pf, pt}}
 	a.body = obj{"size": 0, "aggs": aggs}
 	res, err := s.run(ctx, a)
