@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -349,6 +350,7 @@ func (s *Server) topAssetsAtOnce(ctx context.Context, q Query, a ask, n int, wit
 		_, used := pc.bucket[id]
 		if !pc.exact(id) || cmp && !pp.exact(id) || withSite && used && (!ps.exact(id) || ps.bucket[id] == nil) {
 			s.atOnceFellBack.Add(1)
+			s.log.Debug("top assets: figures not proven exact by the ranking search; counting them apart", zap.String("asset", id), zap.Int("n", n))
 			cur, prev, err = s.assetFigures(ctx, q, a.scope, listed, withSite)
 			return curIDs, prevIDs, cur, prev, err
 		}
