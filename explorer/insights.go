@@ -171,11 +171,29 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 	g, ctx := errgroup.WithContext(r.Context())
 	if cmp {
 		g.Go(func() error {
-			_, _, cur, prev, err := s.topAssets(ctx, q, sc, 40, true)
+			_, _, cur, prev, err := s.topAssets(ctx, q, sc, rankAtLeast, true)
 			if err != nil {
 				return err
 			}
 			movers = s.assetMovers(cur, prev)
+			// Risers show where most of their uses came from: counted
+			// now for those whose figures came without it, a few assets
+			// at most.
+			var ids []string
+			for _, h := range movers {
+				if h.Kind == "asset_up" && cur[h.AssetID].siteUnasked {
+					ids = append(ids, h.AssetID)
+				}
+			}
+			sites, err := s.mainSites(ctx, q, sc, ids)
+			if err != nil {
+				return err
+			}
+			for i, h := range movers {
+				if site, ok := sites[h.AssetID]; ok && h.Kind == "asset_up" {
+					movers[i].Site = site
+				}
+			}
 			return nil
 		})
 		g.Go(func() error {
@@ -200,11 +218,17 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 		}
 		// ...and which of them were seen before it. Restricted to the
 		// candidates, the counts are exact.
+		// (A set, not union: up to 300 sites of 200 assets each, and
+		// union copies the list for every one.)
 		var doms, ids []string
+		seen := map[string]bool{}
 		for _, b := range sites.agg("sites").buckets() {
 			doms = append(doms, b.key())
 			for _, a := range b.sub("assets").buckets() {
-				ids = union(ids, []string{a.key()})
+				if k := a.key(); !seen[k] {
+					seen[k] = true
+					ids = append(ids, k)
+				}
 			}
 		}
 		if len(doms) == 0 {

@@ -195,6 +195,9 @@ type assetFig struct {
 	views, downloads int64
 	meta             node
 	site             string // where most uses came from (when asked)
+	// siteUnasked: the main site was asked but not counted (see
+	// topAssetsAtOnce); mainSites counts it.
+	siteUnasked bool
 }
 
 func figures(b node) assetFig {
@@ -222,6 +225,26 @@ func figureAggs(withSite bool) obj {
 		sub["site"] = siteAgg()
 	}
 	return sub
+}
+
+// mainSites returns the main site (see mainSite) of each of the given
+// assets in the period, counted as assetFigures counts it (an asset's
+// bucket holds the same documents whatever other assets the search is
+// restricted to): for the few assets of the highlights that show one.
+func (s *Server) mainSites(ctx context.Context, q Query, sc scopeSpec, ids []string) (map[string]string, error) {
+	out := map[string]string{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	res, err := s.run(ctx, ask{cube: cubeAssetSites, spans: []span{{q.From, q.To}}, scope: sc, filters: []obj{uses, terms("asset_id", ids)},
+		body: obj{"size": 0, "aggs": obj{"ids": obj{"terms": obj{"field": "asset_id", "size": len(ids), "include": ids}, "aggs": obj{"site": siteAgg()}}}}})
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range res.agg("ids").buckets() {
+		out[b.key()] = mainSite(b, b.count())
+	}
+	return out, nil
 }
 
 func siteAgg() obj {
@@ -307,33 +330,20 @@ var atOnceSizes = func(rn int) (size, shardSize int) { return 2 * rn, max(10*rn,
 // figure in a period is exact when its bucket there has an error bound of
 // 0, or when it has no bucket and the period's list left no events out
 // (sum_other_doc_count 0: it had none). When every listed asset's figures
-// are exact in both periods (and, for the highlights, the main site, from
-// a search of the assets-by-site cube sent beside the ranking), the
-// answer is the ranking search's; otherwise the listed assets are counted
-// by assetFigures, as before, from the same ranking. The ranking itself
-// is the full cube's of rank (the first n of a longer list, ordered alike).
+// are exact in both periods, the answer is the ranking search's;
+// otherwise the listed assets are counted by assetFigures, as before,
+// from the same ranking. The ranking itself is the full cube's of rank
+// (the first n of a longer list, ordered alike). The main site (withSite)
+// is then left to mainSites, for the few assets that need it: the figures
+// carry siteUnasked.
 func (s *Server) topAssetsAtOnce(ctx context.Context, q Query, a ask, n int, withSite bool) (curIDs, prevIDs []string, cur, prev map[string]assetFig, err error) {
 	rn := max(n, rankAtLeast)
 	size, shardSize := atOnceSizes(rn)
 	a.body = obj{"size": 0, "aggs": perPeriod(q, obj{"top": obj{
 		"terms": obj{"field": "asset_id", "size": size, "shard_size": shardSize, "show_term_doc_count_error": true},
 		"aggs":  figureAggs(false)}})}
-	var res, sites node
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { res, err = s.run(gctx, a); return err })
-	if withSite {
-		// The main site of the period's most used assets, by the same
-		// aggregation as assetFigures' (the bucket of an asset holds the
-		// same documents whether or not the search is restricted to it).
-		g.Go(func() (err error) {
-			sites, err = s.run(gctx, ask{cube: cubeAssetSites, spans: []span{{q.From, q.To}}, scope: a.scope, filters: []obj{uses},
-				body: obj{"size": 0, "aggs": obj{"top": obj{
-					"terms": obj{"field": "asset_id", "size": size, "shard_size": shardSize, "show_term_doc_count_error": true},
-					"aggs":  obj{"site": siteAgg()}}}}})
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	res, err := s.run(ctx, a)
+	if err != nil {
 		return nil, nil, nil, nil, err
 	}
 	pc, pp := exactTerms(res.agg("cur").sub("top")), exactTerms(res.agg("prev").sub("top"))
@@ -344,11 +354,9 @@ func (s *Server) topAssetsAtOnce(ctx context.Context, q Query, a ask, n int, wit
 		prevIDs = append(prevIDs, b.key())
 	}
 	listed := union(curIDs, prevIDs)
-	ps := exactTerms(sites.agg("top"))
 	_, _, cmp := q.Previous()
 	for _, id := range listed {
-		_, used := pc.bucket[id]
-		if !pc.exact(id) || cmp && !pp.exact(id) || withSite && used && (!ps.exact(id) || ps.bucket[id] == nil) {
+		if !pc.exact(id) || cmp && !pp.exact(id) {
 			s.atOnceFellBack.Add(1)
 			s.log.Debug("top assets: figures not proven exact by the ranking search; counting them apart", zap.String("asset", id), zap.Int("n", n))
 			cur, prev, err = s.assetFigures(ctx, q, a.scope, listed, withSite)
@@ -360,9 +368,7 @@ func (s *Server) topAssetsAtOnce(ctx context.Context, q Query, a ask, n int, wit
 	for _, id := range listed {
 		if b, ok := pc.bucket[id]; ok {
 			f := figures(b)
-			if withSite {
-				f.site = mainSite(ps.bucket[id], f.views+f.downloads)
-			}
+			f.siteUnasked = withSite
 			cur[id] = f
 		}
 		if b, ok := pp.bucket[id]; ok {
