@@ -2,6 +2,7 @@ package explorer
 
 import (
 	"encoding/json"
+	"fmt"
 
 	"golang.org/x/sync/errgroup"
 	"math"
@@ -167,7 +168,8 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 	_, _, cmp := q.Previous()
 	out := Highlights{Period: periodOf(q), MinChange: s.cfg.HighlightMinChange, MinCount: s.cfg.HighlightMinCount, Highlights: []Highlight{}}
 	var movers []Highlight
-	var countries, sites, before node
+	var countries node
+	var sites, before siteAssets
 	g, ctx := errgroup.WithContext(r.Context())
 	if cmp {
 		g.Go(func() error {
@@ -206,14 +208,16 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 	}
 	g.Go(func() error {
 		// Sites, and assets on each site, with enough uses in the period...
-		var err error
 		websites := obj{"bool": obj{"filter": []obj{{"exists": obj{"field": "referring_domain"}}},
 			"must_not": []obj{terms("referring_domain", s.notWebsites())}}}
-		sites, err = s.run(ctx, ask{cube: cubeAssetSites, spans: []span{{q.From, q.To}}, scope: sc, filters: []obj{uses, websites},
+		res, err := s.run(ctx, ask{cube: cubeAssetSites, spans: []span{{q.From, q.To}}, scope: sc, filters: []obj{uses, websites},
 			body: obj{"size": 0, "aggs": obj{"sites": obj{"terms": obj{"field": "referring_domain", "size": 300, "min_doc_count": minSiteUses}, "aggs": obj{
 				"assets": obj{"terms": obj{"field": "asset_id", "size": 200, "min_doc_count": minSiteUses}},
 			}}}}})
 		if err != nil {
+			return err
+		}
+		if sites, err = decodeSiteAssets(res); err != nil {
 			return err
 		}
 		// ...and which of them were seen before it. Restricted to the
@@ -222,12 +226,12 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 		// union copies the list for every one.)
 		var doms, ids []string
 		seen := map[string]bool{}
-		for _, b := range sites.agg("sites").buckets() {
-			doms = append(doms, b.key())
-			for _, a := range b.sub("assets").buckets() {
-				if k := a.key(); !seen[k] {
-					seen[k] = true
-					ids = append(ids, k)
+		for _, b := range sites.Sites.Buckets {
+			doms = append(doms, b.Key)
+			for _, a := range b.Assets.Buckets {
+				if !seen[a.Key] {
+					seen[a.Key] = true
+					ids = append(ids, a.Key)
 				}
 			}
 		}
@@ -238,8 +242,12 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 		if len(ids) > 0 {
 			sub["assets"] = obj{"terms": obj{"field": "asset_id", "size": len(ids), "include": ids}}
 		}
-		before, err = s.run(ctx, ask{cube: cubeAssetSites, spans: []span{{to: q.From}}, scope: sc, filters: []obj{uses, terms("referring_domain", doms)},
+		res, err = s.run(ctx, ask{cube: cubeAssetSites, spans: []span{{to: q.From}}, scope: sc, filters: []obj{uses, terms("referring_domain", doms)},
 			body: obj{"size": 0, "aggs": obj{"sites": obj{"terms": obj{"field": "referring_domain", "size": len(doms), "include": doms}, "aggs": sub}}}})
+		if err != nil {
+			return err
+		}
+		before, err = decodeSiteAssets(res)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -250,7 +258,7 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 	if cmp {
 		out.Highlights = append(out.Highlights, s.countryMovers(countries.agg("c"))...)
 	}
-	out.Highlights = append(out.Highlights, s.firstSeen(sites.agg("sites"), before.agg("sites"))...)
+	out.Highlights = append(out.Highlights, s.firstSeen(sites, before)...)
 	ht := table{header: []string{"kind", "asset_id", "title", "count_now", "count_before", "change_pct", "site", "country", "metric", "sites"}}
 	for _, h := range out.Highlights {
 		c := ""
@@ -345,34 +353,61 @@ func (s *Server) countryMovers(res node) []Highlight {
 	return hs[:min(2, len(hs))]
 }
 
+// siteAssets is the answer of the highlights' searches of sites and the
+// assets used from each, decoded at once: up to 300 sites of 200 assets,
+// which node's lazy decoding would decode again at every look.
+type siteAssets struct {
+	Sites struct {
+		Buckets []struct {
+			Key      string `json:"key"`
+			DocCount int64  `json:"doc_count"`
+			Assets   struct {
+				Buckets []struct {
+					Key string `json:"key"`
+				} `json:"buckets"`
+			} `json:"assets"`
+		} `json:"buckets"`
+	} `json:"sites"`
+}
+
+func decodeSiteAssets(res node) (siteAssets, error) {
+	var out siteAssets
+	if raw, ok := res["aggregations"]; ok {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return out, fmt.Errorf("%w: decode answer: %v", ErrSearch, err)
+		}
+	}
+	return out, nil
+}
+
 // firstSeen reports websites (not search engines, social networks, mail
 // or the platform's app) that referred uses for the first time in the
 // period, and assets used from a website for the first time, each with at
 // least minSiteUses uses in the period. cur is the period's sites and
 // their assets; before is the same restricted to earlier uses.
-func (s *Server) firstSeen(cur, before node) []Highlight {
+func (s *Server) firstSeen(cur, before siteAssets) []Highlight {
 	seen := map[string]bool{}
-	for _, b := range before.buckets() {
-		seen[b.key()] = true
-		for _, a := range b.sub("assets").buckets() {
-			seen[b.key()+"\x00"+a.key()] = true
+	for _, b := range before.Sites.Buckets {
+		seen[b.Key] = true
+		for _, a := range b.Assets.Buckets {
+			seen[b.Key+"\x00"+a.Key] = true
 		}
 	}
 	var newSites []string
 	assets := map[string]bool{}
 	var count int64
-	for _, b := range cur.buckets() {
-		site := b.key()
+	for _, b := range cur.Sites.Buckets {
+		site := b.Key
 		if s.channel(site) != ChannelWebsites {
 			continue
 		}
 		if !seen[site] {
 			newSites = append(newSites, site)
-			count += b.count()
+			count += b.DocCount
 		}
-		for _, a := range b.sub("assets").buckets() {
-			if !seen[site+"\x00"+a.key()] {
-				assets[a.key()] = true
+		for _, a := range b.Assets.Buckets {
+			if !seen[site+"\x00"+a.Key] {
+				assets[a.Key] = true
 			}
 		}
 	}
