@@ -2,34 +2,11 @@ package explorer_test
 
 import (
 	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/leasehold/leasehold/explorer"
 )
-
-// newServerOf is newServerWith, with the Server itself.
-func (c *cluster) newServerOf(t *testing.T, rollups string) (*explorer.Server, *httptest.Server) {
-	t.Helper()
-	users, err := explorer.NewUsers([]explorer.User{
-		{Name: "admin", TokenSHA256: explorer.HashToken(tokens["admin"]), Admin: true},
-		{Name: "a", TokenSHA256: explorer.HashToken(tokens["a"]), Tenant: tenantA},
-		{Name: "b", TokenSHA256: explorer.HashToken(tokens["b"]), Tenant: tenantB},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := explorer.New(explorer.Config{Backend: c.b, Index: c.events + "-*",
-		AppDomains: []string{"app.example.com"}, Now: func() time.Time { return now },
-		Rollups: rollups, RollupPrefix: c.rollups}, users, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv)
-	t.Cleanup(ts.Close)
-	return srv, ts
-}
 
 // TestFiguresAtOnceMatchTwoSearches asks the top assets and the
 // highlights, for every kind of user, period and comparison, of an

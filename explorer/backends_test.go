@@ -214,7 +214,9 @@ func (c *cluster) newEventsServer(t *testing.T) *httptest.Server {
 	return c.newServerWith(t, explorer.RollupsOff)
 }
 
-func (c *cluster) newServerWith(t *testing.T, rollups string) *httptest.Server {
+// newServerOf serves the explorer over c with the fixture's users, reading
+// rollups as given, and returns the Server too.
+func (c *cluster) newServerOf(t *testing.T, rollups string) (*explorer.Server, *httptest.Server) {
 	t.Helper()
 	users, err := explorer.NewUsers([]explorer.User{
 		{Name: "admin", TokenSHA256: explorer.HashToken(tokens["admin"]), Admin: true},
@@ -232,6 +234,12 @@ func (c *cluster) newServerWith(t *testing.T, rollups string) *httptest.Server {
 	}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
+	return srv, ts
+}
+
+func (c *cluster) newServerWith(t *testing.T, rollups string) *httptest.Server {
+	t.Helper()
+	_, ts := c.newServerOf(t, rollups)
 	return ts
 }
 
