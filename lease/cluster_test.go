@@ -26,7 +26,7 @@ import (
 type span struct {
 	worker     string
 	epoch      int64
-	handed     bool // Grant.Handed
+	handed     bool // Grant.HandedAt is set
 	start, end time.Time
 	err        error
 }
@@ -171,7 +171,7 @@ type handler struct{ w *tworker }
 
 func (h *handler) Acquired(g *lease.Grant) {
 	c := h.w.c
-	sp := &span{worker: h.w.name, epoch: g.Lease().Epoch, handed: g.Handed(), start: time.Now()}
+	sp := &span{worker: h.w.name, epoch: g.Lease().Epoch, handed: !g.HandedAt().IsZero(), start: time.Now()}
 	c.mu.Lock()
 	c.spans[g.ShardID()] = append(c.spans[g.ShardID()], sp)
 	c.mu.Unlock()

@@ -21,9 +21,10 @@ type Grant struct {
 	c     *Coordinator
 	lease Lease  // as taken
 	owner string // the incarnation it was granted to
-	// handed: the lease came from a live owner (handed over or released)
-	// moments ago, not from a dead one or a new table (see Handed).
-	handed bool
+	// handedAt: when a live owner handed the lease over or released it,
+	// by its clock; zero for a lease never owned or taken from a dead
+	// owner (see HandedAt).
+	handedAt time.Time
 
 	done     chan struct{}
 	mu       sync.Mutex
@@ -40,13 +41,15 @@ func newGrant(c *Coordinator, l Lease, owner string) *Grant {
 // resume from.
 func (g *Grant) Lease() Lease { return g.lease }
 
-// Handed reports whether the lease came straight from a live owner: it
-// was handed over to this worker or released, as opposed to never owned
-// or taken from an owner declared dead. The previous owner may then have
-// read the shard moments before the grant began, so a consumer that
-// keeps a read ceiling per shard waits one ceiling interval before its
-// first read, and the shard's readers together stay within the ceiling.
-func (g *Grant) Handed() bool { return g.handed }
+// HandedAt is when the lease's previous owner, alive, handed it over to
+// this worker or released it, by that owner's wall clock (the lease's
+// UpdatedAt as this worker read it before taking it); zero when the lease
+// was never owned or was taken from an owner declared dead. That owner
+// may have read the shard moments before, so a consumer that keeps a read
+// ceiling per shard waits until one ceiling interval after HandedAt (and
+// at most one interval, whatever the clocks) before its first read: the
+// shard's readers together then stay within the ceiling.
+func (g *Grant) HandedAt() time.Time { return g.handedAt }
 
 // ShardID is the lease's shard.
 func (g *Grant) ShardID() string { return g.lease.ShardID }

@@ -81,7 +81,8 @@ type Lease struct {
 	// this lease over for balance; "" when no request is pending.
 	HandoffTo string
 	// UpdatedAt is the writer's wall clock at the last change. It is shown
-	// to people and never used to judge expiry.
+	// to people and never used to judge expiry; a new owner paces its
+	// first read by it, by at most one read interval (Grant.HandedAt).
 	UpdatedAt time.Time
 }
 

@@ -287,7 +287,7 @@ func (c *Coordinator) afterPoll(ctx context.Context, st *loopState, me string, p
 	for _, shard := range pending {
 		l, ok := byShard[shard]
 		if ok && l.Owner == me {
-			takes = append(takes, take{shard, l.Epoch, takeOwn, ""})
+			takes = append(takes, take{shard, l.Epoch, takeOwn, "", l.UpdatedAt})
 		}
 	}
 	errs = append(errs, c.take(ctx, st, me, takes, nil))
@@ -703,7 +703,9 @@ func (c *Coordinator) take(ctx context.Context, st *loopState, me string, takes 
 			continue
 		}
 		g := newGrant(c, l, me)
-		g.handed = t.reason != takeFromDead && t.epoch > 0
+		if t.reason != takeFromDead && t.epoch > 0 {
+			g.handedAt = t.at
+		}
 		c.grants[l.ShardID] = g
 		from := zap.Skip()
 		if t.from != "" {

@@ -3,6 +3,7 @@ package lease
 import (
 	"math/rand/v2"
 	"sort"
+	"time"
 )
 
 // planInput is everything one coordination pass decides from.
@@ -50,6 +51,9 @@ type take struct {
 	epoch   int64
 	reason  takeReason
 	from    string // the dead owner, for takeFromDead
+	// at is the lease's UpdatedAt as seen: for a lease a live owner
+	// handed over or released, when it wrote that, by its clock.
+	at time.Time
 }
 
 type request struct {
@@ -235,14 +239,14 @@ func plan(in planInput) planOutput {
 		switch {
 		case l.Owner == in.me && !isHeld:
 			if !in.noTake[l.ShardID] {
-				takeable = append(takeable, take{l.ShardID, l.Epoch, takeOwn, ""})
+				takeable = append(takeable, take{l.ShardID, l.Epoch, takeOwn, "", l.UpdatedAt})
 			}
 			continue
 		case l.Owner == "":
-			takeable = append(takeable, take{l.ShardID, l.Epoch, takeUnowned, ""})
+			takeable = append(takeable, take{l.ShardID, l.Epoch, takeUnowned, "", l.UpdatedAt})
 			continue
 		case l.Owner != in.me && in.dead[l.Owner]:
-			takeable = append(takeable, take{l.ShardID, l.Epoch, takeFromDead, l.Owner})
+			takeable = append(takeable, take{l.ShardID, l.Epoch, takeFromDead, l.Owner, l.UpdatedAt})
 			continue
 		case in.live[l.Owner]:
 			eff[l.Owner]++

@@ -41,9 +41,6 @@ type consumer struct {
 	log   *zap.Logger
 	stop  chan string // capacity 1: finish the batch, flush, transfer to the value ("" releases)
 	done  chan struct{}
-	// granted is when the grant reached the worker (Handed leases wait
-	// one ceiling interval from it before their first read).
-	granted time.Time
 
 	stopTo         *string               // a stop request taken off the channel while waiting
 	pos            checkpoint.Position   // last record handed to the processor
@@ -142,12 +139,14 @@ func (c *consumer) loop(ctx context.Context, proc ShardProcessor) CloseReason {
 	backoff := newBackoff()
 	pace := newPacer(c.w.cfg, c.w.grid)
 	counts := c.w.metrics.shard(c.lease.ShardID)
-	if c.g.Handed() {
-		// The previous owner's last read may be moments old: one
-		// ceiling interval from the grant keeps the shard's reads by
-		// both within the ceiling (its last, our first and our second
-		// would otherwise fit in one second).
-		c.sleep(ctx, time.Until(c.granted.Add(pace.gap)))
+	if at := c.g.HandedAt(); !at.IsZero() {
+		// The previous owner's last read began before it handed the
+		// lease over, maybe moments ago: our first read one ceiling
+		// interval after that keeps the shard's reads by both within
+		// the ceiling (its last, our first and our second would
+		// otherwise fit in one second). At most one interval from now,
+		// whatever the two clocks say.
+		c.sleep(ctx, min(pace.gap, time.Until(at.Add(pace.gap))))
 	}
 	for {
 		if to, ok := c.pendingStop(); ok {

@@ -221,31 +221,36 @@ func TestCaughtUpShardIsReadOncePerSecond(t *testing.T) {
 	})
 }
 
-// TestAHandedLeaseWaitsOneCeilingIntervalBeforeItsFirstRead: a lease
-// that comes from a live owner (released here: unowned at epoch 3) may
-// have been read by that owner moments before the take, so the new
-// consumer's first GetRecords is one ceiling interval (0.5 s at
-// max_read_rate 2) after the take: the old owner's last call and the new
-// owner's first two never fit in one second. A lease never owned
-// (epoch 0) is read at once. A taken lease from a declared-dead owner is
-// read at once too (Grant.Handed, tested in the lease package).
+// TestAHandedLeaseWaitsOneCeilingIntervalBeforeItsFirstRead: a lease a
+// live owner released (or handed over) moments before this worker took it
+// may have been read by that owner just before, so the new consumer's
+// first GetRecords is one ceiling interval (0.5 s at max_read_rate 2)
+// after the release: the old owner's last call and the new owner's first
+// two never fit in one second. A lease released longer ago than that, or
+// never owned, is read at once. (A lease taken from an owner declared
+// dead is read at once too: Grant.HandedAt, tested in the lease package.)
 func TestAHandedLeaseWaitsOneCeilingIntervalBeforeItsFirstRead(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		epoch int64
-		wait  time.Duration
+		name      string
+		owner     string        // "" : never owned
+		releaseAt time.Duration // after the worker's start; the first pass takes the lease 0.9–1.1 s after it
 	}{
-		{"never owned", 0, 0},
-		{"released by a live owner", 3, 500 * time.Millisecond},
+		{"never owned", "", 0},
+		{"released just before the take", "old~1", 800 * time.Millisecond},
+		{"released long before the take", "old~1", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				fake := leasetest.NewFake()
-				if err := fake.Create(context.Background(), lease.Lease{ShardID: "s0", Epoch: tc.epoch, Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}}); err != nil {
+				l := lease.Lease{ShardID: "s0", Owner: tc.owner, Checkpoint: checkpoint.Checkpoint{Position: checkpoint.Position{Sequence: checkpoint.TrimHorizon}}}
+				if tc.owner != "" {
+					l.Epoch = 3
+				}
+				if err := fake.Create(context.Background(), l); err != nil {
 					t.Fatal(err)
 				}
 				var mu sync.Mutex
-				var took time.Time
+				var took, released time.Time
 				store := &leasetest.Faulty{Store: fake, After: func(_ context.Context, method string, err error) error {
 					if method == "Take" && err == nil {
 						mu.Lock()
@@ -256,13 +261,29 @@ func TestAHandedLeaseWaitsOneCeilingIntervalBeforeItsFirstRead(t *testing.T) {
 				}}
 				kin := &shardKinesis{payload: 100}
 				kin.add(10)
-				runPacedOn(t, store, kin, &latencyProc{}, 5*time.Second, nil)
+				runPacedOn(t, store, kin, &latencyProc{}, 5*time.Second, func(*Worker) {
+					if tc.owner == "" {
+						return
+					}
+					time.Sleep(tc.releaseAt)
+					released = time.Now()
+					if _, err := fake.Transfer(context.Background(), "s0", tc.owner, 3, l.Checkpoint, ""); err != nil {
+						t.Error(err)
+					}
+				})
 				calls := kin.callsBetween(time.Time{}, time.Now().Add(time.Hour))
 				if len(calls) == 0 || took.IsZero() {
 					t.Fatalf("%d calls, take at %v: the lease was not read", len(calls), took)
 				}
-				if d := calls[0].at.Sub(took); d != tc.wait {
-					t.Fatalf("first GetRecords %s after the take, want %s", d, tc.wait)
+				want := time.Duration(0)
+				if tc.owner != "" {
+					want = max(0, 500*time.Millisecond-took.Sub(released))
+				}
+				if tc.releaseAt > 0 && want <= 0 {
+					t.Fatalf("took the lease %s after its release: the case needs a take within 0.5 s", took.Sub(released))
+				}
+				if d := calls[0].at.Sub(took); d != want {
+					t.Fatalf("first GetRecords %s after the take (%s after the release), want %s", d, took.Sub(released), want)
 				}
 			})
 		})

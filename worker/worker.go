@@ -258,7 +258,7 @@ type handler Worker
 func (h *handler) Acquired(g *lease.Grant) {
 	w := (*Worker)(h)
 	l := g.Lease()
-	c := &consumer{w: w, g: g, lease: l, log: w.log.With(zap.String("shard_id", l.ShardID)), stop: make(chan string, 1), done: make(chan struct{}), granted: time.Now()}
+	c := &consumer{w: w, g: g, lease: l, log: w.log.With(zap.String("shard_id", l.ShardID)), stop: make(chan string, 1), done: make(chan struct{})}
 	w.mu.Lock()
 	w.consumers[l.ShardID] = c
 	w.mu.Unlock()
