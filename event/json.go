@@ -5,8 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-
-	"github.com/leasehold/leasehold/internal/jsonstr"
+	"unicode/utf8"
 )
 
 // AppendJSON appends the JSON encoding of e to dst and returns the extended
@@ -187,6 +186,8 @@ func appendRaw(dst []byte, key string, raw []byte) []byte {
 	return buf.Bytes()
 }
 
+const hexDigits = "0123456789abcdef"
+
 // AppendJSONString appends s as a quoted JSON string, escaping exactly as
 // encoding/json does with HTML escaping off (invalid UTF-8 becomes
 // U+FFFD). It never allocates beyond growing dst. Sinks that build JSON by
@@ -195,4 +196,54 @@ func AppendJSONString(dst []byte, s string) []byte { return appendString(dst, s)
 
 // appendString appends s as a quoted JSON string, escaping exactly as
 // encoding/json does with HTML escaping off.
-func appendString(dst []byte, s string) []byte { return jsonstr.Append(dst, s) }
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		b := s[i]
+		if b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '"', '\\':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
