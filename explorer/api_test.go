@@ -224,6 +224,62 @@ func testSourcesAndPlaces(t *testing.T, c *cluster) {
 	}
 }
 
+// TestChannelsCountEveryReferringDomain: every channel's figure, in both
+// periods, for a customer and an admin, is the count of the events whose
+// referring domain channel classifies so, computed from the generated
+// events, also when the period has more referring domains than the sites
+// /api/sources lists (3 here): the channels must not be summed from the
+// listed sites only.
+func TestChannelsCountEveryReferringDomain(t *testing.T) {
+	onBackends(t, testChannelsCountEveryReferringDomain)
+}
+
+func testChannelsCountEveryReferringDomain(t *testing.T, c *cluster) {
+	ts := c.newServer(t)
+	for _, sites := range []int{500, 3} {
+		restore := explorer.SetSourcesSites(sites)
+		for _, user := range []string{"a", "admin"} {
+			tenant := tenantA
+			if user == "admin" {
+				tenant = ""
+			}
+			cur, prev := count(tenant, half, now.Truncate(24*time.Hour), false), count(tenant, start, half, false)
+			if len(cur.sites) <= sites && sites < 500 {
+				t.Fatalf("%d referring domains for %s: the case needs more than %d", len(cur.sites), user, sites)
+			}
+			byChannel := func(x expected) map[string]int64 {
+				m := map[string]int64{explorer.ChannelDirect: x.direct}
+				for d, n := range x.sites {
+					m[explorer.Channel([]string{"app.example.com"}, d)] += n
+				}
+				return m
+			}
+			wantCur, wantPrev := byChannel(cur), byChannel(prev)
+			var src explorer.Sources
+			if code := get(t, ts, user, "/api/sources?period=7d", &src); code != 200 {
+				t.Fatalf("status %d", code)
+			}
+			got := map[string]bool{}
+			for _, ch := range src.Channels {
+				got[ch.Key] = true
+				prev := -1.0 // none
+				if ch.Prev != nil {
+					prev = *ch.Prev
+				}
+				if int64(ch.Cur) != wantCur[ch.Key] || int64(prev) != wantPrev[ch.Key] {
+					t.Errorf("sites %d, %s, channel %s: %v/%v, want %d/%d", sites, user, ch.Key, ch.Cur, prev, wantCur[ch.Key], wantPrev[ch.Key])
+				}
+			}
+			for ch, n := range wantCur {
+				if n > 0 && !got[ch] {
+					t.Errorf("sites %d, %s: channel %s missing (%d uses)", sites, user, ch, n)
+				}
+			}
+		}
+		restore()
+	}
+}
+
 // TestTenantIsolation asks every endpoint, as customer A, with every
 // parameter that could widen the scope, and checks that nothing of B's
 // (or anyone else's) comes back.

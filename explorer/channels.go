@@ -36,6 +36,44 @@ func (s *Server) notWebsites() []string {
 	return out
 }
 
+// domainQuery matches the referring domains channel's match finds in
+// list: an entry ending in "." is a name in any top-level domain (a
+// prefix, or after a dot), any other entry the domain or a subdomain.
+func domainQuery(list []string) obj {
+	var should []obj
+	for _, d := range list {
+		if strings.HasSuffix(d, ".") {
+			should = append(should, obj{"prefix": obj{"referring_domain": d}}, obj{"wildcard": obj{"referring_domain": "*." + d + "*"}})
+		} else {
+			should = append(should, term("referring_domain", d), obj{"wildcard": obj{"referring_domain": "*." + d}})
+		}
+	}
+	if len(should) == 0 {
+		return obj{"match_none": obj{}}
+	}
+	return obj{"bool": obj{"should": should, "minimum_should_match": 1}}
+}
+
+// channelFilters is a filters aggregation's filters that count the events
+// of every channel but direct exactly as channel classifies their domain,
+// whatever the number of referring domains: each channel is its own
+// domains, minus those of the channels channel checks before it.
+func (s *Server) channelFilters() obj {
+	order := []struct {
+		name string
+		list []string
+	}{{ChannelApp, s.cfg.AppDomains}, {ChannelEmail, emailDomains}, {ChannelSearch, searchDomains}, {ChannelSocial, socialDomains}}
+	out := obj{}
+	var before []obj
+	for _, c := range order {
+		q := domainQuery(c.list)
+		out[c.name] = obj{"bool": obj{"filter": []obj{q}, "must_not": append([]obj{}, before...)}}
+		before = append(before, q)
+	}
+	out[ChannelWebsites] = obj{"bool": obj{"filter": []obj{{"exists": obj{"field": "referring_domain"}}}, "must_not": before}}
+	return out
+}
+
 // channel classifies a referring domain ("" is direct).
 func (s *Server) channel(domain string) string {
 	if domain == "" {

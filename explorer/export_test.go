@@ -71,3 +71,11 @@ func SetAtOnceShardSize(n int) (restore func()) {
 	atOnceSizes = func(rn int) (int, int) { return 2 * rn, n }
 	return func() { atOnceSizes = old }
 }
+
+// SetSourcesSites sets how many referring sites /api/sources asks for;
+// the returned func restores it.
+func SetSourcesSites(n int) (restore func()) {
+	old := sourcesSites
+	sourcesSites = n
+	return func() { sourcesSites = old }
+}
