@@ -18,6 +18,7 @@ import (
 	"github.com/leasehold/leasehold/checkpoint"
 	"github.com/leasehold/leasehold/internal/awserr"
 	"github.com/leasehold/leasehold/internal/backoff"
+	"github.com/leasehold/leasehold/internal/grid"
 )
 
 // Handler is told about new grants. Its methods are called from the
@@ -79,7 +80,7 @@ type Coordinator struct {
 	dropped   map[string]dropped   // guarded by mu: own leases not to take back before a time
 	hbErr     error                // guarded by mu: heartbeats refused for good (access denied), nil when none
 	passErr   error                // guarded by mu: passes refused for good, nil when none
-	grid      passGrid             // guarded by mu: the instants regular passes fall on (see AlignPasses)
+	grid      grid.Grid            // guarded by mu: the instants regular passes fall on (see AlignPasses); Every 0: none
 
 	stats struct {
 		taken, handedOff, released, lost, fenced, requested, hbFail, declared, reincarnated, scans, polls, turns, unannounced atomic.Int64
@@ -259,9 +260,9 @@ func (c *Coordinator) Leave(ctx context.Context) {
 func (c *Coordinator) AlignPasses(origin time.Time, every time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.grid = passGrid{}
+	c.grid = grid.Grid{}
 	if every > 0 && every <= c.cfg.TakeInterval {
-		c.grid = passGrid{origin: origin, every: every}
+		c.grid = grid.Grid{Origin: origin, Every: every}
 	}
 }
 

@@ -132,38 +132,10 @@ func (c *Coordinator) wait(failures int, now time.Time) time.Duration {
 	c.mu.Lock()
 	g := c.grid
 	c.mu.Unlock()
-	if !regular || g.every == 0 {
+	if !regular || g.Every == 0 {
 		return d
 	}
-	return g.nearest(now.Add(c.cfg.TakeInterval)).Sub(now)
-}
-
-// passGrid is the instants origin + n·every; every 0: none.
-type passGrid struct {
-	origin time.Time
-	every  time.Duration
-}
-
-// atOrAfter returns the first instant of the grid at or after t.
-func (g passGrid) atOrAfter(t time.Time) time.Time {
-	r := t.Sub(g.origin) % g.every
-	if r == 0 {
-		return t
-	}
-	if r < 0 {
-		r += g.every
-	}
-	return t.Add(g.every - r)
-}
-
-// nearest returns the instant of the grid nearest to t (the later of two
-// as near).
-func (g passGrid) nearest(t time.Time) time.Time {
-	up := g.atOrAfter(t)
-	if down := up.Add(-g.every); t.Sub(down) < up.Sub(t) {
-		return down
-	}
-	return up
+	return g.Nearest(now.Add(c.cfg.TakeInterval)).Sub(now)
 }
 
 // pass looks at the table once and acts. Between changes it only polls:

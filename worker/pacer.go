@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/leasehold/leasehold/internal/backoff"
+	"github.com/leasehold/leasehold/internal/grid"
 	"github.com/leasehold/leasehold/internal/limits"
 )
 
@@ -152,18 +153,7 @@ func (p *pacer) next(r read) time.Time {
 // nearest returns the grid instant nearest to t (the later one of two
 // as near).
 func (p *pacer) nearest(t time.Time) time.Time {
-	d := t.Sub(p.origin)
-	n := d / p.idle
-	if r := d - n*p.idle; r < 0 { // d before the origin: n rounded up, r in (−idle, 0]
-		n--
-		r += p.idle
-		if 2*r >= p.idle {
-			n++
-		}
-	} else if 2*r >= p.idle {
-		n++
-	}
-	return p.origin.Add(n * p.idle)
+	return grid.Grid{Origin: p.origin, Every: p.idle}.Nearest(t)
 }
 
 // bytesTime is how long reading n bytes occupies the shard's read rate.

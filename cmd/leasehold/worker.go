@@ -13,6 +13,7 @@ import (
 
 	"github.com/leasehold/leasehold"
 	"github.com/leasehold/leasehold/internal/config"
+	"github.com/leasehold/leasehold/internal/grid"
 )
 
 func newWorkerCmd() *cobra.Command {
@@ -160,12 +161,7 @@ func adaptProcs(ctx context.Context, w *leasehold.Worker, behindAbove time.Durat
 // intervals (every): each is a poll instant too.
 func gridTick(origin time.Time, every, tick time.Duration, after time.Time) time.Time {
 	step := max(1, (tick+every-1)/every) * every
-	d := after.Add(tick).Sub(origin)
-	n := d / step
-	if d > n*step {
-		n++
-	}
-	return origin.Add(n * step)
+	return grid.Grid{Origin: origin, Every: step}.AtOrAfter(after.Add(tick))
 }
 
 // processCPU is the user and system CPU time this process used so far.
