@@ -4,7 +4,9 @@ package explorer_test
 // the local stack's OpenSearch 2 and Elasticsearch 8 alike, each holding
 // the same fixture and its rollups, through the Backend the explorer
 // would use in production (NewOpenSearch, NewElasticsearch). A backend
-// whose service is not running is skipped, as testenv.Require does.
+// whose service is not running fails its subtests with testenv.Require's
+// message naming the command that starts it: a run that silently skipped
+// Elasticsearch would look like a pass.
 
 import (
 	"context"
