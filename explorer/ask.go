@@ -130,6 +130,14 @@ func (s *Server) run(ctx context.Context, a ask) (node, error) {
 	if _, ok := body["track_total_hits"]; !ok {
 		body["track_total_hits"] = false
 	}
+	if c != nil && s.rollups != nil && len(p.keys) == 0 && len(p.raw) == 0 {
+		// Nothing to read: every span is before the first event or on
+		// days without any. The same aggregations over no documents,
+		// from the rollup indices' few shards rather than every events
+		// index's.
+		body["query"] = matchNone()
+		return s.store.search(ctx, s.rollups.dataPattern(), body)
+	}
 	events := append(append(a.scope.events(), a.filters...), spansQuery(p.raw))
 	if len(p.keys) == 0 {
 		body["query"] = boolFilter(events...)

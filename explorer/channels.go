@@ -49,7 +49,7 @@ func domainQuery(list []string) obj {
 		}
 	}
 	if len(should) == 0 {
-		return obj{"match_none": obj{}}
+		return matchNone()
 	}
 	return obj{"bool": obj{"should": should, "minimum_should_match": 1}}
 }

@@ -100,12 +100,28 @@ func TestPlanReadsAChangedDayFromItsEvents(t *testing.T) {
 func TestPlanEdges(t *testing.T) {
 	c := cubeCore
 	s := fakeSnapshot(10, 19, allBlocks(c, 10, 19, 0)...)
-	// Beyond the days with events (today's, or a new index not yet seen):
-	// events; open ends stay open.
+	// After the days with events (today's, or a new index not yet seen):
+	// events. Before the first day with events there is nothing to read:
+	// neither blocks nor events.
 	p := s.plan(c, []span{{to: dayTime(25)}}, true, false)
-	if len(p.keys) != 10 || len(p.raw) != 2 || !p.raw[0].from.IsZero() || !p.raw[0].to.Equal(dayTime(10)) ||
-		!p.raw[1].from.Equal(dayTime(20)) || !p.raw[1].to.Equal(dayTime(25)) {
+	if len(p.keys) != 10 || len(p.raw) != 1 || !p.raw[0].from.Equal(dayTime(20)) || !p.raw[0].to.Equal(dayTime(25)) {
 		t.Fatalf("open span: %v, %v", keysOf(p), p.raw)
+	}
+	if p := s.plan(c, []span{{from: dayTime(15)}}, true, false); len(p.keys) != 5 || len(p.raw) != 1 || !p.raw[0].from.Equal(dayTime(20)) || !p.raw[0].to.IsZero() {
+		t.Fatalf("span open at its end: %v, %v", keysOf(p), p.raw)
+	}
+	for _, sp := range []span{daySpan(2, 9), daySpan(2, 10), {to: dayTime(10)}} {
+		if p := s.plan(c, []span{sp}, false, false); len(p.keys) != 0 || len(p.raw) != 0 {
+			t.Fatalf("span %v before every event: %v, %v; want nothing", sp, keysOf(p), p.raw)
+		}
+	}
+	if p := s.plan(c, []span{daySpan(5, 12)}, true, false); len(p.keys) != 2 || len(p.raw) != 0 {
+		t.Fatalf("span starting before the first event: %v, %v", keysOf(p), p.raw)
+	}
+	// A snapshot that knows no events at all: events everywhere (its
+	// first day is after its last).
+	if p := (&snapshot{known: true, first: 1, last: 0}).plan(c, []span{daySpan(2, 9)}, false, false); len(p.keys) != 0 || len(p.raw) != 1 {
+		t.Fatalf("no events known: %v, %v", keysOf(p), p.raw)
 	}
 	// A span that is not whole days, and an unknown snapshot: events.
 	odd := span{dayTime(12).Add(time.Hour), dayTime(14)}
@@ -119,6 +135,14 @@ func TestPlanEdges(t *testing.T) {
 	delete(s.days, 15)
 	if p := s.plan(c, []span{daySpan(14, 17)}, true, false); len(p.keys) != 2 || len(p.raw) != 0 {
 		t.Fatalf("gap: %v, %v", keysOf(p), p.raw)
+	}
+	if p := s.plan(c, []span{daySpan(15, 16)}, true, false); len(p.keys) != 0 || len(p.raw) != 0 {
+		t.Fatalf("a span inside the gap: %v, %v", keysOf(p), p.raw)
+	}
+	// ...and such a plan must match no events, not all of them (a bool
+	// query without clauses matches everything).
+	if q := string(mustJSON(spansQuery(nil))); q != `{"match_none":{}}` {
+		t.Fatalf("the query of no spans is %s", q)
 	}
 	// Two spans (a period and its comparison) that touch are one range of events.
 	if m := mergeSpans([]span{daySpan(1, 3), daySpan(3, 5), daySpan(7, 8)}); len(m) != 2 || !m[0].to.Equal(dayTime(5)) {

@@ -76,7 +76,12 @@ func (sp span) query() obj {
 	return obj{"range": obj{"event_time": r}}
 }
 
+// spansQuery matches events in any of spans. No spans match nothing (a
+// bool query without clauses would match every document).
 func spansQuery(spans []span) obj {
+	if len(spans) == 0 {
+		return matchNone()
+	}
 	qs := make([]obj, len(spans))
 	for i, sp := range spans {
 		qs[i] = sp.query()
@@ -186,7 +191,17 @@ type plan struct {
 // plan covers spans with the largest current blocks of c (day blocks only
 // when the answer is per day), and events for the rest: days without a
 // current block (today, a day changed since its block was built, a day
-// not yet built) and anything outside the days the snapshot knows.
+// not yet built) and anything after the days the snapshot knows.
+//
+// Before the first day with events (a comparison period older than the
+// data, "everything before the period") there is nothing to read, so
+// nothing is asked: the events' pattern would send the search to every
+// events index, whose shards each parse the query and answer empty
+// aggregations (at 90 daily indices, two thirds of the highlights' search
+// of sites seen before the period). An index holding older events that
+// appears after the snapshot was read is seen with the next one, after
+// at most Config.RollupCheck, as a late event on a rolled-up day is. A
+// snapshot that knows no events at all reads events everywhere.
 func (s *snapshot) plan(c *cube, spans []span, perDay, hourly bool) plan {
 	var p plan
 	if s == nil || !s.known || c == nil || (hourly && !c.hourly) {
@@ -213,13 +228,17 @@ func (s *snapshot) plan(c *cube, spans []span, perDay, hourly bool) plan {
 				continue
 			}
 		}
+		if s.first > s.last {
+			p.raw = append(p.raw, sp) // no events known
+			continue
+		}
 		lo, hi := max(a, s.first), min(b, s.last+1)
+		if b <= s.first {
+			continue // before every event
+		}
 		if lo >= hi {
 			p.raw = append(p.raw, sp)
 			continue
-		}
-		if a < lo {
-			p.raw = append(p.raw, span{from: sp.from, to: dayTime(lo)})
 		}
 		for d := lo; d < hi; {
 			k := 0

@@ -253,6 +253,10 @@ func terms(field string, v []string) obj { return obj{"terms": obj{field: v}} }
 func timeRange(from, to time.Time) obj {
 	return obj{"range": obj{"event_time": obj{"gte": from.Format(time.RFC3339), "lt": to.Format(time.RFC3339)}}}
 }
+
+// matchNone matches no document.
+func matchNone() obj { return obj{"match_none": obj{}} }
+
 func boolFilter(filters ...obj) obj { return obj{"bool": obj{"filter": filters}} }
 func not(f obj) obj                 { return obj{"bool": obj{"must_not": []obj{f}}} }
 func filterAgg(f obj, sub obj) obj {
