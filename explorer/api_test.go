@@ -144,8 +144,8 @@ func testTopAssetsWeekOverWeek(t *testing.T, c *cluster) {
 		if owner[a.AssetID] != tenantA {
 			t.Errorf("asset %s belongs to %s", a.AssetID, owner[a.AssetID])
 		}
-		if a.Title == "" && a.AssetID != "" && !unknownAsset(a.AssetID) {
-			t.Errorf("asset %s has no title", a.AssetID)
+		if w := catalogOf(a.AssetID); a.Title != w.Title || a.Type != w.Type || a.Collection != w.Collection {
+			t.Errorf("asset %s is %q (%s, %q), want %+v as its events say", a.AssetID, a.Title, a.Type, a.Collection, w)
 		}
 	}
 	var dropped []string
@@ -159,19 +159,22 @@ func testTopAssetsWeekOverWeek(t *testing.T, c *cluster) {
 	}
 	for i, a := range got.Dropped {
 		c := cur.assets[a.AssetID]
-		if a.AssetID != dropped[i] || a.Total != c[0]+c[1] || a.PrevRank != prevRank[a.AssetID] {
-			t.Errorf("dropped %d: %+v, want %s with %d uses now", i, a, dropped[i], c[0]+c[1])
+		if a.AssetID != dropped[i] || a.Total != c[0]+c[1] || a.PrevRank != prevRank[a.AssetID] || a.Title != catalogOf(a.AssetID).Title {
+			t.Errorf("dropped %d: %+v, want %s (%q) with %d uses now", i, a, dropped[i], catalogOf(dropped[i]).Title, c[0]+c[1])
 		}
 	}
 }
 
-func unknownAsset(id string) bool {
+// catalogOf is the catalog entry the fixture's events carry for asset id
+// (empty for an asset the catalog does not know); it is the same in every
+// event of the asset.
+func catalogOf(id string) event.Asset {
 	for _, e := range fixture {
 		if e.AssetID == id {
-			return e.Asset.Title == ""
+			return e.Asset
 		}
 	}
-	return true
+	return event.Asset{}
 }
 
 func indexOf(xs []string, x string) (int, bool) {
@@ -389,7 +392,7 @@ func testAssetPageAndHighlights(t *testing.T, c *cluster) {
 			up = &h.Highlights[i]
 		}
 	}
-	if up == nil || up.Change == nil && up.Prev != 0 || up.Cur < h.MinCount || up.Site == "" {
+	if up == nil || up.Change == nil && up.Prev != 0 || up.Cur < h.MinCount || up.Site == "" || up.Title != catalogOf(up.AssetID).Title || up.Type != catalogOf(up.AssetID).Type {
 		t.Fatalf("no rising asset with its main site in %+v", h.Highlights)
 	}
 	cur, prev := count("", half, now.Truncate(24*time.Hour), false), count("", start, half, false)

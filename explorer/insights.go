@@ -178,23 +178,29 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 				return err
 			}
 			movers = s.assetMovers(cur, prev)
-			// Risers show where most of their uses came from: counted
-			// now for those whose figures came without it, a few assets
-			// at most.
-			var ids []string
+			// The movers' titles, and where most of the risers' uses
+			// came from: counted now for those whose figures came
+			// without it, a few assets at most.
+			var ids, shown []string
 			for _, h := range movers {
+				shown = append(shown, h.AssetID)
 				if h.Kind == "asset_up" && cur[h.AssetID].siteUnasked {
 					ids = append(ids, h.AssetID)
 				}
 			}
-			sites, err := s.mainSites(ctx, q, sc, ids)
-			if err != nil {
+			var sites map[string]string
+			var titles map[string]node
+			g, ctx := errgroup.WithContext(ctx)
+			g.Go(func() (err error) { sites, err = s.mainSites(ctx, q, sc, ids); return err })
+			g.Go(func() (err error) { titles, err = s.assetTitles(ctx, q, sc, shown); return err })
+			if err := g.Wait(); err != nil {
 				return err
 			}
 			for i, h := range movers {
 				if site, ok := sites[h.AssetID]; ok && h.Kind == "asset_up" {
 					movers[i].Site = site
 				}
+				movers[i].Title, movers[i].Type = titles[h.AssetID].path("asset.title"), titles[h.AssetID].path("asset.type")
 			}
 			return nil
 		})
@@ -311,11 +317,7 @@ func (s *Server) assetMovers(cur, prev map[string]assetFig) []Highlight {
 		if max(now, before) < s.cfg.HighlightMinCount {
 			continue
 		}
-		meta := c.meta
-		if meta == nil {
-			meta = b.meta
-		}
-		h := Highlight{AssetID: id, Cur: now, Prev: before, Change: pct(now, before), Title: meta.path("asset.title"), Type: meta.path("asset.type")}
+		h := Highlight{AssetID: id, Cur: now, Prev: before, Change: pct(now, before)}
 		switch {
 		case now > before && (h.Change == nil || *h.Change >= s.cfg.HighlightMinChange):
 			h.Kind, h.Site = "asset_up", c.site

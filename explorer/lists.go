@@ -193,7 +193,6 @@ type TopAssets struct {
 
 type assetFig struct {
 	views, downloads int64
-	meta             node
 	site             string // where most uses came from (when asked)
 	// siteUnasked: the main site was asked but not counted (see
 	// topAssetsAtOnce); mainSites counts it.
@@ -201,7 +200,7 @@ type assetFig struct {
 }
 
 func figures(b node) assetFig {
-	f := assetFig{views: b.sub("views").count(), downloads: b.sub("downloads").count(), meta: b.sub("meta").source()}
+	f := assetFig{views: b.sub("views").count(), downloads: b.sub("downloads").count()}
 	f.site = mainSite(b, f.views+f.downloads)
 	return f
 }
@@ -220,7 +219,7 @@ func mainSite(b node, uses int64) string {
 // figures; withSite adds its main site, which only the assets-by-site
 // cube can tell.
 func figureAggs(withSite bool) obj {
-	sub := obj{"views": filterAgg(term("event_type", "view"), nil), "downloads": filterAgg(term("event_type", "download"), nil), "meta": assetMeta()}
+	sub := obj{"views": filterAgg(term("event_type", "view"), nil), "downloads": filterAgg(term("event_type", "download"), nil)}
 	if withSite {
 		sub["site"] = siteAgg()
 	}
@@ -466,12 +465,22 @@ func (s *Server) handleAssets(w http.ResponseWriter, r *http.Request, p Principa
 	for i, id := range prevIDs {
 		prevRank[id] = i + 1
 	}
+	shown := append([]string{}, curIDs...)
+	if cmp {
+		for _, id := range prevIDs {
+			if _, ok := indexOf(curIDs, id); !ok {
+				shown = append(shown, id)
+			}
+		}
+	}
+	titles, err := s.assetTitles(r.Context(), q, sc, shown)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	row := func(id string, rank int) AssetRow {
 		c, b := cur[id], prev[id]
-		meta := c.meta
-		if meta == nil {
-			meta = b.meta
-		}
+		meta := titles[id]
 		a := AssetRow{AssetID: id, Title: meta.path("asset.title"), Type: meta.path("asset.type"), Collection: meta.path("asset.collection"),
 			Views: c.views, Downloads: c.downloads, Total: c.views + c.downloads, Rank: rank}
 		if cmp {
@@ -486,12 +495,8 @@ func (s *Server) handleAssets(w http.ResponseWriter, r *http.Request, p Principa
 	for i, id := range curIDs {
 		out.Assets = append(out.Assets, row(id, i+1))
 	}
-	if cmp {
-		for _, id := range prevIDs {
-			if _, ok := indexOf(curIDs, id); !ok {
-				out.Dropped = append(out.Dropped, row(id, 0))
-			}
-		}
+	for _, id := range shown[len(curIDs):] {
+		out.Dropped = append(out.Dropped, row(id, 0))
 	}
 	s.respond(w, r, q, out, map[string]table{"assets": assetTable(out)})
 }

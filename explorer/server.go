@@ -180,6 +180,8 @@ type Server struct {
 	// off always counts them apart, as before (for tests).
 	atOnce, atOnceFellBack atomic.Int64
 	figuresAtOnce          bool
+
+	titles titleCache // the shown assets' catalog fields (titles.go)
 }
 
 // New returns the explorer's handler. users is the access list; log may
