@@ -79,3 +79,15 @@ func SetSourcesSites(n int) (restore func()) {
 	sourcesSites = n
 	return func() { sourcesSites = old }
 }
+
+// SetBeforeSize makes the highlights ask n earlier assets of each site,
+// however many candidates there are; it returns the undo.
+func SetBeforeSize(n int) func() {
+	old := beforeSize
+	beforeSize = func(int) int { return n }
+	return func() { beforeSize = old }
+}
+
+// BeforeFellBack counts the highlights' searches of earlier uses asked
+// again restricted to the candidates.
+func (s *Server) BeforeFellBack() int64 { return s.beforeFellBack.Load() }

@@ -1,14 +1,15 @@
 package explorer
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-
-	"golang.org/x/sync/errgroup"
 	"math"
 	"net/http"
 	"sort"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Embed is a page that referred uses of one asset: where it is embedded or
@@ -226,8 +227,7 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 		if sites, err = decodeSiteAssets(res); err != nil {
 			return err
 		}
-		// ...and which of them were seen before it. Restricted to the
-		// candidates, the counts are exact.
+		// ...and which of them were seen before it.
 		// (A set, not union: up to 300 sites of 200 assets each, and
 		// union copies the list for every one.)
 		var doms, ids []string
@@ -244,16 +244,7 @@ func (s *Server) handleHighlights(w http.ResponseWriter, r *http.Request, p Prin
 		if len(doms) == 0 {
 			return nil
 		}
-		sub := obj{}
-		if len(ids) > 0 {
-			sub["assets"] = obj{"terms": obj{"field": "asset_id", "size": len(ids), "include": ids}}
-		}
-		res, err = s.run(ctx, ask{cube: cubeAssetSites, spans: []span{{to: q.From}}, scope: sc, filters: []obj{uses, terms("referring_domain", doms)},
-			body: obj{"size": 0, "aggs": obj{"sites": obj{"terms": obj{"field": "referring_domain", "size": len(doms), "include": doms}, "aggs": sub}}}})
-		if err != nil {
-			return err
-		}
-		before, err = decodeSiteAssets(res)
+		before, err = s.seenBefore(ctx, q, sc, doms, ids)
 		return err
 	})
 	if err := g.Wait(); err != nil {
@@ -355,6 +346,45 @@ func (s *Server) countryMovers(res node) []Highlight {
 	return hs[:min(2, len(hs))]
 }
 
+// beforeSize is how many earlier assets seenBefore asks of each site,
+// given the number of candidates (a hook for tests).
+var beforeSize = func(candidates int) int { return max(candidates, 200) }
+
+// seenBefore returns which of the sites doms, and which of the assets ids
+// on each of them, had uses before q's period. Each site lists the assets
+// used from it before, up to beforeSize (the candidates' number, and at
+// least 200), without an include list of the candidates: at thousands of
+// them (an admin's view of all customers) that list cost as much again as
+// the rest of the search. A site whose list left assets out (its
+// sum_other_doc_count is not 0) may have left out a candidate, so the
+// search is then asked again restricted to the candidates, where every
+// bucket is exact.
+func (s *Server) seenBefore(ctx context.Context, q Query, sc scopeSpec, doms, ids []string) (siteAssets, error) {
+	search := func(assets obj) (siteAssets, error) {
+		sub := obj{}
+		if len(ids) > 0 {
+			sub["assets"] = assets
+		}
+		res, err := s.run(ctx, ask{cube: cubeAssetSites, spans: []span{{to: q.From}}, scope: sc, filters: []obj{uses, terms("referring_domain", doms)},
+			body: obj{"size": 0, "aggs": obj{"sites": obj{"terms": obj{"field": "referring_domain", "size": len(doms), "include": doms}, "aggs": sub}}}})
+		if err != nil {
+			return siteAssets{}, err
+		}
+		return decodeSiteAssets(res)
+	}
+	out, err := search(obj{"terms": obj{"field": "asset_id", "size": beforeSize(len(ids))}})
+	if err != nil {
+		return out, err
+	}
+	for _, b := range out.Sites.Buckets {
+		if b.Assets.Other > 0 {
+			s.beforeFellBack.Add(1)
+			return search(obj{"terms": obj{"field": "asset_id", "size": len(ids), "include": ids}})
+		}
+	}
+	return out, nil
+}
+
 // siteAssets is the answer of the highlights' searches of sites and the
 // assets used from each, decoded at once: up to 300 sites of 200 assets,
 // which node's lazy decoding would decode again at every look.
@@ -364,6 +394,7 @@ type siteAssets struct {
 			Key      string `json:"key"`
 			DocCount int64  `json:"doc_count"`
 			Assets   struct {
+				Other   int64 `json:"sum_other_doc_count"`
 				Buckets []struct {
 					Key string `json:"key"`
 				} `json:"buckets"`

@@ -182,6 +182,10 @@ type Server struct {
 	figuresAtOnce          bool
 
 	titles titleCache // the shown assets' catalog fields (titles.go)
+
+	// beforeFellBack counts the highlights' searches of earlier uses
+	// asked again restricted to the candidates (see seenBefore).
+	beforeFellBack atomic.Int64
 }
 
 // New returns the explorer's handler. users is the access list; log may

@@ -3,6 +3,10 @@
 // is drawn (body[data-ready]), p50 and p95. Used by scripts/bench-explorer.sh:
 //
 //   node pageready.mjs URL TOKEN ROUNDS [QUERY...]
+//
+// With PAGEREADY_CLEAR set to a cluster's cache-clearing URL (e.g.
+// http://127.0.0.1:9200/_cache/clear?request=true), it is POSTed before
+// each load, so every load is cold for the cluster's request cache.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,6 +28,10 @@ try {
   await page.waitForFunction(() => document.body.getAttribute('data-ready'), null, { timeout: 120000 });
   for (let i = 0; i < rounds; i++) {
     const q = qs[i % qs.length];
+    if (process.env.PAGEREADY_CLEAR) {
+      const r = await fetch(process.env.PAGEREADY_CLEAR, { method: 'POST' });
+      if (!r.ok) throw new Error(`clearing the cache: ${r.status}`);
+    }
     const t0 = Date.now();
     await page.goto(base + '/?' + q);
     await page.waitForFunction(() => document.body.getAttribute('data-ready') && !document.querySelector('.state.error'), null, { timeout: 120000 });
