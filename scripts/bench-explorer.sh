@@ -2,10 +2,11 @@
 # make bench-explorer: the explorer's page-view time and p50/p95 per API
 # call, on the demo's data (run `make demo` first) and on generated
 # documents (EXPLORER_DOCS, default 10 million, in
-# leasehold-bench-explorer-*; about 3 GB of disk and, on a 2-core machine
-# with a 512 MB OpenSearch heap, the better part of an hour to generate),
-# then page-ready in headless chromium. Prints Markdown for
-# docs/BENCHMARKS.md.
+# leasehold-bench-explorer-*; about 4.5 GB of disk with the rollups and,
+# on a quiet 2-core machine with a 512 MB OpenSearch heap, about 4 minutes
+# to generate and 20 to roll up), then page-ready in headless chromium,
+# with the cluster's request cache kept and cleared before each load.
+# Prints Markdown for docs/BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 go build -o bin/leasehold ./cmd/leasehold
@@ -41,6 +42,7 @@ for index in 'leasehold-demo-*' 'leasehold-bench-explorer-*'; do
   done
   echo
   echo "$index: $(cd explorer/browsertest && node pageready.mjs "${url%/}" "$token" "${EXPLORER_PAGE_ROUNDS:-12}")"
+  echo "$index, cold: $(cd explorer/browsertest && PAGEREADY_CLEAR="$os/_cache/clear?request=true" node pageready.mjs "${url%/}" "$token" "${EXPLORER_PAGE_ROUNDS:-12}")"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 done
 rm -rf "$tmp"
