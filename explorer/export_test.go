@@ -91,3 +91,16 @@ func SetBeforeSize(n int) func() {
 // BeforeFellBack counts the highlights' searches of earlier uses asked
 // again restricted to the candidates.
 func (s *Server) BeforeFellBack() int64 { return s.beforeFellBack.Load() }
+
+// SetListShardSize makes the lists' terms aggregations that set a
+// shard_size ask n (OpenSearch raises it to the list's size); it returns
+// the undo.
+func SetListShardSize(n int) func() {
+	old := listShardSize
+	listShardSize = func(int) int { return n }
+	return func() { listShardSize = old }
+}
+
+// ListRecounts counts the listed current figures counted again because
+// their bucket may have missed a shard.
+func (s *Server) ListRecounts() int64 { return s.listRecounts.Load() }

@@ -3,7 +3,9 @@ package explorer
 import (
 	"context"
 	"net/http"
+	"sort"
 	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
@@ -16,13 +18,19 @@ type Count struct {
 	Channel string   `json:"channel,omitempty"` // for referring sites
 	Cur     float64  `json:"cur"`
 	Prev    *float64 `json:"prev,omitempty"`
+	// inexact: Cur came from a bucket that a shard may have left out of
+	// its top list (doc_count_error_upper_bound above 0); complete
+	// counts it.
+	inexact bool
 }
 
 // counts merges a terms aggregation of the current period with the same
 // of the previous one, in the current order; prev is nil without a
 // comparison. Keys only in the previous top are left out. A key that is
 // not in the previous list gets 0 there, which is its figure only when
-// that list holds every key: completePrev counts the others.
+// that list holds every key, and a key in either list has its bucket's
+// count, which is its figure only when the bucket's error bound is 0
+// (termsAgg asks for it): complete counts the others.
 func counts(q Query, cur, prev node, label func(node) string) []Count {
 	before := map[string]float64{}
 	for _, b := range prev.buckets() {
@@ -31,7 +39,7 @@ func counts(q Query, cur, prev node, label func(node) string) []Count {
 	_, _, cmp := q.Previous()
 	out := []Count{}
 	for _, b := range cur.buckets() {
-		c := Count{Key: b.key(), Cur: float64(b.count())}
+		c := Count{Key: b.key(), Cur: float64(b.count()), inexact: b.num("doc_count_error_upper_bound") > 0}
 		if label != nil {
 			c.Label = label(b)
 		}
@@ -53,7 +61,7 @@ func rankedCounts(q Query, cur, prev []ranked) []Count {
 	_, _, cmp := q.Previous()
 	out := []Count{}
 	for _, r := range cur {
-		c := Count{Key: r.key, Cur: float64(r.count)}
+		c := Count{Key: r.key, Cur: float64(r.count), inexact: r.inexact}
 		if cmp {
 			v := before[c.Key]
 			c.Prev = &v
@@ -63,98 +71,145 @@ func rankedCounts(q Query, cur, prev []ranked) []Count {
 	return out
 }
 
-// prevGap is a list whose rows' previous figures were taken from the
-// previous period's top list: rows whose key is not in that list got 0,
-// which is right only when the list holds every key with events.
-type prevGap struct {
+// listGap is a list whose rows' figures were taken from the periods' top
+// lists: rows whose key is not in the previous list got 0 there, which
+// is right only when the list holds every key with events, and a row's
+// bucket may have missed a shard (Count.inexact; known says which
+// previous figures the list vouches for).
+type listGap struct {
 	field string  // the list's key
-	rows  []Count // the rows shown (the answer's own slice: completePrev sets their Prev)
+	rows  []Count // the rows shown (the answer's own slice: complete sets the figures it counts)
 	known func(key string) bool
 }
 
 // inTerms says which keys a terms aggregation's answer gives the figure
-// of: those in its buckets, and every other when it left none out
-// (sum_other_doc_count 0: a key not in it has no events).
+// of: those in its buckets that no shard may have left out (error bound
+// 0), and every other when it left none out (sum_other_doc_count 0: a
+// key not in it has no events).
 func inTerms(n node) func(string) bool {
-	have := map[string]bool{}
+	exact := map[string]bool{}
 	for _, b := range n.buckets() {
-		have[b.key()] = true
+		exact[b.key()] = b.num("doc_count_error_upper_bound") == 0
 	}
 	all := n.num("sum_other_doc_count") == 0
-	return func(k string) bool { return all || have[k] }
+	return func(k string) bool {
+		if e, ok := exact[k]; ok {
+			return e
+		}
+		return all
+	}
 }
 
 // inRanking is inTerms for a ranking of n keys: fewer than n keys came
 // back only when there were no more.
 func inRanking(list []ranked, n int) func(string) bool {
-	have := map[string]bool{}
+	exact := map[string]bool{}
 	for _, r := range list {
-		have[r.key] = true
+		exact[r.key] = !r.inexact
 	}
-	return func(k string) bool { return len(list) < n || have[k] }
+	return func(k string) bool {
+		if e, ok := exact[k]; ok {
+			return e
+		}
+		return len(list) < n
+	}
 }
 
-// completePrev gives the rows of gaps that the previous period's top list
-// left out their previous figure: one search of a's scope, cube and
-// filters over the previous period, restricted to exactly those keys (so
-// that no shard leaves one out), and none when every row is known —
-// the usual case, as the previous lists hold most keys of the current
-// ones. Without a comparison it does nothing.
-func (s *Server) completePrev(ctx context.Context, q Query, a ask, gaps ...prevGap) error {
+// complete counts exactly the figures of the rows of gaps that their
+// top lists cannot vouch for: a previous figure whose key the previous
+// list left out or may have undercounted, and a current figure whose
+// bucket may have missed a shard. One search of a's scope, cube and
+// filters, restricted to exactly those keys (so that no shard leaves one
+// out), and none when every figure is known — the usual case, as the
+// previous lists hold most keys of the current ones and small lists are
+// complete on every shard. A list whose current figures changed is put
+// in their order again.
+func (s *Server) complete(ctx context.Context, q Query, a ask, gaps ...listGap) error {
 	pf, pt, cmp := q.Previous()
-	if !cmp {
-		return nil
+	periods := []struct {
+		name     string
+		from, to time.Time
+		unknown  func(g listGap, r Count) bool
+	}{
+		{"c", q.From, q.To, func(_ listGap, r Count) bool { return r.inexact }},
+		{"p", pf, pt, func(g listGap, r Count) bool { return cmp && !g.known(r.Key) }},
 	}
 	aggs := obj{}
 	var keyFilters []obj
-	missing := map[string][]string{}
-	for i, g := range gaps {
-		var keys []string
-		for _, r := range g.rows {
-			if !g.known(r.Key) {
-				keys = append(keys, r.Key)
+	var spans []span
+	asked := map[string]bool{}
+	for _, p := range periods {
+		var periodFilters []obj
+		for i, g := range gaps {
+			var keys []string
+			for _, r := range g.rows {
+				if p.unknown(g, r) {
+					keys = append(keys, r.Key)
+				}
 			}
+			if len(keys) == 0 {
+				continue
+			}
+			name := p.name + strconv.Itoa(i)
+			asked[name] = true
+			aggs[name] = filterAgg(boolFilter(timeRange(p.from, p.to), terms(g.field, keys)),
+				obj{"k": obj{"terms": obj{"field": g.field, "size": len(keys), "include": keys}}})
+			periodFilters = append(periodFilters, terms(g.field, keys))
 		}
-		if len(keys) == 0 {
-			continue
+		if len(periodFilters) > 0 {
+			spans = append(spans, span{p.from, p.to})
+			keyFilters = append(keyFilters, periodFilters...)
 		}
-		name := "l" + strconv.Itoa(i)
-		missing[name] = keys
-		aggs[name] = filterAgg(terms(g.field, keys), obj{"k": obj{"terms": obj{"field": g.field, "size": len(keys), "include": keys}}})
-		keyFilters = append(keyFilters, terms(g.field, keys))
 	}
 	if len(aggs) == 0 {
 		return nil
 	}
 	// Only the documents of those keys are read.
 	a.filters = append(append([]obj{}, a.filters...), obj{"bool": obj{"should": keyFilters, "minimum_should_match": 1}})
-	a.spans = []span{{pf, pt}}
+	a.spans = spans
 	a.body = obj{"size": 0, "aggs": aggs}
 	res, err := s.run(ctx, a)
 	if err != nil {
 		return err
 	}
-	for i, g := range gaps {
-		name := "l" + strconv.Itoa(i)
-		if missing[name] == nil {
-			continue
-		}
-		got := map[string]float64{}
-		for _, b := range res.agg(name).sub("k").buckets() {
-			got[b.key()] = float64(b.count())
-		}
-		for j := range g.rows {
-			if !g.known(g.rows[j].Key) {
-				v := got[g.rows[j].Key]
-				g.rows[j].Prev = &v
+	for _, p := range periods {
+		for i, g := range gaps {
+			name := p.name + strconv.Itoa(i)
+			if !asked[name] {
+				continue
 			}
+			got := map[string]float64{}
+			for _, b := range res.agg(name).sub("k").buckets() {
+				got[b.key()] = float64(b.count())
+			}
+			for j := range g.rows {
+				r := &g.rows[j]
+				if !p.unknown(g, *r) {
+					continue
+				}
+				v := got[r.Key]
+				if p.name == "p" {
+					r.Prev = &v
+					continue
+				}
+				r.Cur, r.inexact = v, false
+				s.listRecounts.Add(1)
+			}
+		}
+	}
+	for i, g := range gaps {
+		if asked["c"+strconv.Itoa(i)] {
+			sort.SliceStable(g.rows, func(x, y int) bool { return g.rows[x].Cur > g.rows[y].Cur })
 		}
 	}
 	return nil
 }
 
+// termsAgg is a terms aggregation that says, for each bucket, by how much
+// a shard that left the key out of its top list may have undercounted it
+// (see counts).
 func termsAgg(field string, size int, sub obj) obj {
-	a := obj{"terms": obj{"field": field, "size": size}}
+	a := obj{"terms": obj{"field": field, "size": size, "show_term_doc_count_error": true}}
 	if sub != nil {
 		a["aggs"] = sub
 	}
@@ -633,12 +688,12 @@ func (s *Server) handleSources(w http.ResponseWriter, r *http.Request, p Princip
 	// then, counted (two cubes, so two searches, side by side).
 	g, ctx = errgroup.WithContext(r.Context())
 	g.Go(func() error {
-		return s.completePrev(ctx, q, ask{cube: cubeSites, scope: sc, filters: []obj{uses}},
-			prevGap{field: "referring_domain", rows: out.Sites, known: inTerms(prev.sub("sites"))})
+		return s.complete(ctx, q, ask{cube: cubeSites, scope: sc, filters: []obj{uses}},
+			listGap{field: "referring_domain", rows: out.Sites, known: inTerms(prev.sub("sites"))})
 	})
 	g.Go(func() error {
-		return s.completePrev(ctx, q, ask{cube: cubeReferrers, scope: sc, filters: []obj{uses}},
-			prevGap{field: "referrer", rows: out.Pages, known: inRanking(prevPages, q.Limit)})
+		return s.complete(ctx, q, ask{cube: cubeReferrers, scope: sc, filters: []obj{uses}},
+			listGap{field: "referrer", rows: out.Pages, known: inRanking(prevPages, q.Limit)})
 	})
 	if err := g.Wait(); err != nil {
 		s.fail(w, r, err)
@@ -663,8 +718,9 @@ type Places struct {
 func (s *Server) handlePlaces(w http.ResponseWriter, r *http.Request, p Principal, q Query) {
 	sub := obj{
 		"countries": termsAgg("geo.country_iso", 250, obj{"name": termsAgg("geo.country", 1, nil)}),
-		"cities":    obj{"terms": obj{"field": "geo.city", "size": max(q.Limit, 50), "shard_size": 2000}, "aggs": obj{"cc": termsAgg("geo.country_iso", 1, nil)}},
-		"unknown":   obj{"missing": obj{"field": "geo.country_iso"}},
+		"cities": obj{"terms": obj{"field": "geo.city", "size": max(q.Limit, 50), "shard_size": listShardSize(2000), "show_term_doc_count_error": true},
+			"aggs": obj{"cc": termsAgg("geo.country_iso", 1, nil)}},
+		"unknown": obj{"missing": obj{"field": "geo.country_iso"}},
 	}
 	a := ask{cube: cubePlaces, spans: periodSpans(q), scope: scopeOf(p, q, false), filters: []obj{uses},
 		body: obj{"size": 0, "aggs": perPeriod(q, sub)}}
@@ -688,9 +744,9 @@ func (s *Server) handlePlaces(w http.ResponseWriter, r *http.Request, p Principa
 	if len(out.Cities) > q.Limit {
 		out.Cities = out.Cities[:q.Limit]
 	}
-	if err := s.completePrev(r.Context(), q, a,
-		prevGap{field: "geo.country_iso", rows: out.Countries, known: inTerms(prev.sub("countries"))},
-		prevGap{field: "geo.city", rows: out.Cities, known: inTerms(prev.sub("cities"))}); err != nil {
+	if err := s.complete(r.Context(), q, a,
+		listGap{field: "geo.country_iso", rows: out.Countries, known: inTerms(prev.sub("countries"))},
+		listGap{field: "geo.city", rows: out.Cities, known: inTerms(prev.sub("cities"))}); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -770,10 +826,10 @@ func (s *Server) handleTech(w http.ResponseWriter, r *http.Request, p Principal,
 		}),
 		Audience: named([]string{"people", "bots"}, func(n node, k string) float64 { return float64(n.sub(k).count()) }),
 	}
-	if err := s.completePrev(r.Context(), q, ask{cube: cubeTech, scope: scopeOf(p, q, false), filters: []obj{uses}},
-		prevGap{field: "ua.device", rows: out.Devices, known: inTerms(pu.sub("devices"))},
-		prevGap{field: "ua.browser", rows: out.Browsers, known: inTerms(pu.sub("browsers"))},
-		prevGap{field: "ua.os", rows: out.Systems, known: inTerms(pu.sub("systems"))}); err != nil {
+	if err := s.complete(r.Context(), q, ask{cube: cubeTech, scope: scopeOf(p, q, false), filters: []obj{uses}},
+		listGap{field: "ua.device", rows: out.Devices, known: inTerms(pu.sub("devices"))},
+		listGap{field: "ua.browser", rows: out.Browsers, known: inTerms(pu.sub("browsers"))},
+		listGap{field: "ua.os", rows: out.Systems, known: inTerms(pu.sub("systems"))}); err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -186,6 +186,9 @@ type Server struct {
 	// beforeFellBack counts the highlights' searches of earlier uses
 	// asked again restricted to the candidates (see seenBefore).
 	beforeFellBack atomic.Int64
+	// listRecounts counts listed current figures counted again because
+	// their bucket may have missed a shard (see complete).
+	listRecounts atomic.Int64
 }
 
 // New returns the explorer's handler. users is the access list; log may

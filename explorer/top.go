@@ -42,7 +42,16 @@ var topGain int64 = 3
 type ranked struct {
 	key   string
 	count int64
+	// inexact: a shard may have left the key out of its top list, so
+	// count may be short of its events (doc_count_error_upper_bound
+	// above 0).
+	inexact bool
 }
+
+// listShardSize is the shard_size of the lists' terms aggregations that
+// set one, given the one they want (a hook for tests: the smaller, the
+// likelier a shard leaves a listed key out).
+var listShardSize = func(want int) int { return want }
 
 // rank returns, for each period of q (the comparison's empty without
 // one), the n keys of field with the most events of a, with their counts.
@@ -67,7 +76,7 @@ func (s *Server) rank(ctx context.Context, q Query, a ask, field string, n, shar
 		s.topFellBack.Add(1)
 		s.log.Debug("top cube ranking not conclusive; ranking from the full cube", zap.String("cube", top.name), zap.Int("n", n))
 	}
-	a.body = obj{"size": 0, "aggs": perPeriod(q, obj{"top": obj{"terms": obj{"field": field, "size": n, "shard_size": shardSize}}})}
+	a.body = obj{"size": 0, "aggs": perPeriod(q, obj{"top": obj{"terms": obj{"field": field, "size": n, "shard_size": listShardSize(shardSize), "show_term_doc_count_error": true}}})}
 	res, err := s.run(ctx, a)
 	if err != nil {
 		return nil, nil, err
@@ -75,7 +84,7 @@ func (s *Server) rank(ctx context.Context, q Query, a ask, field string, n, shar
 	list := func(n node) []ranked {
 		var out []ranked
 		for _, b := range n.sub("top").buckets() {
-			out = append(out, ranked{b.key(), b.count()})
+			out = append(out, ranked{key: b.key(), count: b.count(), inexact: b.num("doc_count_error_upper_bound") > 0})
 		}
 		return out
 	}
@@ -159,7 +168,7 @@ func (s *Server) rankFromTop(ctx context.Context, q Query, a ask, top *cube, fie
 		var list []ranked
 		for _, k := range p.keys {
 			if c := exact[name][k]; c > 0 {
-				list = append(list, ranked{k, c})
+				list = append(list, ranked{key: k, count: c})
 			}
 		}
 		sort.Slice(list, func(i, j int) bool {
