@@ -39,7 +39,7 @@ func counts(q Query, cur, prev node, label func(node) string) []Count {
 	_, _, cmp := q.Previous()
 	out := []Count{}
 	for _, b := range cur.buckets() {
-		c := Count{Key: b.key(), Cur: float64(b.count()), inexact: b.num("doc_count_error_upper_bound") > 0}
+		c := Count{Key: b.key(), Cur: float64(b.count()), inexact: !b.exactCount()}
 		if label != nil {
 			c.Label = label(b)
 		}
@@ -83,22 +83,8 @@ type listGap struct {
 }
 
 // inTerms says which keys a terms aggregation's answer gives the figure
-// of: those in its buckets that no shard may have left out (error bound
-// 0), and every other when it left none out (sum_other_doc_count 0: a
-// key not in it has no events).
-func inTerms(n node) func(string) bool {
-	exact := map[string]bool{}
-	for _, b := range n.buckets() {
-		exact[b.key()] = b.num("doc_count_error_upper_bound") == 0
-	}
-	all := n.num("sum_other_doc_count") == 0
-	return func(k string) bool {
-		if e, ok := exact[k]; ok {
-			return e
-		}
-		return all
-	}
-}
+// of (termsAnswer.exact).
+func inTerms(n node) func(string) bool { return exactTerms(n).exact }
 
 // inRanking is inTerms for a ranking of n keys: fewer than n keys came
 // back only when there were no more.
@@ -452,7 +438,7 @@ func exactTerms(n node) termsAnswer {
 // missed no shard, or it has none and nothing was left out.
 func (t termsAnswer) exact(key string) bool {
 	if b, ok := t.bucket[key]; ok {
-		return b.num("doc_count_error_upper_bound") == 0
+		return b.exactCount()
 	}
 	return t.all
 }

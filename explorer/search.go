@@ -184,6 +184,11 @@ func (n node) str(name string) string {
 func (n node) count() int64 { return int64(n.num("doc_count")) }
 
 // value is a metric's value (cardinality, sum, min, max).
+// exactCount reports whether a terms bucket's count is its key's whole
+// count: no shard may have left the key out of its top list (the bucket's
+// doc_count_error_upper_bound, asked with show_term_doc_count_error, is 0).
+func (n node) exactCount() bool { return n.num("doc_count_error_upper_bound") == 0 }
+
 func (n node) value() float64 { return n.num("value") }
 
 // key is a bucket's key as text.

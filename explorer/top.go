@@ -84,7 +84,7 @@ func (s *Server) rank(ctx context.Context, q Query, a ask, field string, n, shar
 	list := func(n node) []ranked {
 		var out []ranked
 		for _, b := range n.sub("top").buckets() {
-			out = append(out, ranked{key: b.key(), count: b.count(), inexact: b.num("doc_count_error_upper_bound") > 0})
+			out = append(out, ranked{key: b.key(), count: b.count(), inexact: !b.exactCount()})
 		}
 		return out
 	}
